@@ -1,0 +1,97 @@
+import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
+import { ParleyError } from '../protocol/errors.js';
+import { newId, type DeviceId, type UserId } from '../protocol/ids.js';
+import type { Store, UserRecord } from '../store/store.js';
+import type { Config } from '../config.js';
+import type { SmsGateway } from './sms-gateway.js';
+import type { TokenSigner } from './tokens.js';
+import { log } from '../log.js';
+
+const PHONE_RE = /^\+[1-9]\d{6,14}$/;
+
+export interface Session { user: UserId; device: DeviceId; token: string; created: boolean }
+
+/**
+ * Accounts by phone number and one-time code. Registering and logging in are one flow: a code goes to the
+ * phone; the right code creates the user if the number is new, and a device with a session token either way.
+ */
+export class Accounts {
+  constructor(
+    private readonly store: Store,
+    private readonly sms: SmsGateway,
+    private readonly tokens: TokenSigner,
+    private readonly secret: Buffer,
+    private readonly cfg: Pick<Config, 'otp' | 'tokenTtlMs' | 'apiKeys'>,
+  ) {}
+
+  checkApiKey(key: string | undefined): void {
+    if (!key || !this.cfg.apiKeys.includes(key)) throw new ParleyError('unauthorized', 'missing or unknown API key');
+  }
+
+  async requestCode(phoneRaw: unknown): Promise<{ ttlMs: number }> {
+    const phone = normalizePhone(phoneRaw);
+    const prior = await this.store.getOtp(phone);
+    if (prior && Date.now() - prior.sentAt < this.cfg.otp.cooldownMs) {
+      throw new ParleyError('rate_limited', `a code was sent less than ${Math.round(this.cfg.otp.cooldownMs / 1000)} s ago`);
+    }
+    const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+    const now = Date.now();
+    await this.store.putOtp(phone, { codeHash: this.hash(phone, code), expiresAt: now + this.cfg.otp.ttlMs, attempts: 0, sentAt: now });
+    try {
+      await this.sms.send(phone, `Your Parley code is ${code}`);
+    } catch (err) {
+      log('warn', 'sms not sent', { error: String(err) });
+      await this.store.deleteOtp(phone);
+      throw new ParleyError('over_capacity', 'the code could not be sent; try again');
+    }
+    return { ttlMs: this.cfg.otp.ttlMs };
+  }
+
+  async verify(phoneRaw: unknown, codeRaw: unknown, deviceInfo: { name?: unknown; platform?: unknown } = {}): Promise<Session> {
+    const phone = normalizePhone(phoneRaw);
+    const code = typeof codeRaw === 'string' ? codeRaw.trim() : '';
+    const otp = await this.store.getOtp(phone);
+    if (!otp) throw new ParleyError('otp_expired', 'no valid code for this number; request a new one');
+    if (otp.attempts >= this.cfg.otp.maxAttempts) throw new ParleyError('otp_locked', 'too many wrong codes; request a new one');
+    const given = Buffer.from(this.hash(phone, code));
+    const ok = given.length === otp.codeHash.length && timingSafeEqual(given, Buffer.from(otp.codeHash));
+    if (!ok) {
+      await this.store.putOtp(phone, { ...otp, attempts: otp.attempts + 1 });
+      throw new ParleyError('otp_invalid', 'wrong code');
+    }
+    await this.store.deleteOtp(phone);
+
+    let user: UserRecord | undefined;
+    const existing = await this.store.userByPhone(phone);
+    if (existing) user = await this.store.getUser(existing);
+    const created = !user;
+    user ??= await this.store.createUser({ id: newId(), phone, name: phone, createdAt: Date.now(), lastSeenPrivacy: 'everyone' });
+    const device = newId(8);
+    await this.store.putDevice({
+      user: user.id, id: device, createdAt: Date.now(), acked: 0,
+      name: clip(deviceInfo.name, 64) ?? 'device', platform: clip(deviceInfo.platform, 32) ?? 'unknown',
+    });
+    return { user: user.id, device, token: this.tokens.sign(user.id, device, this.cfg.tokenTtlMs), created };
+  }
+
+  /** The session behind a token, if the token is authentic and its device still exists. */
+  async authenticate(token: string | undefined): Promise<{ user: UserId; device: DeviceId }> {
+    const claims = token ? this.tokens.verify(token) : undefined;
+    if (!claims) throw new ParleyError('unauthorized', 'missing, invalid or expired token');
+    const device = await this.store.getDevice(claims.u, claims.d);
+    if (!device) throw new ParleyError('unauthorized', 'this device was signed out');
+    return { user: claims.u, device: claims.d };
+  }
+
+  private hash(phone: string, code: string): string {
+    return createHmac('sha256', this.secret).update(`otp:${phone}:${code}`).digest('base64url');
+  }
+}
+
+export function normalizePhone(raw: unknown): string {
+  const phone = typeof raw === 'string' ? raw.replace(/[\s().-]/g, '') : '';
+  if (!PHONE_RE.test(phone)) throw new ParleyError('invalid', 'phone must be in E.164 form, like +14155550123');
+  return phone;
+}
+
+const clip = (v: unknown, max: number): string | undefined => (typeof v === 'string' && v.length ? v.slice(0, max) : undefined);

@@ -1,0 +1,222 @@
+import { ParleyError, errorFrame } from '../protocol/errors.js';
+import { parseConversationId, type ConversationId, type UserId } from '../protocol/ids.js';
+import type { Message, ReceiptStatus } from '../protocol/frames.js';
+import { pack } from '../protocol/codec.js';
+import type { ReceiptCursor } from '../store/store.js';
+import { log } from '../log.js';
+import type { ActorDeps } from './deps.js';
+import type { ConvDelivered, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvSend, ConvTyping } from './messages.js';
+import type { Entity, EntityKind } from './region.js';
+import { RecentWindow } from './recent-window.js';
+import { allWatermark } from './receipts.js';
+
+const DEDUPE_MEMORY = 10_000;
+const HISTORY_DEFAULT = 50;
+const CONTENT_KINDS = new Set(['text', 'image', 'video', 'location']);
+
+/**
+ * One conversation (1:1 or group): the single writer of its log. It gives each accepted message the next
+ * seq, stores it, acks the sender once the store says durable, then fans it out to every member's user
+ * entity. It also keeps the per-member receipt cursors and answers history.
+ */
+export class Conversation implements Entity<ConvMsg> {
+  static kind(deps: ActorDeps): EntityKind<ConvMsg> {
+    return { type: 'conv', load: (id) => Conversation.load(id, deps) };
+  }
+
+  private readonly recent = new RecentWindow();
+  private readonly cids = new Map<string, { seq: number; ts: number; durable: Promise<void> }>();
+  private deliveredAll = 0;
+  private readAll = 0;
+
+  private constructor(
+    private readonly id: ConversationId,
+    private readonly deps: ActorDeps,
+    private readonly isGroup: boolean,
+    private members: Map<UserId, string>,
+    private readonly cursors: Map<UserId, ReceiptCursor>,
+    private lastSeq: number,
+    private lastTs: number,
+  ) {}
+
+  static async load(id: ConversationId, deps: ActorDeps): Promise<Conversation> {
+    const parsed = parseConversationId(id);
+    if (!parsed) throw new ParleyError('invalid', `not a conversation id: ${id}`);
+    let members: Map<UserId, string>;
+    if (parsed.kind === 'direct') {
+      const users = await Promise.all(parsed.users.map((u) => deps.store.getUser(u)));
+      if (users.some((u) => !u)) throw new ParleyError('not_found', 'no such user');
+      members = new Map(parsed.users.map((u) => [u, 'member']));
+    } else {
+      // A group conversation starts empty; the group actor sends its members when it creates it.
+      const g = await deps.store.getGroup(parsed.group);
+      members = new Map(Object.entries(g?.members ?? {}));
+    }
+    const lastSeq = await deps.store.lastSeq(id);
+    const last = lastSeq ? await deps.store.getMessage(id, lastSeq) : undefined;
+    const cursors = await deps.store.getCursors(id);
+    const c = new Conversation(id, deps, parsed.kind === 'group', members, cursors, lastSeq, last?.ts ?? 0);
+    if (c.isGroup) {
+      c.deliveredAll = c.minCursor('delivered');
+      c.readAll = c.minCursor('read');
+    }
+    return c;
+  }
+
+  handle(msg: ConvMsg): Promise<void> | void {
+    switch (msg.t) {
+      case 'send': return this.send(msg);
+      case 'delivered': return this.delivered(msg);
+      case 'read': return this.read(msg);
+      case 'typing': return this.typing(msg);
+      case 'history': return this.history(msg);
+      case 'members': return this.membersChanged(msg);
+    }
+  }
+
+  // ---- messages ----
+
+  private async send(m: ConvSend): Promise<void> {
+    if (!this.members.has(m.from)) throw new ParleyError('forbidden', 'you are not a member of this conversation');
+    const key = `${m.from}\u0000${m.cid}`;
+    const known = this.cids.get(key);
+    if (known) {
+      await known.durable;
+      this.ackSent(m, known.seq, known.ts, true);
+      return;
+    }
+    const stored = await this.deps.store.seqForClientId(this.id, m.from, m.cid);
+    if (stored !== undefined) {
+      const prior = await this.deps.store.getMessage(this.id, stored);
+      this.ackSent(m, stored, prior?.ts ?? 0, true);
+      return;
+    }
+    if (m.target !== undefined) await this.checkTarget(m);
+
+    const seq = ++this.lastSeq;
+    const ts = (this.lastTs = Math.max(Date.now(), this.lastTs));
+    const message: Message = { conv: this.id, seq, from: m.from, dev: m.dev, cid: m.cid, kind: m.kind, ts };
+    if (m.body !== undefined) message.body = m.body;
+    if (m.replyTo !== undefined) message.reply = m.replyTo;
+    if (m.target !== undefined) message.target = m.target;
+    this.recent.add(seq, m.from, m.kind);
+    this.append(message, [...this.members.keys()], m, key);
+  }
+
+  /** Stores, then acks and fans out in store order; the actor goes on with the next message meanwhile. */
+  private append(message: Message, recipients: UserId[], origin?: ConvSend, cidKey?: string): void {
+    const { store, router } = this.deps;
+    const packed = pack(message);
+    const writes = [store.appendMessage(message)];
+    if (message.kind === 'delete') writes.push(store.redactMessage(this.id, message.target!));
+    const durable = Promise.all(writes).then(() => undefined);
+    if (cidKey) this.rememberCid(cidKey, message.seq, message.ts, durable);
+    durable.then(
+      () => {
+        if (origin) this.ackSent(origin, message.seq, message.ts, false);
+        const deliver = { t: 'deliver' as const, conv: this.id, seq: message.seq, from: message.from, dev: message.dev, kind: message.kind, packed };
+        for (const u of recipients) router.tell('user', u, deliver);
+      },
+      (err: unknown) => {
+        if (cidKey) this.cids.delete(cidKey);
+        log('warn', 'message not stored', { conv: this.id, seq: message.seq, error: String(err) });
+        if (origin) router.toConnection(origin.origin, errorFrame(origin, err));
+      },
+    );
+  }
+
+  private ackSent(m: ConvSend, seq: number, ts: number, dup: boolean): void {
+    this.deps.router.toConnection(m.origin, {
+      t: 'sent', cid: m.cid, conv: this.id, seq, ts, ...(m.rid ? { rid: m.rid } : {}), ...(dup ? { dup: true as const } : {}),
+    });
+  }
+
+  private rememberCid(key: string, seq: number, ts: number, durable: Promise<void>): void {
+    this.cids.set(key, { seq, ts, durable });
+    if (this.cids.size > DEDUPE_MEMORY) this.cids.delete(this.cids.keys().next().value!);
+  }
+
+  /** Edits and deletes are the sender's own; reactions may target anyone's message. */
+  private async checkTarget(m: ConvSend): Promise<void> {
+    const t = m.target!;
+    const target = t <= this.lastSeq ? this.recent.get(t) ?? (await this.deps.store.getMessage(this.id, t)) : undefined;
+    if (!target) throw new ParleyError('not_found', `no message ${t} in this conversation`);
+    if (!CONTENT_KINDS.has(target.kind)) throw new ParleyError('invalid', `message ${t} is a ${target.kind} and can't be the target of a ${m.kind}`);
+    if ((m.kind === 'edit' || m.kind === 'delete') && target.from !== m.from) {
+      throw new ParleyError('forbidden', `only the sender of message ${t} may ${m.kind} it`);
+    }
+  }
+
+  // ---- receipts ----
+
+  private delivered(m: ConvDelivered): void {
+    this.advance(m.user, Math.min(m.upTo, this.lastSeq), false);
+  }
+
+  private read(m: ConvRead): void {
+    if (!this.members.has(m.user)) throw new ParleyError('forbidden', 'you are not a member of this conversation');
+    this.advance(m.user, Math.min(m.seq, this.lastSeq), true);
+  }
+
+  private advance(user: UserId, upTo: number, read: boolean): void {
+    if (!this.members.has(user)) return;
+    const c = this.cursors.get(user) ?? { delivered: 0, read: 0 };
+    const next = { delivered: Math.max(c.delivered, upTo), read: read ? Math.max(c.read, upTo) : c.read };
+    if (next.delivered === c.delivered && next.read === c.read) return;
+    this.cursors.set(user, next);
+    this.deps.store.setCursor(this.id, user, next).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
+    if (next.delivered > c.delivered) this.tellSenders(user, 'delivered', c.delivered, next.delivered);
+    if (next.read > c.read) this.tellSenders(user, 'read', c.read, next.read);
+    if (this.isGroup) {
+      const senderOf = (s: number) => this.recent.get(s)?.from;
+      const d = allWatermark(this.deliveredAll, (u) => this.cursors.get(u)?.delivered ?? 0, this.members.keys(), senderOf, this.lastSeq);
+      if (d > this.deliveredAll) { this.tellSenders(undefined, 'delivered_all', this.deliveredAll, d); this.deliveredAll = d; }
+      const r = allWatermark(this.readAll, (u) => this.cursors.get(u)?.read ?? 0, this.members.keys(), senderOf, this.lastSeq);
+      if (r > this.readAll) { this.tellSenders(undefined, 'read_all', this.readAll, r); this.readAll = r; }
+    }
+  }
+
+  /**
+   * A receipt goes to the senders of the messages it newly covers (and, for reads, to the reader's other
+   * devices). Beyond the recent window, every member is told rather than the store read.
+   */
+  private tellSenders(user: UserId | undefined, status: ReceiptStatus, after: number, upTo: number): void {
+    const senders = this.recent.sendersIn(after, upTo) ?? new Set(this.members.keys());
+    if (user) {
+      senders.delete(user);
+      if (status === 'read') senders.add(user);
+    }
+    const frame = { t: 'receipt' as const, conv: this.id, status, upTo, ...(user ? { user } : {}) };
+    for (const s of senders) this.deps.router.tell('user', s, { t: 'push', frame });
+  }
+
+  private minCursor(kind: keyof ReceiptCursor): number {
+    let min = Infinity;
+    for (const u of this.members.keys()) min = Math.min(min, this.cursors.get(u)?.[kind] ?? 0);
+    return min === Infinity ? 0 : min;
+  }
+
+  // ---- the rest ----
+
+  private typing(m: ConvTyping): void {
+    if (!this.members.has(m.user)) return;
+    const frame = { t: 'typing' as const, conv: this.id, user: m.user, on: m.on };
+    for (const u of this.members.keys()) if (u !== m.user) this.deps.router.tell('user', u, { t: 'push', frame });
+  }
+
+  private async history(m: ConvHistory): Promise<void> {
+    if (!this.members.has(m.user)) throw new ParleyError('forbidden', 'you are not a member of this conversation');
+    const messages = await this.deps.store.getMessages(this.id, { ...m.q, limit: m.q.limit || HISTORY_DEFAULT });
+    this.deps.router.reply(m.reply, { ok: true, value: messages });
+  }
+
+  /** A group's membership changed (already stored by the group): log it as a system message and fan it out. */
+  private membersChanged(m: ConvMembers): void {
+    this.members = new Map(Object.entries(m.members));
+    const seq = ++this.lastSeq;
+    const ts = (this.lastTs = Math.max(Date.now(), this.lastTs));
+    const message: Message = { conv: this.id, seq, from: m.event.by, dev: '', cid: `sys-${seq}`, kind: 'system', ts, body: { ...m.event } };
+    this.recent.add(seq, m.event.by, 'system');
+    this.append(message, [...new Set([...this.members.keys(), ...m.notify])]);
+  }
+}

@@ -1,0 +1,95 @@
+import { ParleyError } from '../protocol/errors.js';
+import { groupConversationId, type GroupId, type UserId } from '../protocol/ids.js';
+import type { GroupInfo, GroupRole } from '../protocol/frames.js';
+import type { GroupRecord } from '../store/store.js';
+import type { ActorDeps } from './deps.js';
+import type { GroupEvent, GroupMsg } from './messages.js';
+import type { Entity, EntityKind } from './region.js';
+
+/**
+ * One group: its name, members and admins. Only members see it, only admins change it. Each change is
+ * stored, then handed to the group's conversation, which logs it as a system message every member receives.
+ */
+export class Group implements Entity<GroupMsg> {
+  static kind(deps: ActorDeps): EntityKind<GroupMsg> {
+    return { type: 'group', load: async (id) => new Group(id, deps, await deps.store.getGroup(id)) };
+  }
+
+  private constructor(private readonly id: GroupId, private readonly deps: ActorDeps, private rec: GroupRecord | undefined) {}
+
+  async handle(msg: GroupMsg): Promise<void> {
+    const value = await this.apply(msg);
+    this.deps.router.reply(msg.reply, { ok: true, value });
+  }
+
+  private async apply(msg: GroupMsg): Promise<GroupInfo> {
+    if (msg.t === 'create') {
+      if (this.rec) throw new ParleyError('conflict', 'group exists');
+      const members: Record<UserId, GroupRole> = { [msg.by]: 'admin' };
+      for (const u of msg.members) members[u] ??= 'member';
+      await this.checkUsers(Object.keys(members));
+      return this.commit({ id: this.id, name: msg.name, createdBy: msg.by, createdAt: Date.now(), members }, { event: 'created', by: msg.by, name: msg.name, users: Object.keys(members) });
+    }
+    const g = this.rec;
+    if (!g || !(msg.by in g.members)) throw new ParleyError('not_found', 'no such group, or you are not a member');
+    const members = { ...g.members };
+    switch (msg.t) {
+      case 'info':
+        return this.info(g);
+      case 'leave': {
+        delete members[msg.by];
+        // A group is never left without an admin: the longest-standing member is promoted.
+        const heir = Object.keys(members)[0];
+        if (heir && !Object.values(members).includes('admin')) members[heir] = 'admin';
+        return this.commit({ ...g, members }, { event: 'left', by: msg.by, ...(heir && members[heir] !== g.members[heir] ? { users: [heir] } : {}) }, [msg.by]);
+      }
+    }
+    if (g.members[msg.by] !== 'admin') throw new ParleyError('forbidden', 'only group admins may do that');
+    switch (msg.t) {
+      case 'add': {
+        const added = msg.users.filter((u) => !(u in members));
+        await this.checkUsers(added);
+        for (const u of added) members[u] = 'member';
+        this.checkSize(members);
+        return this.commit({ ...g, members }, { event: 'added', by: msg.by, users: added });
+      }
+      case 'remove': {
+        const removed = msg.users.filter((u) => u in members && u !== msg.by);
+        for (const u of removed) delete members[u];
+        return this.commit({ ...g, members }, { event: 'removed', by: msg.by, users: removed }, removed);
+      }
+      case 'admin':
+        if (!(msg.user in members)) throw new ParleyError('not_found', 'that user is not a member');
+        members[msg.user] = 'admin';
+        return this.commit({ ...g, members }, { event: 'admin', by: msg.by, users: [msg.user] });
+      case 'rename':
+        return this.commit({ ...g, name: msg.name }, { event: 'renamed', by: msg.by, name: msg.name });
+    }
+  }
+
+  private async commit(next: GroupRecord, event: GroupEvent, alsoNotify: UserId[] = []): Promise<GroupInfo> {
+    this.checkSize(next.members);
+    await this.deps.store.putGroup(next);
+    this.rec = next;
+    this.deps.router.tell('conv', groupConversationId(this.id), { t: 'members', members: next.members, event, notify: alsoNotify });
+    return this.info(next);
+  }
+
+  private checkSize(members: Record<UserId, GroupRole>): void {
+    const max = this.deps.config.limits.maxGroupMembers;
+    if (Object.keys(members).length > max) throw new ParleyError('invalid', `a group has at most ${max} members`);
+  }
+
+  private async checkUsers(users: UserId[]): Promise<void> {
+    const found = await Promise.all(users.map((u) => this.deps.store.getUser(u)));
+    const missing = users.filter((_, i) => !found[i]);
+    if (missing.length) throw new ParleyError('not_found', `no such user: ${missing.join(', ')}`);
+  }
+
+  private info(g: GroupRecord): GroupInfo {
+    return {
+      id: g.id, conv: groupConversationId(g.id), name: g.name, createdBy: g.createdBy, createdAt: g.createdAt,
+      members: Object.entries(g.members).map(([user, role]) => ({ user, role })),
+    };
+  }
+}

@@ -1,0 +1,62 @@
+import type { ConversationId, DeviceId, GroupId, UserId } from '../protocol/ids.js';
+import type {
+  Body, ClientMessageKind, LastSeenPrivacy, MessageKind, PushPlatform, ServerFrame,
+} from '../protocol/frames.js';
+import type { ConnRef, ReplyTo } from '../transport/router.js';
+import type { HistoryQuery } from '../store/store.js';
+
+/**
+ * The messages entities exchange, as plain data. `reply` marks an ask (answered through the router);
+ * `origin` + `rid`/`cid` name the client socket a result or error frame goes back to. A supervisor that
+ * sees an entity crash on a message answers these, so no request is dropped silently.
+ */
+export interface Envelope { reply?: ReplyTo; origin?: ConnRef; rid?: string; cid?: string }
+
+// ---- conversation ----
+export interface ConvSend extends Envelope {
+  t: 'send'; origin: ConnRef; cid: string; from: UserId; dev: DeviceId;
+  kind: ClientMessageKind; body?: Body; replyTo?: number; target?: number;
+}
+export interface ConvDelivered extends Envelope { t: 'delivered'; user: UserId; upTo: number }
+export interface ConvRead extends Envelope { t: 'read'; user: UserId; seq: number }
+export interface ConvTyping extends Envelope { t: 'typing'; user: UserId; on: boolean }
+export interface ConvHistory extends Envelope { t: 'history'; reply: ReplyTo; user: UserId; q: HistoryQuery }
+/** From the group actor after it stored a membership change: the conversation logs it and fans it out. */
+export interface ConvMembers extends Envelope { t: 'members'; members: Record<UserId, string>; event: GroupEvent; notify: UserId[] }
+export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvMembers;
+
+export interface GroupEvent { event: 'created' | 'added' | 'removed' | 'left' | 'admin' | 'renamed'; by: UserId; users?: UserId[]; name?: string }
+
+// ---- user ----
+export interface UserAttach extends Envelope { t: 'attach'; reply: ReplyTo; device: DeviceId; conn: ConnRef }
+export interface UserDetach extends Envelope { t: 'detach'; device: DeviceId; conn: ConnRef }
+export interface UserSync extends Envelope { t: 'sync'; device: DeviceId; conn: ConnRef; since: number }
+export interface UserAck extends Envelope { t: 'ack'; device: DeviceId; ptr: number }
+/** One stored message for every device of this user; `packed` is the Message as msgpack, packed once. */
+export interface UserDeliver extends Envelope {
+  t: 'deliver'; conv: ConversationId; seq: number; from: UserId; dev: DeviceId; kind: MessageKind; packed: Uint8Array;
+}
+/** A transient frame (receipt, typing, presence) for whichever devices are online; never stored. */
+export interface UserPush extends Envelope { t: 'push'; frame: ServerFrame; exceptDevice?: DeviceId }
+export interface UserPresenceSub extends Envelope { t: 'presence.sub' | 'presence.unsub'; viewer: UserId; conn: ConnRef }
+export interface UserProfileSet extends Envelope { t: 'profile.set'; reply: ReplyTo; name?: string; avatar?: string }
+export interface UserProfileGet extends Envelope { t: 'profile.get'; reply: ReplyTo; viewer: UserId }
+export interface UserSettingsSet extends Envelope { t: 'settings.set'; reply: ReplyTo; lastSeen: LastSeenPrivacy }
+export interface UserContacts extends Envelope { t: 'contacts'; reply: ReplyTo; add: UserId[]; remove: UserId[] }
+export interface UserPushRegister extends Envelope { t: 'push.register'; reply: ReplyTo; device: DeviceId; platform: PushPlatform; token: string }
+export type UserMsg =
+  | UserAttach | UserDetach | UserSync | UserAck | UserDeliver | UserPush | UserPresenceSub
+  | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister;
+
+// ---- group ----
+export interface GroupCreate extends Envelope { t: 'create'; reply: ReplyTo; by: UserId; name: string; members: UserId[] }
+export interface GroupMembers extends Envelope { t: 'add' | 'remove'; reply: ReplyTo; by: UserId; users: UserId[] }
+export interface GroupAdmin extends Envelope { t: 'admin'; reply: ReplyTo; by: UserId; user: UserId }
+export interface GroupRename extends Envelope { t: 'rename'; reply: ReplyTo; by: UserId; name: string }
+export interface GroupLeave extends Envelope { t: 'leave' | 'info'; reply: ReplyTo; by: UserId }
+export type GroupMsg = GroupCreate | GroupMembers | GroupAdmin | GroupRename | GroupLeave;
+
+export interface EntityMessages { user: UserMsg; conv: ConvMsg; group: GroupMsg }
+export type EntityType = keyof EntityMessages;
+export type AnyEntityMsg = EntityMessages[EntityType];
+export type { GroupId };

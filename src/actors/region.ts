@@ -1,0 +1,129 @@
+import { dispatch, spawn, stop, type ActorSystemRef, type Ref, type SupervisionContext } from 'nact';
+import { ParleyError } from '../protocol/errors.js';
+import { log } from '../log.js';
+import type { Envelope, EntityType } from './messages.js';
+
+/** One live entity: its state and behaviour. Thrown ParleyErrors are answered; anything else crashes it. */
+export interface Entity<M> {
+  handle(msg: M): Promise<void> | void;
+  /** False while stopping would lose something only memory holds (e.g. attached sockets). */
+  canPassivate?(): boolean;
+}
+
+export interface EntityKind<M> {
+  readonly type: EntityType;
+  /** Rebuilds an entity from the store: on first use, after passivation and after a crash. */
+  load(id: string): Promise<Entity<M>>;
+  /** Called when an entity crashed, before it restarts empty (e.g. tell its sockets to resync). */
+  onCrash?(id: string): void;
+}
+
+export interface RegionStats { type: EntityType; active: number; spawned: number; passivated: number; crashes: number; stopped: number }
+
+/** How a region answers a message it could not process: an error reply to the asker or the socket. */
+export type ErrorAnswer = (msg: Envelope, err: unknown) => void;
+
+const CRASH_WINDOW_MS = 10_000;
+const MAX_CRASHES_IN_WINDOW = 5;
+
+/**
+ * A region owns the entities of one kind on this node (Akka's ShardRegion): it spawns an entity's actor on
+ * its first message, under one supervisor actor per kind, and stops it when idle (passivation) so memory
+ * follows active users, not all users. A crash answers the failed message with an error and restarts the
+ * entity empty; its next message reloads it from the store. Five crashes in ten seconds stop it instead,
+ * until a later message spawns it afresh.
+ */
+export class Region<M extends Envelope> {
+  private readonly supervisor: Ref<never>;
+  private readonly live = new Map<string, Live<M>>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly stats: RegionStats;
+
+  constructor(
+    system: ActorSystemRef,
+    private readonly kind: EntityKind<M>,
+    private readonly answerError: ErrorAnswer,
+    private readonly passivateAfterMs: number,
+  ) {
+    this.supervisor = spawn(system, (s: undefined) => s, kind.type) as Ref<never>;
+    this.stats = { type: kind.type, active: 0, spawned: 0, passivated: 0, crashes: 0, stopped: 0 };
+    this.sweeper = setInterval(() => this.passivateIdle(), Math.max(50, Math.min(passivateAfterMs / 2, 30_000)));
+    this.sweeper.unref();
+  }
+
+  tell(id: string, msg: M): void {
+    let e = this.live.get(id);
+    if (!e) {
+      e = { ref: undefined as unknown as Ref<M>, lastUsed: 0, crashes: [], inFlight: 0 };
+      e.ref = this.spawnEntity(id, e);
+      this.live.set(id, e);
+      this.stats.spawned++;
+    }
+    e.lastUsed = Date.now();
+    e.inFlight++;
+    dispatch(e.ref, msg);
+  }
+
+  snapshot(): RegionStats & { ids: string[] } {
+    return { ...this.stats, active: this.live.size, ids: [...this.live.keys()].slice(0, 1000) };
+  }
+
+  stopAll(): void {
+    clearInterval(this.sweeper);
+    for (const e of this.live.values()) stop(e.ref);
+    this.live.clear();
+  }
+
+  private spawnEntity(id: string, live: Live<M>): Ref<M> {
+    const actorName = id.replace(/[^a-z0-9._-]/gi, '_');
+    const handle = async (state: Entity<M> | undefined, msg: M): Promise<Entity<M> | undefined> => {
+      let entity = state;
+      try {
+        entity ??= await this.kind.load(id);
+        live.entity = entity;
+        await entity.handle(msg);
+      } catch (err) {
+        if (!(err instanceof ParleyError)) throw err; // a crash: the supervisor decides
+        this.answerError(msg, err);
+      } finally {
+        live.inFlight--;
+      }
+      return entity;
+    };
+    const onCrash = (msg: M | undefined, err: Error | undefined, ctx: SupervisionContext<M, Ref<never>>): symbol => {
+      this.stats.crashes++;
+      log('error', 'entity crashed', { type: this.kind.type, id, error: err?.stack ?? String(err) });
+      if (msg) this.answerError(msg, err);
+      live.entity = undefined;
+      this.kind.onCrash?.(id);
+      const e = this.live.get(id);
+      const now = Date.now();
+      if (e === live) {
+        e.crashes = e.crashes.filter((t) => now - t < CRASH_WINDOW_MS);
+        e.crashes.push(now);
+        if (e.crashes.length >= MAX_CRASHES_IN_WINDOW) {
+          this.live.delete(id);
+          this.stats.stopped++;
+          // Messages still queued behind the crash are answered, not dropped.
+          for (const queued of ctx.mailbox as unknown as { message: M }[]) this.answerError(queued.message, err);
+          return ctx.stop as symbol;
+        }
+      }
+      return ctx.reset as symbol;
+    };
+    return spawn(this.supervisor, handle, actorName, { onCrash }) as Ref<M>;
+  }
+
+  private passivateIdle(): void {
+    const cutoff = Date.now() - this.passivateAfterMs;
+    for (const [id, e] of this.live) {
+      if (e.lastUsed > cutoff || e.inFlight > 0) continue;
+      if (e.entity?.canPassivate && !e.entity.canPassivate()) continue;
+      this.live.delete(id);
+      stop(e.ref);
+      this.stats.passivated++;
+    }
+  }
+}
+
+interface Live<M> { ref: Ref<M>; lastUsed: number; crashes: number[]; inFlight: number; entity?: Entity<M> }

@@ -1,0 +1,286 @@
+import { ParleyError } from '../protocol/errors.js';
+import { deviceKey, type ConversationId, type DeviceId, type UserId } from '../protocol/ids.js';
+import type { PresenceFrame } from '../protocol/frames.js';
+import type { DeviceRecord, UserRecord } from '../store/store.js';
+import { connKey, type ConnRef } from '../transport/router.js';
+import { log } from '../log.js';
+import type { ActorDeps } from './deps.js';
+import type { UserAck, UserAttach, UserDeliver, UserDetach, UserMsg, UserPresenceSub, UserSync } from './messages.js';
+import type { Entity, EntityKind } from './region.js';
+
+/** Inbox entries sent per sync page; the client acks and syncs again while `more` is set. */
+export const SYNC_PAGE = 1000;
+/** Deliveries a device may leave unacknowledged before its socket is closed (it resyncs by pointer). */
+export const MAX_UNACKED = 10_000;
+const MAX_PRESENCE_SUBSCRIBERS = 10_000;
+
+/** Close codes the node uses on client sockets. */
+export const CloseCodes = { replaced: 4001, restart: 1012, unacked: 4009, slow: 4008 } as const;
+
+interface DeviceState {
+  rec: DeviceRecord;
+  /** Highest inbox ptr written. */
+  next: number;
+  acked: number;
+  conn?: ConnRef;
+  /** True once the socket has caught up with the inbox; live deliveries are pushed only then. */
+  synced: boolean;
+  /** Pushed but not yet acked on this socket: what an ack turns into delivered receipts. */
+  pending: Map<number, { conv: ConversationId; seq: number; mine: boolean }>;
+  /** The last inbox write, awaited before a sync reads the inbox so it sees every entry. */
+  lastWrite: Promise<unknown>;
+}
+
+/**
+ * One user: its devices and their transient inboxes, its presence and last seen, profile and privacy.
+ * Every message for the user arrives here once and is written to each device's inbox (ptr order) and
+ * pushed to the devices that are online and synced; a push notification goes out when none is.
+ */
+export class User implements Entity<UserMsg> {
+  static kind(deps: ActorDeps): EntityKind<UserMsg> {
+    return {
+      type: 'user',
+      load: (id) => User.load(id, deps),
+      // Attachments lived in memory only: the sockets reconnect and resync by pointer.
+      onCrash: (id) => deps.router.closeUserConnections(id, CloseCodes.restart, 'user entity restarted; reconnect and sync'),
+    };
+  }
+
+  private readonly subscribers = new Map<string, { conn: ConnRef; viewer: UserId }>();
+
+  private constructor(
+    private readonly id: UserId,
+    private readonly deps: ActorDeps,
+    private rec: UserRecord,
+    private readonly devices: Map<DeviceId, DeviceState>,
+    private readonly contacts: Set<UserId>,
+    private lastSeen: number | undefined,
+  ) {}
+
+  static async load(id: UserId, deps: ActorDeps): Promise<User> {
+    const { store } = deps;
+    const rec = await store.getUser(id);
+    if (!rec) throw new ParleyError('not_found', `no such user ${id}`);
+    const [devs, contacts, lastSeen] = await Promise.all([store.listDevices(id), store.getContacts(id), store.getLastSeen(id)]);
+    const devices = new Map<DeviceId, DeviceState>();
+    for (const d of devs) devices.set(d.id, await User.deviceState(d, deps));
+    return new User(id, deps, rec, devices, new Set(contacts), lastSeen);
+  }
+
+  private static async deviceState(rec: DeviceRecord, deps: ActorDeps): Promise<DeviceState> {
+    const high = await deps.store.inboxLastPtr(deviceKey(rec.user, rec.id));
+    return { rec, next: Math.max(high, rec.acked), acked: rec.acked, synced: false, pending: new Map(), lastWrite: Promise.resolve() };
+  }
+
+  canPassivate(): boolean {
+    return !this.online() && this.subscribers.size === 0;
+  }
+
+  handle(msg: UserMsg): Promise<void> | void {
+    switch (msg.t) {
+      case 'deliver': return this.deliver(msg);
+      case 'ack': return this.ack(msg);
+      case 'push': return this.pushFrame(msg.frame, msg.exceptDevice);
+      case 'attach': return this.attach(msg);
+      case 'detach': return this.detach(msg);
+      case 'sync': return this.sync(msg);
+      case 'presence.sub': return this.subscribe(msg);
+      case 'presence.unsub': this.subscribers.delete(connKey(msg.conn)); return;
+      case 'profile.set': return this.answer(msg.reply, async () => {
+        await this.deps.store.updateUser(this.id, { name: msg.name, avatar: msg.avatar });
+        this.rec = { ...this.rec, ...(msg.name !== undefined ? { name: msg.name } : {}), ...(msg.avatar !== undefined ? { avatar: msg.avatar } : {}) };
+        return this.profile();
+      });
+      case 'profile.get': return this.answer(msg.reply, async () => this.profile());
+      case 'settings.set': return this.answer(msg.reply, async () => {
+        await this.deps.store.updateUser(this.id, { lastSeenPrivacy: msg.lastSeen });
+        this.rec = { ...this.rec, lastSeenPrivacy: msg.lastSeen };
+        this.broadcastPresence();
+        return { lastSeen: msg.lastSeen };
+      });
+      case 'contacts': return this.answer(msg.reply, async () => {
+        await this.deps.store.setContacts(this.id, msg.add, msg.remove);
+        for (const u of msg.add) this.contacts.add(u);
+        for (const u of msg.remove) this.contacts.delete(u);
+        this.broadcastPresence();
+        return { contacts: [...this.contacts] };
+      });
+      case 'push.register': return this.answer(msg.reply, async () => {
+        const dev = await this.device(msg.device);
+        const push = { platform: msg.platform, token: msg.token };
+        await this.deps.store.setDevicePush(this.id, msg.device, push);
+        dev.rec = { ...dev.rec, push };
+        return { registered: true };
+      });
+    }
+  }
+
+  // ---- delivery ----
+
+  private deliver(m: UserDeliver): void {
+    const { store, router, config } = this.deps;
+    const expiresAt = Date.now() + config.inboxTtlMs;
+    const mine = m.from === this.id;
+    let reached = false;
+    for (const [did, dev] of this.devices) {
+      if (mine && did === m.dev) continue; // the sending device has the message: its ack said so
+      const ptr = ++dev.next;
+      dev.lastWrite = store.inboxPut(deviceKey(this.id, did), { ptr, conv: m.conv, seq: m.seq, packed: m.packed, expiresAt })
+        .catch((err) => log('error', 'inbox write failed', { user: this.id, device: did, error: String(err) }));
+      if (dev.conn && dev.synced) {
+        dev.pending.set(ptr, { conv: m.conv, seq: m.seq, mine });
+        if (dev.pending.size > MAX_UNACKED) {
+          router.closeConnection(dev.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
+          this.release(dev);
+        } else if (router.toConnection(dev.conn, { t: 'delivery', ptr, packed: m.packed })) {
+          reached = true;
+        } else {
+          this.release(dev);
+        }
+      }
+    }
+    if (!reached && !mine && m.kind !== 'system') this.notifyPush(m);
+  }
+
+  private notifyPush(m: UserDeliver): void {
+    for (const dev of this.devices.values()) {
+      if (!dev.rec.push || dev.conn) continue;
+      this.deps.push.notify({ user: this.id, device: dev.rec.id, ...dev.rec.push, conv: m.conv, seq: m.seq, from: m.from, kind: m.kind });
+    }
+  }
+
+  private ack(m: UserAck): void {
+    const dev = this.devices.get(m.device);
+    if (!dev) return;
+    this.ackUpTo(dev, Math.min(m.ptr, dev.next));
+  }
+
+  /** Cumulative: everything up to ptr reached the device. The inbox forgets it; senders learn "delivered". */
+  private ackUpTo(dev: DeviceState, ptr: number): void {
+    if (ptr <= dev.acked) return;
+    const upTo = new Map<ConversationId, number>();
+    for (const [p, e] of dev.pending) {
+      if (p > ptr) break; // insertion order is ptr order
+      dev.pending.delete(p);
+      if (!e.mine) upTo.set(e.conv, Math.max(upTo.get(e.conv) ?? 0, e.seq));
+    }
+    dev.acked = ptr;
+    const key = deviceKey(this.id, dev.rec.id);
+    const { store, router } = this.deps;
+    dev.lastWrite = dev.lastWrite
+      .then(() => Promise.all([store.inboxDeleteUpTo(key, ptr), store.setDeviceAcked(this.id, dev.rec.id, ptr)]))
+      .catch((err) => log('warn', 'inbox ack not stored', { user: this.id, error: String(err) }));
+    for (const [conv, seq] of upTo) router.tell('conv', conv, { t: 'delivered', user: this.id, upTo: seq });
+  }
+
+  // ---- sockets ----
+
+  private async attach(m: UserAttach): Promise<void> {
+    const dev = await this.device(m.device);
+    const wasOnline = this.online();
+    if (dev.conn && connKey(dev.conn) !== connKey(m.conn)) {
+      this.deps.router.closeConnection(dev.conn, CloseCodes.replaced, 'this device connected again elsewhere');
+    }
+    dev.conn = m.conn;
+    dev.synced = false;
+    dev.pending.clear();
+    if (!wasOnline) this.broadcastPresence();
+    this.deps.router.reply(m.reply, { ok: true, value: { acked: dev.acked } });
+  }
+
+  private detach(m: UserDetach): void {
+    const dev = this.devices.get(m.device);
+    if (!dev?.conn || connKey(dev.conn) !== connKey(m.conn)) return;
+    this.release(dev);
+  }
+
+  private release(dev: DeviceState): void {
+    dev.conn = undefined;
+    dev.synced = false;
+    dev.pending.clear();
+    if (!this.online()) {
+      this.lastSeen = Date.now();
+      this.deps.store.setLastSeen(this.id, this.lastSeen).catch((err) => log('warn', 'last seen not stored', { error: String(err) }));
+      this.broadcastPresence();
+    }
+  }
+
+  /**
+   * Streams the inbox after the client's pointer, in order. The actor is busy meanwhile, so live deliveries
+   * wait in its mailbox and follow the sync: no gap, no duplicate. `since` also acks everything up to it.
+   */
+  private async sync(m: UserSync): Promise<void> {
+    const dev = this.devices.get(m.device);
+    if (!dev?.conn || connKey(dev.conn) !== connKey(m.conn)) return;
+    const since = Math.min(m.since, dev.next);
+    this.ackUpTo(dev, since);
+    await dev.lastWrite;
+    const page = await this.deps.store.inboxRange(deviceKey(this.id, dev.rec.id), Math.max(since, dev.acked), SYNC_PAGE);
+    if (!dev.conn || connKey(dev.conn) !== connKey(m.conn)) return; // the socket went away while we read
+    let last = Math.max(since, dev.acked);
+    for (const e of page) {
+      dev.pending.set(e.ptr, { conv: e.conv, seq: e.seq, mine: false });
+      if (!this.deps.router.toConnection(m.conn, { t: 'delivery', ptr: e.ptr, packed: e.packed })) return this.release(dev);
+      last = e.ptr;
+    }
+    const more = page.length === SYNC_PAGE && last < dev.next;
+    dev.synced = !more;
+    this.deps.router.toConnection(m.conn, { t: 'synced', ptr: last, ...(more ? { more: true } : {}) });
+  }
+
+  private async device(id: DeviceId): Promise<DeviceState> {
+    let dev = this.devices.get(id);
+    if (!dev) {
+      // Registered after this entity loaded.
+      const rec = await this.deps.store.getDevice(this.id, id);
+      if (!rec) throw new ParleyError('unauthorized', 'unknown device');
+      dev = await User.deviceState(rec, this.deps);
+      this.devices.set(id, dev);
+    }
+    return dev;
+  }
+
+  private pushFrame(frame: Parameters<ActorDeps['router']['toConnection']>[1], exceptDevice?: DeviceId): void {
+    for (const [did, dev] of this.devices) {
+      if (did === exceptDevice || !dev.conn || !dev.synced) continue;
+      if (!this.deps.router.toConnection(dev.conn, frame)) this.release(dev);
+    }
+  }
+
+  // ---- presence ----
+
+  private online(): boolean {
+    for (const d of this.devices.values()) if (d.conn) return true;
+    return false;
+  }
+
+  private subscribe(m: UserPresenceSub): void {
+    if (m.t === 'presence.unsub') return;
+    if (this.subscribers.size >= MAX_PRESENCE_SUBSCRIBERS) throw new ParleyError('rate_limited', 'too many presence subscribers for this user');
+    this.subscribers.set(connKey(m.conn), { conn: m.conn, viewer: m.viewer });
+    this.deps.router.toConnection(m.conn, this.presenceFor(m.viewer));
+  }
+
+  /** What a viewer may see: hidden presence reads as offline with no last seen. */
+  private presenceFor(viewer: UserId): PresenceFrame {
+    const p = this.rec.lastSeenPrivacy;
+    const visible = viewer === this.id || p === 'everyone' || (p === 'contacts' && this.contacts.has(viewer));
+    const online = visible && this.online();
+    return { t: 'presence', user: this.id, online, ...(visible && !online && this.lastSeen !== undefined ? { lastSeen: this.lastSeen } : {}) };
+  }
+
+  private broadcastPresence(): void {
+    for (const [k, s] of this.subscribers) {
+      if (!this.deps.router.toConnection(s.conn, this.presenceFor(s.viewer))) this.subscribers.delete(k);
+    }
+  }
+
+  private profile() {
+    const { id, name, avatar, createdAt } = this.rec;
+    return { id, name, createdAt, ...(avatar ? { avatar } : {}) };
+  }
+
+  private async answer(reply: string, f: () => Promise<unknown>): Promise<void> {
+    this.deps.router.reply(reply, { ok: true, value: await f() });
+  }
+}

@@ -1,0 +1,42 @@
+/** The HTTP half of the SDK: phone-number sign-in and media. Works wherever `fetch` does. */
+export interface SessionInfo { user: string; device: string; token: string; created: boolean }
+
+export class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) { super(message); }
+}
+
+async function call<T>(url: string, init: RequestInit): Promise<T> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  const body = text ? (JSON.parse(text) as { error?: { code: string; message: string } }) : {};
+  if (!res.ok) throw new HttpError(res.status, body.error?.code ?? 'http_error', body.error?.message ?? `HTTP ${res.status}`);
+  return body as T;
+}
+
+export function requestCode(base: string, apiKey: string, phone: string): Promise<{ sent: boolean; ttlMs: number }> {
+  return call(`${base}/v1/accounts/code`, { method: 'POST', headers: { 'x-api-key': apiKey, 'content-type': 'application/json' }, body: JSON.stringify({ phone }) });
+}
+
+export function verifyCode(base: string, apiKey: string, phone: string, code: string, device?: { name?: string; platform?: string }): Promise<SessionInfo> {
+  return call(`${base}/v1/accounts/verify`, { method: 'POST', headers: { 'x-api-key': apiKey, 'content-type': 'application/json' }, body: JSON.stringify({ phone, code, device }) });
+}
+
+/** Reads the code from a node running the dev SMS outbox (PARLEY_SMS=dev). */
+export async function devCode(base: string, phone: string): Promise<string> {
+  const r = await call<{ code: string }>(`${base}/v1/dev/otp?phone=${encodeURIComponent(phone)}`, { method: 'GET' });
+  return r.code;
+}
+
+/** Sign in against a dev node in one step: request a code, read it from the outbox, verify it. */
+export async function devSignIn(base: string, apiKey: string, phone: string, device?: { name?: string; platform?: string }): Promise<SessionInfo> {
+  await requestCode(base, apiKey, phone);
+  return verifyCode(base, apiKey, phone, await devCode(base, phone), device);
+}
+
+export function me(base: string, token: string): Promise<{ valid: boolean; user: string; device: string; phone: string; name: string }> {
+  return call(`${base}/v1/accounts/me`, { method: 'GET', headers: { authorization: `Bearer ${token}` } });
+}
+
+export function uploadMedia(base: string, token: string, bytes: Uint8Array, mime: string): Promise<{ id: string; size: number; mime: string; url: string }> {
+  return call(`${base}/v1/media`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': mime }, body: bytes as unknown as BodyInit });
+}

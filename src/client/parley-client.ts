@@ -1,0 +1,255 @@
+import { Packr } from 'msgpackr';
+import type {
+  Body, ClientFrame, ClientMessageKind, ErrorFrame, GroupInfo, LastSeenPrivacy, Message, PresenceFrame, Profile,
+  ReceiptFrame, SentFrame, ServerFrame, TypingEventFrame, WelcomeFrame,
+} from '../protocol/frames.js';
+import { Emitter } from './emitter.js';
+
+/** The subset of the WebSocket API the client needs: the browser's, or the `ws` package's in Node. */
+interface SocketLike {
+  binaryType: string;
+  readyState: number;
+  send(data: Uint8Array | string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+type SocketCtor = new (url: string) => SocketLike;
+
+export interface ClientOptions {
+  /** http(s)://host:port of a node. */
+  url: string;
+  token: string;
+  format?: 'msgpack' | 'json';
+  /** The last inbox pointer this device holds (persist it across restarts of the app). */
+  ptr?: number;
+  /** Ack deliveries automatically, batched (default true). */
+  autoAck?: boolean;
+  /** Reconnect with backoff after an unexpected close (default true). */
+  reconnect?: boolean;
+  WebSocket?: SocketCtor;
+}
+
+export class ServerError extends Error {
+  constructor(readonly code: string, message: string, readonly retryable: boolean) { super(message); }
+}
+
+interface Events {
+  welcome: (w: WelcomeFrame) => void;
+  message: (m: Message, ptr: number) => void;
+  synced: (ptr: number) => void;
+  receipt: (r: ReceiptFrame) => void;
+  typing: (t: TypingEventFrame) => void;
+  presence: (p: PresenceFrame) => void;
+  error: (e: ErrorFrame) => void;
+  close: (code: number, reason: string) => void;
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+const ACK_DELAY_MS = 20;
+const ACK_EVERY = 100;
+
+/**
+ * A Parley client for Node and browsers. It keeps the device's inbox pointer: on every (re)connect it
+ * syncs from it, drops any delivery it already holds, and acks in batches, so the app sees each message
+ * exactly once, in order.
+ */
+export class ParleyClient extends Emitter<Events> {
+  /** Highest inbox pointer received; what `sync` resumes from. */
+  ptr: number;
+  user?: string;
+  device?: string;
+  private ws?: SocketLike;
+  private readonly format: 'msgpack' | 'json';
+  private readonly waiting = new Map<string, { resolve(v: unknown): void; reject(e: unknown): void }>();
+  private seq = 0;
+  private acked = 0;
+  private ackTimer?: ReturnType<typeof setTimeout>;
+  private closedByUser = false;
+  private backoff = 250;
+  private readyWaiter?: { resolve(w: WelcomeFrame): void; reject(e: unknown): void };
+
+  constructor(private readonly opts: ClientOptions) {
+    super();
+    this.ptr = opts.ptr ?? 0;
+    this.acked = this.ptr;
+    this.format = opts.format ?? 'msgpack';
+  }
+
+  /** Opens the socket and resolves on the welcome frame; the inbox sync follows by itself. */
+  connect(): Promise<WelcomeFrame> {
+    this.closedByUser = false;
+    const Ctor = this.opts.WebSocket ?? (globalThis as { WebSocket?: SocketCtor }).WebSocket ?? loadNodeWs();
+    const url = `${this.opts.url.replace(/^http/, 'ws')}/v1/ws?token=${encodeURIComponent(this.opts.token)}&format=${this.format}`;
+    const ws = new Ctor(url);
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    return new Promise<WelcomeFrame>((resolve, reject) => {
+      this.readyWaiter = { resolve, reject };
+      ws.onmessage = (ev) => this.receive(ev.data);
+      ws.onerror = () => undefined; // a close follows
+      ws.onclose = (ev) => this.onClose(ws, ev.code, ev.reason);
+    });
+  }
+
+  close(): void {
+    this.closedByUser = true;
+    this.flushAck();
+    this.ws?.close(1000, 'bye');
+  }
+
+  get connected(): boolean { return this.ws?.readyState === 1; }
+
+  // ---- messages ----
+
+  /** Sends a message; resolves when the node has stored it (the "sent" tick) with its seq. */
+  send(dest: { to: string } | { conv: string }, kind: ClientMessageKind, body?: Body, extra: { cid?: string; reply?: number; target?: number } = {}): Promise<SentFrame> {
+    const cid = extra.cid ?? `c${Date.now().toString(36)}${(++this.seq).toString(36)}`;
+    const frame = { t: 'send', cid, kind, ...dest, ...(body !== undefined ? { body } : {}), ...(extra.reply !== undefined ? { reply: extra.reply } : {}), ...(extra.target !== undefined ? { target: extra.target } : {}) } as ClientFrame;
+    return this.expect(`cid:${cid}`, frame) as Promise<SentFrame>;
+  }
+
+  text(dest: { to: string } | { conv: string }, text: string): Promise<SentFrame> {
+    return this.send(dest, 'text', { text });
+  }
+
+  read(conv: string, seq: number): void { this.raw({ t: 'read', conv, seq }); }
+  typing(conv: string, on: boolean): void { this.raw({ t: 'typing', conv, on }); }
+  subscribePresence(users: string[]): void { this.raw({ t: 'presence.sub', users }); }
+  unsubscribePresence(users: string[]): void { this.raw({ t: 'presence.unsub', users }); }
+
+  history(conv: string, q: { before?: number; after?: number; from?: number; until?: number; limit?: number } = {}): Promise<Message[]> {
+    return this.request({ t: 'history', rid: '', conv, ...q }) as Promise<Message[]>;
+  }
+
+  // ---- groups, profile, settings ----
+
+  createGroup(name: string, members: string[] = []): Promise<GroupInfo> { return this.request({ t: 'group.create', rid: '', name, members }) as Promise<GroupInfo>; }
+  addMembers(group: string, users: string[]): Promise<GroupInfo> { return this.request({ t: 'group.add', rid: '', group, users }) as Promise<GroupInfo>; }
+  removeMembers(group: string, users: string[]): Promise<GroupInfo> { return this.request({ t: 'group.remove', rid: '', group, users }) as Promise<GroupInfo>; }
+  makeAdmin(group: string, user: string): Promise<GroupInfo> { return this.request({ t: 'group.admin', rid: '', group, user }) as Promise<GroupInfo>; }
+  renameGroup(group: string, name: string): Promise<GroupInfo> { return this.request({ t: 'group.rename', rid: '', group, name }) as Promise<GroupInfo>; }
+  leaveGroup(group: string): Promise<GroupInfo> { return this.request({ t: 'group.leave', rid: '', group }) as Promise<GroupInfo>; }
+  groupInfo(group: string): Promise<GroupInfo> { return this.request({ t: 'group.info', rid: '', group }) as Promise<GroupInfo>; }
+  setProfile(p: { name?: string; avatar?: string }): Promise<Profile> { return this.request({ t: 'profile.set', rid: '', ...p }) as Promise<Profile>; }
+  getProfile(user: string): Promise<Profile> { return this.request({ t: 'profile.get', rid: '', user }) as Promise<Profile>; }
+  setLastSeenPrivacy(lastSeen: LastSeenPrivacy): Promise<unknown> { return this.request({ t: 'settings.set', rid: '', lastSeen }); }
+  addContacts(users: string[]): Promise<unknown> { return this.request({ t: 'contacts.add', rid: '', users }); }
+  removeContacts(users: string[]): Promise<unknown> { return this.request({ t: 'contacts.remove', rid: '', users }); }
+  registerPush(platform: 'apns' | 'fcm' | 'wns', token: string): Promise<unknown> { return this.request({ t: 'push.register', rid: '', platform, token }); }
+  ping(): Promise<unknown> { return this.request({ t: 'ping', rid: '' }); }
+
+  /** Sends any frame as is (for tools and tests that speak the protocol directly). */
+  raw(frame: ClientFrame | Record<string, unknown>): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== 1) throw new ServerError('not_connected', 'the socket is not open', true);
+    ws.send(this.format === 'msgpack' ? packr.pack(frame) : JSON.stringify(frame));
+  }
+
+  private request(frame: ClientFrame & { rid?: string }): Promise<unknown> {
+    const rid = `r${(++this.seq).toString(36)}`;
+    return this.expect(`rid:${rid}`, { ...frame, rid } as ClientFrame);
+  }
+
+  private expect(key: string, frame: ClientFrame): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.waiting.set(key, { resolve, reject });
+      try {
+        this.raw(frame);
+      } catch (e) {
+        this.waiting.delete(key);
+        reject(e);
+      }
+    });
+  }
+
+  private settle(key: string, value: unknown, error?: ErrorFrame): boolean {
+    const w = this.waiting.get(key);
+    if (!w) return false;
+    this.waiting.delete(key);
+    if (error) w.reject(new ServerError(error.code, error.message, error.retryable));
+    else w.resolve(value);
+    return true;
+  }
+
+  // ---- inbound ----
+
+  private receive(data: unknown): void {
+    const f = (typeof data === 'string' ? JSON.parse(data) : packr.unpack(new Uint8Array(data as ArrayBuffer))) as ServerFrame;
+    switch (f.t) {
+      case 'welcome':
+        this.user = f.user;
+        this.device = f.device;
+        this.backoff = 250;
+        this.acked = this.ptr; // sync acks everything up to ptr
+        this.raw({ t: 'sync', since: this.ptr });
+        this.emit('welcome', f);
+        this.readyWaiter?.resolve(f);
+        this.readyWaiter = undefined;
+        return;
+      case 'msg':
+        if (f.ptr <= this.ptr) return; // already held: a resend after a reconnect
+        this.ptr = f.ptr;
+        this.emit('message', f.m, f.ptr);
+        this.scheduleAck();
+        return;
+      case 'synced':
+        this.flushAck();
+        if (f.more) this.raw({ t: 'sync', since: this.ptr });
+        else this.emit('synced', f.ptr);
+        return;
+      case 'sent': this.settle(`cid:${f.cid}`, f); return;
+      case 'res': this.settle(`rid:${f.rid}`, f.data); return;
+      case 'pong': if (f.rid) this.settle(`rid:${f.rid}`, f); return;
+      case 'receipt': this.emit('receipt', f); return;
+      case 'typing': this.emit('typing', f); return;
+      case 'presence': this.emit('presence', f); return;
+      case 'error': {
+        const settled = (f.cid && this.settle(`cid:${f.cid}`, undefined, f)) || (f.rid && this.settle(`rid:${f.rid}`, undefined, f));
+        if (!settled) this.emit('error', f);
+        return;
+      }
+    }
+  }
+
+  private scheduleAck(): void {
+    if (this.opts.autoAck === false) return;
+    if (this.ptr - this.acked >= ACK_EVERY) return this.flushAck();
+    this.ackTimer ??= setTimeout(() => this.flushAck(), ACK_DELAY_MS);
+  }
+
+  /** Acks everything received so far (cumulative). Call it yourself when autoAck is off. */
+  flushAck(): void {
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (this.ptr > this.acked && this.connected) {
+      this.raw({ t: 'ack', ptr: this.ptr });
+      this.acked = this.ptr;
+    }
+  }
+
+  private onClose(ws: SocketLike, code: number, reason: string): void {
+    if (ws !== this.ws) return;
+    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    this.acked = Math.min(this.acked, this.ptr);
+    for (const [k, w] of this.waiting) {
+      w.reject(new ServerError('disconnected', `socket closed (${code}) before an answer; send again`, true));
+      this.waiting.delete(k);
+    }
+    this.readyWaiter?.reject(new ServerError('connect_failed', `socket closed (${code}) ${reason}`, true));
+    this.readyWaiter = undefined;
+    this.emit('close', code, reason);
+    if (this.closedByUser || this.opts.reconnect === false) return;
+    const delay = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, 10_000);
+    setTimeout(() => { if (!this.closedByUser) this.connect().catch(() => undefined); }, delay);
+  }
+}
+
+function loadNodeWs(): SocketCtor {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('ws') as SocketCtor;
+}

@@ -1,0 +1,80 @@
+import { join } from 'node:path';
+import { DEFAULT_LIMITS } from './protocol/limits.js';
+import type { Limits } from './protocol/frames.js';
+
+/** Every knob of a node, read once from the environment. Names and defaults are listed in README.md. */
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  store: 'lmdb' | 'scylla';
+  scylla: { contactPoints: string[]; localDataCenter: string; keyspace: string; replication: string; consistency: string };
+  /** HMAC key for session tokens; generated and kept in dataDir when unset. */
+  secret?: string;
+  apiKeys: string[];
+  sms: { provider: 'dev' | 'http'; url?: string };
+  otp: { ttlMs: number; cooldownMs: number; maxAttempts: number };
+  tokenTtlMs: number;
+  inboxTtlMs: number;
+  maxConnections: number;
+  /** Bytes buffered for one socket before the node closes it as a slow consumer. */
+  maxBackpressure: number;
+  idleTimeoutSec: number;
+  passivateAfterMs: number;
+  rate: { perSecond: number; burst: number };
+  limits: Limits;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+type Env = Record<string, string | undefined>;
+
+const int = (env: Env, name: string, dflt: number): number => {
+  const v = env[name];
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${JSON.stringify(v)}`);
+  return n;
+};
+
+export function loadConfig(env: Env = process.env): Config {
+  const store = (env.PARLEY_STORE ?? 'lmdb') as Config['store'];
+  if (store !== 'lmdb' && store !== 'scylla') throw new Error('PARLEY_STORE must be lmdb or scylla');
+  const sms = (env.PARLEY_SMS ?? 'dev') as Config['sms']['provider'];
+  if (sms !== 'dev' && sms !== 'http') throw new Error('PARLEY_SMS must be dev or http');
+  if (sms === 'http' && !env.PARLEY_SMS_URL) throw new Error('PARLEY_SMS=http needs PARLEY_SMS_URL');
+  return {
+    host: env.PARLEY_HOST ?? '0.0.0.0',
+    port: int(env, 'PARLEY_PORT', 8080),
+    dataDir: env.PARLEY_DATA ?? join(process.cwd(), 'data'),
+    store,
+    scylla: {
+      contactPoints: (env.PARLEY_SCYLLA_CONTACT_POINTS ?? '127.0.0.1:9042').split(',').map((s) => s.trim()).filter(Boolean),
+      localDataCenter: env.PARLEY_SCYLLA_DC ?? 'datacenter1',
+      keyspace: env.PARLEY_SCYLLA_KEYSPACE ?? 'parley',
+      replication: env.PARLEY_SCYLLA_REPLICATION ?? "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+      consistency: env.PARLEY_SCYLLA_CONSISTENCY ?? 'LOCAL_QUORUM',
+    },
+    secret: env.PARLEY_SECRET,
+    apiKeys: (env.PARLEY_API_KEYS ?? 'parley-dev-key').split(',').map((s) => s.trim()).filter(Boolean),
+    sms: { provider: sms, url: env.PARLEY_SMS_URL },
+    otp: {
+      ttlMs: int(env, 'PARLEY_OTP_TTL_MS', 5 * 60_000),
+      cooldownMs: int(env, 'PARLEY_OTP_COOLDOWN_MS', 30_000),
+      maxAttempts: int(env, 'PARLEY_OTP_MAX_ATTEMPTS', 5),
+    },
+    tokenTtlMs: int(env, 'PARLEY_TOKEN_TTL_MS', 90 * 86_400_000),
+    inboxTtlMs: int(env, 'PARLEY_INBOX_TTL_MS', 30 * 86_400_000),
+    // Kept below the 20,000 open files a process may hold here, leaving room for the store and listeners.
+    maxConnections: int(env, 'PARLEY_MAX_CONNECTIONS', 19_500),
+    maxBackpressure: int(env, 'PARLEY_MAX_BACKPRESSURE', 1024 * 1024),
+    idleTimeoutSec: int(env, 'PARLEY_IDLE_TIMEOUT_S', 60),
+    passivateAfterMs: int(env, 'PARLEY_PASSIVATE_AFTER_MS', 120_000),
+    rate: { perSecond: int(env, 'PARLEY_RATE_PER_S', 200), burst: int(env, 'PARLEY_RATE_BURST', 400) },
+    limits: {
+      ...DEFAULT_LIMITS,
+      maxBodyBytes: int(env, 'PARLEY_MAX_BODY_BYTES', DEFAULT_LIMITS.maxBodyBytes),
+      maxMediaBytes: int(env, 'PARLEY_MAX_MEDIA_BYTES', DEFAULT_LIMITS.maxMediaBytes),
+    },
+    logLevel: (env.PARLEY_LOG_LEVEL ?? 'info') as Config['logLevel'],
+  };
+}

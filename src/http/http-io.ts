@@ -1,0 +1,82 @@
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { ParleyError, toErrorBody, type ErrorBody } from '../protocol/errors.js';
+import { log } from '../log.js';
+
+/**
+ * Small helpers over uWebSockets.js HTTP: a response may be aborted at any time, and after that it must not
+ * be touched; every write after an await is corked.
+ */
+export interface Reply {
+  readonly aborted: boolean;
+  res: HttpResponse;
+}
+
+export function track(res: HttpResponse): Reply {
+  const r = { aborted: false, res };
+  res.onAborted(() => { r.aborted = true; });
+  return r;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK', 201: 'Created', 206: 'Partial Content', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden',
+  404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type',
+  416: 'Range Not Satisfiable', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
+export const statusLine = (code: number): string => `${code} ${STATUS_TEXT[code] ?? ''}`.trim();
+
+export function sendJson(r: Reply, status: number, body: unknown): void {
+  if (r.aborted) return;
+  r.res.cork(() => {
+    r.res.writeStatus(statusLine(status)).writeHeader('content-type', 'application/json').end(JSON.stringify(body));
+  });
+}
+
+export function sendError(r: Reply, err: unknown): void {
+  const body: ErrorBody = toErrorBody(err);
+  if (!(err instanceof ParleyError)) log('error', 'http handler failed', { error: (err as Error)?.stack ?? String(err) });
+  sendJson(r, err instanceof ParleyError ? err.status : 500, { error: body });
+}
+
+/** Reads the whole body, refusing more than `limit` bytes as soon as it is exceeded. */
+export function readBody(r: Reply, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    r.res.onData((chunk, isLast) => {
+      size += chunk.byteLength;
+      if (size > limit) {
+        reject(new ParleyError('too_large', `body is over the limit of ${limit} bytes`));
+        return;
+      }
+      chunks.push(Buffer.from(chunk.slice(0))); // uWS reuses the chunk's memory
+      if (isLast) resolve(Buffer.concat(chunks));
+    });
+  });
+}
+
+export async function readJson(r: Reply, limit = 16 * 1024): Promise<Record<string, unknown>> {
+  const buf = await readBody(r, limit);
+  try {
+    const v = JSON.parse(buf.toString('utf8') || '{}') as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch {
+    throw new ParleyError('bad_frame', 'body must be a JSON object');
+  }
+}
+
+/** Reads what a handler needs from the request before the first await: uWS frees it after the callback. */
+export function headers(req: HttpRequest, ...names: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const n of names) out[n] = req.getHeader(n);
+  return out;
+}
+
+export const bearer = (authorization: string): string | undefined =>
+  authorization.toLowerCase().startsWith('bearer ') ? authorization.slice(7).trim() : undefined;
+
+/** Runs an async handler, turning anything it throws into an error response. */
+export function handle(res: HttpResponse, f: (r: Reply) => Promise<void>): void {
+  const r = track(res);
+  f(r).catch((err) => sendError(r, err));
+}

@@ -1,0 +1,41 @@
+import type { TemplatedApp } from 'uWebSockets.js';
+import { ParleyError } from '../protocol/errors.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { OutboxPushGateway } from '../push/push-gateway.js';
+import type { Accounts } from '../accounts/accounts.js';
+import { bearer, handle, headers, sendJson } from './http-io.js';
+
+/**
+ *   GET /healthz            liveness and this node's id
+ *   GET /metrics            Prometheus text
+ *   GET /v1/admin/actors    the supervisor tree: per entity kind, live/spawned/passivated/crashed (x-admin-key)
+ *   GET /v1/dev/push        push notices the outbox provider holds for the caller (Bearer)
+ */
+export function mountOps(app: TemplatedApp, deps: {
+  node: string; metrics: Metrics; adminKey?: string; accounts: Accounts;
+  tree: () => unknown; push?: OutboxPushGateway;
+}): void {
+  app.get('/healthz', (res) => {
+    res.writeHeader('content-type', 'application/json').end(JSON.stringify({ ok: true, node: deps.node }));
+  });
+  app.get('/metrics', (res) => {
+    res.writeHeader('content-type', 'text/plain; version=0.0.4').end(deps.metrics.prometheus());
+  });
+  app.get('/v1/admin/actors', (res, req) => {
+    const key = req.getHeader('x-admin-key');
+    handle(res, async (r) => {
+      if (!deps.adminKey || key !== deps.adminKey) throw new ParleyError('unauthorized', 'missing or wrong x-admin-key');
+      sendJson(r, 200, { node: deps.node, regions: deps.tree() });
+    });
+  });
+  if (deps.push) {
+    const push = deps.push;
+    app.get('/v1/dev/push', (res, req) => {
+      const h = headers(req, 'authorization');
+      handle(res, async (r) => {
+        const s = await deps.accounts.authenticate(bearer(h.authorization!));
+        sendJson(r, 200, { notices: push.recent(s.user) });
+      });
+    });
+  }
+}

@@ -1,0 +1,24 @@
+import { loadConfig } from './config.js';
+import { startNode } from './node.js';
+import { log } from './log.js';
+
+/** `node dist/src/main.js`: one node, configured from the environment (see README). */
+async function main(): Promise<void> {
+  const node = await startNode(loadConfig());
+  // One machine-readable line on stdout: tests and the bench harness wait for it.
+  process.stdout.write(`parley listening on http://127.0.0.1:${node.port} node=${node.id} store=${node.store.kind}\n`);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log('info', 'shutting down', { signal });
+    node.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((err) => {
+  log('error', 'node failed to start', { error: (err as Error)?.stack ?? String(err) });
+  process.exit(1);
+});

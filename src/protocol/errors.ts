@@ -1,0 +1,64 @@
+/**
+ * Stable error codes. Clients switch on `code`; `message` is for people.
+ * `retryable` tells a client whether sending the same request again (same client id) may succeed.
+ */
+export const ErrorCodes = {
+  bad_frame: { retryable: false, status: 400 },
+  unknown_type: { retryable: false, status: 400 },
+  invalid: { retryable: false, status: 400 },
+  unknown_kind: { retryable: false, status: 400 },
+  too_large: { retryable: false, status: 413 },
+  unauthorized: { retryable: false, status: 401 },
+  forbidden: { retryable: false, status: 403 },
+  not_found: { retryable: false, status: 404 },
+  conflict: { retryable: false, status: 409 },
+  rate_limited: { retryable: true, status: 429 },
+  otp_invalid: { retryable: false, status: 401 },
+  otp_expired: { retryable: false, status: 401 },
+  otp_locked: { retryable: false, status: 429 },
+  unsupported_media_type: { retryable: false, status: 415 },
+  range_not_satisfiable: { retryable: false, status: 416 },
+  over_capacity: { retryable: true, status: 503 },
+  store_unavailable: { retryable: true, status: 503 },
+  timeout: { retryable: true, status: 504 },
+  internal: { retryable: true, status: 500 },
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** An error meant for the client: it crosses actors and the wire as plain data. */
+export class ParleyError extends Error {
+  constructor(readonly code: ErrorCode, message: string) {
+    super(message);
+    this.name = 'ParleyError';
+  }
+  get retryable(): boolean {
+    return ErrorCodes[this.code].retryable;
+  }
+  get status(): number {
+    return ErrorCodes[this.code].status;
+  }
+}
+
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  retryable: boolean;
+}
+
+/** Anything thrown becomes a client-safe body; unknown errors never leak their text. */
+export function toErrorBody(err: unknown): ErrorBody {
+  if (err instanceof ParleyError) return { code: err.code, message: err.message, retryable: err.retryable };
+  if (err instanceof Error && /timeout/i.test(err.message)) {
+    return { code: 'timeout', message: 'the request timed out; send it again', retryable: true };
+  }
+  return { code: 'internal', message: 'internal error; send it again', retryable: true };
+}
+
+export const isErrorBody = (x: unknown): x is ErrorBody =>
+  typeof x === 'object' && x !== null && typeof (x as ErrorBody).code === 'string' && typeof (x as ErrorBody).message === 'string';
+
+/** The error frame answering a client request, echoing its rid and/or cid. */
+export function errorFrame(ref: { rid?: string; cid?: string }, err: unknown) {
+  return { t: 'error' as const, ...toErrorBody(err), ...(ref.rid ? { rid: ref.rid } : {}), ...(ref.cid ? { cid: ref.cid } : {}) };
+}

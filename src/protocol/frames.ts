@@ -1,0 +1,109 @@
+import type { ConversationId, DeviceId, GroupId, UserId } from './ids.js';
+import type { ErrorCode } from './errors.js';
+
+/**
+ * The wire protocol: every frame is a map with a type `t`. docs/protocol.md is the prose form of this file.
+ * Client frames may carry `rid` (request id); the answer to a request echoes it.
+ */
+
+export const MESSAGE_KINDS = ['text', 'image', 'video', 'location', 'edit', 'delete', 'reaction', 'system'] as const;
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
+/** Kinds a client may send; `system` is written by the server only. */
+export type ClientMessageKind = Exclude<MessageKind, 'system'>;
+/** Kinds that act on an earlier message, named by `target` (its seq). */
+export const TARGETED_KINDS: ReadonlySet<MessageKind> = new Set(['edit', 'delete', 'reaction']);
+
+/** A body is opaque to routing: a plaintext map checked at the edge, or bytes (ciphertext) never read. */
+export type Body = Uint8Array | { [key: string]: unknown };
+
+/** One message as stored and as delivered. Everything but `body` is the envelope the node routes by. */
+export interface Message {
+  conv: ConversationId;
+  seq: number;
+  from: UserId;
+  dev: DeviceId;
+  /** Client message id: a resend with the same cid is answered with the first seq, not stored twice. */
+  cid: string;
+  kind: MessageKind;
+  /** Server time of acceptance, ms since the epoch. */
+  ts: number;
+  body?: Body;
+  /** seq of the message this one replies to. */
+  reply?: number;
+  /** seq of the message an edit, delete or reaction acts on. */
+  target?: number;
+}
+
+export type LastSeenPrivacy = 'everyone' | 'contacts' | 'nobody';
+export type PushPlatform = 'apns' | 'fcm' | 'wns';
+export type GroupRole = 'admin' | 'member';
+
+// ---- client → server -------------------------------------------------------------------------------------
+
+export interface SyncFrame { t: 'sync'; since: number }
+export interface SendFrame {
+  t: 'send'; rid?: string; cid: string; kind: ClientMessageKind;
+  /** Either `to` (a user: the 1:1 conversation is derived) or `conv`. */
+  to?: UserId; conv?: ConversationId;
+  body?: Body; reply?: number; target?: number;
+}
+export interface AckFrame { t: 'ack'; ptr: number }
+export interface ReadFrame { t: 'read'; conv: ConversationId; seq: number }
+export interface TypingFrame { t: 'typing'; conv: ConversationId; on: boolean }
+export interface HistoryFrame {
+  t: 'history'; rid: string; conv: ConversationId;
+  before?: number; after?: number; from?: number; until?: number; limit?: number;
+}
+export interface PresenceSubFrame { t: 'presence.sub' | 'presence.unsub'; users: UserId[] }
+export interface GroupCreateFrame { t: 'group.create'; rid: string; name: string; members?: UserId[] }
+export interface GroupMembersFrame { t: 'group.add' | 'group.remove'; rid: string; group: GroupId; users: UserId[] }
+export interface GroupAdminFrame { t: 'group.admin'; rid: string; group: GroupId; user: UserId }
+export interface GroupRenameFrame { t: 'group.rename'; rid: string; group: GroupId; name: string }
+export interface GroupLeaveFrame { t: 'group.leave' | 'group.info'; rid: string; group: GroupId }
+export interface ProfileSetFrame { t: 'profile.set'; rid: string; name?: string; avatar?: string }
+export interface ProfileGetFrame { t: 'profile.get'; rid: string; user: UserId }
+export interface SettingsSetFrame { t: 'settings.set'; rid: string; lastSeen: LastSeenPrivacy }
+export interface ContactsFrame { t: 'contacts.add' | 'contacts.remove'; rid: string; users: UserId[] }
+export interface PushRegisterFrame { t: 'push.register'; rid: string; platform: PushPlatform; token: string }
+export interface PingFrame { t: 'ping'; rid?: string }
+
+export type ClientFrame =
+  | SyncFrame | SendFrame | AckFrame | ReadFrame | TypingFrame | HistoryFrame | PresenceSubFrame
+  | GroupCreateFrame | GroupMembersFrame | GroupAdminFrame | GroupRenameFrame | GroupLeaveFrame
+  | ProfileSetFrame | ProfileGetFrame | SettingsSetFrame | ContactsFrame | PushRegisterFrame | PingFrame;
+
+export type ClientFrameType = ClientFrame['t'];
+
+// ---- server → client -------------------------------------------------------------------------------------
+
+export interface Limits {
+  maxFrameBytes: number; maxBodyBytes: number; maxTextChars: number; historyPageMax: number;
+  maxGroupMembers: number; maxMediaBytes: number;
+}
+export interface WelcomeFrame { t: 'welcome'; user: UserId; device: DeviceId; acked: number; time: number; limits: Limits }
+/** One inbox entry. `ptr` is this device's inbox pointer: ack it, and send the last one held in `sync`. */
+export interface DeliveryFrame { t: 'msg'; ptr: number; m: Message }
+/** The inbox is sent up to `ptr`; with `more`, ack and send `sync` again from `ptr` for the next page. */
+export interface SyncedFrame { t: 'synced'; ptr: number; more?: true }
+export interface SentFrame { t: 'sent'; rid?: string; cid: string; conv: ConversationId; seq: number; ts: number; dup?: true }
+export type ReceiptStatus = 'delivered' | 'read' | 'delivered_all' | 'read_all';
+/** Status up to and including seq `upTo`; `user` is absent on the *_all aggregates of groups. */
+export interface ReceiptFrame { t: 'receipt'; conv: ConversationId; status: ReceiptStatus; upTo: number; user?: UserId }
+export interface TypingEventFrame { t: 'typing'; conv: ConversationId; user: UserId; on: boolean }
+/** `lastSeen` is absent while online and when the user's privacy hides it from you. */
+export interface PresenceFrame { t: 'presence'; user: UserId; online: boolean; lastSeen?: number }
+export interface ResultFrame { t: 'res'; rid: string; data: unknown }
+export interface ErrorFrame { t: 'error'; rid?: string; cid?: string; code: ErrorCode; message: string; retryable: boolean }
+export interface PongFrame { t: 'pong'; rid?: string; time: number }
+
+export type ServerFrame =
+  | WelcomeFrame | DeliveryFrame | SyncedFrame | SentFrame | ReceiptFrame | TypingEventFrame
+  | PresenceFrame | ResultFrame | ErrorFrame | PongFrame;
+
+// ---- shapes returned in `res` -----------------------------------------------------------------------------
+
+export interface Profile { id: UserId; name: string; avatar?: string; createdAt: number }
+export interface GroupInfo {
+  id: GroupId; conv: ConversationId; name: string; createdBy: UserId; createdAt: number;
+  members: { user: UserId; role: GroupRole }[];
+}

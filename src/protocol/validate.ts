@@ -1,0 +1,115 @@
+import { ParleyError } from './errors.js';
+import { isId, parseConversationId } from './ids.js';
+import { MESSAGE_KINDS, TARGETED_KINDS, type Body, type ClientFrame, type Limits, type MessageKind } from './frames.js';
+import { pack } from './codec.js';
+
+/** Pure checks from a decoded value to a typed client frame. Each failure names the field and the rule. */
+
+type Obj = Record<string, unknown>;
+const fail = (message: string): never => { throw new ParleyError('invalid', message); };
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+const str = (o: Obj, k: string, max = 256): string => {
+  const v = o[k];
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) fail(`${k} must be a string of 1..${max} characters`);
+  return v as string;
+};
+const optStr = (o: Obj, k: string, max = 256): string | undefined => (o[k] === undefined ? undefined : str(o, k, max));
+const uint = (o: Obj, k: string): number => {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(`${k} must be a non-negative integer`);
+  return v as number;
+};
+const optUint = (o: Obj, k: string): number | undefined => (o[k] === undefined ? undefined : uint(o, k));
+const id = (o: Obj, k: string): string => (isId(o[k]) ? (o[k] as string) : fail(`${k} must be an id`));
+const ids = (o: Obj, k: string, max: number): string[] => {
+  const v = o[k];
+  if (!Array.isArray(v) || v.length > max || !v.every(isId)) fail(`${k} must be a list of at most ${max} ids`);
+  return [...new Set(v as string[])];
+};
+const conv = (o: Obj, k = 'conv'): string => (parseConversationId(o[k]) ? (o[k] as string) : fail(`${k} must be a conversation id`));
+const optRid = (o: Obj): string | undefined => optStr(o, 'rid', 64);
+const rid = (o: Obj): string => str(o, 'rid', 64);
+
+export function validateClientFrame(v: unknown, limits: Limits): ClientFrame {
+  if (!isObj(v)) throw new ParleyError('bad_frame', 'a frame is a map with a type field "t"');
+  const t = v.t;
+  switch (t) {
+    case 'sync': return { t, since: uint(v, 'since') };
+    case 'ack': return { t, ptr: uint(v, 'ptr') };
+    case 'ping': return { t, rid: optRid(v) };
+    case 'send': return validateSend(v, limits);
+    case 'read': return { t, conv: conv(v), seq: uint(v, 'seq') };
+    case 'typing': return { t, conv: conv(v), on: v.on === true };
+    case 'history': {
+      const limit = optUint(v, 'limit');
+      if (limit !== undefined && (limit < 1 || limit > limits.historyPageMax)) fail(`limit must be 1..${limits.historyPageMax}`);
+      return { t, rid: rid(v), conv: conv(v), before: optUint(v, 'before'), after: optUint(v, 'after'), from: optUint(v, 'from'), until: optUint(v, 'until'), limit };
+    }
+    case 'presence.sub': case 'presence.unsub': return { t, users: ids(v, 'users', 256) };
+    case 'group.create': return { t, rid: rid(v), name: str(v, 'name', 100), members: v.members === undefined ? [] : ids(v, 'members', limits.maxGroupMembers) };
+    case 'group.add': case 'group.remove': return { t, rid: rid(v), group: id(v, 'group'), users: ids(v, 'users', limits.maxGroupMembers) };
+    case 'group.admin': return { t, rid: rid(v), group: id(v, 'group'), user: id(v, 'user') };
+    case 'group.rename': return { t, rid: rid(v), group: id(v, 'group'), name: str(v, 'name', 100) };
+    case 'group.leave': case 'group.info': return { t, rid: rid(v), group: id(v, 'group') };
+    case 'profile.set': return { t, rid: rid(v), name: optStr(v, 'name', 64), avatar: optStr(v, 'avatar', 128) };
+    case 'profile.get': return { t, rid: rid(v), user: id(v, 'user') };
+    case 'settings.set': {
+      const lastSeen = v.lastSeen;
+      if (lastSeen !== 'everyone' && lastSeen !== 'contacts' && lastSeen !== 'nobody') fail('lastSeen must be everyone, contacts or nobody');
+      return { t, rid: rid(v), lastSeen: lastSeen as 'everyone' | 'contacts' | 'nobody' };
+    }
+    case 'contacts.add': case 'contacts.remove': return { t, rid: rid(v), users: ids(v, 'users', 1000) };
+    case 'push.register': {
+      const platform = v.platform;
+      if (platform !== 'apns' && platform !== 'fcm' && platform !== 'wns') fail('platform must be apns, fcm or wns');
+      return { t, rid: rid(v), platform: platform as 'apns' | 'fcm' | 'wns', token: str(v, 'token', 4096) };
+    }
+    default:
+      throw new ParleyError('unknown_type', `unknown frame type ${JSON.stringify(typeof t === 'string' ? t.slice(0, 32) : t)}`);
+  }
+}
+
+function validateSend(v: Obj, limits: Limits): ClientFrame {
+  const kind = v.kind as MessageKind;
+  if (!MESSAGE_KINDS.includes(kind) || kind === 'system') {
+    throw new ParleyError('unknown_kind', `unknown message kind ${JSON.stringify(typeof kind === 'string' ? kind.slice(0, 32) : kind)}`);
+  }
+  const cid = str(v, 'cid', 64);
+  const to = v.to === undefined ? undefined : id(v, 'to');
+  const c = v.conv === undefined ? undefined : conv(v);
+  if ((to === undefined) === (c === undefined)) fail('send names exactly one of to (a user) or conv');
+  const target = optUint(v, 'target');
+  if (TARGETED_KINDS.has(kind) !== (target !== undefined)) fail(`${kind} ${TARGETED_KINDS.has(kind) ? 'needs' : 'takes no'} target`);
+  const body = v.body as Body | undefined;
+  if (kind !== 'delete') {
+    if (body === undefined) fail('body is required');
+    checkBody(kind, body!, limits);
+  }
+  return { t: 'send', rid: optRid(v), cid, kind, to, conv: c, body, reply: optUint(v, 'reply'), target } as ClientFrame;
+}
+
+/** Plaintext bodies are checked by kind; ciphertext (bytes) is only measured. */
+export function checkBody(kind: MessageKind, body: Body, limits: Limits): void {
+  const size = body instanceof Uint8Array ? body.byteLength : pack(body).byteLength;
+  if (size > limits.maxBodyBytes) throw new ParleyError('too_large', `body is ${size} bytes; the limit is ${limits.maxBodyBytes}`);
+  if (body instanceof Uint8Array) return;
+  if (!isObj(body)) fail('body must be a map or bytes');
+  const text = (k: string) => str(body, k, limits.maxTextChars);
+  switch (kind) {
+    case 'text': case 'edit': text('text'); break;
+    case 'image': case 'video':
+      str(body, 'media', 64);
+      optStr(body, 'mime', 100);
+      if (body.caption !== undefined) text('caption');
+      break;
+    case 'location': {
+      const { lat, lng } = body;
+      if (typeof lat !== 'number' || lat < -90 || lat > 90) fail('lat must be a number in -90..90');
+      if (typeof lng !== 'number' || lng < -180 || lng > 180) fail('lng must be a number in -180..180');
+      optStr(body, 'name', 256);
+      break;
+    }
+    case 'reaction': str(body, 'emoji', 16); break;
+    default: break;
+  }
+}

@@ -1,0 +1,102 @@
+import { ParleyError, errorFrame } from '../protocol/errors.js';
+import { directConversationId, newId, type ConversationId, type DeviceId, type UserId } from '../protocol/ids.js';
+import type { ClientFrame, SendFrame, ServerFrame } from '../protocol/frames.js';
+import type { EntityMessages, EntityType } from '../actors/messages.js';
+import type { ConnRef, ReplyTo, Router } from '../transport/router.js';
+
+const MAX_PRESENCE_SUBS_PER_SOCKET = 1000;
+
+/**
+ * What one authenticated socket's frames mean: each becomes a message to the entity that owns the answer
+ * (its user, a conversation, a group). The session holds nothing a restart would need; it is the socket's.
+ */
+export class ClientSession {
+  private readonly presenceSubs = new Set<UserId>();
+
+  constructor(
+    readonly ref: ConnRef,
+    readonly user: UserId,
+    readonly device: DeviceId,
+    private readonly router: Router,
+    private readonly send: (frame: ServerFrame) => void,
+  ) {}
+
+  /** Announces the socket to its user entity; the welcome carries the device's acked pointer. */
+  async open(): Promise<{ acked: number }> {
+    return this.router.ask('user', this.user, (reply) => ({ t: 'attach', reply, device: this.device, conn: this.ref }));
+  }
+
+  closed(): void {
+    this.router.tell('user', this.user, { t: 'detach', device: this.device, conn: this.ref });
+    for (const u of this.presenceSubs) this.router.tell('user', u, { t: 'presence.unsub', viewer: this.user, conn: this.ref });
+  }
+
+  handle(f: ClientFrame): void {
+    const { router, user, device, ref } = this;
+    switch (f.t) {
+      case 'sync': return router.tell('user', user, { t: 'sync', device, conn: ref, since: f.since });
+      case 'ack': return router.tell('user', user, { t: 'ack', device, ptr: f.ptr });
+      case 'send': return this.sendMessage(f);
+      case 'read': return router.tell('conv', f.conv, { t: 'read', user, seq: f.seq, origin: ref });
+      case 'typing': return router.tell('conv', f.conv, { t: 'typing', user, on: f.on });
+      case 'ping': return this.send({ t: 'pong', time: Date.now(), ...(f.rid ? { rid: f.rid } : {}) });
+      case 'history': {
+        const { before, after, from, until, limit } = f;
+        return this.request(f.rid, 'conv', f.conv, (reply) => ({ t: 'history', reply, user, q: { before, after, from, until, limit: limit ?? 0 } }));
+      }
+      case 'presence.sub':
+        if (this.presenceSubs.size + f.users.length > MAX_PRESENCE_SUBS_PER_SOCKET) {
+          throw new ParleyError('rate_limited', `a socket follows at most ${MAX_PRESENCE_SUBS_PER_SOCKET} users' presence`);
+        }
+        for (const u of f.users) { this.presenceSubs.add(u); router.tell('user', u, { t: 'presence.sub', viewer: user, conn: ref }); }
+        return;
+      case 'presence.unsub':
+        for (const u of f.users) { this.presenceSubs.delete(u); router.tell('user', u, { t: 'presence.unsub', viewer: user, conn: ref }); }
+        return;
+      case 'group.create':
+        return this.request(f.rid, 'group', newId(), (reply) => ({ t: 'create', reply, by: user, name: f.name, members: f.members ?? [] }));
+      case 'group.add': case 'group.remove': {
+        const t = f.t === 'group.add' ? 'add' as const : 'remove' as const;
+        return this.request(f.rid, 'group', f.group, (reply) => ({ t, reply, by: user, users: f.users }));
+      }
+      case 'group.admin': return this.request(f.rid, 'group', f.group, (reply) => ({ t: 'admin', reply, by: user, user: f.user }));
+      case 'group.rename': return this.request(f.rid, 'group', f.group, (reply) => ({ t: 'rename', reply, by: user, name: f.name }));
+      case 'group.leave': case 'group.info': {
+        const t = f.t === 'group.leave' ? 'leave' as const : 'info' as const;
+        return this.request(f.rid, 'group', f.group, (reply) => ({ t, reply, by: user }));
+      }
+      case 'profile.set': return this.request(f.rid, 'user', user, (reply) => ({ t: 'profile.set', reply, name: f.name, avatar: f.avatar }));
+      case 'profile.get': return this.request(f.rid, 'user', f.user, (reply) => ({ t: 'profile.get', reply, viewer: user }));
+      case 'settings.set': return this.request(f.rid, 'user', user, (reply) => ({ t: 'settings.set', reply, lastSeen: f.lastSeen }));
+      case 'contacts.add': case 'contacts.remove': {
+        const [add, remove] = f.t === 'contacts.add' ? [f.users, []] : [[], f.users];
+        return this.request(f.rid, 'user', user, (reply) => ({ t: 'contacts', reply, add, remove }));
+      }
+      case 'push.register':
+        return this.request(f.rid, 'user', user, (reply) => ({ t: 'push.register', reply, device, platform: f.platform, token: f.token }));
+    }
+  }
+
+  private sendMessage(f: SendFrame): void {
+    let conv: ConversationId;
+    if (f.to !== undefined) {
+      if (f.to === this.user) throw new ParleyError('invalid', 'to must be another user');
+      conv = directConversationId(this.user, f.to);
+    } else {
+      conv = f.conv!;
+    }
+    this.router.tell('conv', conv, {
+      t: 'send', origin: this.ref, cid: f.cid, from: this.user, dev: this.device, kind: f.kind,
+      ...(f.rid ? { rid: f.rid } : {}), ...(f.body !== undefined ? { body: f.body } : {}),
+      ...(f.reply !== undefined ? { replyTo: f.reply } : {}), ...(f.target !== undefined ? { target: f.target } : {}),
+    });
+  }
+
+  /** An ask whose answer (or error) goes back as a `res` (or `error`) frame with the request's rid. */
+  private request<T extends EntityType>(rid: string, type: T, id: string, build: (reply: ReplyTo) => EntityMessages[T]): void {
+    this.router.ask(type, id, build).then(
+      (data) => this.send({ t: 'res', rid, data }),
+      (err) => this.send(errorFrame({ rid }, err)),
+    );
+  }
+}

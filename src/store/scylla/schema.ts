@@ -1,0 +1,181 @@
+import { randomBytes } from 'node:crypto';
+import type { Client } from 'cassandra-driver';
+
+/**
+ * The CQL schema as data, and the runner that brings a keyspace up to date when a ScyllaStore opens.
+ *
+ * Every statement is portable CQL that ScyllaDB and Apache Cassandra (4.x, 5.x) both accept: no SAI,
+ * no Cassandra-only options. `{ks}` is replaced by the (validated) keyspace name. A migration is applied
+ * at most once per keyspace: applied versions are rows of `schema_version`; one opener at a time holds
+ * `schema_lock` (a lightweight transaction with a TTL, so a crashed holder can't wedge it), and every
+ * statement is also idempotent (IF NOT EXISTS) in case a holder died half way.
+ *
+ * Migrations are append-only: never edit one that has shipped, add the next version.
+ */
+export interface Migration {
+  version: number;
+  description: string;
+  statements: string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'initial schema',
+    statements: [
+      // ---- messages ----
+      // One partition per conversation per time bucket (a day by default): bounded partitions however long
+      // a conversation lives. Newest first, because history pages backwards from the end.
+      `CREATE TABLE IF NOT EXISTS {ks}.messages (
+        conv text, bucket bigint, seq bigint,
+        sender text, dev text, cid text, kind text, ts bigint,
+        body blob, reply bigint, target bigint,
+        PRIMARY KEY ((conv, bucket), seq)
+      ) WITH CLUSTERING ORDER BY (seq DESC)`,
+      // Which buckets a conversation has, and the lowest seq in each (a min-register kept with write
+      // timestamps). seq and ts grow together, so the bucket holding seq s is the newest one whose
+      // first_seq <= s.
+      `CREATE TABLE IF NOT EXISTS {ks}.conv_buckets (
+        conv text, bucket bigint, first_seq bigint,
+        PRIMARY KEY ((conv), bucket)
+      ) WITH CLUSTERING ORDER BY (bucket DESC)`,
+      // (conv, sender, client id) → seq for idempotent resends; expires on its own.
+      `CREATE TABLE IF NOT EXISTS {ks}.client_ids (
+        conv text, sender text, cid text, seq bigint,
+        PRIMARY KEY ((conv, sender, cid))
+      ) WITH default_time_to_live = 604800 AND gc_grace_seconds = 10800`,
+      // Receipt cursors: one small partition per conversation, a row per member.
+      `CREATE TABLE IF NOT EXISTS {ks}.receipt_cursors (
+        conv text, user_id text, delivered bigint, read_upto bigint,
+        PRIMARY KEY ((conv), user_id)
+      )`,
+      // ---- per-device transient inbox ----
+      // Rows expire by TTL (set from expiresAt); acks delete a prefix with one range tombstone. last_ptr
+      // (static: one per partition) is the high-water mark, a max-register that outlives deletes and TTLs.
+      // Short gc_grace: a resurrected, already-acked entry is harmless (the device skips ptr <= acked).
+      `CREATE TABLE IF NOT EXISTS {ks}.inbox (
+        device text, ptr bigint,
+        conv text, seq bigint, packed blob, expires_at bigint,
+        last_ptr bigint static,
+        PRIMARY KEY ((device), ptr)
+      ) WITH CLUSTERING ORDER BY (ptr ASC) AND gc_grace_seconds = 10800`,
+      // ---- accounts ----
+      `CREATE TABLE IF NOT EXISTS {ks}.users (
+        id text PRIMARY KEY, phone text, name text, avatar text, created_at bigint, last_seen_privacy text
+      )`,
+      // phone → user, claimed with INSERT ... IF NOT EXISTS (Paxos): the uniqueness constraint.
+      `CREATE TABLE IF NOT EXISTS {ks}.phones (phone text PRIMARY KEY, user_id text)`,
+      `CREATE TABLE IF NOT EXISTS {ks}.devices (
+        user_id text, id text, name text, platform text, created_at bigint,
+        acked bigint, push_platform text, push_token text,
+        PRIMARY KEY ((user_id), id)
+      )`,
+      `CREATE TABLE IF NOT EXISTS {ks}.otps (
+        phone text PRIMARY KEY, code_hash text, expires_at bigint, attempts int, sent_at bigint
+      ) WITH gc_grace_seconds = 10800`,
+      `CREATE TABLE IF NOT EXISTS {ks}.contacts (
+        user_id text, contact text,
+        PRIMARY KEY ((user_id), contact)
+      )`,
+      `CREATE TABLE IF NOT EXISTS {ks}.last_seen (user_id text PRIMARY KEY, ts bigint)`,
+      // ---- groups: group → members in the group's row, user → groups in the user's partition ----
+      `CREATE TABLE IF NOT EXISTS {ks}.chat_groups (
+        id text PRIMARY KEY, name text, created_by text, created_at bigint,
+        members frozen<map<text, text>>
+      )`,
+      `CREATE TABLE IF NOT EXISTS {ks}.user_groups (
+        user_id text, group_id text,
+        PRIMARY KEY ((user_id), group_id)
+      )`,
+      // ---- media metadata (content-addressed: the first upload of some bytes owns the id) ----
+      `CREATE TABLE IF NOT EXISTS {ks}.media (
+        id text PRIMARY KEY, mime text, size bigint, owner text, created_at bigint
+      )`,
+    ],
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+const KEYSPACE_RE = /^[a-z][a-z0-9_]{0,47}$/;
+
+export function checkKeyspace(ks: string): string {
+  if (!KEYSPACE_RE.test(ks)) throw new Error(`invalid keyspace name ${JSON.stringify(ks)}: use [a-z][a-z0-9_]{0,47}`);
+  return ks;
+}
+
+export type Replication = { class: string } & Record<string, string | number>;
+
+/** A replication map as CQL: from an object, or a CQL map literal passed through after a sanity check. */
+export function replicationCql(r: Replication | string): string {
+  if (typeof r === 'string') {
+    const s = r.trim();
+    if (!/^\{[^;]*\}$/.test(s)) throw new Error(`replication must be a CQL map like {'class': 'SimpleStrategy', 'replication_factor': 1}, got ${r}`);
+    return s;
+  }
+  const quote = (v: string | number) => `'${String(v).replace(/'/g, "''")}'`;
+  return `{${Object.entries(r).map(([k, v]) => `${quote(k)}: ${quote(v)}`).join(', ')}}`;
+}
+
+export const ddl = (statement: string, ks: string): string => statement.replace(/\{ks\}/g, ks);
+
+export interface MigrateOptions {
+  keyspace: string;
+  replication: Replication | string;
+  /** Consistency for reading/writing schema_version (the store's own). */
+  consistency: number;
+  serialConsistency: number;
+  /** How long to wait for another opener's migration. */
+  lockWaitMs?: number;
+}
+
+/** Creates the keyspace if missing and applies every migration it lacks. Safe to run from many nodes at once. */
+export async function migrate(client: Client, o: MigrateOptions): Promise<{ from: number; to: number }> {
+  const ks = checkKeyspace(o.keyspace);
+  const q = { consistency: o.consistency, serialConsistency: o.serialConsistency };
+  await client.execute(`CREATE KEYSPACE IF NOT EXISTS ${ks} WITH replication = ${replicationCql(o.replication)} AND durable_writes = true`);
+  await client.execute(`CREATE TABLE IF NOT EXISTS ${ks}.schema_version (
+    scope text, version int, description text, applied_at timestamp,
+    PRIMARY KEY ((scope), version)
+  ) WITH CLUSTERING ORDER BY (version DESC)`);
+  await client.execute(`CREATE TABLE IF NOT EXISTS ${ks}.schema_lock (id text PRIMARY KEY, owner text)`);
+
+  const current = async (): Promise<number> => {
+    const rs = await client.execute(`SELECT version FROM ${ks}.schema_version WHERE scope = 'parley' LIMIT 1`, [], { ...q, prepare: true, isIdempotent: true });
+    return rs.rowLength ? Number(rs.first().get('version')) : 0;
+  };
+
+  const from = await current();
+  if (from >= SCHEMA_VERSION) return { from, to: from };
+
+  const owner = randomBytes(8).toString('hex');
+  const deadline = Date.now() + (o.lockWaitMs ?? 120_000);
+  for (;;) {
+    const rs = await client.execute(
+      `INSERT INTO ${ks}.schema_lock (id, owner) VALUES ('migrations', ?) IF NOT EXISTS USING TTL 300`,
+      [owner], { ...q, prepare: true },
+    );
+    if (rs.wasApplied()) break;
+    // Someone else is migrating: wait for them to finish (or for their lock to expire).
+    await new Promise((r) => setTimeout(r, 500));
+    const now = await current();
+    if (now >= SCHEMA_VERSION) return { from, to: now };
+    if (Date.now() > deadline) throw new Error('timed out waiting for another node to finish migrating the schema');
+  }
+  try {
+    let at = await current();
+    for (const m of MIGRATIONS) {
+      if (m.version <= at) continue;
+      for (const s of m.statements) await client.execute(ddl(s, ks));
+      await client.execute(
+        `INSERT INTO ${ks}.schema_version (scope, version, description, applied_at) VALUES ('parley', ?, ?, toTimestamp(now()))`,
+        [m.version, m.description], { ...q, prepare: true, isIdempotent: true },
+      );
+      at = m.version;
+    }
+    return { from, to: at };
+  } finally {
+    await client.execute(`DELETE FROM ${ks}.schema_lock WHERE id = 'migrations' IF owner = ?`, [owner], { ...q, prepare: true })
+      .catch(() => undefined); // the TTL frees it anyway
+  }
+}

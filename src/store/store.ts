@@ -1,0 +1,117 @@
+import type { ConversationId, DeviceId, GroupId, UserId } from '../protocol/ids.js';
+import type { GroupRole, LastSeenPrivacy, Message, PushPlatform } from '../protocol/frames.js';
+
+/**
+ * The one persistence interface. LMDB (embedded, one node) and ScyllaDB (cluster) implement it and pass the
+ * same conformance suite (test/store/conformance.ts). Every method is a single access path a wide-column
+ * store serves from one partition, so the Scylla schema follows it table by table (docs/architecture.md).
+ *
+ * Failures are thrown as ParleyError('store_unavailable') so clients get a retryable error.
+ */
+export interface Store {
+  readonly kind: 'lmdb' | 'scylla';
+
+  // ---- messages: partitioned by (conv, time bucket), clustered by seq ----
+  /** Durable when the promise resolves. Also records (conv, from, cid) → seq for idempotent resends. */
+  appendMessage(m: Message): Promise<void>;
+  getMessage(conv: ConversationId, seq: number): Promise<Message | undefined>;
+  /**
+   * Ascending by seq. `before`/`after` bound seq (exclusive), `from`/`until` bound ts (inclusive).
+   * With a lower bound (`after` or `from`) the page starts there; otherwise it is the newest `limit` below the upper bound.
+   */
+  getMessages(conv: ConversationId, q: HistoryQuery): Promise<Message[]>;
+  /** Highest stored seq, 0 for an empty conversation: the conversation actor resumes its counter from it. */
+  lastSeq(conv: ConversationId): Promise<number>;
+  seqForClientId(conv: ConversationId, from: UserId, cid: string): Promise<number | undefined>;
+  /** Delete for everyone: the body is gone for good, the envelope stays so seqs have no holes. */
+  redactMessage(conv: ConversationId, seq: number): Promise<void>;
+
+  // ---- receipt cursors: per (conv, user) the highest seq delivered to and read by that user ----
+  getCursors(conv: ConversationId): Promise<Map<UserId, ReceiptCursor>>;
+  setCursor(conv: ConversationId, user: UserId, cursor: ReceiptCursor): Promise<void>;
+
+  // ---- transient inbox: per device, FIFO by ptr, expiring ----
+  inboxPut(device: DeviceKey, entry: InboxEntry): Promise<void>;
+  /** Entries with ptr > after, ascending, unexpired, at most `limit`. */
+  inboxRange(device: DeviceKey, after: number, limit: number): Promise<InboxEntry[]>;
+  /** Highest ptr ever written for the device (kept after deletes), 0 if none. */
+  inboxLastPtr(device: DeviceKey): Promise<number>;
+  inboxDeleteUpTo(device: DeviceKey, ptr: number): Promise<void>;
+
+  // ---- accounts ----
+  /** Claims the phone number atomically: returns the user that holds it (the new one, or one that won a race). */
+  createUser(user: UserRecord): Promise<UserRecord>;
+  userByPhone(phone: string): Promise<UserId | undefined>;
+  getUser(id: UserId): Promise<UserRecord | undefined>;
+  updateUser(id: UserId, patch: Partial<Pick<UserRecord, 'name' | 'avatar' | 'lastSeenPrivacy'>>): Promise<void>;
+  putDevice(d: DeviceRecord): Promise<void>;
+  getDevice(user: UserId, device: DeviceId): Promise<DeviceRecord | undefined>;
+  listDevices(user: UserId): Promise<DeviceRecord[]>;
+  setDeviceAcked(user: UserId, device: DeviceId, ptr: number): Promise<void>;
+  setDevicePush(user: UserId, device: DeviceId, push: PushRegistration): Promise<void>;
+  putOtp(phone: string, otp: OtpRecord): Promise<void>;
+  getOtp(phone: string): Promise<OtpRecord | undefined>;
+  deleteOtp(phone: string): Promise<void>;
+  getContacts(user: UserId): Promise<UserId[]>;
+  setContacts(user: UserId, add: UserId[], remove: UserId[]): Promise<void>;
+  setLastSeen(user: UserId, ts: number): Promise<void>;
+  getLastSeen(user: UserId): Promise<number | undefined>;
+
+  // ---- groups: group → members and user → groups ----
+  putGroup(g: GroupRecord): Promise<void>;
+  getGroup(id: GroupId): Promise<GroupRecord | undefined>;
+  userGroups(user: UserId): Promise<GroupId[]>;
+
+  // ---- media metadata (the bytes live in the media store) ----
+  putMedia(m: MediaRecord): Promise<void>;
+  getMedia(id: string): Promise<MediaRecord | undefined>;
+
+  close(): Promise<void>;
+}
+
+export type DeviceKey = string;
+
+export interface HistoryQuery { before?: number; after?: number; from?: number; until?: number; limit: number }
+export interface ReceiptCursor { delivered: number; read: number }
+
+export interface InboxEntry {
+  ptr: number;
+  conv: ConversationId;
+  seq: number;
+  /** The message as msgpack, so a sync is one range read. */
+  packed: Uint8Array;
+  expiresAt: number;
+}
+
+export interface UserRecord {
+  id: UserId;
+  phone: string;
+  name: string;
+  avatar?: string;
+  createdAt: number;
+  lastSeenPrivacy: LastSeenPrivacy;
+}
+
+export interface PushRegistration { platform: PushPlatform; token: string }
+export interface DeviceRecord {
+  user: UserId;
+  id: DeviceId;
+  name: string;
+  platform: string;
+  createdAt: number;
+  /** Highest inbox ptr this device acknowledged. */
+  acked: number;
+  push?: PushRegistration;
+}
+
+export interface OtpRecord { codeHash: string; expiresAt: number; attempts: number; sentAt: number }
+
+export interface GroupRecord {
+  id: GroupId;
+  name: string;
+  createdBy: UserId;
+  createdAt: number;
+  members: Record<UserId, GroupRole>;
+}
+
+export interface MediaRecord { id: string; mime: string; size: number; owner: UserId; createdAt: number }

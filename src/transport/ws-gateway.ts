@@ -1,0 +1,171 @@
+import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
+import uWS from 'uWebSockets.js';
+import { ParleyError, errorFrame } from '../protocol/errors.js';
+import type { DeviceId, UserId } from '../protocol/ids.js';
+import type { Limits, ServerFrame } from '../protocol/frames.js';
+import { decodeFrame, encodeDelivery, encodeFrame, type WireFormat } from '../protocol/codec.js';
+import { validateClientFrame } from '../protocol/validate.js';
+import type { Accounts } from '../accounts/accounts.js';
+import { ClientSession } from '../session/client-session.js';
+import { log } from '../log.js';
+import type { ConnectionRegistry, Connection } from './connections.js';
+import type { Outbound, Router } from './router.js';
+import { TokenBucket } from './rate-limit.js';
+import { bearer, statusLine } from '../http/http-io.js';
+import type { Metrics } from '../ops/metrics.js';
+
+interface SocketData {
+  id: number;
+  user: UserId;
+  device: DeviceId;
+  format: WireFormat;
+  conn?: SocketConnection;
+}
+
+export interface GatewayOptions {
+  node: string;
+  maxConnections: number;
+  maxBackpressure: number;
+  idleTimeoutSec: number;
+  rate: { perSecond: number; burst: number };
+  limits: Limits;
+}
+
+/**
+ * The client edge: `GET /v1/ws` upgrades an authenticated request to a WebSocket; each frame is decoded
+ * (msgpack on binary frames, JSON on text frames), validated, rate-limited and handed to the socket's
+ * ClientSession. Outbound frames are encoded in the format the client chose when it connected.
+ */
+export function mountGateway(app: TemplatedApp, deps: { accounts: Accounts; router: Router; conns: ConnectionRegistry; metrics: Metrics }, opts: GatewayOptions): void {
+  const { accounts, router, conns, metrics } = deps;
+  let upgrading = 0;
+
+  app.ws<SocketData>('/v1/ws', {
+    compression: uWS.DISABLED,
+    maxPayloadLength: opts.limits.maxFrameBytes,
+    maxBackpressure: opts.maxBackpressure,
+    closeOnBackpressureLimit: 1, // typed as a number upstream; a truthy value turns it on
+    idleTimeout: opts.idleTimeoutSec,
+    sendPingsAutomatically: true,
+
+    upgrade: (res, req, context) => {
+      const query = new URLSearchParams(req.getQuery() ?? '');
+      const token = query.get('token') ?? bearer(req.getHeader('authorization'));
+      const format: WireFormat = query.get('format') === 'json' ? 'json' : 'msgpack';
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      if (conns.size + upgrading >= opts.maxConnections) {
+        metrics.count('ws_refused_capacity');
+        res.writeStatus(statusLine(503)).writeHeader('retry-after', '5').end('{"error":{"code":"over_capacity","message":"this node is at its connection limit","retryable":true}}');
+        return;
+      }
+      let aborted = false;
+      res.onAborted(() => { aborted = true; });
+      upgrading++;
+      accounts.authenticate(token ?? undefined).then(
+        (s) => {
+          upgrading--;
+          if (aborted) return;
+          res.cork(() => res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format }, key, protocol, extensions, context));
+        },
+        (err) => {
+          upgrading--;
+          if (aborted) return;
+          const e = err instanceof ParleyError ? err : new ParleyError('internal', 'could not authenticate');
+          res.cork(() => res.writeStatus(statusLine(e.status)).writeHeader('content-type', 'application/json')
+            .end(JSON.stringify({ error: { code: e.code, message: e.message, retryable: e.retryable } })));
+        },
+      );
+    },
+
+    open: (ws) => {
+      const data = ws.getUserData();
+      const conn = new SocketConnection(ws, data, opts.node, router, opts.rate, metrics);
+      data.conn = conn;
+      conns.add(conn);
+      metrics.count('ws_opened');
+      conn.session.open().then(
+        ({ acked }) => conn.send({ t: 'welcome', user: data.user, device: data.device, acked, time: Date.now(), limits: opts.limits }),
+        (err) => { conn.send(errorFrame({}, err)); conn.close(1011, 'could not attach'); },
+      );
+    },
+
+    message: (ws, message, isBinary) => {
+      ws.getUserData().conn?.receive(message, isBinary, opts.limits);
+    },
+
+    close: (ws) => {
+      const conn = ws.getUserData().conn;
+      if (!conn) return;
+      conn.closed = true;
+      conns.remove(conn);
+      metrics.count('ws_closed');
+      conn.session.closed();
+    },
+  });
+}
+
+class SocketConnection implements Connection {
+  readonly id: number;
+  readonly user: UserId;
+  readonly device: DeviceId;
+  readonly session: ClientSession;
+  closed = false;
+  private readonly format: WireFormat;
+  private readonly bucket: TokenBucket;
+
+  constructor(private readonly ws: WebSocket<SocketData>, data: SocketData, node: string, router: Router, rate: { perSecond: number; burst: number }, private readonly metrics: Metrics) {
+    this.id = data.id;
+    this.user = data.user;
+    this.device = data.device;
+    this.format = data.format;
+    this.bucket = new TokenBucket(rate.perSecond, rate.burst, Date.now());
+    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, router, (f) => this.send(f));
+  }
+
+  receive(message: ArrayBuffer, isBinary: boolean, limits: Limits): void {
+    this.metrics.count('frames_in');
+    try {
+      if (!this.bucket.take(Date.now())) throw new ParleyError('rate_limited', 'slow down: too many frames');
+      const frame = validateClientFrame(decodeFrame(message, isBinary), limits);
+      this.session.handle(frame);
+    } catch (err) {
+      if (!(err instanceof ParleyError)) log('error', 'frame handler failed', { error: (err as Error)?.stack ?? String(err) });
+      this.metrics.count('frames_rejected');
+      this.send(errorFrame(peekIds(message, isBinary), err));
+    }
+  }
+
+  send(frame: Outbound): boolean {
+    if (this.closed) return false;
+    const data = frame.t === 'delivery' ? encodeDelivery(frame.ptr, frame.packed, this.format) : encodeFrame(frame as ServerFrame, this.format);
+    let status = 0;
+    this.ws.cork(() => { status = this.ws.send(data, typeof data !== 'string'); });
+    if (status === 2) {
+      // Over the backpressure cap: uWS closes the socket; the device resyncs by pointer when it returns.
+      this.metrics.count('ws_slow_consumer');
+      return false;
+    }
+    this.metrics.count('frames_out');
+    return !this.closed;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.ws.end(code, reason);
+  }
+}
+
+/** Best effort: the rid/cid of a frame that failed validation, so the client can match the error. */
+function peekIds(message: ArrayBuffer, isBinary: boolean): { rid?: string; cid?: string } {
+  try {
+    const v = decodeFrame(message, isBinary) as { rid?: unknown; cid?: unknown };
+    return {
+      ...(typeof v?.rid === 'string' ? { rid: v.rid.slice(0, 64) } : {}),
+      ...(typeof v?.cid === 'string' ? { cid: v.cid.slice(0, 64) } : {}),
+    };
+  } catch {
+    return {};
+  }
+}

@@ -1,0 +1,54 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export interface RunningNode {
+  url: string;
+  port: number;
+  dataDir: string;
+  proc: ChildProcess;
+  /** Lines the node wrote to stderr (its JSON log). */
+  logs: string[];
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Kills the process without a graceful shutdown, as a crash would. */
+  kill(): Promise<void>;
+  /** Stops and removes its data directory. */
+  destroy(): Promise<void>;
+}
+
+const MAIN = resolve(__dirname, '../../src/main.js');
+
+/** Starts a real node process on a free port with its own data directory, and waits until it listens. */
+export async function startNodeProcess(env: Record<string, string> = {}, dataDir?: string): Promise<RunningNode> {
+  const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'parley-test-'));
+  const proc = spawn(process.execPath, [MAIN], {
+    env: { ...process.env, PARLEY_PORT: '0', PARLEY_HOST: '127.0.0.1', PARLEY_DATA: dir, PARLEY_OTP_COOLDOWN_MS: '0', PARLEY_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  createInterface({ input: proc.stderr! }).on('line', (l) => { logs.push(l); if (process.env.PARLEY_TEST_VERBOSE) process.stderr.write(`[node] ${l}\n`); });
+  const port = await new Promise<number>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`node did not start: ${logs.join('\n')}`)), 20_000);
+    createInterface({ input: proc.stdout! }).on('line', (l) => {
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(l);
+      if (m) { clearTimeout(timer); res(Number(m[1])); }
+    });
+    proc.on('exit', (code) => { clearTimeout(timer); rej(new Error(`node exited with ${code}: ${logs.join('\n')}`)); });
+  });
+  const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
+  const node: RunningNode = {
+    url: `http://127.0.0.1:${port}`, port, dataDir: dir, proc, logs,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+    async kill() { await node.stop('SIGKILL'); },
+    async destroy() {
+      await node.stop();
+      if (!dataDir) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return node;
+}
