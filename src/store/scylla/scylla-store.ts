@@ -1,0 +1,723 @@
+import { randomBytes } from 'node:crypto';
+import { Client, errors, policies, types } from 'cassandra-driver';
+import type { ConversationId, DeviceId, GroupId, UserId } from '../../protocol/ids.js';
+import type { GroupRole, LastSeenPrivacy, Message, MessageKind, PushPlatform } from '../../protocol/frames.js';
+import { ParleyError } from '../../protocol/errors.js';
+import { pack, unpack } from '../../protocol/codec.js';
+import type {
+  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, MediaRecord, OtpRecord, PushRegistration,
+  ReceiptCursor, Store, UserRecord,
+} from '../store.js';
+import { DAY_MS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, ttlUntil } from './buckets.js';
+import { checkKeyspace, migrate, type Replication } from './schema.js';
+
+export type ConsistencyName = keyof typeof types.consistencies;
+
+export interface ScyllaOptions {
+  /** `host` or `host:port`. */
+  contactPoints: string[];
+  /** The datacenter this node talks to; requests stay in it. Default 'datacenter1'. */
+  localDataCenter?: string;
+  /** Default 'parley'. Created, with `replication`, when missing. */
+  keyspace?: string;
+  /**
+   * Used only when the keyspace is created. Default `{ class: 'SimpleStrategy', replication_factor: 1 }`;
+   * in production `{ class: 'NetworkTopologyStrategy', dc1: 3, ... }`. A CQL map literal string also works.
+   */
+  replication?: Replication | string;
+  /** Reads and writes. Default LOCAL_QUORUM. */
+  consistency?: ConsistencyName | number;
+  /** Lightweight transactions (phone claims, media ids, schema lock). Default LOCAL_SERIAL. */
+  serialConsistency?: ConsistencyName | number;
+  credentials?: { username: string; password: string };
+  /** Width of a message bucket. Default one day. Keep it fixed for the life of a keyspace. */
+  bucketMs?: number;
+  /** How long (conv, from, cid) → seq is remembered for resends. Default 7 days. */
+  dedupeTtlSeconds?: number;
+  /** Per-request client timeout. Default 12 s (the driver's). */
+  requestTimeoutMs?: number;
+  connectTimeoutMs?: number;
+}
+
+const LWT_APPLIED = '[applied]';
+const PAGE = 1000;
+const BUCKET_CACHE_MAX = 100_000;
+
+type Params = unknown[];
+interface ExecOpts {
+  /** Safe to send again: the driver may retry it on another host after a timeout. */
+  idempotent: boolean;
+  fetchSize?: number;
+  pageState?: string;
+}
+
+/**
+ * The cluster store over ScyllaDB (or Apache Cassandra): one table per access path of `Store`, every
+ * request a prepared statement against one partition, routed token-aware to a replica in the local DC.
+ * The tables and why they look the way they do are described in docs/architecture.md and schema.ts.
+ */
+export class ScyllaStore implements Store {
+  readonly kind = 'scylla' as const;
+  private readonly cl: number;
+  private readonly serialCl: number;
+  private readonly bucketMs: number;
+  private readonly dedupeTtl: number;
+  private readonly ks: string;
+  private readonly q: ReturnType<typeof statements>;
+  /** (conv, bucket) → lowest first_seq this process has durably written: lets appends skip the index write. */
+  private readonly bucketsWritten = new Map<string, number>();
+  /** Appends in flight, so a redaction of a message still being written waits for it. */
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+
+  private constructor(private readonly client: Client, o: Required<Pick<ScyllaOptions, 'keyspace' | 'bucketMs' | 'dedupeTtlSeconds'>> & { cl: number; serialCl: number }) {
+    this.ks = o.keyspace;
+    this.cl = o.cl;
+    this.serialCl = o.serialCl;
+    this.bucketMs = o.bucketMs;
+    this.dedupeTtl = o.dedupeTtlSeconds;
+    this.q = statements(this.ks);
+  }
+
+  /** Connects, creates the keyspace if missing and brings the schema up to date. */
+  static async open(opts: ScyllaOptions): Promise<ScyllaStore> {
+    if (!opts.contactPoints?.length) throw new Error('ScyllaStore needs at least one contact point');
+    const keyspace = checkKeyspace(opts.keyspace ?? 'parley');
+    const localDataCenter = opts.localDataCenter ?? 'datacenter1';
+    const cl = consistency(opts.consistency ?? 'localQuorum');
+    const serialCl = consistency(opts.serialConsistency ?? 'localSerial');
+    const bucketMs = opts.bucketMs ?? DAY_MS;
+    if (!Number.isInteger(bucketMs) || bucketMs <= 0) throw new Error('bucketMs must be a positive integer');
+    const client = new Client({
+      contactPoints: opts.contactPoints,
+      localDataCenter,
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      policies: {
+        loadBalancing: new policies.loadBalancing.TokenAwarePolicy(new policies.loadBalancing.DCAwareRoundRobinPolicy(localDataCenter)),
+      },
+      queryOptions: { consistency: cl, serialConsistency: serialCl, prepare: true },
+      socketOptions: {
+        readTimeout: opts.requestTimeoutMs ?? 12_000,
+        connectTimeout: opts.connectTimeoutMs ?? 5_000,
+      },
+      protocolOptions: { maxSchemaAgreementWaitSeconds: 30 },
+    });
+    try {
+      await client.connect();
+      await migrate(client, { keyspace, replication: opts.replication ?? { class: 'SimpleStrategy', replication_factor: 1 }, consistency: cl, serialConsistency: serialCl });
+    } catch (err) {
+      await client.shutdown().catch(() => undefined);
+      throw storeError(err, 'could not open the Scylla store');
+    }
+    return new ScyllaStore(client, { keyspace, bucketMs, dedupeTtlSeconds: opts.dedupeTtlSeconds ?? 7 * 86_400, cl, serialCl });
+  }
+
+  get keyspace(): string {
+    return this.ks;
+  }
+
+  // ---- plumbing ----
+
+  private async exec(query: string, params: Params, o: ExecOpts): Promise<types.ResultSet> {
+    try {
+      return await this.client.execute(query, params, {
+        prepare: true, consistency: this.cl, serialConsistency: this.serialCl, isIdempotent: o.idempotent,
+        ...(o.fetchSize !== undefined ? { fetchSize: o.fetchSize } : {}),
+        ...(o.pageState !== undefined ? { pageState: o.pageState } : {}),
+      });
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  private read(query: string, params: Params, fetchSize?: number): Promise<types.ResultSet> {
+    return this.exec(query, params, { idempotent: true, ...(fetchSize !== undefined ? { fetchSize } : {}) });
+  }
+
+  private write(query: string, params: Params): Promise<types.ResultSet> {
+    return this.exec(query, params, { idempotent: true });
+  }
+
+  /** Every row of a (partition) query, page by page. */
+  private async readAll(query: string, params: Params): Promise<types.Row[]> {
+    const rows: types.Row[] = [];
+    let pageState: string | undefined;
+    do {
+      const rs = await this.exec(query, params, { idempotent: true, fetchSize: PAGE, ...(pageState ? { pageState } : {}) });
+      rows.push(...rs.rows);
+      pageState = rs.pageState ?? undefined;
+    } while (pageState);
+    return rows;
+  }
+
+  /** Unlogged batch: only ever used for statements on one partition, which is one atomic mutation. */
+  private async batch(queries: { query: string; params: Params }[]): Promise<void> {
+    try {
+      await this.client.batch(queries, { prepare: true, logged: false, consistency: this.cl, isIdempotent: true });
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  // ---- messages ----
+
+  async appendMessage(m: Message): Promise<void> {
+    const key = `${m.conv}\u0000${m.seq}`;
+    const done = this.append(m);
+    this.inFlight.set(key, done);
+    try {
+      await done;
+    } finally {
+      if (this.inFlight.get(key) === done) this.inFlight.delete(key);
+    }
+  }
+
+  private async append(m: Message): Promise<void> {
+    const bucket = bucketOf(m.ts, this.bucketMs);
+    // 1. The bucket index first: every stored message is then findable by seq and by lastSeq.
+    await this.indexBucket(m.conv, bucket, m.seq);
+    // 2. The message. 3. Then its client id: a resend can only be answered with a seq that is stored.
+    await this.write(this.q.insertMessage, [
+      m.conv, bucket, m.seq, m.from, m.dev, m.cid, m.kind, m.ts,
+      m.body === undefined ? null : Buffer.from(pack(m.body)), m.reply ?? null, m.target ?? null,
+    ]);
+    await this.write(this.q.insertClientId, [m.conv, m.from, m.cid, m.seq, this.dedupeTtl]);
+  }
+
+  private async indexBucket(conv: ConversationId, bucket: number, seq: number): Promise<void> {
+    const key = `${conv}\u0000${bucket}`;
+    const known = this.bucketsWritten.get(key);
+    if (known !== undefined && known <= seq) return; // the register already holds something <= seq
+    await this.write(this.q.indexBucket, [minRegisterTimestamp(seq), seq, conv, bucket]);
+    const now = this.bucketsWritten.get(key);
+    if (now === undefined || seq < now) {
+      this.bucketsWritten.delete(key);
+      this.bucketsWritten.set(key, seq);
+      if (this.bucketsWritten.size > BUCKET_CACHE_MAX) this.bucketsWritten.delete(this.bucketsWritten.keys().next().value!);
+    }
+  }
+
+  /** The bucket that holds seq: the newest bucket whose first seq is <= seq. */
+  private async bucketForSeq(conv: ConversationId, seq: number): Promise<number | undefined> {
+    const rs = await this.read(this.q.bucketForSeq, [conv, seq]);
+    return rs.rowLength ? num(rs.first().get('bucket')) : undefined;
+  }
+
+  /** The bucket that holds time ts: the newest bucket starting at or before ts. */
+  private async bucketForTs(conv: ConversationId, ts: number): Promise<number | undefined> {
+    const rs = await this.read(this.q.bucketForTs, [conv, ts]);
+    return rs.rowLength ? num(rs.first().get('bucket')) : undefined;
+  }
+
+  /** Bucket starts of a conversation from `start` on, in the given direction, lazily page by page. */
+  private async *buckets(conv: ConversationId, start: number, ascending: boolean): AsyncGenerator<number> {
+    let pageState: string | undefined;
+    do {
+      const rs = await this.exec(ascending ? this.q.bucketsAsc : this.q.bucketsDesc, [conv, start], {
+        idempotent: true, fetchSize: 64, ...(pageState ? { pageState } : {}),
+      });
+      for (const row of rs.rows) yield num(row.get('bucket'))!;
+      pageState = rs.pageState ?? undefined;
+    } while (pageState);
+  }
+
+  async getMessage(conv: ConversationId, seq: number): Promise<Message | undefined> {
+    const bucket = await this.bucketForSeq(conv, seq);
+    if (bucket === undefined) return undefined;
+    const rs = await this.read(this.q.getMessage, [conv, bucket, seq]);
+    return rs.rowLength ? toMessage(conv, rs.first()) : undefined;
+  }
+
+  async getMessages(conv: ConversationId, q: HistoryQuery): Promise<Message[]> {
+    const limit = Math.floor(q.limit);
+    if (!(limit > 0)) return [];
+    const lo = q.after !== undefined ? q.after + 1 : 0;
+    const hi = q.before !== undefined ? q.before - 1 : Number.MAX_SAFE_INTEGER;
+    if (lo > hi || (q.from !== undefined && q.until !== undefined && q.from > q.until)) return [];
+    const out: Message[] = [];
+
+    if (q.after !== undefined || q.from !== undefined) {
+      // Oldest first from the lower bound.
+      const bySeq = q.after !== undefined ? await this.bucketForSeq(conv, lo) : undefined;
+      const byTs = q.from !== undefined ? await this.bucketForTs(conv, q.from) : undefined;
+      const start = Math.max(bySeq ?? Number.MIN_SAFE_INTEGER, byTs ?? Number.MIN_SAFE_INTEGER);
+      for await (const bucket of this.buckets(conv, start, true)) {
+        if (q.until !== undefined && bucket > q.until) break;
+        const more = await this.scanBucket(conv, bucket, lo, hi, true, limit - out.length, (m) => {
+          if (q.until !== undefined && m.ts > q.until) return 'stop';
+          if (q.from !== undefined && m.ts < q.from) return 'skip';
+          out.push(m);
+          return 'take';
+        });
+        if (!more || out.length >= limit) break;
+      }
+      return out;
+    }
+
+    // Newest first from the upper bound, returned ascending.
+    const bySeq = q.before !== undefined ? await this.bucketForSeq(conv, hi) : undefined;
+    if (q.before !== undefined && bySeq === undefined) return [];
+    const byTs = q.until !== undefined ? await this.bucketForTs(conv, q.until) : undefined;
+    if (q.until !== undefined && byTs === undefined) return [];
+    const start = Math.min(bySeq ?? Number.MAX_SAFE_INTEGER, byTs ?? Number.MAX_SAFE_INTEGER);
+    for await (const bucket of this.buckets(conv, start, false)) {
+      await this.scanBucket(conv, bucket, lo, hi, false, limit - out.length, (m) => {
+        if (q.until !== undefined && m.ts > q.until) return 'skip';
+        out.push(m);
+        return 'take';
+      });
+      if (out.length >= limit) break;
+    }
+    return out.reverse();
+  }
+
+  /**
+   * Reads one bucket in seq order within [lo, hi], handing rows to `take` until it has `want` of them or says
+   * stop. Returns false when the scan must end here (stopped), true when the next bucket may continue it.
+   */
+  private async scanBucket(
+    conv: ConversationId, bucket: number, lo: number, hi: number, ascending: boolean, want: number,
+    take: (m: Message) => 'take' | 'skip' | 'stop',
+  ): Promise<boolean> {
+    let taken = 0;
+    let pageState: string | undefined;
+    do {
+      const rs = await this.exec(ascending ? this.q.rangeAsc : this.q.rangeDesc, [conv, bucket, lo, hi], {
+        idempotent: true, fetchSize: Math.min(Math.max(want - taken, 1), PAGE), ...(pageState ? { pageState } : {}),
+      });
+      for (const row of rs.rows) {
+        const verdict = take(toMessage(conv, row));
+        if (verdict === 'stop') return false;
+        if (verdict === 'take' && ++taken >= want) return true;
+      }
+      pageState = rs.pageState ?? undefined;
+    } while (pageState);
+    return true;
+  }
+
+  async lastSeq(conv: ConversationId): Promise<number> {
+    for await (const bucket of this.buckets(conv, Number.MAX_SAFE_INTEGER, false)) {
+      const rs = await this.read(this.q.lastInBucket, [conv, bucket]);
+      if (rs.rowLength) return num(rs.first().get('seq'))!;
+    }
+    return 0;
+  }
+
+  async seqForClientId(conv: ConversationId, from: UserId, cid: string): Promise<number | undefined> {
+    const rs = await this.read(this.q.getClientId, [conv, from, cid]);
+    return rs.rowLength ? num(rs.first().get('seq')) : undefined;
+  }
+
+  async redactMessage(conv: ConversationId, seq: number): Promise<void> {
+    // A delete may name a message whose append is still in flight: let it land (and index its bucket) first.
+    await this.inFlight.get(`${conv}\u0000${seq}`)?.catch(() => undefined);
+    const bucket = await this.bucketForSeq(conv, seq);
+    if (bucket === undefined) return;
+    // Deletes the body cell only: the row (the envelope) stays, so seqs have no holes.
+    await this.write(this.q.redact, [conv, bucket, seq]);
+  }
+
+  // ---- receipt cursors ----
+
+  async getCursors(conv: ConversationId): Promise<Map<UserId, ReceiptCursor>> {
+    const out = new Map<UserId, ReceiptCursor>();
+    for (const row of await this.readAll(this.q.getCursors, [conv])) {
+      out.set(row.get('user_id'), { delivered: num(row.get('delivered')) ?? 0, read: num(row.get('read_upto')) ?? 0 });
+    }
+    return out;
+  }
+
+  async setCursor(conv: ConversationId, user: UserId, cursor: ReceiptCursor): Promise<void> {
+    await this.write(this.q.setCursor, [cursor.delivered, cursor.read, conv, user]);
+  }
+
+  // ---- inbox ----
+
+  async inboxPut(device: DeviceKey, entry: InboxEntry): Promise<void> {
+    const now = Date.now();
+    const high = { query: this.q.inboxHigh, params: [maxRegisterTimestamp(entry.ptr), entry.ptr, device] };
+    if (entry.expiresAt <= now) {
+      // Already expired: nothing to keep, but the pointer was still used.
+      await this.batch([high]);
+      return;
+    }
+    await this.batch([
+      {
+        query: this.q.inboxInsert,
+        params: [device, entry.ptr, entry.conv, entry.seq, Buffer.from(entry.packed), entry.expiresAt, ttlUntil(entry.expiresAt, now)],
+      },
+      high,
+    ]);
+  }
+
+  async inboxRange(device: DeviceKey, after: number, limit: number): Promise<InboxEntry[]> {
+    const out: InboxEntry[] = [];
+    if (!(limit > 0)) return out;
+    const now = Date.now();
+    let pageState: string | undefined;
+    do {
+      const rs = await this.exec(this.q.inboxRange, [device, after], {
+        idempotent: true, fetchSize: Math.min(Math.max(limit - out.length, 1), PAGE), ...(pageState ? { pageState } : {}),
+      });
+      for (const row of rs.rows) {
+        const ptr = num(row.get('ptr'));
+        if (ptr === undefined) continue; // the static high-water row of an otherwise empty partition
+        const expiresAt = num(row.get('expires_at'))!;
+        if (expiresAt <= now) continue; // TTLs are whole seconds: the clock decides the last one
+        out.push({ ptr, conv: row.get('conv'), seq: num(row.get('seq'))!, packed: bytes(row.get('packed')), expiresAt });
+        if (out.length >= limit) return out;
+      }
+      pageState = rs.pageState ?? undefined;
+    } while (pageState);
+    return out;
+  }
+
+  async inboxLastPtr(device: DeviceKey): Promise<number> {
+    const rs = await this.read(this.q.inboxLastPtr, [device]);
+    return rs.rowLength ? num(rs.first().get('last_ptr')) ?? 0 : 0;
+  }
+
+  async inboxDeleteUpTo(device: DeviceKey, ptr: number): Promise<void> {
+    await this.write(this.q.inboxDeleteUpTo, [device, ptr]);
+  }
+
+  // ---- accounts ----
+
+  async createUser(user: UserRecord): Promise<UserRecord> {
+    // The user row goes first, under its fresh id; then the phone is claimed. Whoever wins the claim has
+    // therefore already written its row, so a loser can always read the winner back.
+    await this.write(this.q.insertUser, [user.id, user.phone, user.name, user.avatar ?? null, user.createdAt, user.lastSeenPrivacy]);
+    let holder: UserId | undefined;
+    try {
+      const rs = await this.client.execute(this.q.claimPhone, [user.phone, user.id], {
+        prepare: true, consistency: this.cl, serialConsistency: this.serialCl, isIdempotent: false,
+      });
+      const row = rs.first();
+      holder = row.get(LWT_APPLIED) ? user.id : row.get('user_id');
+    } catch (err) {
+      const mapped = storeError(err);
+      if (!(mapped instanceof ParleyError)) throw mapped;
+      // The outcome is unknown (a Paxos round timed out): a serial read finishes any round in progress.
+      holder = await this.serialPhoneHolder(user.phone).catch(() => {
+        throw mapped;
+      });
+      if (holder === undefined) throw mapped;
+    }
+    if (holder === user.id) return user;
+    await this.write(this.q.deleteUser, [user.id]).catch(() => undefined); // an orphan nobody can reach
+    const winner = await this.getUser(holder!);
+    if (!winner) throw new ParleyError('store_unavailable', 'the phone number is held by a user not yet readable; try again');
+    return winner;
+  }
+
+  private async serialPhoneHolder(phone: string): Promise<UserId | undefined> {
+    try {
+      const rs = await this.client.execute(this.q.userByPhone, [phone], { prepare: true, consistency: this.serialCl, isIdempotent: true });
+      return rs.rowLength ? rs.first().get('user_id') : undefined;
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  async userByPhone(phone: string): Promise<UserId | undefined> {
+    const rs = await this.read(this.q.userByPhone, [phone]);
+    return rs.rowLength ? rs.first().get('user_id') ?? undefined : undefined;
+  }
+
+  async getUser(id: UserId): Promise<UserRecord | undefined> {
+    const rs = await this.read(this.q.getUser, [id]);
+    if (!rs.rowLength) return undefined;
+    const r = rs.first();
+    const u: UserRecord = {
+      id, phone: r.get('phone'), name: r.get('name'), createdAt: num(r.get('created_at'))!,
+      lastSeenPrivacy: r.get('last_seen_privacy') as LastSeenPrivacy,
+    };
+    if (r.get('avatar') != null) u.avatar = r.get('avatar');
+    return u;
+  }
+
+  async updateUser(id: UserId, patch: Partial<Pick<UserRecord, 'name' | 'avatar' | 'lastSeenPrivacy'>>): Promise<void> {
+    // Users are never deleted, so checking first is race-free; an UPDATE alone would conjure a partial row.
+    const exists = await this.read(this.q.userExists, [id]);
+    if (!exists.rowLength) throw new ParleyError('not_found', 'no such user');
+    const sets: string[] = [];
+    const params: Params = [];
+    if (patch.name !== undefined) { sets.push('name = ?'); params.push(patch.name); }
+    if (patch.avatar !== undefined) { sets.push('avatar = ?'); params.push(patch.avatar); }
+    if (patch.lastSeenPrivacy !== undefined) { sets.push('last_seen_privacy = ?'); params.push(patch.lastSeenPrivacy); }
+    if (!sets.length) return;
+    await this.write(`UPDATE ${this.ks}.users SET ${sets.join(', ')} WHERE id = ?`, [...params, id]);
+  }
+
+  async putDevice(d: DeviceRecord): Promise<void> {
+    await this.batch([
+      {
+        query: this.q.insertDevice,
+        params: [d.user, d.id, d.name, d.platform, d.createdAt, d.push?.platform ?? null, d.push?.token ?? null],
+      },
+      { query: this.q.deviceAcked, params: [maxRegisterTimestamp(d.acked), d.acked, d.user, d.id] },
+    ]);
+  }
+
+  async getDevice(user: UserId, device: DeviceId): Promise<DeviceRecord | undefined> {
+    const rs = await this.read(this.q.getDevice, [user, device]);
+    return rs.rowLength ? toDevice(user, rs.first()) : undefined;
+  }
+
+  async listDevices(user: UserId): Promise<DeviceRecord[]> {
+    const out: DeviceRecord[] = [];
+    for (const row of await this.readAll(this.q.listDevices, [user])) {
+      const d = toDevice(user, row);
+      if (d) out.push(d);
+    }
+    return out;
+  }
+
+  async setDeviceAcked(user: UserId, device: DeviceId, ptr: number): Promise<void> {
+    // A max-register: a lower or late ack never moves it back. On an unknown device this writes a lone
+    // cell that no read treats as a device (a device is a row with created_at).
+    await this.write(this.q.deviceAcked, [maxRegisterTimestamp(ptr), ptr, user, device]);
+  }
+
+  async setDevicePush(user: UserId, device: DeviceId, push: PushRegistration): Promise<void> {
+    const rs = await this.read(this.q.getDevice, [user, device]);
+    if (!rs.rowLength || !toDevice(user, rs.first())) return;
+    await this.write(this.q.devicePush, [push.platform, push.token, user, device]);
+  }
+
+  async putOtp(phone: string, otp: OtpRecord): Promise<void> {
+    await this.write(this.q.putOtp, [phone, otp.codeHash, otp.expiresAt, otp.attempts, otp.sentAt, ttlUntil(otp.expiresAt)]);
+  }
+
+  async getOtp(phone: string): Promise<OtpRecord | undefined> {
+    const rs = await this.read(this.q.getOtp, [phone]);
+    if (!rs.rowLength) return undefined;
+    const r = rs.first();
+    const otp: OtpRecord = { codeHash: r.get('code_hash'), expiresAt: num(r.get('expires_at'))!, attempts: r.get('attempts') ?? 0, sentAt: num(r.get('sent_at'))! };
+    return otp.expiresAt > Date.now() ? otp : undefined;
+  }
+
+  async deleteOtp(phone: string): Promise<void> {
+    await this.write(this.q.deleteOtp, [phone]);
+  }
+
+  async getContacts(user: UserId): Promise<UserId[]> {
+    return (await this.readAll(this.q.getContacts, [user])).map((r) => r.get('contact') as UserId);
+  }
+
+  async setContacts(user: UserId, add: UserId[], remove: UserId[]): Promise<void> {
+    if (!add.length && !remove.length) return;
+    // One partition, one batch, one timestamp: a contact both added and removed ends up removed.
+    await this.batch([
+      ...add.map((c) => ({ query: this.q.addContact, params: [user, c] })),
+      ...remove.map((c) => ({ query: this.q.removeContact, params: [user, c] })),
+    ]);
+  }
+
+  async setLastSeen(user: UserId, ts: number): Promise<void> {
+    await this.write(this.q.setLastSeen, [user, ts]);
+  }
+
+  async getLastSeen(user: UserId): Promise<number | undefined> {
+    const rs = await this.read(this.q.getLastSeen, [user]);
+    return rs.rowLength ? num(rs.first().get('ts')) : undefined;
+  }
+
+  // ---- groups ----
+
+  async putGroup(g: GroupRecord): Promise<void> {
+    const before = await this.getGroup(g.id);
+    const was = new Set(Object.keys(before?.members ?? {}));
+    const now = Object.keys(g.members);
+    // New members' user → group rows first, then the group row, then the departed members' rows: a crash
+    // part way leaves at most a stale user → group row (readers check the group), never a missing one.
+    await Promise.all(now.filter((u) => !was.has(u)).map((u) => this.write(this.q.addUserGroup, [u, g.id])));
+    await this.write(this.q.putGroup, [g.id, g.name, g.createdBy, g.createdAt, g.members]);
+    await Promise.all([...was].filter((u) => !(u in g.members)).map((u) => this.write(this.q.removeUserGroup, [u, g.id])));
+  }
+
+  async getGroup(id: GroupId): Promise<GroupRecord | undefined> {
+    const rs = await this.read(this.q.getGroup, [id]);
+    if (!rs.rowLength) return undefined;
+    const r = rs.first();
+    const members: Record<UserId, GroupRole> = {};
+    for (const [u, role] of Object.entries((r.get('members') ?? {}) as Record<string, string>)) members[u] = role as GroupRole;
+    return { id, name: r.get('name'), createdBy: r.get('created_by'), createdAt: num(r.get('created_at'))!, members };
+  }
+
+  async userGroups(user: UserId): Promise<GroupId[]> {
+    return (await this.readAll(this.q.userGroups, [user])).map((r) => r.get('group_id') as GroupId);
+  }
+
+  // ---- media ----
+
+  async putMedia(m: MediaRecord): Promise<void> {
+    // Content-addressed ids: the first upload of some bytes owns the metadata.
+    try {
+      await this.client.execute(this.q.putMedia, [m.id, m.mime, m.size, m.owner, m.createdAt], {
+        prepare: true, consistency: this.cl, serialConsistency: this.serialCl, isIdempotent: false,
+      });
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  async getMedia(id: string): Promise<MediaRecord | undefined> {
+    const rs = await this.read(this.q.getMedia, [id]);
+    if (!rs.rowLength) return undefined;
+    const r = rs.first();
+    return { id, mime: r.get('mime'), size: num(r.get('size'))!, owner: r.get('owner'), createdAt: num(r.get('created_at'))! };
+  }
+
+  async close(): Promise<void> {
+    await this.client.shutdown();
+  }
+}
+
+/** Every statement, written once per keyspace and prepared by the driver on first use. */
+function statements(ks: string) {
+  return {
+    insertMessage: `INSERT INTO ${ks}.messages (conv, bucket, seq, sender, dev, cid, kind, ts, body, reply, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    insertClientId: `INSERT INTO ${ks}.client_ids (conv, sender, cid, seq) VALUES (?, ?, ?, ?) USING TTL ?`,
+    getClientId: `SELECT seq FROM ${ks}.client_ids WHERE conv = ? AND sender = ? AND cid = ?`,
+    indexBucket: `UPDATE ${ks}.conv_buckets USING TIMESTAMP ? SET first_seq = ? WHERE conv = ? AND bucket = ?`,
+    bucketForSeq: `SELECT bucket FROM ${ks}.conv_buckets WHERE conv = ? AND first_seq <= ? LIMIT 1 ALLOW FILTERING`,
+    bucketForTs: `SELECT bucket FROM ${ks}.conv_buckets WHERE conv = ? AND bucket <= ? LIMIT 1`,
+    bucketsAsc: `SELECT bucket FROM ${ks}.conv_buckets WHERE conv = ? AND bucket >= ? ORDER BY bucket ASC`,
+    bucketsDesc: `SELECT bucket FROM ${ks}.conv_buckets WHERE conv = ? AND bucket <= ?`,
+    getMessage: `SELECT seq, sender, dev, cid, kind, ts, body, reply, target FROM ${ks}.messages WHERE conv = ? AND bucket = ? AND seq = ?`,
+    rangeAsc: `SELECT seq, sender, dev, cid, kind, ts, body, reply, target FROM ${ks}.messages WHERE conv = ? AND bucket = ? AND seq >= ? AND seq <= ? ORDER BY seq ASC`,
+    rangeDesc: `SELECT seq, sender, dev, cid, kind, ts, body, reply, target FROM ${ks}.messages WHERE conv = ? AND bucket = ? AND seq >= ? AND seq <= ?`,
+    lastInBucket: `SELECT seq FROM ${ks}.messages WHERE conv = ? AND bucket = ? LIMIT 1`,
+    redact: `DELETE body FROM ${ks}.messages WHERE conv = ? AND bucket = ? AND seq = ?`,
+
+    getCursors: `SELECT user_id, delivered, read_upto FROM ${ks}.receipt_cursors WHERE conv = ?`,
+    setCursor: `UPDATE ${ks}.receipt_cursors SET delivered = ?, read_upto = ? WHERE conv = ? AND user_id = ?`,
+
+    inboxInsert: `INSERT INTO ${ks}.inbox (device, ptr, conv, seq, packed, expires_at) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?`,
+    inboxHigh: `UPDATE ${ks}.inbox USING TIMESTAMP ? SET last_ptr = ? WHERE device = ?`,
+    inboxRange: `SELECT ptr, conv, seq, packed, expires_at FROM ${ks}.inbox WHERE device = ? AND ptr > ?`,
+    inboxLastPtr: `SELECT last_ptr FROM ${ks}.inbox WHERE device = ? LIMIT 1`,
+    inboxDeleteUpTo: `DELETE FROM ${ks}.inbox WHERE device = ? AND ptr <= ?`,
+
+    insertUser: `INSERT INTO ${ks}.users (id, phone, name, avatar, created_at, last_seen_privacy) VALUES (?, ?, ?, ?, ?, ?)`,
+    deleteUser: `DELETE FROM ${ks}.users WHERE id = ?`,
+    getUser: `SELECT phone, name, avatar, created_at, last_seen_privacy FROM ${ks}.users WHERE id = ?`,
+    userExists: `SELECT id FROM ${ks}.users WHERE id = ?`,
+    claimPhone: `INSERT INTO ${ks}.phones (phone, user_id) VALUES (?, ?) IF NOT EXISTS`,
+    userByPhone: `SELECT user_id FROM ${ks}.phones WHERE phone = ?`,
+
+    insertDevice: `INSERT INTO ${ks}.devices (user_id, id, name, platform, created_at, push_platform, push_token) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    deviceAcked: `UPDATE ${ks}.devices USING TIMESTAMP ? SET acked = ? WHERE user_id = ? AND id = ?`,
+    devicePush: `UPDATE ${ks}.devices SET push_platform = ?, push_token = ? WHERE user_id = ? AND id = ?`,
+    getDevice: `SELECT id, name, platform, created_at, acked, push_platform, push_token FROM ${ks}.devices WHERE user_id = ? AND id = ?`,
+    listDevices: `SELECT id, name, platform, created_at, acked, push_platform, push_token FROM ${ks}.devices WHERE user_id = ?`,
+
+    putOtp: `INSERT INTO ${ks}.otps (phone, code_hash, expires_at, attempts, sent_at) VALUES (?, ?, ?, ?, ?) USING TTL ?`,
+    getOtp: `SELECT code_hash, expires_at, attempts, sent_at FROM ${ks}.otps WHERE phone = ?`,
+    deleteOtp: `DELETE FROM ${ks}.otps WHERE phone = ?`,
+
+    getContacts: `SELECT contact FROM ${ks}.contacts WHERE user_id = ?`,
+    addContact: `INSERT INTO ${ks}.contacts (user_id, contact) VALUES (?, ?)`,
+    removeContact: `DELETE FROM ${ks}.contacts WHERE user_id = ? AND contact = ?`,
+
+    setLastSeen: `INSERT INTO ${ks}.last_seen (user_id, ts) VALUES (?, ?)`,
+    getLastSeen: `SELECT ts FROM ${ks}.last_seen WHERE user_id = ?`,
+
+    putGroup: `INSERT INTO ${ks}.chat_groups (id, name, created_by, created_at, members) VALUES (?, ?, ?, ?, ?)`,
+    getGroup: `SELECT name, created_by, created_at, members FROM ${ks}.chat_groups WHERE id = ?`,
+    addUserGroup: `INSERT INTO ${ks}.user_groups (user_id, group_id) VALUES (?, ?)`,
+    removeUserGroup: `DELETE FROM ${ks}.user_groups WHERE user_id = ? AND group_id = ?`,
+    userGroups: `SELECT group_id FROM ${ks}.user_groups WHERE user_id = ?`,
+
+    putMedia: `INSERT INTO ${ks}.media (id, mime, size, owner, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`,
+    getMedia: `SELECT mime, size, owner, created_at FROM ${ks}.media WHERE id = ?`,
+  };
+}
+
+// ---- rows ----
+
+function num(v: unknown): number | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
+  if (v instanceof types.Long) return v.toNumber();
+  return Number(v);
+}
+
+function bytes(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function toMessage(conv: ConversationId, r: types.Row): Message {
+  const m: Message = {
+    conv, seq: num(r.get('seq'))!, from: r.get('sender'), dev: r.get('dev'), cid: r.get('cid'),
+    kind: r.get('kind') as MessageKind, ts: num(r.get('ts'))!,
+  };
+  const body = r.get('body') as Buffer | null;
+  if (body) m.body = unpack(body) as Message['body'];
+  const reply = num(r.get('reply'));
+  if (reply !== undefined) m.reply = reply;
+  const target = num(r.get('target'));
+  if (target !== undefined) m.target = target;
+  return m;
+}
+
+/** A device is a row written by putDevice; a row with only acked/push cells is not one. */
+function toDevice(user: UserId, r: types.Row): DeviceRecord | undefined {
+  const createdAt = num(r.get('created_at'));
+  if (createdAt === undefined) return undefined;
+  const d: DeviceRecord = {
+    user, id: r.get('id'), name: r.get('name'), platform: r.get('platform'), createdAt, acked: num(r.get('acked')) ?? 0,
+  };
+  if (r.get('push_platform') != null && r.get('push_token') != null) {
+    d.push = { platform: r.get('push_platform') as PushPlatform, token: r.get('push_token') };
+  }
+  return d;
+}
+
+// ---- errors ----
+
+const RETRYABLE_CODES = new Set<number>([
+  types.responseErrorCodes.serverError,
+  types.responseErrorCodes.unavailableException,
+  types.responseErrorCodes.overloaded,
+  types.responseErrorCodes.isBootstrapping,
+  types.responseErrorCodes.truncateError,
+  types.responseErrorCodes.writeTimeout,
+  types.responseErrorCodes.readTimeout,
+  types.responseErrorCodes.readFailure,
+  types.responseErrorCodes.writeFailure,
+  0x1700, // CAS write unknown (protocol v5)
+]);
+
+/**
+ * Availability failures become ParleyError('store_unavailable') (retryable for clients); anything else
+ * (a bad statement: a bug) is passed through and surfaces as an internal error.
+ */
+export function storeError(err: unknown, context = 'the message store is unavailable'): Error {
+  if (err instanceof ParleyError) return err;
+  const e = err as Error;
+  const unavailable =
+    err instanceof errors.NoHostAvailableError ||
+    err instanceof errors.OperationTimedOutError ||
+    err instanceof errors.BusyConnectionError ||
+    (err instanceof errors.ResponseError && RETRYABLE_CODES.has(err.code)) ||
+    (err instanceof errors.DriverError && !(err instanceof errors.ResponseError) && !(err instanceof errors.ArgumentError));
+  if (!unavailable) return e instanceof Error ? e : new Error(String(err));
+  const out = new ParleyError('store_unavailable', `${context}; try again`);
+  (out as Error & { cause?: unknown }).cause = err;
+  return out;
+}
+
+/** A consistency level by driver name (localQuorum), CQL name (LOCAL_QUORUM) or number. */
+export function consistency(c: ConsistencyName | string | number): number {
+  if (typeof c === 'number') return c;
+  const wanted = c.replace(/_/g, '').toLowerCase();
+  for (const [name, value] of Object.entries(types.consistencies)) {
+    if (name.toLowerCase() === wanted) return value as number;
+  }
+  throw new Error(`unknown consistency level ${c}`);
+}
+
+/** A keyspace name nobody else uses, for tests. */
+export const scratchKeyspace = (prefix = 'parley_test'): string => `${prefix}_${randomBytes(6).toString('hex')}`;
