@@ -24,6 +24,10 @@ export interface Config {
   rate: { perSecond: number; burst: number };
   limits: Limits;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Enables GET /v1/admin/* when set. */
+  adminKey?: string;
+  /** Test and drill only: enables POST /v1/admin/faults. */
+  faults: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -76,5 +80,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxMediaBytes: int(env, 'PARLEY_MAX_MEDIA_BYTES', DEFAULT_LIMITS.maxMediaBytes),
     },
     logLevel: (env.PARLEY_LOG_LEVEL ?? 'info') as Config['logLevel'],
+    adminKey: env.PARLEY_ADMIN_KEY || undefined,
+    faults: env.PARLEY_FAULTS === '1',
   };
 }

@@ -25,6 +25,7 @@ import { mountOps } from './http/ops-routes.js';
 import { sendJson, track } from './http/http-io.js';
 import { ParleyError } from './protocol/errors.js';
 import { Metrics } from './ops/metrics.js';
+import { FaultInjector } from './ops/faults.js';
 import { log, setLogLevel } from './log.js';
 
 export interface ParleyNode {
@@ -45,7 +46,8 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
 
   const system = startActorSystem();
   const conns = new ConnectionRegistry();
-  const router = new LocalRouter(id, system, conns, cfg.passivateAfterMs);
+  const faults = cfg.faults ? new FaultInjector() : undefined;
+  const router = new LocalRouter(id, system, conns, cfg.passivateAfterMs, faults);
   const push = new OutboxPushGateway();
   const deps: ActorDeps = { store, router, push, config: cfg };
   router.host([User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[]);
@@ -61,13 +63,13 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   }
 
   const app = uWS.App();
-  mountGateway(app, { accounts, router, conns, metrics }, {
+  mountGateway(app, { accounts, router, conns, metrics, directory: accounts }, {
     node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
     idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, limits: cfg.limits,
   });
   mountAccounts(app, { accounts, store, devSms });
   mountMedia(app, { accounts, store, media, maxBytes: cfg.limits.maxMediaBytes });
-  mountOps(app, { node: id, metrics, accounts, adminKey: process.env.PARLEY_ADMIN_KEY, tree: () => router.tree(), push: devSms ? push : undefined });
+  mountOps(app, { node: id, metrics, accounts, adminKey: cfg.adminKey, tree: () => router.tree(), push: devSms ? push : undefined, faults });
   app.any('/*', (res) => sendJson(track(res), 404, { error: new ParleyError('not_found', 'no such route') }));
 
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {

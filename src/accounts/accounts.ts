@@ -83,6 +83,18 @@ export class Accounts {
     return { user: claims.u, device: claims.d };
   }
 
+  /** Contact discovery (the Directory of client sessions). */
+  async lookup(phones: string[]): Promise<Record<string, UserId>> {
+    const out: Record<string, UserId> = {};
+    await Promise.all(phones.map(async (raw) => {
+      let phone: string;
+      try { phone = normalizePhone(raw); } catch { return; }
+      const user = await this.store.userByPhone(phone);
+      if (user) out[raw] = user;
+    }));
+    return out;
+  }
+
   private hash(phone: string, code: string): string {
     return createHmac('sha256', this.secret).update(`otp:${phone}:${code}`).digest('base64url');
   }

@@ -2,6 +2,7 @@ import { dispatch, spawn, stop, type ActorSystemRef, type Ref, type SupervisionC
 import { ParleyError } from '../protocol/errors.js';
 import { log } from '../log.js';
 import type { Envelope, EntityType } from './messages.js';
+import type { FaultInjector } from '../ops/faults.js';
 
 /** One live entity: its state and behaviour. Thrown ParleyErrors are answered; anything else crashes it. */
 export interface Entity<M> {
@@ -44,6 +45,7 @@ export class Region<M extends Envelope> {
     private readonly kind: EntityKind<M>,
     private readonly answerError: ErrorAnswer,
     private readonly passivateAfterMs: number,
+    private readonly faults?: FaultInjector,
   ) {
     this.supervisor = spawn(system, (s: undefined) => s, kind.type) as Ref<never>;
     this.stats = { type: kind.type, active: 0, spawned: 0, passivated: 0, crashes: 0, stopped: 0 };
@@ -79,6 +81,7 @@ export class Region<M extends Envelope> {
     const handle = async (state: Entity<M> | undefined, msg: M): Promise<Entity<M> | undefined> => {
       let entity = state;
       try {
+        this.faults?.strike(this.kind.type, id);
         entity ??= await this.kind.load(id);
         live.entity = entity;
         await entity.handle(msg);

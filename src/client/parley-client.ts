@@ -138,6 +138,7 @@ export class ParleyClient extends Emitter<Events> {
   setLastSeenPrivacy(lastSeen: LastSeenPrivacy): Promise<unknown> { return this.request({ t: 'settings.set', rid: '', lastSeen }); }
   addContacts(users: string[]): Promise<unknown> { return this.request({ t: 'contacts.add', rid: '', users }); }
   removeContacts(users: string[]): Promise<unknown> { return this.request({ t: 'contacts.remove', rid: '', users }); }
+  lookup(phones: string[]): Promise<{ users: Record<string, string> }> { return this.request({ t: 'users.lookup', rid: '', phones }) as Promise<{ users: Record<string, string> }>; }
   registerPush(platform: 'apns' | 'fcm' | 'wns', token: string): Promise<unknown> { return this.request({ t: 'push.register', rid: '', platform, token }); }
   ping(): Promise<unknown> { return this.request({ t: 'ping', rid: '' }); }
 

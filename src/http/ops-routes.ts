@@ -3,18 +3,23 @@ import { ParleyError } from '../protocol/errors.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { OutboxPushGateway } from '../push/push-gateway.js';
 import type { Accounts } from '../accounts/accounts.js';
-import { bearer, handle, headers, sendJson } from './http-io.js';
+import { bearer, handle, headers, readJson, sendJson } from './http-io.js';
+import type { FaultInjector } from '../ops/faults.js';
 
 /**
  *   GET /healthz            liveness and this node's id
  *   GET /metrics            Prometheus text
  *   GET /v1/admin/actors    the supervisor tree: per entity kind, live/spawned/passivated/crashed (x-admin-key)
  *   GET /v1/dev/push        push notices the outbox provider holds for the caller (Bearer)
+ *   POST /v1/admin/faults   {type, id, times}: the entity's next messages crash it (only with PARLEY_FAULTS=1)
  */
 export function mountOps(app: TemplatedApp, deps: {
   node: string; metrics: Metrics; adminKey?: string; accounts: Accounts;
-  tree: () => unknown; push?: OutboxPushGateway;
+  tree: () => unknown; push?: OutboxPushGateway; faults?: FaultInjector;
 }): void {
+  const admin = (key: string) => {
+    if (!deps.adminKey || key !== deps.adminKey) throw new ParleyError('unauthorized', 'missing or wrong x-admin-key');
+  };
   app.get('/healthz', (res) => {
     res.writeHeader('content-type', 'application/json').end(JSON.stringify({ ok: true, node: deps.node }));
   });
@@ -24,10 +29,26 @@ export function mountOps(app: TemplatedApp, deps: {
   app.get('/v1/admin/actors', (res, req) => {
     const key = req.getHeader('x-admin-key');
     handle(res, async (r) => {
-      if (!deps.adminKey || key !== deps.adminKey) throw new ParleyError('unauthorized', 'missing or wrong x-admin-key');
+      admin(key);
       sendJson(r, 200, { node: deps.node, regions: deps.tree() });
     });
   });
+  if (deps.faults) {
+    const faults = deps.faults;
+    app.post('/v1/admin/faults', (res, req) => {
+      const key = req.getHeader('x-admin-key');
+      handle(res, async (r) => {
+        const body = await readJson(r);
+        admin(key);
+        const { type, id, times } = body;
+        if ((type !== 'user' && type !== 'conv' && type !== 'group') || typeof id !== 'string') {
+          throw new ParleyError('invalid', 'type must be user, conv or group, and id a string');
+        }
+        faults.arm(type, id, typeof times === 'number' && times > 0 ? times : 1);
+        sendJson(r, 200, { armed: true });
+      });
+    });
+  }
   if (deps.push) {
     const push = deps.push;
     app.get('/v1/dev/push', (res, req) => {

@@ -64,13 +64,15 @@ export interface ProfileSetFrame { t: 'profile.set'; rid: string; name?: string;
 export interface ProfileGetFrame { t: 'profile.get'; rid: string; user: UserId }
 export interface SettingsSetFrame { t: 'settings.set'; rid: string; lastSeen: LastSeenPrivacy }
 export interface ContactsFrame { t: 'contacts.add' | 'contacts.remove'; rid: string; users: UserId[] }
+/** Contact discovery: which of these phone numbers have accounts, and their user ids. */
+export interface LookupFrame { t: 'users.lookup'; rid: string; phones: string[] }
 export interface PushRegisterFrame { t: 'push.register'; rid: string; platform: PushPlatform; token: string }
 export interface PingFrame { t: 'ping'; rid?: string }
 
 export type ClientFrame =
   | SyncFrame | SendFrame | AckFrame | ReadFrame | TypingFrame | HistoryFrame | PresenceSubFrame
   | GroupCreateFrame | GroupMembersFrame | GroupAdminFrame | GroupRenameFrame | GroupLeaveFrame
-  | ProfileSetFrame | ProfileGetFrame | SettingsSetFrame | ContactsFrame | PushRegisterFrame | PingFrame;
+  | ProfileSetFrame | ProfileGetFrame | SettingsSetFrame | ContactsFrame | LookupFrame | PushRegisterFrame | PingFrame;
 
 export type ClientFrameType = ClientFrame['t'];
 

@@ -59,6 +59,13 @@ export function validateClientFrame(v: unknown, limits: Limits): ClientFrame {
       return { t, rid: rid(v), lastSeen: lastSeen as 'everyone' | 'contacts' | 'nobody' };
     }
     case 'contacts.add': case 'contacts.remove': return { t, rid: rid(v), users: ids(v, 'users', 1000) };
+    case 'users.lookup': {
+      const phones = v.phones;
+      if (!Array.isArray(phones) || phones.length === 0 || phones.length > 256 || !phones.every((p) => typeof p === 'string' && p.length <= 32)) {
+        fail('phones must be a list of 1..256 phone numbers');
+      }
+      return { t, rid: rid(v), phones: phones as string[] };
+    }
     case 'push.register': {
       const platform = v.platform;
       if (platform !== 'apns' && platform !== 'fcm' && platform !== 'wns') fail('platform must be apns, fcm or wns');

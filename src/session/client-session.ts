@@ -6,6 +6,11 @@ import type { ConnRef, ReplyTo, Router } from '../transport/router.js';
 
 const MAX_PRESENCE_SUBS_PER_SOCKET = 1000;
 
+/** Phone number → user id, for contact discovery. Unknown and malformed numbers are left out. */
+export interface Directory {
+  lookup(phones: string[]): Promise<Record<string, UserId>>;
+}
+
 /**
  * What one authenticated socket's frames mean: each becomes a message to the entity that owns the answer
  * (its user, a conversation, a group). The session holds nothing a restart would need; it is the socket's.
@@ -19,6 +24,7 @@ export class ClientSession {
     readonly device: DeviceId,
     private readonly router: Router,
     private readonly send: (frame: ServerFrame) => void,
+    private readonly directory: Directory,
   ) {}
 
   /** Announces the socket to its user entity; the welcome carries the device's acked pointer. */
@@ -72,6 +78,12 @@ export class ClientSession {
         const [add, remove] = f.t === 'contacts.add' ? [f.users, []] : [[], f.users];
         return this.request(f.rid, 'user', user, (reply) => ({ t: 'contacts', reply, add, remove }));
       }
+      case 'users.lookup':
+        this.directory.lookup(f.phones).then(
+          (users) => this.send({ t: 'res', rid: f.rid, data: { users } }),
+          (err) => this.send(errorFrame({ rid: f.rid }, err)),
+        );
+        return;
       case 'push.register':
         return this.request(f.rid, 'user', user, (reply) => ({ t: 'push.register', reply, device, platform: f.platform, token: f.token }));
     }

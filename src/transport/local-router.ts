@@ -4,6 +4,7 @@ import type { UserId } from '../protocol/ids.js';
 import { Region, type EntityKind, type RegionStats } from '../actors/region.js';
 import type { EntityMessages, EntityType, Envelope } from '../actors/messages.js';
 import type { ConnectionRegistry } from './connections.js';
+import type { FaultInjector } from '../ops/faults.js';
 import type { ConnRef, Outbound, Reply, ReplyTo, Router } from './router.js';
 
 const DEFAULT_ASK_TIMEOUT_MS = 10_000;
@@ -17,12 +18,18 @@ export class LocalRouter implements Router {
   private readonly pending = new Map<ReplyTo, { resolve(v: unknown): void; reject(e: unknown): void; timer: NodeJS.Timeout }>();
   private replySeq = 0;
 
-  constructor(readonly node: string, private readonly system: ActorSystemRef, private readonly conns: ConnectionRegistry, private readonly passivateAfterMs: number) {}
+  constructor(
+    readonly node: string,
+    private readonly system: ActorSystemRef,
+    private readonly conns: ConnectionRegistry,
+    private readonly passivateAfterMs: number,
+    private readonly faults?: FaultInjector,
+  ) {}
 
   /** Registers the kinds of entity this node hosts. */
   host(kinds: EntityKind<never>[]): void {
     for (const k of kinds) {
-      this.regions.set(k.type, new Region(this.system, k as unknown as EntityKind<Envelope>, (msg, err) => this.answerError(msg, err), this.passivateAfterMs));
+      this.regions.set(k.type, new Region(this.system, k as unknown as EntityKind<Envelope>, (msg, err) => this.answerError(msg, err), this.passivateAfterMs, this.faults));
     }
   }
 

@@ -6,7 +6,7 @@ import type { Limits, ServerFrame } from '../protocol/frames.js';
 import { decodeFrame, encodeDelivery, encodeFrame, type WireFormat } from '../protocol/codec.js';
 import { validateClientFrame } from '../protocol/validate.js';
 import type { Accounts } from '../accounts/accounts.js';
-import { ClientSession } from '../session/client-session.js';
+import { ClientSession, type Directory } from '../session/client-session.js';
 import { log } from '../log.js';
 import type { ConnectionRegistry, Connection } from './connections.js';
 import type { Outbound, Router } from './router.js';
@@ -36,8 +36,12 @@ export interface GatewayOptions {
  * (msgpack on binary frames, JSON on text frames), validated, rate-limited and handed to the socket's
  * ClientSession. Outbound frames are encoded in the format the client chose when it connected.
  */
-export function mountGateway(app: TemplatedApp, deps: { accounts: Accounts; router: Router; conns: ConnectionRegistry; metrics: Metrics }, opts: GatewayOptions): void {
-  const { accounts, router, conns, metrics } = deps;
+export function mountGateway(
+  app: TemplatedApp,
+  deps: { accounts: Accounts; router: Router; conns: ConnectionRegistry; metrics: Metrics; directory: Directory },
+  opts: GatewayOptions,
+): void {
+  const { accounts, router, conns, metrics, directory } = deps;
   let upgrading = 0;
 
   app.ws<SocketData>('/v1/ws', {
@@ -81,7 +85,7 @@ export function mountGateway(app: TemplatedApp, deps: { accounts: Accounts; rout
 
     open: (ws) => {
       const data = ws.getUserData();
-      const conn = new SocketConnection(ws, data, opts.node, router, opts.rate, metrics);
+      const conn = new SocketConnection(ws, data, opts.node, router, opts.rate, metrics, directory);
       data.conn = conn;
       conns.add(conn);
       metrics.count('ws_opened');
@@ -115,13 +119,16 @@ class SocketConnection implements Connection {
   private readonly format: WireFormat;
   private readonly bucket: TokenBucket;
 
-  constructor(private readonly ws: WebSocket<SocketData>, data: SocketData, node: string, router: Router, rate: { perSecond: number; burst: number }, private readonly metrics: Metrics) {
+  constructor(
+    private readonly ws: WebSocket<SocketData>, data: SocketData, node: string, router: Router,
+    rate: { perSecond: number; burst: number }, private readonly metrics: Metrics, directory: Directory,
+  ) {
     this.id = data.id;
     this.user = data.user;
     this.device = data.device;
     this.format = data.format;
     this.bucket = new TokenBucket(rate.perSecond, rate.burst, Date.now());
-    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, router, (f) => this.send(f));
+    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, router, (f) => this.send(f), directory);
   }
 
   receive(message: ArrayBuffer, isBinary: boolean, limits: Limits): void {

@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+import { createInterface } from 'node:readline';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { devCode, requestCode, verifyCode, type SessionInfo } from './accounts-api.js';
+import { ParleyClient } from './parley-client.js';
+import type { Message } from '../protocol/frames.js';
+
+/**
+ * A terminal chat on the SDK, so two people can talk from two terminals:
+ *   npm run chat -- --phone +14155550123 [--url http://127.0.0.1:8080] [--api-key parley-dev-key]
+ * The session (token and inbox pointer) is kept in ~/.parley/, so a restart resumes where it left off.
+ */
+const HELP = `commands:
+  /to <phone|user>              chat 1:1 (a phone number is looked up)
+  /group new <name> <phone...>  create a group and chat in it
+  /group add|remove <phone...>  manage the current group (admins)
+  /group admin <phone>          make a member admin
+  /group info | leave           about / leave the current group
+  /open <conv>                  chat in a conversation by id
+  /history [n]                  last n messages of the current chat
+  /read                         mark the current chat read
+  /presence <phone|user>        follow someone's online / last seen
+  /name <display name>          set your profile name
+  /lastseen everyone|contacts|nobody
+  /contact <phone>              add to your contacts
+  /where <lat> <lng> [name]     send a location
+  /whoami  /help  /quit
+anything else is sent as text to the current chat`;
+
+interface Saved extends SessionInfo { phone: string; ptr: number }
+
+function arg(name: string, dflt?: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : process.env[`PARLEY_${name.toUpperCase().replace(/-/g, '_')}`] ?? dflt;
+}
+
+async function main(): Promise<void> {
+  const url = arg('url', 'http://127.0.0.1:8080')!;
+  const apiKey = arg('api-key', 'parley-dev-key')!;
+  const phone = arg('phone');
+  if (!phone) { console.log('usage: npm run chat -- --phone +14155550123 [--url URL]'); process.exit(2); }
+  const dir = join(homedir(), '.parley');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${phone.replace(/\W/g, '')}-${new URL(url).port || 'default'}.json`);
+
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
+  const ask = (q: string) => new Promise<string>((res) => rl.question(q, res));
+  const say = (s: string) => { process.stdout.write(`\r${s}\n`); rl.prompt(true); };
+
+  let saved: Saved | undefined = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Saved) : undefined;
+  if (!saved) {
+    await requestCode(url, apiKey, phone);
+    // On a dev node the code sits in its outbox; elsewhere it comes by SMS.
+    const code = await devCode(url, phone).catch(() => ask(`code sent to ${phone}: `));
+    saved = { ...(await verifyCode(url, apiKey, phone, code.trim(), { name: 'cli', platform: 'cli' })), phone, ptr: 0 };
+    writeFileSync(file, JSON.stringify(saved), { mode: 0o600 });
+  }
+  const session = saved;
+  const client = new ParleyClient({ url, token: session.token, ptr: session.ptr });
+  const names = new Map<string, string>([[session.user, 'me']]);
+  let current: { to: string } | { conv: string } | undefined;
+  let currentConv: string | undefined;
+  let lastSeq = 0;
+
+  const who = (u: string) => names.get(u) ?? u;
+  const resolveUser = async (x: string) => {
+    if (!x.startsWith('+')) return x;
+    const { users } = await client.lookup([x]);
+    if (!users[x]) throw new Error(`${x} has no Parley account`);
+    names.set(users[x]!, x);
+    return users[x]!;
+  };
+  const show = (m: Message) => {
+    const body = m.body && !(m.body instanceof Uint8Array) ? (m.body as Record<string, unknown>) : undefined;
+    const what = m.kind === 'text' ? String(body?.text)
+      : m.kind === 'location' ? `📍 ${body?.lat},${body?.lng} ${body?.name ?? ''}`
+      : m.kind === 'system' ? `* ${body?.event} ${((body?.users as string[]) ?? []).map(who).join(', ')} ${body?.name ?? ''}`
+      : m.kind === 'delete' ? `(deleted #${m.target})`
+      : `[${m.kind}] ${JSON.stringify(body ?? '')}`;
+    say(`${m.conv.slice(0, 12)}… #${m.seq} ${who(m.from)}: ${what}`);
+  };
+
+  client.on('welcome', (w) => say(`connected as ${w.user} (${phone}); /help for commands`));
+  client.on('message', (m, ptr) => {
+    session.ptr = ptr;
+    writeFileSync(file, JSON.stringify(session), { mode: 0o600 });
+    show(m);
+    if (!current && m.kind !== 'system') { current = { conv: m.conv }; currentConv = m.conv; } // reply to whoever wrote first
+    if (m.conv === currentConv) { lastSeq = Math.max(lastSeq, m.seq); client.read(m.conv, m.seq); }
+  });
+  client.on('receipt', (r) => say(`  ${r.status === 'read' || r.status === 'read_all' ? '✓✓ read' : '✓✓ delivered'}${r.status.endsWith('_all') ? ' by all' : r.user ? ` by ${who(r.user)}` : ''} up to #${r.upTo}`));
+  client.on('typing', (t) => say(`  ${who(t.user)} ${t.on ? 'is typing…' : 'stopped typing'}`));
+  client.on('presence', (p) => say(`  ${who(p.user)} is ${p.online ? 'online' : p.lastSeen ? `offline, last seen ${new Date(p.lastSeen).toLocaleString()}` : 'offline'}`));
+  client.on('error', (e) => say(`! ${e.code}: ${e.message}`));
+  client.on('close', (code, reason) => say(`(disconnected ${code} ${reason}; reconnecting)`));
+  await client.connect();
+
+  rl.setPrompt('> ');
+  rl.prompt();
+  rl.on('line', (line) => {
+    void command(line.trim()).catch((e: Error) => say(`! ${e.message}`)).finally(() => rl.prompt());
+  });
+  rl.on('close', () => { client.close(); process.exit(0); });
+
+  async function command(line: string): Promise<void> {
+    if (!line) return;
+    if (!line.startsWith('/')) {
+      if (!current) return say('pick a chat first: /to <phone> or /group new …');
+      const sent = await client.text(current, line);
+      currentConv = sent.conv;
+      return say(`  ✓ sent #${sent.seq}`);
+    }
+    const [cmd, ...rest] = line.split(/\s+/);
+    switch (cmd) {
+      case '/help': return say(HELP);
+      case '/quit': rl.close(); return;
+      case '/whoami': return say(`${session.user} (${phone}), device ${session.device}`);
+      case '/to': {
+        const user = await resolveUser(rest[0] ?? '');
+        current = { to: user };
+        currentConv = undefined;
+        return say(`chatting with ${who(user)}`);
+      }
+      case '/open': current = { conv: rest[0]! }; currentConv = rest[0]; return say(`chatting in ${rest[0]}`);
+      case '/group': {
+        const [sub, ...xs] = rest;
+        const gid = currentConv?.startsWith('g.') ? currentConv.slice(2) : undefined;
+        if (sub === 'new') {
+          const members = await Promise.all(xs.slice(1).map(resolveUser));
+          const g = await client.createGroup(xs[0] ?? 'group', members);
+          current = { conv: g.conv }; currentConv = g.conv;
+          return say(`group ${g.name} (${g.id}) with ${g.members.length} members`);
+        }
+        if (!gid) return say('open a group first');
+        if (sub === 'add' || sub === 'remove') {
+          const users = await Promise.all(xs.map(resolveUser));
+          await (sub === 'add' ? client.addMembers(gid, users) : client.removeMembers(gid, users));
+          return;
+        }
+        if (sub === 'admin') { await client.makeAdmin(gid, await resolveUser(xs[0] ?? '')); return; }
+        if (sub === 'leave') { await client.leaveGroup(gid); current = undefined; return say('left'); }
+        const g = await client.groupInfo(gid);
+        return say(`${g.name}: ${g.members.map((m) => `${who(m.user)}${m.role === 'admin' ? ' (admin)' : ''}`).join(', ')}`);
+      }
+      case '/history': {
+        if (!currentConv) return say('send or open a chat first');
+        for (const m of await client.history(currentConv, { limit: Number(rest[0] ?? 20) })) show(m);
+        return;
+      }
+      case '/read': if (currentConv) client.read(currentConv, lastSeq || Number.MAX_SAFE_INTEGER); return;
+      case '/presence': client.subscribePresence([await resolveUser(rest[0] ?? '')]); return;
+      case '/name': await client.setProfile({ name: rest.join(' ') }); return say('name set');
+      case '/lastseen': await client.setLastSeenPrivacy(rest[0] as 'everyone'); return say(`last seen: ${rest[0]}`);
+      case '/contact': await client.addContacts([await resolveUser(rest[0] ?? '')]); return say('added');
+      case '/where': {
+        if (!current) return say('pick a chat first');
+        const [lat, lng, ...name] = rest;
+        const sent = await client.send(current, 'location', { lat: Number(lat), lng: Number(lng), ...(name.length ? { name: name.join(' ') } : {}) });
+        currentConv = sent.conv;
+        return say(`  ✓ sent #${sent.seq}`);
+      }
+      default: return say(`unknown command ${cmd}; /help`);
+    }
+  }
+}
+
+main().catch((e: Error) => { console.error(e.message); process.exit(1); });
