@@ -72,6 +72,7 @@ export class LmdbStore implements Store {
     const inTime = (m: Message) => (q.from === undefined || m.ts >= q.from) && (q.until === undefined || m.ts <= q.until);
     const ascending = q.after !== undefined || q.from !== undefined;
     const out: Message[] = [];
+    if (q.limit <= 0) return out;
     const range = this.messages.getRange({ start: ascending ? [conv, lo] : [conv, hi - 1], end: ascending ? [conv, hi] : [conv, lo - 1], reverse: !ascending });
     for (const { value } of range) {
       if (!inTime(value)) {
@@ -120,8 +121,11 @@ export class LmdbStore implements Store {
   // ---- inbox ----
 
   async inboxPut(device: DeviceKey, entry: InboxEntry): Promise<void> {
-    if ((this.inboxHigh.get(device) ?? 0) < entry.ptr) this.inboxHigh.put(device, entry.ptr);
-    await guard(this.inbox.put([device, entry.ptr], entry));
+    this.inbox.put([device, entry.ptr], entry);
+    // Read-compare-write inside the write transaction, so writes in flight together never lower the mark.
+    await guard(this.inboxHigh.transaction(() => {
+      if ((this.inboxHigh.get(device) ?? 0) < entry.ptr) this.inboxHigh.put(device, entry.ptr);
+    }));
   }
 
   async inboxRange(device: DeviceKey, after: number, limit: number): Promise<InboxEntry[]> {

@@ -1,0 +1,10 @@
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LmdbStore } from '../../src/store/lmdb/lmdb-store.js';
+import { runStoreConformance } from './conformance.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'parley-lmdb-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+runStoreConformance(t, 'lmdb', async () => new LmdbStore(join(dir, 'db')));
