@@ -14,6 +14,8 @@ async function main(): Promise<void> {
     log('info', 'shutting down', { signal });
     node.close().then(() => process.exit(0), () => process.exit(1));
   };
+  // An escaped rejection is a bug to see in the logs, not a reason to drop every socket on this node.
+  process.on('unhandledRejection', (err) => log('error', 'unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 }

@@ -116,7 +116,9 @@ export function checkBody(kind: MessageKind, body: Body, limits: Limits): void {
       optStr(body, 'name', 256);
       break;
     }
-    case 'reaction': str(body, 'emoji', 16); break;
+    case 'reaction': // an empty emoji takes the sender's reaction back
+      if (typeof body.emoji !== 'string' || body.emoji.length > 16) fail('emoji must be a string of at most 16 characters');
+      break;
     default: break;
   }
 }

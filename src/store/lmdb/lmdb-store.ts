@@ -32,6 +32,7 @@ export class LmdbStore implements Store {
   private readonly userGroupsDb: Database<true, Key>;
   private readonly media: Database<MediaRecord, string>;
   private sweeper: NodeJS.Timeout;
+  private readonly highInFlight = new Map<DeviceKey, { high: number; writes: number }>();
 
   constructor(path: string, opts: { sweepEveryMs?: number } = {}) {
     this.root = open({ path, overlappingSync: false, maxDbs: 32, mapSize: 2 ** 34 });
@@ -121,11 +122,20 @@ export class LmdbStore implements Store {
   // ---- inbox ----
 
   async inboxPut(device: DeviceKey, entry: InboxEntry): Promise<void> {
-    this.inbox.put([device, entry.ptr], entry);
-    // Read-compare-write inside the write transaction, so writes in flight together never lower the mark.
-    await guard(this.inboxHigh.transaction(() => {
-      if ((this.inboxHigh.get(device) ?? 0) < entry.ptr) this.inboxHigh.put(device, entry.ptr);
-    }));
+    // Reads see committed data only, so the marks of writes still in flight are kept here: two writes in
+    // flight together never lower the mark. (One process owns an LMDB store.)
+    const flying = this.highInFlight.get(device);
+    const high = Math.max(flying?.high ?? 0, this.inboxHigh.get(device) ?? 0);
+    if (entry.ptr > high) this.inboxHigh.put(device, entry.ptr);
+    const f = flying ?? { high: 0, writes: 0 };
+    f.high = Math.max(high, entry.ptr);
+    f.writes++;
+    this.highInFlight.set(device, f);
+    try {
+      await guard(this.inbox.put([device, entry.ptr], entry));
+    } finally {
+      if (--f.writes === 0) this.highInFlight.delete(device);
+    }
   }
 
   async inboxRange(device: DeviceKey, after: number, limit: number): Promise<InboxEntry[]> {
