@@ -25,10 +25,10 @@ export interface ScyllaOptions {
    * in production `{ class: 'NetworkTopologyStrategy', dc1: 3, ... }`. A CQL map literal string also works.
    */
   replication?: Replication | string;
-  /** Reads and writes. Default LOCAL_QUORUM. */
-  consistency?: ConsistencyName | number;
+  /** Reads and writes: a driver name (localQuorum), a CQL name (LOCAL_QUORUM) or a number. Default LOCAL_QUORUM. */
+  consistency?: ConsistencyName | string | number;
   /** Lightweight transactions (phone claims, media ids, schema lock). Default LOCAL_SERIAL. */
-  serialConsistency?: ConsistencyName | number;
+  serialConsistency?: ConsistencyName | string | number;
   credentials?: { username: string; password: string };
   /** Width of a message bucket. Default one day. Keep it fixed for the life of a keyspace. */
   bucketMs?: number;
@@ -237,8 +237,10 @@ export class ScyllaStore implements Store {
 
     if (q.after !== undefined || q.from !== undefined) {
       // Oldest first from the lower bound.
-      const bySeq = q.after !== undefined ? await this.bucketForSeq(conv, lo) : undefined;
-      const byTs = q.from !== undefined ? await this.bucketForTs(conv, q.from) : undefined;
+      const [bySeq, byTs] = await Promise.all([
+        q.after !== undefined ? this.bucketForSeq(conv, lo) : undefined,
+        q.from !== undefined ? this.bucketForTs(conv, q.from) : undefined,
+      ]);
       const start = Math.max(bySeq ?? Number.MIN_SAFE_INTEGER, byTs ?? Number.MIN_SAFE_INTEGER);
       for await (const bucket of this.buckets(conv, start, true)) {
         if (q.until !== undefined && bucket > q.until) break;
@@ -254,10 +256,12 @@ export class ScyllaStore implements Store {
     }
 
     // Newest first from the upper bound, returned ascending.
-    const bySeq = q.before !== undefined ? await this.bucketForSeq(conv, hi) : undefined;
-    if (q.before !== undefined && bySeq === undefined) return [];
-    const byTs = q.until !== undefined ? await this.bucketForTs(conv, q.until) : undefined;
-    if (q.until !== undefined && byTs === undefined) return [];
+    const [bySeq, byTs] = await Promise.all([
+      q.before !== undefined ? this.bucketForSeq(conv, hi) : undefined,
+      q.until !== undefined ? this.bucketForTs(conv, q.until) : undefined,
+    ]);
+    // Nothing at or below the bound: every stored seq (ts) is above it.
+    if ((q.before !== undefined && bySeq === undefined) || (q.until !== undefined && byTs === undefined)) return [];
     const start = Math.min(bySeq ?? Number.MAX_SAFE_INTEGER, byTs ?? Number.MAX_SAFE_INTEGER);
     for await (const bucket of this.buckets(conv, start, false)) {
       await this.scanBucket(conv, bucket, lo, hi, false, limit - out.length, (m) => {
@@ -702,7 +706,8 @@ export function storeError(err: unknown, context = 'the message store is unavail
     err instanceof errors.OperationTimedOutError ||
     err instanceof errors.BusyConnectionError ||
     (err instanceof errors.ResponseError && RETRYABLE_CODES.has(err.code)) ||
-    (err instanceof errors.DriverError && !(err instanceof errors.ResponseError) && !(err instanceof errors.ArgumentError));
+    (err instanceof errors.DriverError && !(err instanceof errors.ResponseError) && !(err instanceof errors.ArgumentError) &&
+      !(err instanceof errors.AuthenticationError) && !(err instanceof errors.NotSupportedError));
   if (!unavailable) return e instanceof Error ? e : new Error(String(err));
   const out = new ParleyError('store_unavailable', `${context}; try again`);
   (out as Error & { cause?: unknown }).cause = err;

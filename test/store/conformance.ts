@@ -1,0 +1,554 @@
+import t from 'tap';
+import { newId, directConversationId, groupConversationId } from '../../src/protocol/ids.js';
+import type { Message } from '../../src/protocol/frames.js';
+import type { Store, UserRecord } from '../../src/store/store.js';
+
+/**
+ * The Store conformance suite: every implementation (LMDB, Scylla) must pass it unchanged.
+ * It pins the semantics written in src/store/store.ts. Each subtest uses fresh ids, so one store instance
+ * serves the whole suite and tests don't see each other's data.
+ *
+ *   runStoreConformance(t, 'lmdb', () => LmdbStore.open(...))
+ */
+/** The root `t` of 'tap' or any subtest. */
+export type TapTest = typeof t | tap.Test;
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+/** 2024-03-01 20:00 UTC: messages cross midnight (a bucket boundary in the Scylla store) early on. */
+const T0 = Date.UTC(2024, 2, 1, 20);
+
+const uid = () => newId(12);
+const conv = () => directConversationId(uid(), uid());
+const seqs = (ms: Message[]) => ms.map((m) => m.seq);
+const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const bytesOf = (b: unknown) => Buffer.from(b as Uint8Array).toString('hex');
+
+function msg(c: string, seq: number, ts: number, extra: Partial<Message> = {}): Message {
+  const [a] = c.split('.').slice(1);
+  return { conv: c, seq, from: a!, dev: 'dev1', cid: `cid-${seq}`, kind: 'text', ts, body: { text: `message ${seq}` }, ...extra };
+}
+
+/** Appends in seq order, one at a time (what a conversation does when it is not pipelining). */
+async function appendAll(store: Store, ms: Message[]): Promise<void> {
+  for (const m of ms) await store.appendMessage(m);
+}
+
+/**
+ * A conversation of 40 messages over 6 days, some days busier than others and one day empty:
+ * seq i has ts T0 + offsets[i-1]. ts never decreases with seq (the conversation actor guarantees it).
+ */
+function history(c: string): Message[] {
+  const out: Message[] = [];
+  let ts = T0;
+  for (let seq = 1; seq <= 40; seq++) {
+    if (seq === 11) ts += 2 * DAY; // a day with nothing
+    else if (seq % 7 === 0) ts += 20 * HOUR;
+    else ts += 37 * 60_000;
+    out.push(msg(c, seq, ts));
+  }
+  // two messages in the same millisecond
+  out[20]!.ts = out[19]!.ts;
+  return out;
+}
+
+export function runStoreConformance(parent: TapTest, name: string, open: () => Promise<Store>): void {
+  parent.test(`${name} store conformance`, async (t) => {
+    const store = await open();
+    t.teardown(() => store.close());
+
+    t.test('kind', async (t) => {
+      t.ok(store.kind === 'lmdb' || store.kind === 'scylla');
+    });
+
+    // ---- messages ----
+
+    t.test('appendMessage / getMessage round-trips every field', async (t) => {
+      const c = conv();
+      const bin = new Uint8Array([0, 1, 2, 250, 255]);
+      const ms: Message[] = [
+        msg(c, 1, T0),
+        msg(c, 2, T0 + 1, { body: bin, kind: 'image' }),
+        msg(c, 3, T0 + 2, { reply: 1 }),
+        msg(c, 4, T0 + 3, { kind: 'reaction', target: 2, body: { emoji: '👍' } }),
+        msg(c, 5, T0 + 4, { kind: 'system', body: undefined }),
+        msg(c, 6, T0 + 5, { body: { text: 'nested', list: [1, 'two', { three: 3 }], n: -1.5, nil: null, t: true } }),
+      ];
+      delete ms[4]!.body;
+      await appendAll(store, ms);
+      for (const m of ms) {
+        const got = await store.getMessage(c, m.seq);
+        if (m.body instanceof Uint8Array) {
+          t.ok(got?.body instanceof Uint8Array, 'binary body stays bytes');
+          t.equal(bytesOf(got?.body), bytesOf(m.body), 'binary body bytes');
+          const { body: _a, ...envGot } = got!;
+          const { body: _b, ...envWant } = m;
+          t.strictSame(envGot, envWant, `envelope of seq ${m.seq}`);
+        } else {
+          t.strictSame(got, m, `seq ${m.seq}`);
+        }
+      }
+      t.equal(await store.getMessage(c, 7), undefined, 'unknown seq');
+      t.equal(await store.getMessage(c, 0), undefined, 'seq 0');
+      t.equal(await store.getMessage(conv(), 1), undefined, 'unknown conversation');
+    });
+
+    t.test('lastSeq', async (t) => {
+      const c = conv();
+      t.equal(await store.lastSeq(c), 0, 'empty conversation');
+      await appendAll(store, history(c));
+      t.equal(await store.lastSeq(c), 40);
+      await store.appendMessage(msg(c, 41, T0 + 30 * DAY));
+      t.equal(await store.lastSeq(c), 41, 'after a long gap');
+      t.equal(await store.lastSeq(groupConversationId(uid())), 0, 'another empty conversation');
+    });
+
+    t.test('getMessages: ascending, bounds exclusive by seq and inclusive by ts, limits', async (t) => {
+      const c = conv();
+      const all = history(c);
+      await appendAll(store, all);
+      const ts = (seq: number) => all[seq - 1]!.ts;
+
+      t.strictSame(await store.getMessages(c, { limit: 100 }), all, 'everything, whole messages');
+      t.strictSame(seqs(await store.getMessages(c, { limit: 5 })), range(36, 40), 'no bounds: the newest page');
+      t.strictSame(seqs(await store.getMessages(c, { limit: 1 })), [40]);
+      t.strictSame(seqs(await store.getMessages(c, { limit: 0 })), [], 'limit 0');
+
+      t.strictSame(seqs(await store.getMessages(c, { after: 0, limit: 5 })), range(1, 5), 'after 0: the oldest page');
+      t.strictSame(seqs(await store.getMessages(c, { after: 8, limit: 5 })), range(9, 13), 'after: exclusive, across an empty day');
+      t.strictSame(seqs(await store.getMessages(c, { after: 38, limit: 5 })), [39, 40], 'after: short last page');
+      t.strictSame(seqs(await store.getMessages(c, { after: 40, limit: 5 })), [], 'after the last');
+      t.strictSame(seqs(await store.getMessages(c, { after: 1000, limit: 5 })), [], 'after far beyond');
+
+      t.strictSame(seqs(await store.getMessages(c, { before: 13, limit: 5 })), range(8, 12), 'before: exclusive, newest below');
+      t.strictSame(seqs(await store.getMessages(c, { before: 3, limit: 5 })), [1, 2], 'before: short first page');
+      t.strictSame(seqs(await store.getMessages(c, { before: 1, limit: 5 })), [], 'before the first');
+      t.strictSame(seqs(await store.getMessages(c, { before: 1000, limit: 3 })), [38, 39, 40], 'before far beyond');
+
+      t.strictSame(seqs(await store.getMessages(c, { after: 5, before: 30, limit: 100 })), range(6, 29), 'window');
+      t.strictSame(seqs(await store.getMessages(c, { after: 5, before: 30, limit: 4 })), range(6, 9), 'window, oldest first');
+      t.strictSame(seqs(await store.getMessages(c, { after: 5, before: 6, limit: 4 })), [], 'empty window');
+
+      t.strictSame(seqs(await store.getMessages(c, { from: ts(12), limit: 3 })), [12, 13, 14], 'from: inclusive, oldest first');
+      t.strictSame(seqs(await store.getMessages(c, { from: ts(12) + 1, limit: 3 })), [13, 14, 15], 'from: just after a message');
+      t.strictSame(seqs(await store.getMessages(c, { from: ts(20), limit: 3 })), [20, 21, 22], 'from: two messages in one ms');
+      t.strictSame(seqs(await store.getMessages(c, { from: T0 - DAY, limit: 2 })), [1, 2], 'from before everything');
+      t.strictSame(seqs(await store.getMessages(c, { from: ts(40) + 1, limit: 2 })), [], 'from after everything');
+      t.strictSame(seqs(await store.getMessages(c, { from: ts(10) + HOUR, limit: 2 })), [11, 12], 'from inside the empty day');
+
+      t.strictSame(seqs(await store.getMessages(c, { until: ts(12), limit: 3 })), [10, 11, 12], 'until: inclusive, newest first');
+      t.strictSame(seqs(await store.getMessages(c, { until: ts(12) - 1, limit: 3 })), [9, 10, 11], 'until: just before a message');
+      t.strictSame(seqs(await store.getMessages(c, { until: ts(21), limit: 3 })), [19, 20, 21], 'until: two messages in one ms');
+      t.strictSame(seqs(await store.getMessages(c, { until: T0, limit: 3 })), [], 'until before everything');
+      t.strictSame(seqs(await store.getMessages(c, { until: ts(40) + DAY, limit: 2 })), [39, 40], 'until after everything');
+
+      t.strictSame(seqs(await store.getMessages(c, { from: ts(5), until: ts(15), limit: 100 })), range(5, 15), 'from..until');
+      t.strictSame(seqs(await store.getMessages(c, { from: ts(5), until: ts(15), limit: 3 })), [5, 6, 7], 'from..until, oldest first');
+      t.strictSame(seqs(await store.getMessages(c, { from: ts(15), until: ts(5), limit: 3 })), [], 'from after until');
+
+      t.strictSame(seqs(await store.getMessages(c, { after: 10, from: ts(5), limit: 3 })), [11, 12, 13], 'after and from: both bind');
+      t.strictSame(seqs(await store.getMessages(c, { after: 3, from: ts(10), limit: 3 })), [10, 11, 12], 'from binds tighter');
+      t.strictSame(seqs(await store.getMessages(c, { before: 30, until: ts(35), limit: 3 })), [27, 28, 29], 'before and until: both bind');
+      t.strictSame(seqs(await store.getMessages(c, { before: 35, until: ts(25), limit: 3 })), [23, 24, 25], 'until binds tighter');
+      t.strictSame(seqs(await store.getMessages(c, { after: 10, until: ts(14), limit: 100 })), [11, 12, 13, 14], 'after and until');
+      t.strictSame(seqs(await store.getMessages(c, { before: 14, from: ts(10), limit: 100 })), [10, 11, 12, 13], 'before and from');
+
+      // paging through everything both ways gives every message once
+      const forward: number[] = [];
+      for (let after = 0; ;) {
+        const page = await store.getMessages(c, { after, limit: 7 });
+        if (!page.length) break;
+        forward.push(...seqs(page));
+        after = page[page.length - 1]!.seq;
+      }
+      t.strictSame(forward, range(1, 40), 'paging forward');
+      const backward: number[] = [];
+      for (let before = Number.MAX_SAFE_INTEGER; ;) {
+        const page = await store.getMessages(c, { before, limit: 6 });
+        if (!page.length) break;
+        backward.unshift(...seqs(page));
+        before = page[0]!.seq;
+      }
+      t.strictSame(backward, range(1, 40), 'paging backward');
+
+      t.strictSame(await store.getMessages(conv(), { limit: 10 }), [], 'empty conversation');
+      t.strictSame(await store.getMessages(conv(), { after: 0, limit: 10 }), [], 'empty conversation, after');
+      t.strictSame(await store.getMessages(conv(), { before: 10, limit: 10 }), [], 'empty conversation, before');
+      t.strictSame(await store.getMessages(conv(), { from: T0, until: T0 + DAY, limit: 10 }), [], 'empty conversation, from..until');
+    });
+
+    t.test('conversations are separate', async (t) => {
+      const a = conv();
+      const b = conv();
+      await appendAll(store, [msg(a, 1, T0), msg(a, 2, T0 + 1)]);
+      await appendAll(store, [msg(b, 1, T0 + 5)]);
+      t.strictSame(seqs(await store.getMessages(a, { limit: 10 })), [1, 2]);
+      t.strictSame(seqs(await store.getMessages(b, { limit: 10 })), [1]);
+      t.equal((await store.getMessage(b, 1))!.ts, T0 + 5);
+      t.equal(await store.lastSeq(b), 1);
+    });
+
+    t.test('pipelined appends (several in flight, landing in any order)', async (t) => {
+      const c = conv();
+      const ms = range(1, 60).map((seq) => msg(c, seq, T0 + seq * 25 * 60_000)); // ~25 h: crosses midnight
+      await Promise.all(ms.slice().reverse().map((m) => store.appendMessage(m)));
+      t.equal(await store.lastSeq(c), 60);
+      t.strictSame(seqs(await store.getMessages(c, { limit: 100 })), range(1, 60));
+      t.strictSame(seqs(await store.getMessages(c, { after: 20, limit: 5 })), range(21, 25));
+      t.strictSame(seqs(await store.getMessages(c, { before: 40, limit: 5 })), range(35, 39));
+      for (const seq of [1, 29, 30, 31, 60]) t.equal((await store.getMessage(c, seq))?.seq, seq, `getMessage ${seq}`);
+    });
+
+    t.test('appending the same message again is harmless', async (t) => {
+      const c = conv();
+      const m = msg(c, 1, T0);
+      await store.appendMessage(m);
+      await store.appendMessage(m);
+      t.strictSame(await store.getMessages(c, { limit: 10 }), [m]);
+      t.equal(await store.seqForClientId(c, m.from, m.cid), 1);
+    });
+
+    t.test('seqForClientId', async (t) => {
+      const c = conv();
+      const [a, b] = c.split('.').slice(1) as [string, string];
+      await appendAll(store, [
+        msg(c, 1, T0, { from: a, cid: 'x1' }),
+        msg(c, 2, T0 + 1, { from: b, cid: 'x1' }),
+        msg(c, 3, T0 + DAY, { from: a, cid: 'x2' }),
+      ]);
+      t.equal(await store.seqForClientId(c, a, 'x1'), 1);
+      t.equal(await store.seqForClientId(c, b, 'x1'), 2, 'a client id is per sender');
+      t.equal(await store.seqForClientId(c, a, 'x2'), 3);
+      t.equal(await store.seqForClientId(c, b, 'x2'), undefined);
+      t.equal(await store.seqForClientId(c, a, 'nope'), undefined);
+      t.equal(await store.seqForClientId(conv(), a, 'x1'), undefined, 'per conversation');
+    });
+
+    t.test('redactMessage keeps the envelope and drops the body for good', async (t) => {
+      const c = conv();
+      const ms = [
+        msg(c, 1, T0),
+        msg(c, 2, T0 + 1, { reply: 1, body: new Uint8Array([9, 9, 9]) }),
+        msg(c, 3, T0 + DAY, { kind: 'reaction', target: 1, body: { emoji: 'x' } }),
+        msg(c, 4, T0 + DAY + 1),
+      ];
+      await appendAll(store, ms);
+      await store.redactMessage(c, 2);
+      await store.redactMessage(c, 3);
+      const { body: _b2, ...env2 } = ms[1]!;
+      const { body: _b3, ...env3 } = ms[2]!;
+      t.strictSame(await store.getMessage(c, 2), env2, 'envelope kept, body gone (reply kept)');
+      t.strictSame(await store.getMessage(c, 3), env3, 'envelope kept, body gone (target kept)');
+      t.strictSame(await store.getMessages(c, { limit: 10 }), [ms[0], env2, env3, ms[3]], 'history shows the hole-free envelope');
+      t.equal(await store.lastSeq(c), 4);
+      await store.redactMessage(c, 2);
+      t.strictSame(await store.getMessage(c, 2), env2, 'redacting twice is harmless');
+      await store.redactMessage(c, 99);
+      t.equal(await store.getMessage(c, 99), undefined, 'redacting an unknown seq creates nothing');
+      t.equal(await store.lastSeq(c), 4);
+      await store.redactMessage(conv(), 1);
+      t.pass('redacting in an unknown conversation is harmless');
+    });
+
+    t.test('a delete and its redaction written together (as a conversation does)', async (t) => {
+      const c = conv();
+      const original = msg(c, 1, T0 + 4 * HOUR - 1);
+      const del = msg(c, 2, T0 + 4 * HOUR, { kind: 'delete', target: 1, body: undefined });
+      delete del.body;
+      const first = store.appendMessage(original);
+      await Promise.all([first, store.appendMessage(del), store.redactMessage(c, 1)]);
+      const { body: _gone, ...env } = original;
+      t.strictSame(await store.getMessage(c, 1), env);
+      t.strictSame(await store.getMessage(c, 2), del);
+    });
+
+    // ---- receipt cursors ----
+
+    t.test('cursors', async (t) => {
+      const c = conv();
+      const [a, b] = c.split('.').slice(1) as [string, string];
+      t.strictSame([...(await store.getCursors(c))], [], 'none yet');
+      await store.setCursor(c, a, { delivered: 5, read: 3 });
+      await store.setCursor(c, b, { delivered: 2, read: 0 });
+      let got = await store.getCursors(c);
+      t.ok(got instanceof Map);
+      t.strictSame(got.get(a), { delivered: 5, read: 3 });
+      t.strictSame(got.get(b), { delivered: 2, read: 0 });
+      t.equal(got.size, 2);
+      await store.setCursor(c, a, { delivered: 9, read: 9 });
+      got = await store.getCursors(c);
+      t.strictSame(got.get(a), { delivered: 9, read: 9 }, 'overwritten');
+      t.strictSame(got.get(b), { delivered: 2, read: 0 }, 'others untouched');
+      t.equal((await store.getCursors(conv())).size, 0, 'per conversation');
+    });
+
+    // ---- inbox ----
+
+    const entry = (ptr: number, expiresAt = Date.now() + DAY, seq = ptr * 10) => ({
+      ptr, conv: 'd.aaaa.bbbb', seq, packed: new Uint8Array([ptr & 255, 1, 2, 3]), expiresAt,
+    });
+    const ptrs = (es: { ptr: number }[]) => es.map((e) => e.ptr);
+
+    t.test('inbox: put, range (after exclusive, ascending, limit), entries round-trip', async (t) => {
+      const dev = `${uid()}.${uid()}`;
+      t.strictSame(await store.inboxRange(dev, 0, 10), [], 'empty');
+      const es = range(1, 25).map((p) => entry(p));
+      for (const e of es) await store.inboxPut(dev, e);
+      const got = await store.inboxRange(dev, 0, 100);
+      t.strictSame(ptrs(got), range(1, 25));
+      for (let i = 0; i < es.length; i++) {
+        const { packed: pg, ...g } = got[i]!;
+        const { packed: pw, ...w } = es[i]!;
+        t.strictSame(g, w);
+        t.equal(bytesOf(pg), bytesOf(pw));
+      }
+      t.strictSame(ptrs(await store.inboxRange(dev, 0, 5)), range(1, 5), 'limit');
+      t.strictSame(ptrs(await store.inboxRange(dev, 5, 5)), range(6, 10), 'after is exclusive');
+      t.strictSame(ptrs(await store.inboxRange(dev, 22, 5)), [23, 24, 25]);
+      t.strictSame(ptrs(await store.inboxRange(dev, 25, 5)), []);
+      t.strictSame(await store.inboxRange(`${uid()}.${uid()}`, 0, 5), [], 'per device');
+    });
+
+    t.test('inbox: lastPtr is the highest ptr ever written, kept after deletes', async (t) => {
+      const dev = `${uid()}.${uid()}`;
+      t.equal(await store.inboxLastPtr(dev), 0, 'none');
+      await store.inboxPut(dev, entry(1));
+      await store.inboxPut(dev, entry(2));
+      t.equal(await store.inboxLastPtr(dev), 2);
+      await Promise.all([5, 3, 4].map((p) => store.inboxPut(dev, entry(p))));
+      t.equal(await store.inboxLastPtr(dev), 5, 'out-of-order writes');
+      await store.inboxPut(dev, entry(4));
+      t.equal(await store.inboxLastPtr(dev), 5, 'a lower ptr does not lower it');
+      await store.inboxDeleteUpTo(dev, 3);
+      t.strictSame(ptrs(await store.inboxRange(dev, 0, 10)), [4, 5], 'deleteUpTo is inclusive');
+      t.equal(await store.inboxLastPtr(dev), 5);
+      await store.inboxDeleteUpTo(dev, 5);
+      t.strictSame(await store.inboxRange(dev, 0, 10), [], 'all gone');
+      t.equal(await store.inboxLastPtr(dev), 5, 'kept after deleting everything');
+      await store.inboxPut(dev, entry(6));
+      t.strictSame(ptrs(await store.inboxRange(dev, 0, 10)), [6], 'writes after a delete are kept');
+      t.strictSame(ptrs(await store.inboxRange(dev, 5, 10)), [6]);
+      t.equal(await store.inboxLastPtr(dev), 6);
+    });
+
+    t.test('inbox: deleteUpTo', async (t) => {
+      const dev = `${uid()}.${uid()}`;
+      for (const p of range(1, 10)) await store.inboxPut(dev, entry(p));
+      await store.inboxDeleteUpTo(dev, 0);
+      t.strictSame(ptrs(await store.inboxRange(dev, 0, 100)), range(1, 10), 'up to 0 deletes nothing');
+      await store.inboxDeleteUpTo(dev, 4);
+      t.strictSame(ptrs(await store.inboxRange(dev, 0, 100)), range(5, 10));
+      await store.inboxDeleteUpTo(dev, 2);
+      t.strictSame(ptrs(await store.inboxRange(dev, 0, 100)), range(5, 10), 'a lower ptr again is harmless');
+      await store.inboxDeleteUpTo(dev, 100);
+      t.strictSame(await store.inboxRange(dev, 0, 100), []);
+      await store.inboxDeleteUpTo(`${uid()}.${uid()}`, 5);
+      t.pass('unknown device is harmless');
+    });
+
+    t.test('inbox: expired entries are never returned', async (t) => {
+      const dev = `${uid()}.${uid()}`;
+      const now = Date.now();
+      await store.inboxPut(dev, entry(1, now - 1000));
+      await store.inboxPut(dev, entry(2, now + 1200));
+      await store.inboxPut(dev, entry(3, now + DAY));
+      await store.inboxPut(dev, entry(4, now - 1));
+      t.strictSame(ptrs(await store.inboxRange(dev, 0, 10)), [2, 3], 'already expired ones are skipped');
+      t.strictSame(ptrs(await store.inboxRange(dev, 0, 1)), [2], 'limit counts unexpired entries only');
+      t.equal(await store.inboxLastPtr(dev), 4, 'expired writes still count for lastPtr');
+      await sleep(Math.max(0, now + 1300 - Date.now()));
+      t.strictSame(ptrs(await store.inboxRange(dev, 0, 10)), [3], 'expires while stored');
+      await sleep(1500);
+      t.strictSame(ptrs(await store.inboxRange(dev, 0, 10)), [3], 'and stays expired');
+      t.equal(await store.inboxLastPtr(dev), 4);
+    });
+
+    // ---- accounts ----
+
+    const user = (over: Partial<UserRecord> = {}): UserRecord => ({
+      id: uid(), phone: `+1555${Math.floor(Math.random() * 1e10).toString().padStart(10, '0')}`, name: 'Ada', createdAt: T0, lastSeenPrivacy: 'everyone', ...over,
+    });
+
+    t.test('createUser, getUser, userByPhone', async (t) => {
+      const u = user({ avatar: 'media-id' });
+      t.strictSame(await store.createUser(u), u, 'the new user wins an unclaimed number');
+      t.strictSame(await store.getUser(u.id), u);
+      t.equal(await store.userByPhone(u.phone), u.id);
+      const plain = user();
+      await store.createUser(plain);
+      t.strictSame(await store.getUser(plain.id), plain, 'no avatar');
+      t.notOk('avatar' in (await store.getUser(plain.id))!, 'absent avatar is absent');
+      t.equal(await store.getUser(uid()), undefined);
+      t.equal(await store.userByPhone('+19999999999999'), undefined);
+    });
+
+    t.test('createUser: a taken number returns its holder', async (t) => {
+      const first = user();
+      await store.createUser(first);
+      const second = user({ phone: first.phone, name: 'Other' });
+      t.strictSame(await store.createUser(second), first);
+      t.equal(await store.userByPhone(first.phone), first.id);
+      t.equal(await store.getUser(second.id), undefined, 'the loser is not stored');
+    });
+
+    t.test('createUser: a race has one winner and every caller gets it', async (t) => {
+      const phone = user().phone;
+      const racers = range(1, 8).map((i) => user({ phone, name: `racer ${i}` }));
+      const results = await Promise.all(racers.map((r) => store.createUser(r)));
+      const winner = results[0]!;
+      t.ok(racers.some((r) => r.id === winner.id), 'the winner is one of the racers');
+      for (const r of results) t.strictSame(r, winner);
+      t.equal(await store.userByPhone(phone), winner.id);
+      t.strictSame(await store.getUser(winner.id), winner);
+      for (const r of racers) if (r.id !== winner.id) t.equal(await store.getUser(r.id), undefined, `loser ${r.name} not stored`);
+    });
+
+    t.test('updateUser', async (t) => {
+      const u = user();
+      await store.createUser(u);
+      await store.updateUser(u.id, { name: 'Grace' });
+      t.strictSame(await store.getUser(u.id), { ...u, name: 'Grace' });
+      await store.updateUser(u.id, { avatar: 'pic' });
+      t.strictSame(await store.getUser(u.id), { ...u, name: 'Grace', avatar: 'pic' });
+      await store.updateUser(u.id, { lastSeenPrivacy: 'nobody', name: undefined });
+      t.strictSame(await store.getUser(u.id), { ...u, name: 'Grace', avatar: 'pic', lastSeenPrivacy: 'nobody' }, 'undefined leaves a field alone');
+      await store.updateUser(u.id, {});
+      t.strictSame(await store.getUser(u.id), { ...u, name: 'Grace', avatar: 'pic', lastSeenPrivacy: 'nobody' }, 'empty patch');
+      t.equal(await store.userByPhone(u.phone), u.id, 'the phone is not touched');
+      await t.rejects(store.updateUser(uid(), { name: 'ghost' }), { code: 'not_found' }, 'unknown user');
+    });
+
+    t.test('devices', async (t) => {
+      const u = uid();
+      t.strictSame(await store.listDevices(u), [], 'none');
+      const d1 = { user: u, id: 'bbbbbbbb', name: 'phone', platform: 'ios', createdAt: T0, acked: 0 };
+      const d2 = { user: u, id: 'aaaaaaaa', name: 'laptop', platform: 'web', createdAt: T0 + 1, acked: 7, push: { platform: 'fcm' as const, token: 'tok' } };
+      await store.putDevice(d1);
+      await store.putDevice(d2);
+      t.strictSame(await store.getDevice(u, d1.id), d1);
+      t.strictSame(await store.getDevice(u, d2.id), d2, 'with push');
+      t.strictSame(await store.listDevices(u), [d2, d1], 'sorted by device id');
+      t.equal(await store.getDevice(u, 'cccccccc'), undefined);
+      t.equal(await store.getDevice(uid(), d1.id), undefined, 'per user');
+
+      await store.setDeviceAcked(u, d1.id, 5);
+      t.equal((await store.getDevice(u, d1.id))!.acked, 5);
+      await store.setDeviceAcked(u, d1.id, 3);
+      t.equal((await store.getDevice(u, d1.id))!.acked, 5, 'acked never goes back');
+      await Promise.all([9, 12, 10].map((p) => store.setDeviceAcked(u, d1.id, p)));
+      t.equal((await store.getDevice(u, d1.id))!.acked, 12, 'concurrent acks: the highest');
+      t.strictSame(await store.getDevice(u, d2.id), d2, 'other device untouched');
+
+      await store.setDevicePush(u, d1.id, { platform: 'apns', token: 'abc' });
+      t.strictSame(await store.getDevice(u, d1.id), { ...d1, acked: 12, push: { platform: 'apns', token: 'abc' } });
+      await store.setDevicePush(u, d1.id, { platform: 'apns', token: 'def' });
+      t.strictSame((await store.getDevice(u, d1.id))!.push, { platform: 'apns', token: 'def' }, 'replaced');
+
+      await store.setDeviceAcked(u, 'zzzzzzzz', 4);
+      await store.setDevicePush(u, 'yyyyyyyy', { platform: 'fcm', token: 'x' });
+      t.equal(await store.getDevice(u, 'zzzzzzzz'), undefined, 'ack on an unknown device creates nothing');
+      t.equal(await store.getDevice(u, 'yyyyyyyy'), undefined, 'push on an unknown device creates nothing');
+      t.strictSame((await store.listDevices(u)).map((d) => d.id), [d2.id, d1.id]);
+    });
+
+    t.test('otp', async (t) => {
+      const phone = user().phone;
+      t.equal(await store.getOtp(phone), undefined);
+      const otp = { codeHash: 'h1', expiresAt: Date.now() + 60_000, attempts: 0, sentAt: Date.now() };
+      await store.putOtp(phone, otp);
+      t.strictSame(await store.getOtp(phone), otp);
+      await store.putOtp(phone, { ...otp, attempts: 1 });
+      t.strictSame(await store.getOtp(phone), { ...otp, attempts: 1 }, 'overwritten');
+      await store.deleteOtp(phone);
+      t.equal(await store.getOtp(phone), undefined, 'deleted');
+      await store.deleteOtp(phone);
+      t.pass('deleting twice is harmless');
+      await store.putOtp(phone, { ...otp, expiresAt: Date.now() - 1 });
+      t.equal(await store.getOtp(phone), undefined, 'an expired code is not returned');
+      const soon = { ...otp, expiresAt: Date.now() + 1100 };
+      await store.putOtp(phone, soon);
+      t.strictSame(await store.getOtp(phone), soon);
+      await sleep(1300);
+      t.equal(await store.getOtp(phone), undefined, 'expires while stored');
+    });
+
+    t.test('contacts', async (t) => {
+      const u = uid();
+      t.strictSame(await store.getContacts(u), []);
+      await store.setContacts(u, ['cccc', 'aaaa', 'bbbb'], []);
+      t.strictSame(await store.getContacts(u), ['aaaa', 'bbbb', 'cccc'], 'sorted');
+      await store.setContacts(u, ['aaaa', 'dddd'], ['bbbb', 'zzzz']);
+      t.strictSame(await store.getContacts(u), ['aaaa', 'cccc', 'dddd'], 'add is idempotent; removing a stranger is harmless');
+      await store.setContacts(u, [], []);
+      t.strictSame(await store.getContacts(u), ['aaaa', 'cccc', 'dddd'], 'nothing to do');
+      await store.setContacts(u, ['eeee'], ['eeee', 'aaaa']);
+      t.strictSame(await store.getContacts(u), ['cccc', 'dddd'], 'added and removed at once: removed');
+      t.strictSame(await store.getContacts(uid()), [], 'per user');
+    });
+
+    t.test('last seen', async (t) => {
+      const u = uid();
+      t.equal(await store.getLastSeen(u), undefined);
+      await store.setLastSeen(u, T0);
+      t.equal(await store.getLastSeen(u), T0);
+      await store.setLastSeen(u, T0 + 5000);
+      t.equal(await store.getLastSeen(u), T0 + 5000);
+    });
+
+    // ---- groups ----
+
+    t.test('groups: both directions', async (t) => {
+      const [a, b, c, d] = [uid(), uid(), uid(), uid()];
+      const g = { id: uid(), name: 'Team', createdBy: a, createdAt: T0, members: { [a]: 'admin' as const, [b]: 'member' as const, [c]: 'member' as const } };
+      t.equal(await store.getGroup(g.id), undefined);
+      await store.putGroup(g);
+      t.strictSame(await store.getGroup(g.id), g);
+      for (const u of [a, b, c]) t.strictSame(await store.userGroups(u), [g.id], 'user → group');
+      t.strictSame(await store.userGroups(d), []);
+
+      const g2 = { id: uid(), name: 'Two', createdBy: b, createdAt: T0 + 1, members: { [b]: 'admin' as const } };
+      await store.putGroup(g2);
+      t.strictSame(await store.userGroups(b), [g.id, g2.id].sort(), 'several groups, sorted');
+
+      const next = { ...g, name: 'Renamed', members: { [a]: 'member' as const, [c]: 'admin' as const, [d]: 'member' as const } };
+      await store.putGroup(next);
+      t.strictSame(await store.getGroup(g.id), next, 'members replaced, roles changed, renamed');
+      t.strictSame(await store.userGroups(a), [g.id]);
+      t.strictSame(await store.userGroups(b), [g2.id], 'a removed member loses the group');
+      t.strictSame(await store.userGroups(c), [g.id]);
+      t.strictSame(await store.userGroups(d), [g.id], 'an added member gains it');
+
+      const empty = { ...next, members: {} };
+      await store.putGroup(empty);
+      t.strictSame(await store.getGroup(g.id), empty, 'a group with no members');
+      for (const u of [a, c, d]) t.strictSame(await store.userGroups(u), []);
+    });
+
+    t.test('groups: a large group', async (t) => {
+      const members: Record<string, 'admin' | 'member'> = {};
+      const ids = range(1, 300).map(() => uid());
+      for (const u of ids) members[u] = 'member';
+      members[ids[0]!] = 'admin';
+      const g = { id: uid(), name: 'Big', createdBy: ids[0]!, createdAt: T0, members };
+      await store.putGroup(g);
+      t.strictSame(await store.getGroup(g.id), g);
+      t.strictSame(await store.userGroups(ids[299]!), [g.id]);
+    });
+
+    // ---- media ----
+
+    t.test('media', async (t) => {
+      const id = 'ab'.repeat(32);
+      const m = { id, mime: 'image/png', size: 12345, owner: uid(), createdAt: T0 };
+      t.equal(await store.getMedia(id), undefined);
+      await store.putMedia(m);
+      t.strictSame(await store.getMedia(id), m);
+      await store.putMedia({ ...m, owner: uid(), createdAt: T0 + 1 });
+      t.strictSame(await store.getMedia(id), m, 'the first upload of the bytes keeps the id');
+      const big = { id: 'cd'.repeat(32), mime: 'video/mp4', size: 3 * 2 ** 32, owner: uid(), createdAt: T0 };
+      await store.putMedia(big);
+      t.strictSame(await store.getMedia(big.id), big, 'sizes beyond 32 bits');
+    });
+  });
+}

@@ -1,0 +1,155 @@
+import t from 'tap';
+import { Client, errors, types } from 'cassandra-driver';
+import { ParleyError } from '../../src/protocol/errors.js';
+import { ScyllaStore, consistency, scratchKeyspace, storeError } from '../../src/store/scylla/scylla-store.js';
+import { DAY_MS, MIN_REGISTER_BASE, bucketOf, ttlUntil } from '../../src/store/scylla/buckets.js';
+import { MIGRATIONS, SCHEMA_VERSION, replicationCql } from '../../src/store/scylla/schema.js';
+import { runStoreConformance } from './conformance.js';
+
+/**
+ * The Store conformance suite against a real CQL server (ScyllaDB or Apache Cassandra), plus what only
+ * this store has: the schema runner, TTLs in the database, error mapping.
+ *
+ *   scripts/cassandra start && npx tap dist/test/store/scylla.test.js
+ *
+ * PARLEY_CQL_CONTACT (default 127.0.0.1:9042) and PARLEY_CQL_DATACENTER (default datacenter1) say where.
+ * Every run works in a keyspace of its own and drops it at the end.
+ */
+const contact = process.env.PARLEY_CQL_CONTACT ?? '127.0.0.1:9042';
+const localDataCenter = process.env.PARLEY_CQL_DATACENTER ?? 'datacenter1';
+const keyspace = scratchKeyspace();
+const opts = { contactPoints: [contact], localDataCenter, keyspace };
+
+const admin = new Client({ contactPoints: [contact], localDataCenter });
+t.before(async () => {
+  try {
+    await admin.connect();
+  } catch (err) {
+    throw new Error(`no CQL server at ${contact} (${(err as Error).message}); start one with: scripts/cassandra start`);
+  }
+});
+t.teardown(async () => {
+  await admin.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => undefined);
+  await admin.shutdown();
+});
+
+t.test('pure helpers', async (t) => {
+  t.equal(bucketOf(0), 0);
+  t.equal(bucketOf(DAY_MS - 1), 0);
+  t.equal(bucketOf(DAY_MS), DAY_MS);
+  t.equal(bucketOf(Date.UTC(2024, 2, 1, 23, 59)), Date.UTC(2024, 2, 1));
+  t.equal(bucketOf(7_250, 1000), 7_000, 'other widths');
+  t.equal(ttlUntil(10_000, 0), 10);
+  t.equal(ttlUntil(10_001, 0), 11, 'rounded up');
+  t.equal(ttlUntil(5, 10), 1, 'at least 1: 0 would mean forever');
+  t.equal(ttlUntil(Number.MAX_SAFE_INTEGER, 0), 630_720_000, 'capped at 20 years');
+  t.ok(MIN_REGISTER_BASE * 1000 < Date.UTC(2010, 0, 1) * 1000 * 1000, 'min-register timestamps stay in the past');
+  t.equal(replicationCql({ class: 'NetworkTopologyStrategy', dc1: 3, dc2: 3 }), "{'class': 'NetworkTopologyStrategy', 'dc1': '3', 'dc2': '3'}");
+  t.equal(replicationCql("{'class': 'SimpleStrategy', 'replication_factor': 1}"), "{'class': 'SimpleStrategy', 'replication_factor': 1}");
+  t.throws(() => replicationCql("{'class': 'x'}; DROP KEYSPACE y"));
+  t.equal(consistency('LOCAL_QUORUM'), types.consistencies.localQuorum);
+  t.equal(consistency('localSerial'), types.consistencies.localSerial);
+  t.equal(consistency('ONE'), types.consistencies.one);
+  t.throws(() => consistency('MOSTLY'));
+  t.equal(SCHEMA_VERSION, MIGRATIONS[MIGRATIONS.length - 1]!.version);
+});
+
+t.test('driver errors map to store_unavailable; bugs pass through', async (t) => {
+  const cases: [Error, boolean][] = [
+    [new errors.NoHostAvailableError({}), true],
+    [new errors.OperationTimedOutError('timed out'), true],
+    [new errors.ResponseError(types.responseErrorCodes.unavailableException, 'not enough replicas'), true],
+    [new errors.ResponseError(types.responseErrorCodes.writeTimeout, 'write timeout'), true],
+    [new errors.ResponseError(types.responseErrorCodes.readTimeout, 'read timeout'), true],
+    [new errors.ResponseError(types.responseErrorCodes.overloaded, 'overloaded'), true],
+    [new errors.ResponseError(types.responseErrorCodes.syntaxError, 'line 1:0 no viable alternative'), false],
+    [new errors.ResponseError(types.responseErrorCodes.invalid, 'Undefined column'), false],
+    [new TypeError('not a bigint'), false],
+  ];
+  for (const [err, unavailable] of cases) {
+    const mapped = storeError(err);
+    if (unavailable) {
+      t.ok(mapped instanceof ParleyError, `${err.message}: ParleyError`);
+      t.equal((mapped as ParleyError).code, 'store_unavailable');
+      t.equal((mapped as ParleyError).retryable, true);
+    } else {
+      t.equal(mapped, err, `${err.message}: passed through`);
+    }
+  }
+  const pe = new ParleyError('not_found', 'x');
+  t.equal(storeError(pe), pe, 'ParleyErrors pass through');
+});
+
+t.test('no server: open fails with store_unavailable', async (t) => {
+  await t.rejects(
+    ScyllaStore.open({ contactPoints: ['127.0.0.1:1'], keyspace: scratchKeyspace(), connectTimeoutMs: 1000 }),
+    { name: 'ParleyError', code: 'store_unavailable' },
+  );
+});
+
+t.test('schema: created at open, idempotent, safe to run from many openers at once', async (t) => {
+  const ks = scratchKeyspace();
+  t.teardown(() => admin.execute(`DROP KEYSPACE IF EXISTS ${ks}`).then(() => undefined));
+  const stores = await Promise.all([1, 2, 3].map(() => ScyllaStore.open({ ...opts, keyspace: ks })));
+  const versions = await admin.execute(`SELECT version FROM ${ks}.schema_version WHERE scope = 'parley'`);
+  t.strictSame(versions.rows.map((r) => r.get('version')), [SCHEMA_VERSION], 'each migration recorded once');
+  const tables = await admin.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [ks]);
+  const names = tables.rows.map((r) => r.get('table_name') as string).sort();
+  t.strictSame(names, [
+    'chat_groups', 'client_ids', 'contacts', 'conv_buckets', 'devices', 'inbox', 'last_seen', 'media', 'messages',
+    'otps', 'phones', 'receipt_cursors', 'schema_lock', 'schema_version', 'user_groups', 'users',
+  ]);
+  const lock = await admin.execute(`SELECT * FROM ${ks}.schema_lock`);
+  t.equal(lock.rowLength, 0, 'the migration lock is released');
+  await Promise.all(stores.map((s) => s.close()));
+  const again = await ScyllaStore.open({ ...opts, keyspace: ks });
+  t.equal(again.keyspace, ks);
+  await again.close();
+  const ksRow = await admin.execute('SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?', [ks]);
+  t.match(ksRow.first().get('replication'), { class: /SimpleStrategy/, replication_factor: '1' });
+});
+
+t.test('the database expires inbox entries, OTPs and client ids (TTL, not a sweeper)', async (t) => {
+  const store = await ScyllaStore.open(opts);
+  t.teardown(() => store.close());
+  const now = Date.now();
+  await store.inboxPut('ttl.dev', { ptr: 1, conv: 'd.aaaa.bbbb', seq: 1, packed: new Uint8Array([1]), expiresAt: now + 3_600_000 });
+  await store.putOtp('+15550000001', { codeHash: 'h', expiresAt: now + 300_000, attempts: 0, sentAt: now });
+  await store.appendMessage({ conv: 'd.aaaa.cccc', seq: 1, from: 'aaaa', dev: 'd', cid: 'ttl-cid', kind: 'text', ts: now });
+  const ttl = async (q: string, p: unknown[]) => Number((await admin.execute(q, p, { prepare: true })).first().get(0));
+  const inboxTtl = await ttl(`SELECT TTL(packed) FROM ${keyspace}.inbox WHERE device = ? AND ptr = 1`, ['ttl.dev']);
+  t.ok(inboxTtl > 3590 && inboxTtl <= 3600, `inbox TTL ${inboxTtl}`);
+  const otpTtl = await ttl(`SELECT TTL(code_hash) FROM ${keyspace}.otps WHERE phone = ?`, ['+15550000001']);
+  t.ok(otpTtl > 290 && otpTtl <= 300, `otp TTL ${otpTtl}`);
+  const cidTtl = await ttl(`SELECT TTL(seq) FROM ${keyspace}.client_ids WHERE conv = ? AND sender = ? AND cid = ?`, ['d.aaaa.cccc', 'aaaa', 'ttl-cid']);
+  t.ok(cidTtl > 7 * 86_400 - 60 && cidTtl <= 7 * 86_400, `client id TTL ${cidTtl}`);
+  const highTtl = await admin.execute(`SELECT TTL(last_ptr) FROM ${keyspace}.inbox WHERE device = ? LIMIT 1`, ['ttl.dev'], { prepare: true });
+  t.equal(highTtl.first().get(0), null, 'the inbox high-water mark never expires');
+});
+
+t.test('messages land in day buckets with an index', async (t) => {
+  const store = await ScyllaStore.open(opts);
+  t.teardown(() => store.close());
+  const conv = 'd.bktaaaa.bktbbbb';
+  const day0 = Date.UTC(2024, 5, 1);
+  for (let seq = 1; seq <= 9; seq++) {
+    await store.appendMessage({ conv, seq, from: 'bktaaaa', dev: 'd', cid: `b${seq}`, kind: 'text', ts: day0 + Math.floor((seq - 1) / 3) * 2 * DAY_MS + seq });
+  }
+  const idx = await admin.execute(`SELECT bucket, first_seq FROM ${keyspace}.conv_buckets WHERE conv = ?`, [conv], { prepare: true });
+  t.strictSame(idx.rows.map((r) => [Number(r.get('bucket')), Number(r.get('first_seq'))]), [
+    [day0 + 4 * DAY_MS, 7], [day0 + 2 * DAY_MS, 4], [day0, 1],
+  ], 'one index row per bucket with its first seq, newest first');
+  const part = await admin.execute(`SELECT seq FROM ${keyspace}.messages WHERE conv = ? AND bucket = ?`, [conv, day0 + 2 * DAY_MS], { prepare: true });
+  t.strictSame(part.rows.map((r) => Number(r.get('seq'))), [6, 5, 4], 'a bucket partition holds its day, newest first');
+  // A second store (another node) appending to the same bucket out of order still keeps the lowest first seq.
+  const other = await ScyllaStore.open(opts);
+  t.teardown(() => other.close());
+  await other.appendMessage({ conv, seq: 11, from: 'bktaaaa', dev: 'd', cid: 'b11', kind: 'text', ts: day0 + 6 * DAY_MS + 5 });
+  await store.appendMessage({ conv, seq: 10, from: 'bktaaaa', dev: 'd', cid: 'b10', kind: 'text', ts: day0 + 6 * DAY_MS + 1 });
+  const first = await admin.execute(`SELECT first_seq FROM ${keyspace}.conv_buckets WHERE conv = ? AND bucket = ?`, [conv, day0 + 6 * DAY_MS], { prepare: true });
+  t.equal(Number(first.first().get('first_seq')), 10, 'first_seq is a min-register');
+  t.equal(await other.lastSeq(conv), 11);
+  t.strictSame((await other.getMessages(conv, { after: 8, limit: 10 })).map((m) => m.seq), [9, 10, 11]);
+});
+
+runStoreConformance(t, 'scylla', () => ScyllaStore.open(opts));
