@@ -30,14 +30,15 @@ const conv = (o: Obj, k = 'conv'): string => (parseConversationId(o[k]) ? (o[k] 
 const optRid = (o: Obj): string | undefined => optStr(o, 'rid', 64);
 const rid = (o: Obj): string => str(o, 'rid', 64);
 
-export function validateClientFrame(v: unknown, limits: Limits): ClientFrame {
+/** `frameBytes`, the size of the frame on the wire, spares re-encoding a body that must be smaller. */
+export function validateClientFrame(v: unknown, limits: Limits, frameBytes = Infinity): ClientFrame {
   if (!isObj(v)) throw new ParleyError('bad_frame', 'a frame is a map with a type field "t"');
   const t = v.t;
   switch (t) {
     case 'sync': return { t, since: uint(v, 'since') };
     case 'ack': return { t, ptr: uint(v, 'ptr') };
     case 'ping': return { t, rid: optRid(v) };
-    case 'send': return validateSend(v, limits);
+    case 'send': return validateSend(v, limits, frameBytes);
     case 'read': return { t, conv: conv(v), seq: uint(v, 'seq') };
     case 'typing': return { t, conv: conv(v), on: v.on === true };
     case 'history': {
@@ -76,7 +77,7 @@ export function validateClientFrame(v: unknown, limits: Limits): ClientFrame {
   }
 }
 
-function validateSend(v: Obj, limits: Limits): ClientFrame {
+function validateSend(v: Obj, limits: Limits, frameBytes: number): ClientFrame {
   const kind = v.kind as MessageKind;
   if (!MESSAGE_KINDS.includes(kind) || kind === 'system') {
     throw new ParleyError('unknown_kind', `unknown message kind ${JSON.stringify(typeof kind === 'string' ? kind.slice(0, 32) : kind)}`);
@@ -90,14 +91,14 @@ function validateSend(v: Obj, limits: Limits): ClientFrame {
   const body = v.body as Body | undefined;
   if (kind !== 'delete') {
     if (body === undefined) fail('body is required');
-    checkBody(kind, body!, limits);
+    checkBody(kind, body!, limits, frameBytes);
   }
   return { t: 'send', rid: optRid(v), cid, kind, to, conv: c, body, reply: optUint(v, 'reply'), target } as ClientFrame;
 }
 
 /** Plaintext bodies are checked by kind; ciphertext (bytes) is only measured. */
-export function checkBody(kind: MessageKind, body: Body, limits: Limits): void {
-  const size = body instanceof Uint8Array ? body.byteLength : pack(body).byteLength;
+export function checkBody(kind: MessageKind, body: Body, limits: Limits, frameBytes = Infinity): void {
+  const size = body instanceof Uint8Array ? body.byteLength : frameBytes <= limits.maxBodyBytes ? 0 : pack(body).byteLength;
   if (size > limits.maxBodyBytes) throw new ParleyError('too_large', `body is ${size} bytes; the limit is ${limits.maxBodyBytes}`);
   if (body instanceof Uint8Array) return;
   if (!isObj(body)) fail('body must be a map or bytes');

@@ -135,7 +135,7 @@ class SocketConnection implements Connection {
     this.metrics.count('frames_in');
     try {
       if (!this.bucket.take(Date.now())) throw new ParleyError('rate_limited', 'slow down: too many frames');
-      const frame = validateClientFrame(decodeFrame(message, isBinary), limits);
+      const frame = validateClientFrame(decodeFrame(message, isBinary), limits, message.byteLength);
       this.session.handle(frame);
     } catch (err) {
       if (!(err instanceof ParleyError)) log('error', 'frame handler failed', { error: (err as Error)?.stack ?? String(err) });

@@ -32,7 +32,6 @@ export class LmdbStore implements Store {
   private readonly userGroupsDb: Database<true, Key>;
   private readonly media: Database<MediaRecord, string>;
   private sweeper: NodeJS.Timeout;
-  private readonly highInFlight = new Map<DeviceKey, { high: number; writes: number }>();
 
   constructor(path: string, opts: { sweepEveryMs?: number } = {}) {
     this.root = open({ path, overlappingSync: false, maxDbs: 32, mapSize: 2 ** 34 });
@@ -122,20 +121,7 @@ export class LmdbStore implements Store {
   // ---- inbox ----
 
   async inboxPut(device: DeviceKey, entry: InboxEntry): Promise<void> {
-    // Reads see committed data only, so the marks of writes still in flight are kept here: two writes in
-    // flight together never lower the mark. (One process owns an LMDB store.)
-    const flying = this.highInFlight.get(device);
-    const high = Math.max(flying?.high ?? 0, this.inboxHigh.get(device) ?? 0);
-    if (entry.ptr > high) this.inboxHigh.put(device, entry.ptr);
-    const f = flying ?? { high: 0, writes: 0 };
-    f.high = Math.max(high, entry.ptr);
-    f.writes++;
-    this.highInFlight.set(device, f);
-    try {
-      await guard(this.inbox.put([device, entry.ptr], entry));
-    } finally {
-      if (--f.writes === 0) this.highInFlight.delete(device);
-    }
+    await guard(this.inbox.put([device, entry.ptr], entry));
   }
 
   async inboxRange(device: DeviceKey, after: number, limit: number): Promise<InboxEntry[]> {
@@ -148,21 +134,40 @@ export class LmdbStore implements Store {
     return out;
   }
 
+  /** The newest entry's ptr, or the mark left by deletes and the expiry sweep when none is left. */
   async inboxLastPtr(device: DeviceKey): Promise<number> {
-    return this.inboxHigh.get(device) ?? 0;
+    let last = 0;
+    for (const key of this.inbox.getKeys({ start: [device, Number.MAX_SAFE_INTEGER], end: [device, 0], reverse: true, limit: 1 })) {
+      last = key[1] as number;
+    }
+    return Math.max(last, this.inboxHigh.get(device) ?? 0);
   }
 
+  // Removing entries would lose the high-water mark with them, so each delete records the highest ptr it removes.
   async inboxDeleteUpTo(device: DeviceKey, ptr: number): Promise<void> {
-    await guard(this.inbox.transaction(() => {
-      for (const key of this.inbox.getKeys({ start: [device, 0], end: [device, ptr + 1] })) this.inbox.remove(key);
+    await guard(this.root.transaction(() => {
+      let removed = 0;
+      for (const key of this.inbox.getKeys({ start: [device, 0], end: [device, ptr + 1] })) {
+        this.inbox.remove(key);
+        removed = key[1] as number;
+      }
+      this.raiseHigh(device, removed);
     }));
   }
 
   private async sweepExpired(): Promise<void> {
     const now = Date.now();
-    await this.inbox.transaction(() => {
-      for (const { key, value } of this.inbox.getRange()) if (value.expiresAt <= now) this.inbox.remove(key);
+    await this.root.transaction(() => {
+      for (const { key, value } of this.inbox.getRange()) {
+        if (value.expiresAt > now) continue;
+        this.inbox.remove(key);
+        this.raiseHigh(key[0] as string, key[1] as number);
+      }
     });
+  }
+
+  private raiseHigh(device: DeviceKey, ptr: number): void {
+    if (ptr > (this.inboxHigh.get(device) ?? 0)) this.inboxHigh.put(device, ptr);
   }
 
   // ---- accounts ----
