@@ -4,25 +4,47 @@ import type { GroupInfo, GroupRole } from '../protocol/frames.js';
 import type { GroupRecord } from '../store/store.js';
 import type { ActorDeps } from './deps.js';
 import type { GroupEvent, GroupMsg } from './messages.js';
-import type { Entity, EntityKind } from './region.js';
+import type { JournaledEntity, JournaledKind } from './region.js';
+
+/** What the group journals: each change, with the record as it stands after it. */
+interface GroupChanged { record: GroupRecord; event: GroupEvent }
+const SNAPSHOT_EVERY = 50;
 
 /**
- * One group: its name, members and admins. Only members see it, only admins change it. Each change is
- * stored, then handed to the group's conversation, which logs it as a system message every member receives.
+ * One group: its name, members and admins. Only members see it, only admins change it. The group is
+ * event-sourced: each change is journaled (nact persistence on the node's store, snapshots every 50), then
+ * projected to the group tables (group → members, user → groups) and handed to the group's conversation,
+ * which logs it as a system message every member receives.
  */
-export class Group implements Entity<GroupMsg> {
-  static kind(deps: ActorDeps): EntityKind<GroupMsg> {
-    return { type: 'group', load: async (id) => new Group(id, deps, await deps.store.getGroup(id)) };
+export class Group implements JournaledEntity<GroupMsg> {
+  static kind(deps: ActorDeps): JournaledKind<GroupMsg> {
+    const load = async (id: GroupId) => new Group(id, deps);
+    return { type: 'group', load, journal: { snapshotEvery: SNAPSHOT_EVERY, create: (id) => new Group(id, deps) } };
   }
 
-  private constructor(private readonly id: GroupId, private readonly deps: ActorDeps, private rec: GroupRecord | undefined) {}
+  persist?: (event: unknown) => Promise<void>;
+  private rec: GroupRecord | undefined;
+
+  private constructor(private readonly id: GroupId, private readonly deps: ActorDeps) {}
+
+  apply(event: unknown): void {
+    this.rec = (event as GroupChanged).record;
+  }
+
+  snapshot(): unknown {
+    return this.rec ?? null;
+  }
+
+  restore(snapshot: unknown): void {
+    this.rec = (snapshot as GroupRecord | null) ?? undefined;
+  }
 
   async handle(msg: GroupMsg): Promise<void> {
-    const value = await this.apply(msg);
+    const value = await this.decide(msg);
     this.deps.router.reply(msg.reply, { ok: true, value });
   }
 
-  private async apply(msg: GroupMsg): Promise<GroupInfo> {
+  private async decide(msg: GroupMsg): Promise<GroupInfo> {
     if (msg.t === 'create') {
       if (this.rec) throw new ParleyError('conflict', 'group exists');
       const members: Record<UserId, GroupRole> = { [msg.by]: 'admin' };
@@ -69,8 +91,10 @@ export class Group implements Entity<GroupMsg> {
 
   private async commit(next: GroupRecord, event: GroupEvent, alsoNotify: UserId[] = []): Promise<GroupInfo> {
     this.checkSize(next.members);
+    const change: GroupChanged = { record: next, event };
+    await this.persist!(change);
+    this.apply(change);
     await this.deps.store.putGroup(next);
-    this.rec = next;
     this.deps.router.tell('conv', groupConversationId(this.id), { t: 'members', members: next.members, event, notify: alsoNotify });
     return this.info(next);
   }

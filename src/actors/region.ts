@@ -1,4 +1,4 @@
-import { dispatch, spawn, stop, type ActorSystemRef, type Ref, type SupervisionContext } from 'nact';
+import { dispatch, spawn, spawnPersistent, stop, type ActorContext, type ActorSystemRef, type Ref, type SupervisionContext } from 'nact';
 import { ParleyError } from '../protocol/errors.js';
 import { log } from '../log.js';
 import type { Envelope, EntityType } from './messages.js';
@@ -18,6 +18,25 @@ export interface EntityKind<M> {
   /** Called when an entity crashed, before it restarts empty (e.g. tell its sockets to resync). */
   onCrash?(id: string): void;
 }
+
+/**
+ * An event-sourced kind: its entities journal each change through nact's persistence engine (in the node's
+ * store) and, on restart, rebuild from the latest snapshot plus the events after it.
+ */
+export interface JournaledKind<M> extends EntityKind<M> {
+  journal: { snapshotEvery: number; create(id: string): JournaledEntity<M> };
+}
+
+export interface JournaledEntity<M> extends Entity<M> {
+  /** Applies one journaled event: on replay, and after the entity persisted it. */
+  apply(event: unknown): void;
+  snapshot(): unknown;
+  restore(snapshot: unknown): void;
+  /** Set by the region before each message: writes an event to the journal, durably. */
+  persist?: (event: unknown) => Promise<void>;
+}
+
+const isJournaled = <M>(k: EntityKind<M>): k is JournaledKind<M> => 'journal' in k;
 
 export interface RegionStats { type: EntityType; active: number; spawned: number; passivated: number; crashes: number; stopped: number }
 
@@ -78,11 +97,19 @@ export class Region<M extends Envelope> {
 
   private spawnEntity(id: string, live: Live<M>): Ref<M> {
     const actorName = id.replace(/[^a-z0-9._-]/gi, '_');
-    const handle = async (state: Entity<M> | undefined, msg: M): Promise<Entity<M> | undefined> => {
+    const kind = this.kind;
+    const journal = isJournaled(kind) ? kind.journal : undefined;
+    const handle = async (state: Entity<M> | undefined, msg: M, ctx: ActorContext<M, Ref<never>> & { recovering?: boolean; persist?: (e: unknown) => Promise<void> }): Promise<Entity<M> | undefined> => {
+      if (journal && ctx.recovering) {
+        const e = (state as JournaledEntity<M> | undefined) ?? journal.create(id);
+        e.apply(msg);
+        return e;
+      }
       let entity = state;
       try {
-        this.faults?.strike(this.kind.type, id);
-        entity ??= await this.kind.load(id);
+        this.faults?.strike(kind.type, id);
+        entity ??= journal ? journal.create(id) : await kind.load(id);
+        if (journal) (entity as JournaledEntity<M>).persist = ctx.persist;
         live.entity = entity;
         await entity.handle(msg);
       } catch (err) {
@@ -114,7 +141,13 @@ export class Region<M extends Envelope> {
       }
       return ctx.reset as symbol;
     };
-    return spawn(this.supervisor, handle, actorName, { onCrash }) as Ref<M>;
+    if (!journal) return spawn(this.supervisor, handle, actorName, { onCrash }) as Ref<M>;
+    return spawnPersistent(this.supervisor, handle, `${kind.type}:${id}`, actorName, {
+      onCrash,
+      snapshotEvery: journal.snapshotEvery,
+      snapshotEncoder: (e: Entity<M> | undefined) => (e as JournaledEntity<M> | undefined)?.snapshot(),
+      snapshotDecoder: (data: unknown) => { const e = journal.create(id); e.restore(data); return e; },
+    }) as Ref<M>;
   }
 
   private passivateIdle(): void {
