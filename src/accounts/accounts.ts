@@ -22,6 +22,8 @@ export class Accounts {
     private readonly tokens: TokenSigner,
     private readonly secret: Buffer,
     private readonly cfg: Pick<Config, 'otp' | 'tokenTtlMs' | 'apiKeys'>,
+    /** Told when an existing user gets a new device, so a live user entity starts filling its inbox. */
+    private readonly onDeviceAdded?: (user: UserId, device: DeviceId) => void,
   ) {}
 
   checkApiKey(key: string | undefined): void {
@@ -71,6 +73,7 @@ export class Accounts {
       user: user.id, id: device, createdAt: Date.now(), acked: 0,
       name: clip(deviceInfo.name, 64) ?? 'device', platform: clip(deviceInfo.platform, 32) ?? 'unknown',
     });
+    if (!created) this.onDeviceAdded?.(user.id, device);
     return { user: user.id, device, token: this.tokens.sign(user.id, device, this.cfg.tokenTtlMs), created };
   }
 

@@ -44,9 +44,11 @@ export interface UserProfileGet extends Envelope { t: 'profile.get'; reply: Repl
 export interface UserSettingsSet extends Envelope { t: 'settings.set'; reply: ReplyTo; lastSeen: LastSeenPrivacy }
 export interface UserContacts extends Envelope { t: 'contacts'; reply: ReplyTo; add: UserId[]; remove: UserId[] }
 export interface UserPushRegister extends Envelope { t: 'push.register'; reply: ReplyTo; device: DeviceId; platform: PushPlatform; token: string }
+/** From accounts: a device was signed in for this user; from now on its inbox receives the user's messages. */
+export interface UserDeviceAdded extends Envelope { t: 'device.added'; device: DeviceId }
 export type UserMsg =
   | UserAttach | UserDetach | UserSync | UserAck | UserDeliver | UserPush | UserPresenceSub
-  | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister;
+  | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded;
 
 // ---- group ----
 export interface GroupCreate extends Envelope { t: 'create'; reply: ReplyTo; by: UserId; name: string; members: UserId[] }

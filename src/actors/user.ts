@@ -105,6 +105,7 @@ export class User implements Entity<UserMsg> {
         this.broadcastPresence();
         return { contacts: [...this.contacts] };
       });
+      case 'device.added': return this.device(msg.device).then(() => undefined);
       case 'push.register': return this.answer(msg.reply, async () => {
         const dev = await this.device(msg.device);
         const push = { platform: msg.platform, token: msg.token };

@@ -51,6 +51,21 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const ACK_DELAY_MS = 20;
 const ACK_EVERY = 100;
 
+/** JSON has no bytes: they travel as {"$bin": base64} both ways (docs/protocol.md). btoa/atob work in browsers and Node. */
+function jsonReplacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key]; // before toJSON: a Buffer would otherwise arrive here as {type, data}
+  if (!(raw instanceof Uint8Array)) return value;
+  let s = '';
+  for (let i = 0; i < raw.length; i += 0x8000) s += String.fromCharCode(...raw.subarray(i, i + 0x8000));
+  return { $bin: btoa(s) };
+}
+function jsonReviver(_key: string, value: unknown): unknown {
+  if (value && typeof value === 'object' && typeof (value as { $bin?: unknown }).$bin === 'string' && Object.keys(value).length === 1) {
+    return Uint8Array.from(atob((value as { $bin: string }).$bin), (c) => c.charCodeAt(0));
+  }
+  return value;
+}
+
 /**
  * A Parley client for Node and browsers. It keeps the device's inbox pointer: on every (re)connect it
  * syncs from it, drops any delivery it already holds, and acks in batches, so the app sees each message
@@ -96,7 +111,7 @@ export class ParleyClient extends Emitter<Events> {
 
   close(): void {
     this.closedByUser = true;
-    this.flushAck();
+    if (this.opts.autoAck !== false) this.flushAck(); // with autoAck off, acking is the app's decision
     this.ws?.close(1000, 'bye');
   }
 
@@ -146,7 +161,7 @@ export class ParleyClient extends Emitter<Events> {
   raw(frame: ClientFrame | Record<string, unknown>): void {
     const ws = this.ws;
     if (!ws || ws.readyState !== 1) throw new ServerError('not_connected', 'the socket is not open', true);
-    ws.send(this.format === 'msgpack' ? packr.pack(frame) : JSON.stringify(frame));
+    ws.send(this.format === 'msgpack' ? packr.pack(frame) : JSON.stringify(frame, jsonReplacer));
   }
 
   private request(frame: ClientFrame & { rid?: string }): Promise<unknown> {
@@ -178,7 +193,7 @@ export class ParleyClient extends Emitter<Events> {
   // ---- inbound ----
 
   private receive(data: unknown): void {
-    const f = (typeof data === 'string' ? JSON.parse(data) : packr.unpack(new Uint8Array(data as ArrayBuffer))) as ServerFrame;
+    const f = (typeof data === 'string' ? JSON.parse(data, jsonReviver) : packr.unpack(new Uint8Array(data as ArrayBuffer))) as ServerFrame;
     switch (f.t) {
       case 'welcome':
         this.user = f.user;

@@ -4,9 +4,11 @@ import { ParleyError } from './errors.js';
 
 /**
  * Frames are msgpack maps on binary WebSocket frames, or JSON objects on text frames.
- * Records/extensions are off so any msgpack library can read what we write.
+ * Records/extensions are off so any msgpack library can read what we write. Decoded bytes are copies
+ * (`copyBuffers`): a frame's memory belongs to uWebSockets only for the duration of the callback, and a
+ * body is kept far longer (the conversation packs it after the handler returned).
  */
-const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number', mapsAsObjects: true });
+const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number', mapsAsObjects: true, copyBuffers: true });
 
 export type WireFormat = 'msgpack' | 'json';
 

@@ -32,7 +32,7 @@ const rid = (o: Obj): string => str(o, 'rid', 64);
 
 /** `frameBytes`, the size of the frame on the wire, spares re-encoding a body that must be smaller. */
 export function validateClientFrame(v: unknown, limits: Limits, frameBytes = Infinity): ClientFrame {
-  if (!isObj(v)) throw new ParleyError('bad_frame', 'a frame is a map with a type field "t"');
+  if (!isObj(v) || typeof v.t !== 'string') throw new ParleyError('bad_frame', 'a frame is a map with a type field "t"');
   const t = v.t;
   switch (t) {
     case 'sync': return { t, since: uint(v, 'since') };
@@ -96,8 +96,18 @@ function validateSend(v: Obj, limits: Limits, frameBytes: number): ClientFrame {
   return { t: 'send', rid: optRid(v), cid, kind, to, conv: c, body, reply: optUint(v, 'reply'), target } as ClientFrame;
 }
 
+/** Deepest nesting of maps and lists a plaintext body may have: encoding a much deeper one overflows the stack. */
+export const MAX_BODY_DEPTH = 32;
+const deeperThan = (v: unknown, levels: number): boolean => {
+  if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return false;
+  if (levels === 0) return true;
+  for (const x of Array.isArray(v) ? v : Object.values(v)) if (deeperThan(x, levels - 1)) return true;
+  return false;
+};
+
 /** Plaintext bodies are checked by kind; ciphertext (bytes) is only measured. */
 export function checkBody(kind: MessageKind, body: Body, limits: Limits, frameBytes = Infinity): void {
+  if (deeperThan(body, MAX_BODY_DEPTH)) fail(`body nests deeper than ${MAX_BODY_DEPTH} levels`);
   const size = body instanceof Uint8Array ? body.byteLength : frameBytes <= limits.maxBodyBytes ? 0 : pack(body).byteLength;
   if (size > limits.maxBodyBytes) throw new ParleyError('too_large', `body is ${size} bytes; the limit is ${limits.maxBodyBytes}`);
   if (body instanceof Uint8Array) return;

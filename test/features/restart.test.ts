@@ -1,0 +1,103 @@
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { Fixture, http, knownBug } from '../helpers/fixture.js';
+import { signIn, texts } from '../helpers/clients.js';
+import { uploadMedia, me } from '../../src/client/accounts-api.js';
+import type { PresenceFrame } from '../../src/protocol/frames.js';
+
+/** A node stopped and started again on the same data directory keeps accounts, history and inboxes. */
+
+let f: Fixture;
+t.before(async () => { f = await Fixture.start(); });
+t.teardown(() => f.destroy());
+
+t.test('a graceful restart keeps accounts, history, groups, settings and undelivered inbox entries', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.device(t);
+  const carol = await f.device(t);
+  await alice.client.setProfile({ name: 'Alice' });
+  await bob.client.setLastSeenPrivacy('nobody');
+  t.same(await bob.client.registerPush('apns', 'apns-token'), { registered: true });
+  const g = await alice.client.createGroup('Survivors', [bob.user, carol.user]);
+  const first = await alice.client.send({ to: bob.user }, 'text', { text: 'before' }, { cid: 'before-restart' });
+  await bob.waitMessage((m) => m.seq === first.seq);
+  const photo = randomBytes(2000);
+  const media = await uploadMedia(f.url, alice.session.token, photo, 'image/webp');
+  const ptr = bob.client.ptr;
+  await bob.close();
+
+  // Sent while bob is away: stored in the conversations and waiting in his inbox across the restart.
+  const waiting = [];
+  for (let i = 1; i <= 3; i++) waiting.push(await alice.client.text({ to: bob.user }, `waiting ${i}`));
+  const inGroup = await carol.client.text({ conv: g.conv }, 'group, waiting');
+  await alice.close();
+  await carol.close();
+
+  await f.restart();
+
+  // Accounts: tokens still valid (the secret is in the data dir), the number logs in to the same user.
+  t.match(await me(f.url, alice.session.token), { valid: true, user: alice.user, device: alice.session.device, name: 'Alice' });
+  const again = await signIn(f.url, bob.phone);
+  t.same([again.session.user, again.session.created], [bob.user, false], 'bob\'s number is still bob');
+
+  const bobBack = await f.device(t, { session: bob.session, phone: bob.phone, ptr });
+  await bobBack.waitFrame((x) => x.t === 'synced');
+  t.same(texts(bobBack.messages), ['waiting 1', 'waiting 2', 'waiting 3', 'group, waiting'], 'the inbox survived, in order');
+  t.same(bobBack.ptrs, [ptr + 1, ptr + 2, ptr + 3, ptr + 4], 'pointers carry on');
+  t.same(bobBack.messages.map((m) => m.seq), [...waiting.map((w) => w.seq), inGroup.seq]);
+
+  const aliceBack = await f.device(t, { session: alice.session, phone: alice.phone });
+  t.same(texts(await aliceBack.client.history(first.conv)), ['before', 'waiting 1', 'waiting 2', 'waiting 3'], 'history survived');
+  const next = await aliceBack.client.text({ to: bob.user }, 'after');
+  t.equal(next.seq, waiting.at(-1)!.seq + 1, 'seqs continue');
+  const dup = await aliceBack.client.send({ to: bob.user }, 'text', { text: 'before' }, { cid: 'before-restart' });
+  t.same([dup.seq, dup.dup], [first.seq, true], 'a resend from before the restart is still a duplicate');
+
+  t.same(await aliceBack.client.groupInfo(g.id), g, 'the group survived');
+  t.equal((await aliceBack.client.text({ conv: g.conv }, 'group after')).seq, inGroup.seq + 1);
+  t.match(await aliceBack.client.getProfile(alice.user), { name: 'Alice' }, 'the profile survived');
+  aliceBack.client.subscribePresence([bob.user]);
+  t.same(await aliceBack.waitFrame((x): x is PresenceFrame => x.t === 'presence' && x.user === bob.user), { t: 'presence', user: bob.user, online: false },
+    'bob\'s privacy survived: online, but hidden');
+  const got = await http(f.url, `/v1/media/${media.id}`, { headers: { authorization: `Bearer ${bob.session.token}` } });
+  t.ok(got.bytes.equals(photo), 'media survived');
+
+  // The push registration survived too.
+  await bobBack.close();
+  const pushed = await aliceBack.client.text({ to: bob.user }, 'wake up');
+  let notices: { seq: number }[] = [];
+  for (let i = 0; i < 200 && !notices.length; i++) {
+    notices = (await http(f.url, '/v1/dev/push', { headers: { authorization: `Bearer ${bob.session.token}` } })).json.notices;
+    if (!notices.length) await new Promise((r) => setTimeout(r, 25));
+  }
+  t.match(notices, [{ platform: 'apns', token: 'apns-token', seq: pushed.seq }]);
+});
+
+t.test('a hard kill loses no message that was acked to its sender', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.signInOnly();
+  const sends = await Promise.all(Array.from({ length: 50 }, (_, i) => alice.client.text({ to: bob.user }, `m${i}`)));
+  await f.restart('SIGKILL');
+  const aliceBack = await f.device(t, { session: alice.session, phone: alice.phone });
+  const h = await aliceBack.client.history(sends[0]!.conv, { limit: 500 });
+  t.same(texts(h), sends.map((_, i) => `m${i}`), 'every message that got its tick is in the conversation');
+  t.equal((await aliceBack.client.text({ to: bob.user }, 'next')).seq, 51, 'and the seq goes on after it');
+});
+
+for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+  t.test(`after a ${signal === 'SIGKILL' ? 'hard kill' : 'graceful stop'} right after sending, every acked message still reaches its offline recipient`,
+    knownBug('the sender is acked once the conversation stored the message; the recipient\'s inbox entry is written after that (and a stopping node drops queued actor messages), so a stop in between loses it for the recipient (it stays in history)'),
+    async (t) => {
+      const alice = await f.device(t);
+      const bob = await f.signInOnly();
+      const sends = await Promise.all(Array.from({ length: 50 }, (_, i) => alice.client.text({ to: bob.user }, `m${i}`)));
+      await f.restart(signal);
+      const aliceBack = await f.device(t, { session: alice.session, phone: alice.phone });
+      await aliceBack.client.text({ to: bob.user }, 'after');
+      const bobDev = await f.device(t, { session: bob.session, phone: bob.phone });
+      await bobDev.waitMessage((m) => (m.body as { text: string }).text === 'after', 'the message sent after the restart');
+      t.same(texts(bobDev.messages), [...sends.map((_, i) => `m${i}`), 'after'], 'everything, in order');
+    });
+}
+
+t.test('the node logged no errors', async (t) => { t.same(f.errorLogs(), []); });

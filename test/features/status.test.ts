@@ -1,0 +1,122 @@
+import t from 'tap';
+import { Fixture } from '../helpers/fixture.js';
+import type { TestDevice } from '../helpers/clients.js';
+import type { ReceiptFrame, ReceiptStatus, ServerFrame } from '../../src/protocol/frames.js';
+
+/** Issue #2 §6: sent → delivered (on the recipient's ack) → read (on `read`), per member and for all in groups. */
+
+let f: Fixture;
+t.before(async () => { f = await Fixture.start(); });
+t.teardown(() => f.destroy());
+
+const isReceipt = (x: ServerFrame): x is ReceiptFrame => x.t === 'receipt';
+const receipts = (d: TestDevice, conv: string) => d.frames.filter(isReceipt).filter((r) => r.conv === conv);
+const waitReceipt = (d: TestDevice, conv: string, status: ReceiptStatus, upTo: number, user?: string) =>
+  d.waitFrame((x): x is ReceiptFrame => isReceipt(x) && x.conv === conv && x.status === status && x.upTo >= upTo && x.user === user,
+    `${status}${user ? ` by ${user}` : ''} up to ${upTo}`);
+/**
+ * A round trip through the user entity of `d`: receipts reach a socket through its user entity in order,
+ * so any receipt told to it before this call has been written to the socket when this resolves.
+ */
+const throughUser = async (d: TestDevice) => { await d.client.getProfile(d.user); };
+
+t.test('1:1: sent, then delivered once the recipient acks, then read once it says so', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.device(t, { autoAck: false });
+  const bob2 = await f.secondDevice(t, bob, { autoAck: false });
+  const sent = await alice.client.text({ to: bob.user }, 'did you get this?');
+  t.equal(sent.t, 'sent', 'one tick: stored');
+  const conv = sent.conv;
+  await bob.waitMessage((m) => m.seq === sent.seq);
+  await bob2.waitMessage((m) => m.seq === sent.seq);
+  await throughUser(alice);
+  t.same(receipts(alice, conv), [], 'received but not acked: not yet delivered');
+
+  bob.client.flushAck();
+  const delivered = await waitReceipt(alice, conv, 'delivered', sent.seq, bob.user);
+  t.same(delivered, { t: 'receipt', conv, status: 'delivered', upTo: sent.seq, user: bob.user });
+  await throughUser(alice);
+  t.same(receipts(alice, conv).map((r) => r.status), ['delivered'], 'no read receipt before bob reads');
+
+  bob.client.read(conv, sent.seq);
+  const read = await waitReceipt(alice, conv, 'read', sent.seq, bob.user);
+  t.same(read, { t: 'receipt', conv, status: 'read', upTo: sent.seq, user: bob.user });
+  const other = await waitReceipt(bob2, conv, 'read', sent.seq, bob.user);
+  t.equal(other.upTo, sent.seq, 'bob\'s other device learns that bob read it');
+  t.same(receipts(alice, conv).map((r) => r.status), ['delivered', 'read'], 'in order, once each');
+
+  // Reading again, or reading less, changes nothing.
+  bob.client.read(conv, sent.seq);
+  bob.client.read(conv, 0);
+  const more = await alice.client.text({ to: bob.user }, 'and this?');
+  await bob.waitMessage((m) => m.seq === more.seq);
+  bob.client.flushAck();
+  await waitReceipt(alice, conv, 'delivered', more.seq, bob.user);
+  await throughUser(alice);
+  t.same(receipts(alice, conv).map((r) => `${r.status}:${r.upTo}`), [`delivered:${sent.seq}`, `read:${sent.seq}`, `delivered:${more.seq}`]);
+});
+
+t.test('receipts are watermarks: one ack or read covers everything before it', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.device(t, { autoAck: false });
+  const sends = [];
+  for (let i = 0; i < 5; i++) sends.push(await alice.client.text({ to: bob.user }, `m${i}`));
+  const last = sends.at(-1)!;
+  await bob.waitMessage((m) => m.seq === last.seq);
+  bob.client.flushAck();
+  const d = await waitReceipt(alice, last.conv, 'delivered', last.seq, bob.user);
+  t.equal(d.upTo, last.seq, 'delivered up to the last one');
+  bob.client.read(last.conv, 3);
+  t.equal((await waitReceipt(alice, last.conv, 'read', 3, bob.user)).upTo, 3);
+  bob.client.read(last.conv, 1000);
+  t.equal((await waitReceipt(alice, last.conv, 'read', 4, bob.user)).upTo, last.seq, 'a read past the end stops at the last message');
+});
+
+t.test('reading implies delivered, even without an ack', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.device(t, { autoAck: false });
+  const sent = await alice.client.text({ to: bob.user }, 'read me');
+  await bob.waitMessage((m) => m.seq === sent.seq);
+  bob.client.read(sent.conv, sent.seq);
+  await waitReceipt(alice, sent.conv, 'read', sent.seq, bob.user);
+  t.ok(receipts(alice, sent.conv).some((r) => r.status === 'delivered' && r.upTo === sent.seq), 'delivered came with read');
+});
+
+t.test('groups: a receipt per member, then delivered_all and read_all', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.device(t, { autoAck: false });
+  const carol = await f.device(t, { autoAck: false });
+  const g = await alice.client.createGroup('Receipts', [bob.user, carol.user]);
+  const conv = g.conv;
+  const sent = await alice.client.text({ conv }, 'hello group');
+  for (const d of [bob, carol]) await d.waitMessage((m) => m.seq === sent.seq);
+
+  bob.client.flushAck();
+  await waitReceipt(alice, conv, 'delivered', sent.seq, bob.user);
+  await throughUser(alice);
+  t.notOk(receipts(alice, conv).some((r) => r.status === 'delivered_all' && r.upTo >= sent.seq), 'not delivered to all while carol has not acked');
+  carol.client.flushAck();
+  await waitReceipt(alice, conv, 'delivered', sent.seq, carol.user);
+  const all = await waitReceipt(alice, conv, 'delivered_all', sent.seq);
+  t.same(all, { t: 'receipt', conv, status: 'delivered_all', upTo: sent.seq }, 'delivered_all names no user');
+
+  bob.client.read(conv, sent.seq);
+  await waitReceipt(alice, conv, 'read', sent.seq, bob.user);
+  await throughUser(alice);
+  t.notOk(receipts(alice, conv).some((r) => r.status === 'read_all'), 'not read by all while carol has not read');
+  carol.client.read(conv, sent.seq);
+  await waitReceipt(alice, conv, 'read', sent.seq, carol.user);
+  t.same(await waitReceipt(alice, conv, 'read_all', sent.seq), { t: 'receipt', conv, status: 'read_all', upTo: sent.seq });
+
+  // Receipts go to the senders of the messages they cover, not to everyone.
+  const fromCarol = await carol.client.text({ conv }, 'carol here');
+  await bob.waitMessage((m) => m.seq === fromCarol.seq);
+  bob.client.flushAck();
+  await waitReceipt(carol, conv, 'delivered', fromCarol.seq, bob.user);
+  await throughUser(alice);
+  t.notOk(receipts(alice, conv).some((r) => r.user === bob.user && r.upTo >= fromCarol.seq), 'alice is not told about carol\'s message');
+  await waitReceipt(carol, conv, 'delivered_all', fromCarol.seq);
+  t.pass('carol learns her message reached everyone (alice acks by herself)');
+});
+
+t.test('the node logged no errors', async (t) => { t.same(f.errorLogs(), []); });

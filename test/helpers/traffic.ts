@@ -1,0 +1,165 @@
+import { ServerError } from '../../src/client/parley-client.js';
+import { sleep, waitFor, type TestDevice } from './clients.js';
+
+import type t from 'tap';
+
+/** The root `t` of tap or any subtest. */
+type Asserts = typeof t | tap.Test;
+
+/** One sender and its recipient, with what the sender was told. */
+export interface Pair {
+  from: TestDevice;
+  to: TestDevice;
+  conv: string;
+  /** cid → the seq it was acked with */
+  acked: Map<string, number>;
+  /** error code → how many sends got it */
+  errors: Map<string, number>;
+  /** Sends that got no answer at all within the watchdog: silent drops. */
+  unanswered: string[];
+  /** Errors a client must never see here: not retryable, or not about the store. */
+  unexpected: string[];
+  /** When each ack arrived. */
+  ackTimes: number[];
+}
+
+export interface TrafficOptions {
+  /** Pause after an ack before the next message. */
+  pauseMs?: number;
+  /** Pause before sending again after a retryable error. */
+  retryMs?: number;
+  /** No answer (ack or error) within this is a silent drop. */
+  watchdogMs?: number;
+  /** Error codes that are fine to get (and retry). Default: the store's. */
+  retryable?: string[];
+}
+
+/**
+ * Senders that each keep sending to their own online recipient, one message at a time. A send that fails
+ * with a retryable error is sent again, same client id, until it is acked: what a well-behaved app does.
+ * `verify` then holds the node to its promise: every acked message in history once, under its acked seq,
+ * and delivered to the recipient once, in order; every error retryable; every send answered.
+ */
+export class Traffic {
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private readonly o: Required<TrafficOptions>;
+
+  constructor(readonly pairs: Pair[], o: TrafficOptions = {}) {
+    this.o = { pauseMs: 2, retryMs: 250, watchdogMs: 30_000, retryable: ['store_unavailable', 'timeout'], ...o };
+  }
+
+  static pair(from: TestDevice, to: TestDevice): Pair {
+    return { from, to, conv: '', acked: new Map(), errors: new Map(), unanswered: [], unexpected: [], ackTimes: [] };
+  }
+
+  start(): void {
+    this.running = true;
+    this.loops = this.pairs.map(async (p, i) => {
+      for (let n = 1; this.running; n++) {
+        await this.sendUntilAcked(p, `p${i}-${n}`, `pair ${i} message ${n}`);
+        await sleep(this.o.pauseMs);
+      }
+    });
+  }
+
+  /** Lets each sender finish the message it is on (until acked), then stops. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+
+  /** True once every sender has had `min` acks at or after `since`. */
+  ackedSince(since: number, min: number): boolean {
+    return this.pairs.every((p) => p.ackTimes.filter((x) => x >= since).length >= min);
+  }
+
+  acksBetween(from: number, to: number): number {
+    return this.pairs.reduce((n, p) => n + p.ackTimes.filter((x) => x >= from && x <= to).length, 0);
+  }
+
+  /** Milliseconds from `since` until every sender had an ack again. */
+  recoveredAfter(since: number): number {
+    return Math.max(...this.pairs.map((p) => (p.ackTimes.find((x) => x >= since) ?? Number.POSITIVE_INFINITY) - since));
+  }
+
+  errorCount(code: string): number[] {
+    return this.pairs.map((p) => p.errors.get(code) ?? 0);
+  }
+
+  private async sendUntilAcked(p: Pair, cid: string, text: string): Promise<void> {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const watchdog = new Promise<'silent'>((res) => { timer = setTimeout(() => res('silent'), this.o.watchdogMs); });
+      try {
+        const r = await Promise.race([p.from.client.send({ to: p.to.user }, 'text', { text }, { cid }), watchdog]);
+        if (r === 'silent') {
+          p.unanswered.push(cid);
+        } else {
+          p.acked.set(cid, r.seq);
+          p.conv = r.conv;
+          p.ackTimes.push(Date.now());
+          return;
+        }
+      } catch (err) {
+        const code = err instanceof ServerError ? err.code : String(err);
+        p.errors.set(code, (p.errors.get(code) ?? 0) + 1);
+        if (!(err instanceof ServerError && err.retryable && this.o.retryable.includes(code))) {
+          p.unexpected.push(`${cid}: ${code}: ${(err as Error).message}`);
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      await sleep(this.o.retryMs);
+    }
+  }
+
+  /** Everything that must hold once the traffic stopped and the store is back. */
+  async verify(t: Asserts): Promise<void> {
+    for (const [i, p] of this.pairs.entries()) {
+      t.comment(`pair ${i}: ${p.acked.size} acked; errors ${JSON.stringify(Object.fromEntries(p.errors))}`);
+      t.strictSame(p.unanswered, [], `pair ${i}: every send was answered (no silent drop)`);
+      t.strictSame(p.unexpected, [], `pair ${i}: every error was a retryable store error`);
+
+      const received = () => p.to.messages.filter((m) => m.conv === p.conv);
+      await waitFor(() => received().length >= p.acked.size || undefined, 30_000, `pair ${i}: deliveries`).catch(() => undefined);
+      await p.from.client.ping();
+      await sleep(300); // a duplicate, if any, would be right behind
+      const counts = new Map<string, number>();
+      for (const m of received()) counts.set(m.cid, (counts.get(m.cid) ?? 0) + 1);
+      t.strictSame([...p.acked.keys()].filter((cid) => !counts.has(cid)), [], `pair ${i}: every acked message was delivered`);
+      t.strictSame([...counts].filter(([, n]) => n > 1).map(([cid]) => cid), [], `pair ${i}: none was delivered twice`);
+      t.strictSame([...counts.keys()].filter((cid) => !p.acked.has(cid)), [], `pair ${i}: nothing was delivered that was not acked`);
+      const seqs = received().map((m) => m.seq);
+      t.strictSame(seqs, [...seqs].sort((a, b) => a - b), `pair ${i}: delivered in seq order`);
+      t.strictSame(received().filter((m) => p.acked.get(m.cid) !== m.seq).map((m) => m.cid), [], `pair ${i}: delivered under the acked seq`);
+
+      const history = new Map<string, number[]>();
+      for (let after = 0; ;) {
+        const page = await p.from.client.history(p.conv, { after, limit: 500 });
+        if (!page.length) break;
+        for (const m of page) history.set(m.cid, [...(history.get(m.cid) ?? []), m.seq]);
+        after = page[page.length - 1]!.seq;
+      }
+      t.strictSame([...p.acked].filter(([cid, seq]) => history.get(cid)?.[0] !== seq).map(([cid]) => cid), [],
+        `pair ${i}: every acked message is in history under its acked seq`);
+      t.strictSame([...history].filter(([, s]) => s.length > 1).map(([cid]) => cid), [],
+        `pair ${i}: no message is in history twice (failed attempts were rolled back)`);
+      t.equal(history.size, p.acked.size, `pair ${i}: history holds exactly the acked messages`);
+    }
+  }
+}
+
+/** How often each distinct log message appears in a node's JSON log lines, e.g. for a t.comment. */
+export function logSummary(lines: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of lines) {
+    let key = l;
+    try {
+      const j = JSON.parse(l) as { level?: string; msg?: string };
+      key = `${j.level}: ${j.msg}`;
+    } catch { /* not JSON */ }
+    out[key] = (out[key] ?? 0) + 1;
+  }
+  return out;
+}
