@@ -100,6 +100,7 @@ export class Conversation implements Entity<ConvMsg> {
     if (m.replyTo !== undefined) message.reply = m.replyTo;
     if (m.target !== undefined) message.target = m.target;
     this.recent.add(seq, m.from, m.kind);
+    if (m.kind === 'delete') this.recent.markDeleted(m.target!);
     this.append(message, [...this.members.keys()], m, key);
   }
 
@@ -139,8 +140,8 @@ export class Conversation implements Entity<ConvMsg> {
   /** Edits and deletes are the sender's own; reactions may target anyone's message. */
   private async checkTarget(m: ConvSend): Promise<void> {
     const t = m.target!;
-    const target = t <= this.lastSeq ? this.recent.get(t) ?? (await this.deps.store.getMessage(this.id, t)) : undefined;
-    if (!target) throw new ParleyError('not_found', `no message ${t} in this conversation`);
+    const target = t <= this.lastSeq ? this.recent.get(t) ?? toTarget(await this.deps.store.getMessage(this.id, t)) : undefined;
+    if (!target || target.deleted) throw new ParleyError('not_found', `no message ${t} in this conversation`);
     if (!CONTENT_KINDS.has(target.kind)) throw new ParleyError('invalid', `message ${t} is a ${target.kind} and can't be the target of a ${m.kind}`);
     if ((m.kind === 'edit' || m.kind === 'delete') && target.from !== m.from) {
       throw new ParleyError('forbidden', `only the sender of message ${t} may ${m.kind} it`);
@@ -219,4 +220,9 @@ export class Conversation implements Entity<ConvMsg> {
     this.recent.add(seq, m.event.by, 'system');
     this.append(message, [...new Set([...this.members.keys(), ...m.notify])]);
   }
+}
+
+/** A stored message as an edit/delete/reaction target; a redacted one (deleted for everyone) has no body. */
+function toTarget(m: Message | undefined): { from: UserId; kind: Message['kind']; deleted: boolean } | undefined {
+  return m && { from: m.from, kind: m.kind, deleted: CONTENT_KINDS.has(m.kind) && m.body === undefined };
 }

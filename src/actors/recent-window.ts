@@ -9,11 +9,13 @@ export class RecentWindow {
   private readonly seqs: Float64Array;
   private readonly from: (UserId | undefined)[];
   private readonly kinds: (MessageKind | undefined)[];
+  private readonly deleted: Uint8Array;
 
   constructor(readonly size = 2048) {
     this.seqs = new Float64Array(size).fill(-1);
     this.from = new Array(size);
     this.kinds = new Array(size);
+    this.deleted = new Uint8Array(size);
   }
 
   add(seq: number, from: UserId, kind: MessageKind): void {
@@ -21,11 +23,17 @@ export class RecentWindow {
     this.seqs[i] = seq;
     this.from[i] = from;
     this.kinds[i] = kind;
+    this.deleted[i] = 0;
   }
 
-  get(seq: number): { from: UserId; kind: MessageKind } | undefined {
+  markDeleted(seq: number): void {
     const i = seq % this.size;
-    return this.seqs[i] === seq ? { from: this.from[i]!, kind: this.kinds[i]! } : undefined;
+    if (this.seqs[i] === seq) this.deleted[i] = 1;
+  }
+
+  get(seq: number): { from: UserId; kind: MessageKind; deleted: boolean } | undefined {
+    const i = seq % this.size;
+    return this.seqs[i] === seq ? { from: this.from[i]!, kind: this.kinds[i]!, deleted: this.deleted[i] === 1 } : undefined;
   }
 
   /** Distinct senders of seqs in (after, upTo], or undefined if part of that range is not held. */

@@ -46,7 +46,9 @@ export function mountGateway(
 
   app.ws<SocketData>('/v1/ws', {
     compression: uWS.DISABLED,
-    maxPayloadLength: opts.limits.maxFrameBytes,
+    // uWS drops a socket over maxPayloadLength without a close frame, so it gets headroom and the
+    // documented limit is enforced in `message` with a proper 1009 close.
+    maxPayloadLength: Math.max(opts.limits.maxFrameBytes * 16, 1024 * 1024),
     maxBackpressure: opts.maxBackpressure,
     closeOnBackpressureLimit: 1, // typed as a number upstream; a truthy value turns it on
     idleTimeout: opts.idleTimeoutSec,
@@ -96,6 +98,11 @@ export function mountGateway(
     },
 
     message: (ws, message, isBinary) => {
+      if (message.byteLength > opts.limits.maxFrameBytes) {
+        metrics.count('frames_too_large');
+        ws.end(1009, `frames are limited to ${opts.limits.maxFrameBytes} bytes`);
+        return;
+      }
       ws.getUserData().conn?.receive(message, isBinary, opts.limits);
     },
 
@@ -135,7 +142,9 @@ class SocketConnection implements Connection {
     this.metrics.count('frames_in');
     try {
       if (!this.bucket.take(Date.now())) throw new ParleyError('rate_limited', 'slow down: too many frames');
-      const frame = validateClientFrame(decodeFrame(message, isBinary), limits, message.byteLength);
+      // A JSON frame can be far smaller than its body packed (a float: 4 characters, 9 bytes), so only a
+      // binary frame's size bounds its body's.
+      const frame = validateClientFrame(decodeFrame(message, isBinary), limits, isBinary ? message.byteLength : Infinity);
       this.session.handle(frame);
     } catch (err) {
       if (!(err instanceof ParleyError)) log('error', 'frame handler failed', { error: (err as Error)?.stack ?? String(err) });
