@@ -8,7 +8,18 @@ export interface Config {
   port: number;
   dataDir: string;
   store: 'lmdb' | 'scylla';
-  scylla: { contactPoints: string[]; localDataCenter: string; keyspace: string; replication: string; consistency: string };
+  scylla: {
+    contactPoints: string[];
+    localDataCenter: string;
+    keyspace: string;
+    replication: string;
+    consistency: string;
+    serialConsistency: string;
+    credentials?: { username: string; password: string };
+    requestTimeoutMs: number;
+    connectTimeoutMs: number;
+    reconnectMaxDelayMs: number;
+  };
   /** HMAC key for session tokens; generated and kept in dataDir when unset. */
   secret?: string;
   apiKeys: string[];
@@ -40,12 +51,21 @@ const int = (env: Env, name: string, dflt: number): number => {
   return n;
 };
 
+const positive = (env: Env, name: string, dflt: number): number => {
+  const n = int(env, name, dflt);
+  if (n <= 0) throw new Error(`${name} must be positive, got ${JSON.stringify(env[name])}`);
+  return n;
+};
+
 export function loadConfig(env: Env = process.env): Config {
   const store = (env.PARLEY_STORE ?? 'lmdb') as Config['store'];
   if (store !== 'lmdb' && store !== 'scylla') throw new Error('PARLEY_STORE must be lmdb or scylla');
   const sms = (env.PARLEY_SMS ?? 'dev') as Config['sms']['provider'];
   if (sms !== 'dev' && sms !== 'http') throw new Error('PARLEY_SMS must be dev or http');
   if (sms === 'http' && !env.PARLEY_SMS_URL) throw new Error('PARLEY_SMS=http needs PARLEY_SMS_URL');
+  const username = env.PARLEY_SCYLLA_USERNAME || undefined;
+  const password = env.PARLEY_SCYLLA_PASSWORD ?? '';
+  if (!username && env.PARLEY_SCYLLA_PASSWORD) throw new Error('PARLEY_SCYLLA_PASSWORD needs PARLEY_SCYLLA_USERNAME');
   return {
     host: env.PARLEY_HOST ?? '0.0.0.0',
     port: int(env, 'PARLEY_PORT', 8080),
@@ -57,6 +77,11 @@ export function loadConfig(env: Env = process.env): Config {
       keyspace: env.PARLEY_SCYLLA_KEYSPACE ?? 'parley',
       replication: env.PARLEY_SCYLLA_REPLICATION ?? "{'class': 'SimpleStrategy', 'replication_factor': 1}",
       consistency: env.PARLEY_SCYLLA_CONSISTENCY ?? 'LOCAL_QUORUM',
+      serialConsistency: env.PARLEY_SCYLLA_SERIAL_CONSISTENCY ?? 'LOCAL_SERIAL',
+      ...(username ? { credentials: { username, password } } : {}),
+      requestTimeoutMs: positive(env, 'PARLEY_SCYLLA_REQUEST_TIMEOUT_MS', 12_000),
+      connectTimeoutMs: positive(env, 'PARLEY_SCYLLA_CONNECT_TIMEOUT_MS', 5_000),
+      reconnectMaxDelayMs: positive(env, 'PARLEY_SCYLLA_RECONNECT_MAX_MS', 10_000),
     },
     secret: env.PARLEY_SECRET,
     apiKeys: (env.PARLEY_API_KEYS ?? 'parley-dev-key').split(',').map((s) => s.trim()).filter(Boolean),

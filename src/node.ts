@@ -1,7 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { start as startActorSystem, stop as stopActor } from 'nact';
+import { configurePersistence, start as startActorSystem, stop as stopActor } from 'nact';
+import { StorePersistenceEngine } from './store/persistence-engine.js';
 import uWS from 'uWebSockets.js';
 import type { Config } from './config.js';
 import { newId } from './protocol/ids.js';
@@ -44,7 +45,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const store = await openStore(cfg);
   const metrics = new Metrics();
 
-  const system = startActorSystem();
+  const system = startActorSystem(configurePersistence(new StorePersistenceEngine(store)));
   const conns = new ConnectionRegistry();
   const faults = cfg.faults ? new FaultInjector() : undefined;
   const router = new LocalRouter(id, system, conns, cfg.passivateAfterMs, faults);
@@ -53,7 +54,8 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   router.host([User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[]);
 
   const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms() : undefined;
-  const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), new TokenSigner(secret), secret, cfg);
+  const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), new TokenSigner(secret), secret, cfg,
+    (user, device) => router.tell('user', user, { t: 'device.added', device }));
   const media = new MediaStore(join(cfg.dataDir, 'media'));
 
   metrics.gauge('connections', () => conns.size);
@@ -83,6 +85,8 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     async close() {
       uWS.us_listen_socket_close(listenSocket);
       for (const c of [...conns.all()]) c.close(1001, 'node shutting down');
+      // Let accepted work finish: stored messages still fan out to inboxes, acks still land.
+      await router.drain();
       router.stop();
       stopActor(system);
       await store.close();

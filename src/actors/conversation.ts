@@ -9,6 +9,7 @@ import type { ConvDelivered, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvSe
 import type { Entity, EntityKind } from './region.js';
 import { RecentWindow } from './recent-window.js';
 import { allWatermark } from './receipts.js';
+import { FanOut } from './fanout.js';
 
 const DEDUPE_MEMORY = 10_000;
 const HISTORY_DEFAULT = 50;
@@ -25,7 +26,8 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   private readonly recent = new RecentWindow();
-  private readonly cids = new Map<string, { seq: number; ts: number; durable: Promise<void> }>();
+  private readonly cids = new Map<string, { seq: number; ts: number; durable: Promise<unknown> }>();
+  private readonly fanout: FanOut;
   private deliveredAll = 0;
   private readAll = 0;
 
@@ -37,7 +39,19 @@ export class Conversation implements Entity<ConvMsg> {
     private readonly cursors: Map<UserId, ReceiptCursor>,
     private lastSeq: number,
     private lastTs: number,
-  ) {}
+  ) {
+    this.fanout = new FanOut((user, deliver) => this.deps.router.tell('user', user,
+      deliver.redelivery ? { ...deliver, deliveredUpTo: this.cursors.get(user)?.delivered ?? 0 } : deliver));
+  }
+
+  /** A conversation with deliveries not yet confirmed stays in memory to retry them. */
+  canPassivate(): boolean {
+    return this.fanout.idle;
+  }
+
+  dispose(): void {
+    this.fanout.abandon();
+  }
 
   static async load(id: ConversationId, deps: ActorDeps): Promise<Conversation> {
     const parsed = parseConversationId(id);
@@ -71,6 +85,7 @@ export class Conversation implements Entity<ConvMsg> {
       case 'typing': return this.typing(msg);
       case 'history': return this.history(msg);
       case 'members': return this.membersChanged(msg);
+      case 'fanned': return this.fanout.confirm(msg.user, msg.seqs);
     }
   }
 
@@ -81,14 +96,21 @@ export class Conversation implements Entity<ConvMsg> {
     const key = `${m.from}\u0000${m.cid}`;
     const known = this.cids.get(key);
     if (known) {
+      // Still being stored or fanned out: the resend is answered with the original's tick.
       await known.durable;
-      this.ackSent(m, known.seq, known.ts, true);
+      const tick = this.ticker(m, known.seq, known.ts, true);
+      if (!this.fanout.whenDone(known.seq, tick)) tick(true);
       return;
     }
     const stored = await this.deps.store.seqForClientId(this.id, m.from, m.cid);
     if (stored !== undefined) {
+      // Stored before this entity started: its fan-out may have died with the node, so it runs again
+      // (as a redelivery, which writes nothing twice) before the tick.
       const prior = await this.deps.store.getMessage(this.id, stored);
-      this.ackSent(m, stored, prior?.ts ?? 0, true);
+      if (!prior) throw new ParleyError('store_unavailable', 'the message is being stored; send it again');
+      this.rememberCid(key, stored, prior.ts, Promise.resolve());
+      const deliver = { ...this.deliverOf(prior, pack(prior)), redelivery: true as const };
+      this.fanout.start(deliver, [...this.members.keys()], this.ticker(m, stored, prior.ts, true));
       return;
     }
     if (m.target !== undefined) await this.checkTarget(m);
@@ -104,20 +126,19 @@ export class Conversation implements Entity<ConvMsg> {
     this.append(message, [...this.members.keys()], m, key);
   }
 
-  /** Stores, then acks and fans out in store order; the actor goes on with the next message meanwhile. */
+  /**
+   * Stores, then fans out in store order, then ticks the sender once every recipient's inboxes hold it.
+   * The actor goes on with the next message meanwhile.
+   */
   private append(message: Message, recipients: UserId[], origin?: ConvSend, cidKey?: string): void {
     const { store, router } = this.deps;
     const packed = pack(message);
     const writes = [store.appendMessage(message)];
     if (message.kind === 'delete') writes.push(store.redactMessage(this.id, message.target!));
-    const durable = Promise.all(writes).then(() => undefined);
+    const durable = Promise.all(writes);
     if (cidKey) this.rememberCid(cidKey, message.seq, message.ts, durable);
     durable.then(
-      () => {
-        if (origin) this.ackSent(origin, message.seq, message.ts, false);
-        const deliver = { t: 'deliver' as const, conv: this.id, seq: message.seq, from: message.from, dev: message.dev, kind: message.kind, packed };
-        for (const u of recipients) router.tell('user', u, deliver);
-      },
+      () => this.fanout.start(this.deliverOf(message, packed), recipients, origin ? this.ticker(origin, message.seq, message.ts, false) : () => undefined),
       (err: unknown) => {
         if (cidKey) this.cids.delete(cidKey);
         log('warn', 'message not stored', { conv: this.id, seq: message.seq, error: String(err) });
@@ -126,13 +147,18 @@ export class Conversation implements Entity<ConvMsg> {
     );
   }
 
-  private ackSent(m: ConvSend, seq: number, ts: number, dup: boolean): void {
-    this.deps.router.toConnection(m.origin, {
-      t: 'sent', cid: m.cid, conv: this.id, seq, ts, ...(m.rid ? { rid: m.rid } : {}), ...(dup ? { dup: true as const } : {}),
-    });
+  /** The sender's tick once the fan-out is done; a retryable error if it was abandoned (resend the cid). */
+  private ticker(m: ConvSend, seq: number, ts: number, dup: boolean) {
+    return (ok: boolean) => this.deps.router.toConnection(m.origin, ok
+      ? { t: 'sent', cid: m.cid, conv: this.id, seq, ts, ...(m.rid ? { rid: m.rid } : {}), ...(dup ? { dup: true as const } : {}) }
+      : errorFrame(m, new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)')));
   }
 
-  private rememberCid(key: string, seq: number, ts: number, durable: Promise<void>): void {
+  private deliverOf(m: Message, packed: Uint8Array) {
+    return { t: 'deliver' as const, conv: this.id, seq: m.seq, from: m.from, dev: m.dev, kind: m.kind, packed };
+  }
+
+  private rememberCid(key: string, seq: number, ts: number, durable: Promise<unknown>): void {
     this.cids.set(key, { seq, ts, durable });
     if (this.cids.size > DEDUPE_MEMORY) this.cids.delete(this.cids.keys().next().value!);
   }

@@ -23,7 +23,9 @@ export interface ConvTyping extends Envelope { t: 'typing'; user: UserId; on: bo
 export interface ConvHistory extends Envelope { t: 'history'; reply: ReplyTo; user: UserId; q: HistoryQuery }
 /** From the group actor after it stored a membership change: the conversation logs it and fans it out. */
 export interface ConvMembers extends Envelope { t: 'members'; members: Record<UserId, string>; event: GroupEvent; notify: UserId[] }
-export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvMembers;
+/** From a user entity: these seqs are in all its devices' inboxes. */
+export interface ConvFanned extends Envelope { t: 'fanned'; user: UserId; seqs: number[] }
+export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvMembers | ConvFanned;
 
 export interface GroupEvent { event: 'created' | 'added' | 'removed' | 'left' | 'admin' | 'renamed'; by: UserId; users?: UserId[]; name?: string }
 
@@ -32,9 +34,16 @@ export interface UserAttach extends Envelope { t: 'attach'; reply: ReplyTo; devi
 export interface UserDetach extends Envelope { t: 'detach'; device: DeviceId; conn: ConnRef }
 export interface UserSync extends Envelope { t: 'sync'; device: DeviceId; conn: ConnRef; since: number }
 export interface UserAck extends Envelope { t: 'ack'; device: DeviceId; ptr: number }
-/** One stored message for every device of this user; `packed` is the Message as msgpack, packed once. */
+/**
+ * One stored message for every device of this user; `packed` is the Message as msgpack, packed once.
+ * The user entity answers with ConvFanned once the inbox writes are durable. A `redelivery` may already be
+ * there and is written only where it is missing.
+ */
 export interface UserDeliver extends Envelope {
   t: 'deliver'; conv: ConversationId; seq: number; from: UserId; dev: DeviceId; kind: MessageKind; packed: Uint8Array;
+  redelivery?: true;
+  /** On a redelivery: the user's delivered cursor in the conversation (acked messages are gone from inboxes). */
+  deliveredUpTo?: number;
 }
 /** A transient frame (receipt, typing, presence) for whichever devices are online; never stored. */
 export interface UserPush extends Envelope { t: 'push'; frame: ServerFrame; exceptDevice?: DeviceId }

@@ -9,6 +9,8 @@ export interface Entity<M> {
   handle(msg: M): Promise<void> | void;
   /** False while stopping would lose something only memory holds (e.g. attached sockets). */
   canPassivate?(): boolean;
+  /** Releases timers and answers work in progress: the entity crashed or is being passivated. */
+  dispose?(): void;
 }
 
 export interface EntityKind<M> {
@@ -89,6 +91,13 @@ export class Region<M extends Envelope> {
     return { ...this.stats, active: this.live.size, ids: [...this.live.keys()].slice(0, 1000) };
   }
 
+  /** Messages dispatched to this region's entities and not yet handled. */
+  inFlight(): number {
+    let n = 0;
+    for (const e of this.live.values()) n += e.inFlight;
+    return n;
+  }
+
   stopAll(): void {
     clearInterval(this.sweeper);
     for (const e of this.live.values()) stop(e.ref);
@@ -124,6 +133,7 @@ export class Region<M extends Envelope> {
       this.stats.crashes++;
       log('error', 'entity crashed', { type: this.kind.type, id, error: err?.stack ?? String(err) });
       if (msg) this.answerError(msg, err);
+      live.entity?.dispose?.();
       live.entity = undefined;
       this.kind.onCrash?.(id);
       const e = this.live.get(id);
@@ -155,6 +165,7 @@ export class Region<M extends Envelope> {
     for (const [id, e] of this.live) {
       if (e.lastUsed > cutoff || e.inFlight > 0) continue;
       if (e.entity?.canPassivate && !e.entity.canPassivate()) continue;
+      e.entity?.dispose?.();
       this.live.delete(id);
       stop(e.ref);
       this.stats.passivated++;

@@ -118,16 +118,24 @@ export class User implements Entity<UserMsg> {
 
   // ---- delivery ----
 
-  private deliver(m: UserDeliver): void {
+  /**
+   * Writes the message into each device's inbox (next ptr) and pushes it to synced sockets; once the writes
+   * are durable the conversation hears so (its sender's tick waits for that). A redelivery skips devices
+   * that already hold it.
+   */
+  private async deliver(m: UserDeliver): Promise<void> {
     const { store, router, config } = this.deps;
     const expiresAt = Date.now() + config.inboxTtlMs;
     const mine = m.from === this.id;
+    const skip = m.redelivery ? await this.holders(m) : undefined;
+    const writes: Promise<void>[] = [];
     let reached = false;
     for (const [did, dev] of this.devices) {
-      if (mine && did === m.dev) continue; // the sending device has the message: its ack said so
+      if ((mine && did === m.dev) || skip?.has(did)) continue; // the sending device has it: its tick said so
       const ptr = ++dev.next;
-      dev.lastWrite = store.inboxPut(deviceKey(this.id, did), { ptr, conv: m.conv, seq: m.seq, packed: m.packed, expiresAt })
-        .catch((err) => log('error', 'inbox write failed', { user: this.id, device: did, error: String(err) }));
+      const write = store.inboxPut(deviceKey(this.id, did), { ptr, conv: m.conv, seq: m.seq, packed: m.packed, expiresAt });
+      writes.push(write);
+      dev.lastWrite = write.catch((err) => log('error', 'inbox write failed', { user: this.id, device: did, error: String(err) }));
       if (dev.conn && dev.synced) {
         dev.pending.set(ptr, { conv: m.conv, seq: m.seq, mine });
         if (dev.pending.size > MAX_UNACKED) {
@@ -140,7 +148,34 @@ export class User implements Entity<UserMsg> {
         }
       }
     }
-    if (!reached && !mine && m.kind !== 'system') this.notifyPush(m);
+    if (!reached && !mine && m.kind !== 'system' && !m.redelivery) this.notifyPush(m);
+    // A failed write is not confirmed: the conversation redelivers.
+    Promise.all(writes).then(() => this.confirmFanned(m.conv, m.seq), () => undefined);
+  }
+
+  /** Devices that already hold a redelivered message: acked (the cursor says) or still in the inbox. */
+  private async holders(m: UserDeliver): Promise<Set<DeviceId>> {
+    const all = new Set(this.devices.keys());
+    if (m.seq <= (m.deliveredUpTo ?? 0)) return all;
+    const out = new Set<DeviceId>();
+    for (const [did, dev] of this.devices) {
+      const inbox = await this.deps.store.inboxRange(deviceKey(this.id, did), dev.acked, MAX_UNACKED);
+      if (inbox.some((e) => e.conv === m.conv && e.seq === m.seq)) out.add(did);
+    }
+    return out;
+  }
+
+  /** Confirmations are batched per conversation: one message for all the writes a commit resolved. */
+  private readonly fanned = new Map<ConversationId, number[]>();
+  private confirmFanned(conv: ConversationId, seq: number): void {
+    const list = this.fanned.get(conv);
+    if (list) return void list.push(seq);
+    this.fanned.set(conv, [seq]);
+    queueMicrotask(() => {
+      const seqs = this.fanned.get(conv)!;
+      this.fanned.delete(conv);
+      this.deps.router.tell('conv', conv, { t: 'fanned', user: this.id, seqs });
+    });
   }
 
   private notifyPush(m: UserDeliver): void {

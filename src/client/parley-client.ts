@@ -50,6 +50,7 @@ interface Events {
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const ACK_DELAY_MS = 20;
 const ACK_EVERY = 100;
+const SEEN_MAX = 10_000;
 
 /** JSON has no bytes: they travel as {"$bin": base64} both ways (docs/protocol.md). btoa/atob work in browsers and Node. */
 function jsonReplacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
@@ -85,6 +86,7 @@ export class ParleyClient extends Emitter<Events> {
   private closedByUser = false;
   private backoff = 250;
   private readyWaiter?: { resolve(w: WelcomeFrame): void; reject(e: unknown): void };
+  private readonly seen = new Set<string>();
 
   constructor(private readonly opts: ClientOptions) {
     super();
@@ -208,7 +210,8 @@ export class ParleyClient extends Emitter<Events> {
       case 'msg':
         if (f.ptr <= this.ptr) return; // already held: a resend after a reconnect
         this.ptr = f.ptr;
-        this.emit('message', f.m, f.ptr);
+        // A redelivery after a server crash can carry a message again under a new ptr.
+        if (!this.remember(`${f.m.conv}:${f.m.seq}`)) this.emit('message', f.m, f.ptr);
         this.scheduleAck();
         return;
       case 'synced':
@@ -228,6 +231,14 @@ export class ParleyClient extends Emitter<Events> {
         return;
       }
     }
+  }
+
+  /** False if (conv, seq) was seen among the last SEEN_MAX messages. */
+  private remember(key: string): boolean {
+    if (this.seen.has(key)) return true;
+    this.seen.add(key);
+    if (this.seen.size > SEEN_MAX) this.seen.delete(this.seen.values().next().value!);
+    return false;
   }
 
   private scheduleAck(): void {

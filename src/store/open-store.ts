@@ -2,9 +2,22 @@ import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { Store } from './store.js';
 import { LmdbStore } from './lmdb/lmdb-store.js';
+import { ScyllaStore } from './scylla/scylla-store.js';
 
-/** The store a node runs on: embedded LMDB by default, ScyllaDB with PARLEY_STORE=scylla. */
+/** The store a node runs on: embedded LMDB by default, ScyllaDB (or Cassandra) with PARLEY_STORE=scylla. */
 export async function openStore(cfg: Config): Promise<Store> {
   if (cfg.store === 'lmdb') return new LmdbStore(join(cfg.dataDir, 'lmdb'));
-  throw new Error('PARLEY_STORE=scylla is not wired in yet');
+  const s = cfg.scylla;
+  return ScyllaStore.open({
+    contactPoints: s.contactPoints,
+    localDataCenter: s.localDataCenter,
+    keyspace: s.keyspace,
+    replication: s.replication,
+    consistency: s.consistency,
+    serialConsistency: s.serialConsistency,
+    ...(s.credentials ? { credentials: s.credentials } : {}),
+    requestTimeoutMs: s.requestTimeoutMs,
+    connectTimeoutMs: s.connectTimeoutMs,
+    reconnectMaxDelayMs: s.reconnectMaxDelayMs,
+  });
 }

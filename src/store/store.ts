@@ -12,7 +12,13 @@ export interface Store {
   readonly kind: 'lmdb' | 'scylla';
 
   // ---- messages: partitioned by (conv, time bucket), clustered by seq ----
-  /** Durable when the promise resolves. Also records (conv, from, cid) → seq for idempotent resends. */
+  /**
+   * Durable when the promise resolves. Also records (conv, from, cid) → seq for idempotent resends.
+   * When it rejects, the message counts as not stored, even if part of it reached the database (a timeout,
+   * a replica gone mid-write): the store rolls that part back before it answers any read of the conversation
+   * again, so a resend of the cid is never matched to a copy nobody was told about. A seq whose append
+   * succeeded is never appended again by its conversation, so the rollback only ever removes the failed attempt.
+   */
   appendMessage(m: Message): Promise<void>;
   getMessage(conv: ConversationId, seq: number): Promise<Message | undefined>;
   /**
@@ -66,6 +72,18 @@ export interface Store {
   putMedia(m: MediaRecord): Promise<void>;
   getMedia(id: string): Promise<MediaRecord | undefined>;
 
+  // ---- event journal and snapshots: per key (a persistent entity), the events by seq and its latest snapshot ----
+  // The nact PersistenceEngine over them is src/store/persistence-engine.ts. A key has one writer, which
+  // numbers its events from 1 up; seqs may have gaps (an event whose write failed), never duplicates.
+  /** Durable when the promise resolves. Writing a seq that is already stored replaces it. */
+  journalAppend(key: string, event: JournalEvent): Promise<void>;
+  /** The key's events with seq > afterSeq, ascending by seq (across gaps), at most `limit`. */
+  journalRead(key: string, afterSeq: number, limit: number): Promise<JournalEvent[]>;
+  /** Durable when the promise resolves. Snapshots older (lower seq) than this one may be discarded. */
+  snapshotPut(key: string, snapshot: SnapshotRecord): Promise<void>;
+  /** The key's snapshot with the highest seq, if any. */
+  snapshotLatest(key: string): Promise<SnapshotRecord | undefined>;
+
   close(): Promise<void>;
 }
 
@@ -113,5 +131,14 @@ export interface GroupRecord {
   createdAt: number;
   members: Record<UserId, GroupRole>;
 }
+
+/**
+ * One persisted event. `data` is any msgpack-able value (a Uint8Array comes back as bytes); `tags` are
+ * kept as given.
+ */
+export interface JournalEvent { seq: number; data: unknown; tags: string[]; createdAt: number }
+
+/** The state of a key as of its event `seq` (the events after it replay on top). */
+export interface SnapshotRecord { seq: number; data: unknown; createdAt: number }
 
 export interface MediaRecord { id: string; mime: string; size: number; owner: UserId; createdAt: number }

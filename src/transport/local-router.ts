@@ -78,6 +78,21 @@ export class LocalRouter implements Router {
     return [...this.regions.values()].map((r) => r.snapshot());
   }
 
+  /**
+   * Resolves once no entity has a message in hand or in its mailbox for `quietMs` (stores resolve, acks and
+   * fan-outs follow as new messages, so one quiet instant is not enough), or after `maxMs`.
+   */
+  async drain(quietMs = 50, maxMs = 5000): Promise<void> {
+    const until = Date.now() + maxMs;
+    let quietSince = Date.now();
+    while (Date.now() < until) {
+      const busy = [...this.regions.values()].some((r) => r.inFlight() > 0) || this.pending.size > 0;
+      if (busy) quietSince = Date.now();
+      else if (Date.now() - quietSince >= quietMs) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
   stop(): void {
     for (const r of this.regions.values()) r.stopAll();
     for (const p of this.pending.values()) clearTimeout(p.timer);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { Fixture, http, knownBug } from '../helpers/fixture.js';
+import { Fixture, http } from '../helpers/fixture.js';
 import { signIn, texts } from '../helpers/clients.js';
 import { uploadMedia, me } from '../../src/client/accounts-api.js';
 import type { PresenceFrame } from '../../src/protocol/frames.js';
@@ -86,7 +86,6 @@ t.test('a hard kill loses no message that was acked to its sender', async (t) =>
 
 for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
   t.test(`after a ${signal === 'SIGKILL' ? 'hard kill' : 'graceful stop'} right after sending, every acked message still reaches its offline recipient`,
-    knownBug('the sender is acked once the conversation stored the message; the recipient\'s inbox entry is written after that (and a stopping node drops queued actor messages), so a stop in between loses it for the recipient (it stays in history)'),
     async (t) => {
       const alice = await f.device(t);
       const bob = await f.signInOnly();

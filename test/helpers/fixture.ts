@@ -96,9 +96,3 @@ export async function http(base: string, path: string, init: RequestInit & { jso
   try { parsed = bytes.length ? JSON.parse(bytes.toString('utf8')) : undefined; } catch { parsed = undefined; }
   return { status: res.status, headers: res.headers, bytes, json: parsed };
 }
-
-/**
- * Options for a test that shows a known bug: reported as a TODO (and not run) in the normal suite, run
- * for real with PARLEY_KNOWN_BUGS=1 (where it fails until the bug is fixed).
- */
-export const knownBug = (reason: string): { todo?: string } => (process.env.PARLEY_KNOWN_BUGS === '1' ? {} : { todo: `known bug: ${reason}` });

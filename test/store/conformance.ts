@@ -536,6 +536,97 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.strictSame(await store.userGroups(ids[299]!), [g.id]);
     });
 
+    // ---- journal and snapshots ----
+
+    const ev = (seq: number, data: unknown = { n: seq }, tags: string[] = []) => ({ seq, data, tags, createdAt: T0 + seq });
+    const evSeqs = (es: { seq: number }[]) => es.map((e) => e.seq);
+
+    t.test('journal: append, read after a seq (exclusive, ascending, limit), every field round-trips', async (t) => {
+      const key = `j:${uid()}`;
+      t.strictSame(await store.journalRead(key, 0, 10), [], 'empty');
+      const es = [
+        ev(1, { kind: 'created', name: 'Team', members: { a: 'admin' }, list: [1, 'two', null], n: -1.5, ok: true }, ['group']),
+        ev(2, new Uint8Array([0, 1, 2, 250, 255]), ['bytes', 'group']),
+        ev(3, 'a string'),
+        ev(4, 42),
+        ev(5, null, ['x']),
+      ];
+      for (const e of es) await store.journalAppend(key, e);
+      const got = await store.journalRead(key, 0, 100);
+      t.strictSame(evSeqs(got), [1, 2, 3, 4, 5]);
+      for (let i = 0; i < es.length; i++) {
+        const { data: gd, ...g } = got[i]!;
+        const { data: wd, ...w } = es[i]!;
+        t.strictSame(g, w, `seq ${w.seq}: seq, tags, createdAt`);
+        if (wd instanceof Uint8Array) {
+          t.ok(gd instanceof Uint8Array, 'bytes stay bytes');
+          t.equal(bytesOf(gd), bytesOf(wd));
+        } else {
+          t.strictSame(gd, wd, `seq ${w.seq}: data`);
+        }
+      }
+      t.strictSame(evSeqs(await store.journalRead(key, 0, 2)), [1, 2], 'limit');
+      t.strictSame(evSeqs(await store.journalRead(key, 2, 2)), [3, 4], 'after is exclusive');
+      t.strictSame(evSeqs(await store.journalRead(key, 4, 10)), [5]);
+      t.strictSame(evSeqs(await store.journalRead(key, 5, 10)), [], 'after the last');
+      t.strictSame(evSeqs(await store.journalRead(key, 0, 0)), [], 'limit 0');
+      t.strictSame(await store.journalRead(`j:${uid()}`, 0, 10), [], 'per key');
+      t.strictSame(await store.journalRead(`${key}x`, 0, 10), [], 'a key that extends another is another key');
+    });
+
+    t.test('journal: seqs with gaps, far apart (across partitions), read and paged in order', async (t) => {
+      const key = `j:${uid()}`;
+      const all = [1, 2, 3, 4999, 5000, 5001, 5002, 12_345, 20_001, 20_002];
+      // written out of order and concurrently, as retries might land
+      await Promise.all(all.slice().reverse().map((seq) => store.journalAppend(key, ev(seq))));
+      t.strictSame(evSeqs(await store.journalRead(key, 0, 100)), all);
+      t.strictSame(evSeqs(await store.journalRead(key, 3, 2)), [4999, 5000]);
+      t.strictSame(evSeqs(await store.journalRead(key, 5000, 10)), [5001, 5002, 12_345, 20_001, 20_002]);
+      t.strictSame(evSeqs(await store.journalRead(key, 6000, 10)), [12_345, 20_001, 20_002], 'after a seq in a gap');
+      t.strictSame(evSeqs(await store.journalRead(key, 15_000, 1)), [20_001], 'over an empty stretch');
+      t.strictSame(evSeqs(await store.journalRead(key, 20_002, 10)), []);
+      const paged: number[] = [];
+      for (let after = 0; ;) {
+        const page = await store.journalRead(key, after, 3);
+        if (!page.length) break;
+        paged.push(...evSeqs(page));
+        after = page[page.length - 1]!.seq;
+      }
+      t.strictSame(paged, all, 'paging');
+    });
+
+    t.test('journal: writing a seq again replaces it; bad seqs are refused', async (t) => {
+      const key = `j:${uid()}`;
+      await store.journalAppend(key, ev(1, 'first'));
+      await store.journalAppend(key, ev(1, 'again', ['retry']));
+      t.strictSame(await store.journalRead(key, 0, 10), [ev(1, 'again', ['retry'])]);
+      for (const seq of [0, -1, 1.5, Number.NaN]) {
+        await t.rejects(store.journalAppend(key, ev(seq)), { code: 'invalid' }, `seq ${seq}`);
+      }
+      t.strictSame(evSeqs(await store.journalRead(key, 0, 10)), [1]);
+    });
+
+    t.test('snapshots: the latest by seq, older ones superseded', async (t) => {
+      const key = `s:${uid()}`;
+      t.equal(await store.snapshotLatest(key), undefined, 'none');
+      await store.snapshotPut(key, { seq: 5, data: { total: 15, members: ['a', 'b'] }, createdAt: T0 });
+      t.strictSame(await store.snapshotLatest(key), { seq: 5, data: { total: 15, members: ['a', 'b'] }, createdAt: T0 });
+      await store.snapshotPut(key, { seq: 10, data: { total: 55 }, createdAt: T0 + 1 });
+      t.strictSame(await store.snapshotLatest(key), { seq: 10, data: { total: 55 }, createdAt: T0 + 1 });
+      await store.snapshotPut(key, { seq: 7, data: { total: 28 }, createdAt: T0 + 2 });
+      t.strictSame((await store.snapshotLatest(key))?.seq, 10, 'a late, older snapshot does not replace a newer one');
+      await store.snapshotPut(key, { seq: 10, data: { total: 56 }, createdAt: T0 + 3 });
+      t.strictSame((await store.snapshotLatest(key))?.data, { total: 56 }, 'the same seq again replaces it');
+      const bin = `s:${uid()}`;
+      await store.snapshotPut(bin, { seq: 0, data: new Uint8Array([9, 8, 7]), createdAt: T0 });
+      const got = await store.snapshotLatest(bin);
+      t.equal(got?.seq, 0, 'a snapshot at seq 0 (before any event)');
+      t.ok(got?.data instanceof Uint8Array, 'bytes stay bytes');
+      t.equal(bytesOf(got?.data), bytesOf(new Uint8Array([9, 8, 7])));
+      t.equal(await store.snapshotLatest(`s:${uid()}`), undefined, 'per key');
+      await t.rejects(store.snapshotPut(key, { seq: -1, data: 1, createdAt: T0 }), { code: 'invalid' });
+    });
+
     // ---- media ----
 
     t.test('media', async (t) => {

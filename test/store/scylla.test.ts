@@ -3,7 +3,7 @@ import { Client, errors, types } from 'cassandra-driver';
 import { ParleyError } from '../../src/protocol/errors.js';
 import { ScyllaStore, consistency, scratchKeyspace, storeError } from '../../src/store/scylla/scylla-store.js';
 import { DAY_MS, MIN_REGISTER_BASE, bucketOf, ttlUntil } from '../../src/store/scylla/buckets.js';
-import { MIGRATIONS, SCHEMA_VERSION, replicationCql } from '../../src/store/scylla/schema.js';
+import { MIGRATIONS, SCHEMA_VERSION, migrate, replicationCql } from '../../src/store/scylla/schema.js';
 import { runStoreConformance } from './conformance.js';
 
 /**
@@ -65,6 +65,12 @@ t.test('driver errors map to store_unavailable; bugs pass through', async (t) =>
     [new errors.ResponseError(types.responseErrorCodes.syntaxError, 'line 1:0 no viable alternative'), false],
     [new errors.ResponseError(types.responseErrorCodes.invalid, 'Undefined column'), false],
     [new TypeError('not a bigint'), false],
+    // connection-level failures the driver reports as plain Errors
+    [new Error('No connection available'), true],
+    [new Error('Connection closed'), true],
+    [Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), true],
+    [Object.assign(new Error('socket hang up'), { isSocketError: true }), true],
+    [new Error('Unknown data type: 99'), false],
   ];
   for (const [err, unavailable] of cases) {
     const mapped = storeError(err);
@@ -92,12 +98,13 @@ t.test('schema: created at open, idempotent, safe to run from many openers at on
   t.teardown(() => admin.execute(`DROP KEYSPACE IF EXISTS ${ks}`).then(() => undefined));
   const stores = await Promise.all([1, 2, 3].map(() => ScyllaStore.open({ ...opts, keyspace: ks })));
   const versions = await admin.execute(`SELECT version FROM ${ks}.schema_version WHERE scope = 'parley'`);
-  t.strictSame(versions.rows.map((r) => r.get('version')), [SCHEMA_VERSION], 'each migration recorded once');
+  t.strictSame(versions.rows.map((r) => r.get('version')), MIGRATIONS.map((m) => m.version).reverse(), 'each migration recorded once');
+  t.equal(versions.rows[0]!.get('version'), SCHEMA_VERSION);
   const tables = await admin.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [ks]);
   const names = tables.rows.map((r) => r.get('table_name') as string).sort();
   t.strictSame(names, [
-    'chat_groups', 'client_ids', 'contacts', 'conv_buckets', 'devices', 'inbox', 'last_seen', 'media', 'messages',
-    'otps', 'phones', 'receipt_cursors', 'schema_lock', 'schema_version', 'user_groups', 'users',
+    'chat_groups', 'client_ids', 'contacts', 'conv_buckets', 'devices', 'inbox', 'journal', 'journal_partitions', 'last_seen',
+    'media', 'messages', 'otps', 'phones', 'receipt_cursors', 'schema_lock', 'schema_version', 'snapshots', 'user_groups', 'users',
   ]);
   const lock = await admin.execute(`SELECT * FROM ${ks}.schema_lock`);
   t.equal(lock.rowLength, 0, 'the migration lock is released');
@@ -107,6 +114,115 @@ t.test('schema: created at open, idempotent, safe to run from many openers at on
   await again.close();
   const ksRow = await admin.execute('SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?', [ks]);
   t.match(ksRow.first().get('replication'), { class: /SimpleStrategy/, replication_factor: '1' });
+});
+
+t.test('schema: a keyspace at version 1 is migrated on open, its data kept', async (t) => {
+  const ks = scratchKeyspace();
+  t.teardown(() => admin.execute(`DROP KEYSPACE IF EXISTS ${ks}`).then(() => undefined));
+  const v1 = MIGRATIONS.filter((m) => m.version === 1);
+  const cl = types.consistencies.localQuorum;
+  t.strictSame(await migrate(admin, { keyspace: ks, replication: { class: 'SimpleStrategy', replication_factor: 1 }, consistency: cl, serialConsistency: types.consistencies.localSerial, migrations: v1 }), { from: 0, to: 1 });
+  await admin.execute(`INSERT INTO ${ks}.users (id, phone, name, created_at, last_seen_privacy) VALUES ('olduser', '+15550000000', 'Old', 1, 'everyone')`);
+  const before = await admin.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [ks]);
+  t.notOk(before.rows.some((r) => r.get('table_name') === 'journal'), 'no journal at version 1');
+  const store = await ScyllaStore.open({ ...opts, keyspace: ks });
+  t.teardown(() => store.close());
+  const versions = await admin.execute(`SELECT version FROM ${ks}.schema_version WHERE scope = 'parley'`);
+  t.strictSame(versions.rows.map((r) => r.get('version')), [2, 1], 'version 2 applied on top');
+  t.equal((await store.getUser('olduser'))?.name, 'Old', 'data from before the migration');
+  await store.journalAppend('k', { seq: 1, data: 'x', tags: [], createdAt: 1 });
+  t.strictSame(await store.journalRead('k', 0, 10), [{ seq: 1, data: 'x', tags: [], createdAt: 1 }], 'the new tables work');
+});
+
+t.test('journal: bounded partitions, indexed; snapshots keep only the latest row', async (t) => {
+  const store = await ScyllaStore.open({ ...opts, journalPartitionEvents: 4 });
+  t.teardown(() => store.close());
+  const key = `bounded-${scratchKeyspace('k')}`;
+  for (let seq = 1; seq <= 10; seq++) await store.journalAppend(key, { seq, data: { seq }, tags: ['t'], createdAt: seq });
+  await store.journalAppend(key, { seq: 30, data: { seq: 30 }, tags: [], createdAt: 30 });
+  const parts = await admin.execute(`SELECT partition_nr FROM ${keyspace}.journal_partitions WHERE key = ?`, [key], { prepare: true });
+  t.strictSame(parts.rows.map((r) => Number(r.get('partition_nr'))), [0, 1, 2, 7], 'one index row per partition, gaps skipped');
+  for (const [p, want] of [[0, [1, 2, 3, 4]], [1, [5, 6, 7, 8]], [2, [9, 10]], [7, [30]]] as const) {
+    const rows = await admin.execute(`SELECT seq FROM ${keyspace}.journal WHERE key = ? AND partition_nr = ?`, [key, p], { prepare: true });
+    t.strictSame(rows.rows.map((r) => Number(r.get('seq'))), want, `partition ${p} holds at most 4 events`);
+  }
+  t.strictSame((await store.journalRead(key, 2, 100)).map((e) => e.seq), [3, 4, 5, 6, 7, 8, 9, 10, 30]);
+  t.strictSame((await store.journalRead(key, 8, 2)).map((e) => e.seq), [9, 10]);
+  // Another process (no partition cache) reads and appends the same journal.
+  const other = await ScyllaStore.open({ ...opts, journalPartitionEvents: 4 });
+  t.teardown(() => other.close());
+  await other.journalAppend(key, { seq: 31, data: 31, tags: [], createdAt: 31 });
+  t.strictSame((await store.journalRead(key, 10, 100)).map((e) => e.seq), [30, 31]);
+
+  for (let seq = 1; seq <= 5; seq++) await store.snapshotPut(key, { seq: seq * 10, data: { seq }, createdAt: seq });
+  const snaps = await admin.execute(`SELECT seq FROM ${keyspace}.snapshots WHERE key = ?`, [key], { prepare: true });
+  t.strictSame(snaps.rows.map((r) => Number(r.get('seq'))), [50], 'older snapshots are deleted with each new one');
+  t.strictSame(await store.snapshotLatest(key), { seq: 50, data: { seq: 5 }, createdAt: 5 });
+});
+
+t.test('a failed append is rolled back, even when its writes landed (or land late)', async (t) => {
+  const store = await ScyllaStore.open(opts);
+  t.teardown(() => store.close());
+  // Fault injection at the driver: fail chosen statements the way an unreachable replica does, optionally
+  // after they were sent (the outcome the client never learns).
+  const client = (store as unknown as { client: Client }).client;
+  const execute = client.execute.bind(client);
+  const seen: { query: string; params: unknown[] }[] = [];
+  let fail: (query: string) => 'before' | 'after' | undefined = () => undefined;
+  client.execute = (async (query: string, params: unknown[], o: unknown) => {
+    seen.push({ query, params });
+    const mode = fail(query);
+    if (mode === 'before') throw new errors.NoHostAvailableError({ '127.0.0.1:9042': 'Host considered as DOWN' });
+    const rs = await execute(query, params as never, o as never);
+    if (mode === 'after') throw new errors.OperationTimedOutError('the replica never answered');
+    return rs;
+  }) as typeof client.execute;
+  t.teardown(() => { client.execute = execute as typeof client.execute; });
+
+  const conv = 'd.rbaaaaaa.rbbbbbbb';
+  const m = (seq: number, cid: string) => ({ conv, seq, from: 'rbaaaaaa', dev: 'd', cid, kind: 'text' as const, ts: Date.now(), body: { text: cid } });
+  await store.appendMessage(m(1, 'ok-1'));
+  const pending = () => [...(store as unknown as { rollbacks: Map<string, Set<unknown>> }).rollbacks.values()].reduce((n, x) => n + x.size, 0);
+
+  // 0. Never sent (the host was known to be down): nothing can have landed, nothing to roll back.
+  fail = (q) => (q.includes('messages') && q.startsWith('INSERT') ? 'before' : undefined);
+  await t.rejects(store.appendMessage(m(2, 'not-sent')), { code: 'store_unavailable' });
+  t.equal(pending(), 0, 'no rollback queued');
+  fail = () => undefined;
+
+  // 1. Both writes applied, but the client id's answer was lost.
+  fail = (q) => (q.includes('client_ids') && q.startsWith('INSERT') ? 'after' : undefined);
+  await t.rejects(store.appendMessage(m(2, 'lost-answer')), { code: 'store_unavailable' });
+  fail = () => undefined;
+  t.equal(await store.seqForClientId(conv, 'rbaaaaaa', 'lost-answer'), undefined, 'the client id is gone: a resend gets a new seq');
+  t.equal(await store.getMessage(conv, 2), undefined, 'so is the message');
+  t.equal(await store.lastSeq(conv), 1);
+
+  // 2. While the database stays away, reads of the conversation fail (retryable) rather than answer stale.
+  fail = (q) => (q.includes('client_ids') && q.startsWith('INSERT') ? 'after' : q.startsWith('DELETE') ? 'before' : undefined);
+  await t.rejects(store.appendMessage(m(3, 'away')), { code: 'store_unavailable' });
+  t.equal(pending(), 1, 'a rollback waits for the database');
+  await t.rejects(store.seqForClientId(conv, 'rbaaaaaa', 'away'), { code: 'store_unavailable' }, 'no answer until rolled back');
+  await t.rejects(store.getMessages(conv, { limit: 10 }), { code: 'store_unavailable' });
+  t.equal(await store.seqForClientId('d.rbaaaaaa.rbcccccc', 'rbaaaaaa', 'away'), undefined, 'other conversations are not held up');
+  fail = () => undefined;
+  t.equal(await store.seqForClientId(conv, 'rbaaaaaa', 'away'), undefined, 'rolled back once it answers');
+  t.equal(pending(), 0);
+  t.strictSame((await store.getMessages(conv, { limit: 10 })).map((x) => x.seq), [1]);
+
+  // 3. A write that reaches the database after its rollback (it sat in a socket buffer) stays invisible.
+  const late = seen.filter((x) => x.query.startsWith('INSERT') && (x.params as unknown[]).includes('away'));
+  t.equal(late.length, 2, 'the message and client id writes of the failed attempt');
+  for (const x of late) await execute(x.query, x.params as never, { prepare: true });
+  t.equal(await store.seqForClientId(conv, 'rbaaaaaa', 'away'), undefined, 'the late client id write is shadowed');
+  t.equal(await store.getMessage(conv, 3), undefined, 'the late message write is shadowed');
+
+  // 4. The resend: stored under a new seq, and nothing later is touched by the old tombstones.
+  await store.appendMessage(m(4, 'away'));
+  t.equal(await store.seqForClientId(conv, 'rbaaaaaa', 'away'), 4);
+  await store.appendMessage(m(5, 'ok-5'));
+  await store.redactMessage(conv, 5);
+  t.strictSame((await store.getMessages(conv, { limit: 10 })).map((x) => [x.seq, x.body]), [[1, { text: 'ok-1' }], [4, { text: 'away' }], [5, undefined]]);
 });
 
 t.test('the database expires inbox entries, OTPs and client ids (TTL, not a sweeper)', async (t) => {

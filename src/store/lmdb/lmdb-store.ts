@@ -3,8 +3,8 @@ import type { ConversationId, DeviceId, GroupId, UserId } from '../../protocol/i
 import type { Message } from '../../protocol/frames.js';
 import { ParleyError } from '../../protocol/errors.js';
 import type {
-  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, MediaRecord, OtpRecord, PushRegistration,
-  ReceiptCursor, Store, UserRecord,
+  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaRecord, OtpRecord, PushRegistration,
+  ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 
 type Key = (string | number)[];
@@ -31,6 +31,8 @@ export class LmdbStore implements Store {
   private readonly groups: Database<GroupRecord, string>;
   private readonly userGroupsDb: Database<true, Key>;
   private readonly media: Database<MediaRecord, string>;
+  private readonly journal: Database<JournalEvent, Key>;
+  private readonly snapshots: Database<SnapshotRecord, Key>;
   private sweeper: NodeJS.Timeout;
 
   constructor(path: string, opts: { sweepEveryMs?: number } = {}) {
@@ -50,6 +52,8 @@ export class LmdbStore implements Store {
     this.groups = db('groups');
     this.userGroupsDb = db('user_groups');
     this.media = db('media');
+    this.journal = db('journal');
+    this.snapshots = db('snapshots');
     // LMDB has no TTL: expired inbox entries are filtered on read and swept here.
     this.sweeper = setInterval(() => void this.sweepExpired(), opts.sweepEveryMs ?? 3_600_000);
     this.sweeper.unref();
@@ -262,10 +266,46 @@ export class LmdbStore implements Store {
   }
   async getMedia(id: string): Promise<MediaRecord | undefined> { return this.media.get(id); }
 
+  // ---- journal and snapshots ----
+
+  async journalAppend(key: string, event: JournalEvent): Promise<void> {
+    checkSeq(event.seq);
+    await guard(this.journal.put([key, event.seq], { seq: event.seq, data: event.data, tags: [...event.tags], createdAt: event.createdAt }));
+  }
+
+  async journalRead(key: string, afterSeq: number, limit: number): Promise<JournalEvent[]> {
+    const out: JournalEvent[] = [];
+    if (!(limit > 0)) return out;
+    for (const { value } of this.journal.getRange({ start: [key, Math.max(0, Math.floor(afterSeq)) + 1], end: [key, Number.MAX_SAFE_INTEGER] })) {
+      out.push(value);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async snapshotPut(key: string, snapshot: SnapshotRecord): Promise<void> {
+    checkSeq(snapshot.seq, 0);
+    // The new snapshot and the removal of the older ones commit together.
+    await guard(this.snapshots.transaction(() => {
+      for (const k of this.snapshots.getKeys({ start: [key, 0], end: [key, snapshot.seq] })) this.snapshots.remove(k);
+      this.snapshots.put([key, snapshot.seq], { seq: snapshot.seq, data: snapshot.data, createdAt: snapshot.createdAt });
+    }));
+  }
+
+  async snapshotLatest(key: string): Promise<SnapshotRecord | undefined> {
+    for (const { value } of this.snapshots.getRange({ start: [key, Number.MAX_SAFE_INTEGER], end: [key, -1], reverse: true, limit: 1 })) return value;
+    return undefined;
+  }
+
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     await this.root.close();
   }
+}
+
+/** Journal seqs count from 1 (snapshots may be taken at 0, before any event). */
+function checkSeq(seq: number, min = 1): void {
+  if (!Number.isSafeInteger(seq) || seq < min) throw new ParleyError('invalid', `seq must be an integer >= ${min}, got ${seq}`);
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {

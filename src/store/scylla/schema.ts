@@ -93,6 +93,32 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    description: 'event journal and snapshots of persistent entities',
+    statements: [
+      // Events of one key (a persistent entity) in fixed-size runs of seqs: partition_nr = (seq - 1) / N,
+      // N events per partition at most (journalPartitionEvents, 5,000 by default), so no partition grows
+      // without bound however long the entity lives. Replays read forward, so oldest first.
+      `CREATE TABLE IF NOT EXISTS {ks}.journal (
+        key text, partition_nr bigint, seq bigint,
+        data blob, tags frozen<list<text>>, created_at bigint,
+        PRIMARY KEY ((key, partition_nr), seq)
+      ) WITH CLUSTERING ORDER BY (seq ASC)`,
+      // Which journal partitions a key has: a replay walks these, so gaps in seq (even a whole empty
+      // partition) cost nothing. Written before the first event of each partition.
+      `CREATE TABLE IF NOT EXISTS {ks}.journal_partitions (
+        key text, partition_nr bigint,
+        PRIMARY KEY ((key), partition_nr)
+      ) WITH CLUSTERING ORDER BY (partition_nr ASC)`,
+      // Snapshots, latest first. Writing one drops the older ones (a range tombstone in the same batch), so
+      // the partition stays a row or two; short gc_grace to purge those tombstones.
+      `CREATE TABLE IF NOT EXISTS {ks}.snapshots (
+        key text, seq bigint, data blob, created_at bigint,
+        PRIMARY KEY ((key), seq)
+      ) WITH CLUSTERING ORDER BY (seq DESC) AND gc_grace_seconds = 10800`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
@@ -127,6 +153,8 @@ export interface MigrateOptions {
   serialConsistency: number;
   /** How long to wait for another opener's migration. */
   lockWaitMs?: number;
+  /** The migrations to bring the keyspace to (tests pass a prefix to build an older schema). Default all. */
+  migrations?: readonly Migration[];
 }
 
 /** Creates the keyspace if missing and applies every migration it lacks. Safe to run from many nodes at once. */
@@ -145,8 +173,10 @@ export async function migrate(client: Client, o: MigrateOptions): Promise<{ from
     return rs.rowLength ? Number(rs.first().get('version')) : 0;
   };
 
+  const migrations = o.migrations ?? MIGRATIONS;
+  const target = migrations.length ? migrations[migrations.length - 1]!.version : 0;
   const from = await current();
-  if (from >= SCHEMA_VERSION) return { from, to: from };
+  if (from >= target) return { from, to: from };
 
   const owner = randomBytes(8).toString('hex');
   const deadline = Date.now() + (o.lockWaitMs ?? 120_000);
@@ -159,12 +189,12 @@ export async function migrate(client: Client, o: MigrateOptions): Promise<{ from
     // Someone else is migrating: wait for them to finish (or for their lock to expire).
     await new Promise((r) => setTimeout(r, 500));
     const now = await current();
-    if (now >= SCHEMA_VERSION) return { from, to: now };
+    if (now >= target) return { from, to: now };
     if (Date.now() > deadline) throw new Error('timed out waiting for another node to finish migrating the schema');
   }
   try {
     let at = await current();
-    for (const m of MIGRATIONS) {
+    for (const m of migrations) {
       if (m.version <= at) continue;
       for (const s of m.statements) await client.execute(ddl(s, ks));
       await client.execute(

@@ -5,9 +5,10 @@ import type { GroupRole, LastSeenPrivacy, Message, MessageKind, PushPlatform } f
 import { ParleyError } from '../../protocol/errors.js';
 import { pack, unpack } from '../../protocol/codec.js';
 import type {
-  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, MediaRecord, OtpRecord, PushRegistration,
-  ReceiptCursor, Store, UserRecord,
+  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaRecord, OtpRecord, PushRegistration,
+  ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
+import { log } from '../../log.js';
 import { DAY_MS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, ttlUntil } from './buckets.js';
 import { checkKeyspace, migrate, type Replication } from './schema.js';
 
@@ -34,14 +35,33 @@ export interface ScyllaOptions {
   bucketMs?: number;
   /** How long (conv, from, cid) → seq is remembered for resends. Default 7 days. */
   dedupeTtlSeconds?: number;
-  /** Per-request client timeout. Default 12 s (the driver's). */
+  /**
+   * Per-request client timeout. Default 12 s (the driver's): above the server's own read and write
+   * timeouts, so a slow replica answers with its timeout first. A request that times out fails with
+   * store_unavailable (a write's outcome is then unknown; see appendMessage for how messages handle it).
+   */
   requestTimeoutMs?: number;
+  /** Default 5 s. */
   connectTimeoutMs?: number;
+  /**
+   * Longest wait between reconnection attempts to a host that is down (exponential from 500 ms up to
+   * this). Default 10 s, so a node is back within seconds of the database (the driver's own default, 10
+   * minutes, would leave it failing requests long after the cluster recovered). While every host is down,
+   * requests fail at once with store_unavailable instead of waiting.
+   */
+  reconnectMaxDelayMs?: number;
+  /** Events per journal partition: at most this many events in one (key, partition_nr). Default 5,000. */
+  journalPartitionEvents?: number;
 }
 
 const LWT_APPLIED = '[applied]';
 const PAGE = 1000;
 const BUCKET_CACHE_MAX = 100_000;
+/** How often failed appends are rolled back again while the database is away. */
+const ROLLBACK_RETRY_MS = 1000;
+
+/** An append that failed: what to remove once the database answers again (cells written at `ts` or before). */
+interface Rollback { conv: ConversationId; bucket: number; seq: number; from: UserId; cid: string; ts: number; running?: Promise<void> }
 
 type Params = unknown[];
 interface ExecOpts {
@@ -62,19 +82,35 @@ export class ScyllaStore implements Store {
   private readonly serialCl: number;
   private readonly bucketMs: number;
   private readonly dedupeTtl: number;
+  private readonly journalPartitionEvents: number;
+  private readonly requestTimeoutMs: number;
   private readonly ks: string;
   private readonly q: ReturnType<typeof statements>;
   /** (conv, bucket) → lowest first_seq this process has durably written: lets appends skip the index write. */
   private readonly bucketsWritten = new Map<string, number>();
   /** Appends in flight, so a redaction of a message still being written waits for it. */
   private readonly inFlight = new Map<string, Promise<unknown>>();
+  /** Failed appends not yet rolled back, by conversation. */
+  private readonly rollbacks = new Map<ConversationId, Set<Rollback>>();
+  private rollbackTimer?: NodeJS.Timeout;
+  private retryingRollbacks = false;
+  /** (key, partition_nr) of the journal this process has indexed. */
+  private readonly journalPartitionsWritten = new Set<string>();
+  private lastWriteTs = 0;
+  /** Requests in flight, so close() lets them finish. */
+  private readonly requests = new Set<Promise<unknown>>();
 
-  private constructor(private readonly client: Client, o: Required<Pick<ScyllaOptions, 'keyspace' | 'bucketMs' | 'dedupeTtlSeconds'>> & { cl: number; serialCl: number }) {
+  private constructor(
+    private readonly client: Client,
+    o: Required<Pick<ScyllaOptions, 'keyspace' | 'bucketMs' | 'dedupeTtlSeconds' | 'journalPartitionEvents' | 'requestTimeoutMs'>> & { cl: number; serialCl: number },
+  ) {
+    this.requestTimeoutMs = o.requestTimeoutMs;
     this.ks = o.keyspace;
     this.cl = o.cl;
     this.serialCl = o.serialCl;
     this.bucketMs = o.bucketMs;
     this.dedupeTtl = o.dedupeTtlSeconds;
+    this.journalPartitionEvents = o.journalPartitionEvents;
     this.q = statements(this.ks);
   }
 
@@ -87,12 +123,17 @@ export class ScyllaStore implements Store {
     const serialCl = consistency(opts.serialConsistency ?? 'localSerial');
     const bucketMs = opts.bucketMs ?? DAY_MS;
     if (!Number.isInteger(bucketMs) || bucketMs <= 0) throw new Error('bucketMs must be a positive integer');
+    const journalPartitionEvents = opts.journalPartitionEvents ?? 5000;
+    if (!Number.isInteger(journalPartitionEvents) || journalPartitionEvents <= 0) throw new Error('journalPartitionEvents must be a positive integer');
+    const reconnectMax = opts.reconnectMaxDelayMs ?? 10_000;
+    if (!(reconnectMax > 0)) throw new Error('reconnectMaxDelayMs must be positive');
     const client = new Client({
       contactPoints: opts.contactPoints,
       localDataCenter,
       ...(opts.credentials ? { credentials: opts.credentials } : {}),
       policies: {
         loadBalancing: new policies.loadBalancing.TokenAwarePolicy(new policies.loadBalancing.DCAwareRoundRobinPolicy(localDataCenter)),
+        reconnection: new policies.reconnection.ExponentialReconnectionPolicy(Math.min(500, reconnectMax), reconnectMax, false),
       },
       queryOptions: { consistency: cl, serialConsistency: serialCl, prepare: true },
       socketOptions: {
@@ -108,7 +149,10 @@ export class ScyllaStore implements Store {
       await client.shutdown().catch(() => undefined);
       throw storeError(err, 'could not open the Scylla store');
     }
-    return new ScyllaStore(client, { keyspace, bucketMs, dedupeTtlSeconds: opts.dedupeTtlSeconds ?? 7 * 86_400, cl, serialCl });
+    return new ScyllaStore(client, {
+      keyspace, bucketMs, dedupeTtlSeconds: opts.dedupeTtlSeconds ?? 7 * 86_400, journalPartitionEvents, cl, serialCl,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 12_000,
+    });
   }
 
   get keyspace(): string {
@@ -119,14 +163,21 @@ export class ScyllaStore implements Store {
 
   private async exec(query: string, params: Params, o: ExecOpts): Promise<types.ResultSet> {
     try {
-      return await this.client.execute(query, params, {
+      return await this.track(this.client.execute(query, params, {
         prepare: true, consistency: this.cl, serialConsistency: this.serialCl, isIdempotent: o.idempotent,
         ...(o.fetchSize !== undefined ? { fetchSize: o.fetchSize } : {}),
         ...(o.pageState !== undefined ? { pageState: o.pageState } : {}),
-      });
+      }));
     } catch (err) {
       throw storeError(err);
     }
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.requests.add(p);
+    const done = () => this.requests.delete(p);
+    p.then(done, done);
+    return p;
   }
 
   private read(query: string, params: Params, fetchSize?: number): Promise<types.ResultSet> {
@@ -152,7 +203,7 @@ export class ScyllaStore implements Store {
   /** Unlogged batch: only ever used for statements on one partition, which is one atomic mutation. */
   private async batch(queries: { query: string; params: Params }[]): Promise<void> {
     try {
-      await this.client.batch(queries, { prepare: true, logged: false, consistency: this.cl, isIdempotent: true });
+      await this.track(this.client.batch(queries, { prepare: true, logged: false, consistency: this.cl, isIdempotent: true }));
     } catch (err) {
       throw storeError(err);
     }
@@ -176,11 +227,92 @@ export class ScyllaStore implements Store {
     // 1. The bucket index first: every stored message is then findable by seq and by lastSeq.
     await this.indexBucket(m.conv, bucket, m.seq);
     // 2. The message. 3. Then its client id: a resend can only be answered with a seq that is stored.
-    await this.write(this.q.insertMessage, [
-      m.conv, bucket, m.seq, m.from, m.dev, m.cid, m.kind, m.ts,
-      m.body === undefined ? null : Buffer.from(pack(m.body)), m.reply ?? null, m.target ?? null,
-    ]);
-    await this.write(this.q.insertClientId, [m.conv, m.from, m.cid, m.seq, this.dedupeTtl]);
+    // Both carry one write timestamp, so a failed attempt can be removed exactly (see rollBack).
+    const ts = this.writeTimestamp();
+    try {
+      await this.write(this.q.insertMessage, [
+        m.conv, bucket, m.seq, m.from, m.dev, m.cid, m.kind, m.ts,
+        m.body === undefined ? null : Buffer.from(pack(m.body)), m.reply ?? null, m.target ?? null, ts,
+      ]);
+    } catch (err) {
+      // Never sent (every host was down or busy): nothing landed, nothing to roll back.
+      if (!neverSent(err)) this.rollBack({ conv: m.conv, bucket, seq: m.seq, from: m.from, cid: m.cid, ts });
+      throw err;
+    }
+    try {
+      await this.write(this.q.insertClientId, [m.conv, m.from, m.cid, m.seq, this.dedupeTtl, ts]);
+    } catch (err) {
+      this.rollBack({ conv: m.conv, bucket, seq: m.seq, from: m.from, cid: m.cid, ts });
+      throw err;
+    }
+  }
+
+  /**
+   * A failed append may still have reached the database: a write that timed out, or whose replica went away
+   * before answering, may have been applied (or may be applied late, from a socket buffer). Its conversation
+   * counts the message as not stored (the sender was told to resend; nothing was delivered), so whatever
+   * landed must go: otherwise a resend would find the client id and be acked as a duplicate of a message
+   * no recipient ever got. Tombstones at the attempt's own write timestamp remove exactly its cells, whether
+   * they arrive before or after it, and nothing written later. Until they are written, reads of the
+   * conversation first retry them (and fail with store_unavailable while the database is away), and a timer
+   * keeps retrying them in the background.
+   */
+  private rollBack(r: Rollback): void {
+    let pending = this.rollbacks.get(r.conv);
+    if (!pending) this.rollbacks.set(r.conv, (pending = new Set()));
+    pending.add(r);
+    log('warn', 'append failed after it may have reached the database; rolling it back', { conv: r.conv, seq: r.seq });
+    this.rollbackTimer ??= setInterval(() => void this.retryRollbacks(), ROLLBACK_RETRY_MS);
+    this.rollbackTimer.unref();
+    this.runRollback(r).catch(() => undefined);
+  }
+
+  /** One at a time, stopping at the first failure (the database is still away): never a flood. */
+  private async retryRollbacks(): Promise<void> {
+    if (this.retryingRollbacks) return;
+    this.retryingRollbacks = true;
+    try {
+      for (const set of [...this.rollbacks.values()]) for (const r of [...set]) await this.runRollback(r);
+    } catch {
+      // retried on the next tick
+    } finally {
+      this.retryingRollbacks = false;
+    }
+  }
+
+  private runRollback(r: Rollback): Promise<void> {
+    r.running ??= Promise.all([
+      this.write(this.q.undoMessage, [r.ts, r.conv, r.bucket, r.seq]),
+      this.write(this.q.undoClientId, [r.ts, r.conv, r.from, r.cid]),
+    ]).then(
+      () => {
+        const set = this.rollbacks.get(r.conv);
+        set?.delete(r);
+        if (set?.size === 0) this.rollbacks.delete(r.conv);
+        if (this.rollbacks.size === 0 && this.rollbackTimer) {
+          clearInterval(this.rollbackTimer);
+          this.rollbackTimer = undefined;
+        }
+      },
+      (err: unknown) => {
+        r.running = undefined;
+        throw err;
+      },
+    );
+    return r.running;
+  }
+
+  /** Before a read of a conversation: its failed appends are rolled back, or the read fails (retryable). */
+  private async settled(conv: ConversationId): Promise<void> {
+    const pending = this.rollbacks.get(conv);
+    if (pending) await Promise.all([...pending].map((r) => this.runRollback(r)));
+  }
+
+  /** Write timestamps (µs) for message cells: strictly increasing within this process. */
+  private writeTimestamp(): number {
+    const now = Date.now() * 1000;
+    this.lastWriteTs = now > this.lastWriteTs ? now : this.lastWriteTs + 1;
+    return this.lastWriteTs;
   }
 
   private async indexBucket(conv: ConversationId, bucket: number, seq: number): Promise<void> {
@@ -221,6 +353,7 @@ export class ScyllaStore implements Store {
   }
 
   async getMessage(conv: ConversationId, seq: number): Promise<Message | undefined> {
+    await this.settled(conv);
     const bucket = await this.bucketForSeq(conv, seq);
     if (bucket === undefined) return undefined;
     const rs = await this.read(this.q.getMessage, [conv, bucket, seq]);
@@ -233,6 +366,7 @@ export class ScyllaStore implements Store {
     const lo = q.after !== undefined ? q.after + 1 : 0;
     const hi = q.before !== undefined ? q.before - 1 : Number.MAX_SAFE_INTEGER;
     if (lo > hi || (q.from !== undefined && q.until !== undefined && q.from > q.until)) return [];
+    await this.settled(conv);
     const out: Message[] = [];
 
     if (q.after !== undefined || q.from !== undefined) {
@@ -299,6 +433,7 @@ export class ScyllaStore implements Store {
   }
 
   async lastSeq(conv: ConversationId): Promise<number> {
+    await this.settled(conv);
     for await (const bucket of this.buckets(conv, Number.MAX_SAFE_INTEGER, false)) {
       const rs = await this.read(this.q.lastInBucket, [conv, bucket]);
       if (rs.rowLength) return num(rs.first().get('seq'))!;
@@ -307,6 +442,7 @@ export class ScyllaStore implements Store {
   }
 
   async seqForClientId(conv: ConversationId, from: UserId, cid: string): Promise<number | undefined> {
+    await this.settled(conv);
     const rs = await this.read(this.q.getClientId, [conv, from, cid]);
     return rs.rowLength ? num(rs.first().get('seq')) : undefined;
   }
@@ -316,8 +452,9 @@ export class ScyllaStore implements Store {
     await this.inFlight.get(`${conv}\u0000${seq}`)?.catch(() => undefined);
     const bucket = await this.bucketForSeq(conv, seq);
     if (bucket === undefined) return;
-    // Deletes the body cell only: the row (the envelope) stays, so seqs have no holes.
-    await this.write(this.q.redact, [conv, bucket, seq]);
+    // Deletes the body cell only: the row (the envelope) stays, so seqs have no holes. Timestamped like the
+    // appends, so it is later than the write of the message it redacts.
+    await this.write(this.q.redact, [this.writeTimestamp(), conv, bucket, seq]);
   }
 
   // ---- receipt cursors ----
@@ -392,9 +529,9 @@ export class ScyllaStore implements Store {
     await this.write(this.q.insertUser, [user.id, user.phone, user.name, user.avatar ?? null, user.createdAt, user.lastSeenPrivacy]);
     let holder: UserId | undefined;
     try {
-      const rs = await this.client.execute(this.q.claimPhone, [user.phone, user.id], {
+      const rs = await this.track(this.client.execute(this.q.claimPhone, [user.phone, user.id], {
         prepare: true, consistency: this.cl, serialConsistency: this.serialCl, isIdempotent: false,
-      });
+      }));
       const row = rs.first();
       holder = row.get(LWT_APPLIED) ? user.id : row.get('user_id');
     } catch (err) {
@@ -415,7 +552,7 @@ export class ScyllaStore implements Store {
 
   private async serialPhoneHolder(phone: string): Promise<UserId | undefined> {
     try {
-      const rs = await this.client.execute(this.q.userByPhone, [phone], { prepare: true, consistency: this.serialCl, isIdempotent: true });
+      const rs = await this.track(this.client.execute(this.q.userByPhone, [phone], { prepare: true, consistency: this.serialCl, isIdempotent: true }));
       return rs.rowLength ? rs.first().get('user_id') : undefined;
     } catch (err) {
       throw storeError(err);
@@ -557,9 +694,9 @@ export class ScyllaStore implements Store {
   async putMedia(m: MediaRecord): Promise<void> {
     // Content-addressed ids: the first upload of some bytes owns the metadata.
     try {
-      await this.client.execute(this.q.putMedia, [m.id, m.mime, m.size, m.owner, m.createdAt], {
+      await this.track(this.client.execute(this.q.putMedia, [m.id, m.mime, m.size, m.owner, m.createdAt], {
         prepare: true, consistency: this.cl, serialConsistency: this.serialCl, isIdempotent: false,
-      });
+      }));
     } catch (err) {
       throw storeError(err);
     }
@@ -572,7 +709,85 @@ export class ScyllaStore implements Store {
     return { id, mime: r.get('mime'), size: num(r.get('size'))!, owner: r.get('owner'), createdAt: num(r.get('created_at'))! };
   }
 
+  // ---- journal and snapshots ----
+
+  private journalPartition(seq: number): number {
+    return Math.floor((seq - 1) / this.journalPartitionEvents);
+  }
+
+  async journalAppend(key: string, event: JournalEvent): Promise<void> {
+    if (!Number.isSafeInteger(event.seq) || event.seq < 1) throw new ParleyError('invalid', `seq must be an integer >= 1, got ${event.seq}`);
+    const partition = this.journalPartition(event.seq);
+    // The partition index first, so every stored event is reachable by a replay.
+    const indexed = `${key}\u0000${partition}`;
+    if (!this.journalPartitionsWritten.has(indexed)) {
+      await this.write(this.q.journalIndex, [key, partition]);
+      this.journalPartitionsWritten.add(indexed);
+      if (this.journalPartitionsWritten.size > BUCKET_CACHE_MAX) this.journalPartitionsWritten.delete(this.journalPartitionsWritten.values().next().value!);
+    }
+    await this.write(this.q.journalInsert, [key, partition, event.seq, Buffer.from(pack(event.data)), [...event.tags], event.createdAt]);
+  }
+
+  async journalRead(key: string, afterSeq: number, limit: number): Promise<JournalEvent[]> {
+    const out: JournalEvent[] = [];
+    if (!(limit > 0)) return out;
+    const after = Math.max(0, Math.floor(afterSeq));
+    let pageState: string | undefined;
+    const partitions: number[] = [];
+    do {
+      const rs = await this.exec(this.q.journalPartitions, [key, this.journalPartition(after + 1)], {
+        idempotent: true, fetchSize: PAGE, ...(pageState ? { pageState } : {}),
+      });
+      for (const row of rs.rows) partitions.push(num(row.get('partition_nr'))!);
+      pageState = rs.pageState ?? undefined;
+    } while (pageState);
+    for (const partition of partitions) {
+      let rowsState: string | undefined;
+      do {
+        const rs = await this.exec(this.q.journalRange, [key, partition, after], {
+          idempotent: true, fetchSize: Math.min(Math.max(limit - out.length, 1), PAGE), ...(rowsState ? { pageState: rowsState } : {}),
+        });
+        for (const row of rs.rows) {
+          out.push({
+            seq: num(row.get('seq'))!, data: unpack(row.get('data') as Buffer), tags: (row.get('tags') as string[] | null) ?? [],
+            createdAt: num(row.get('created_at'))!,
+          });
+          if (out.length >= limit) return out;
+        }
+        rowsState = rs.pageState ?? undefined;
+      } while (rowsState);
+    }
+    return out;
+  }
+
+  async snapshotPut(key: string, snapshot: SnapshotRecord): Promise<void> {
+    if (!Number.isSafeInteger(snapshot.seq) || snapshot.seq < 0) throw new ParleyError('invalid', `seq must be an integer >= 0, got ${snapshot.seq}`);
+    // One partition, one batch: the new snapshot and a range tombstone over the older ones.
+    await this.batch([
+      { query: this.q.snapshotInsert, params: [key, snapshot.seq, Buffer.from(pack(snapshot.data)), snapshot.createdAt] },
+      { query: this.q.snapshotPrune, params: [key, snapshot.seq] },
+    ]);
+  }
+
+  async snapshotLatest(key: string): Promise<SnapshotRecord | undefined> {
+    const rs = await this.read(this.q.snapshotLatest, [key]);
+    if (!rs.rowLength) return undefined;
+    const r = rs.first();
+    return { seq: num(r.get('seq'))!, data: unpack(r.get('data') as Buffer), createdAt: num(r.get('created_at'))! };
+  }
+
+  /** Lets requests in flight finish (up to the request timeout), tries pending rollbacks once, disconnects. */
   async close(): Promise<void> {
+    if (this.rollbackTimer) clearInterval(this.rollbackTimer);
+    this.rollbackTimer = undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const cap = new Promise<void>((res) => { timer = setTimeout(res, this.requestTimeoutMs + 1000); });
+    await Promise.race([Promise.allSettled([...this.requests]), cap]);
+    const pending = [...this.rollbacks.values()].flatMap((set) => [...set]);
+    await Promise.race([Promise.allSettled(pending.map((r) => this.runRollback(r))), cap]);
+    clearTimeout(timer);
+    const left = [...this.rollbacks.values()].reduce((n, set) => n + set.size, 0);
+    if (left) log('warn', 'closing the Scylla store with failed appends not yet rolled back', { count: left });
     await this.client.shutdown();
   }
 }
@@ -580,8 +795,10 @@ export class ScyllaStore implements Store {
 /** Every statement, written once per keyspace and prepared by the driver on first use. */
 function statements(ks: string) {
   return {
-    insertMessage: `INSERT INTO ${ks}.messages (conv, bucket, seq, sender, dev, cid, kind, ts, body, reply, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    insertClientId: `INSERT INTO ${ks}.client_ids (conv, sender, cid, seq) VALUES (?, ?, ?, ?) USING TTL ?`,
+    insertMessage: `INSERT INTO ${ks}.messages (conv, bucket, seq, sender, dev, cid, kind, ts, body, reply, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?`,
+    insertClientId: `INSERT INTO ${ks}.client_ids (conv, sender, cid, seq) VALUES (?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`,
+    undoMessage: `DELETE FROM ${ks}.messages USING TIMESTAMP ? WHERE conv = ? AND bucket = ? AND seq = ?`,
+    undoClientId: `DELETE FROM ${ks}.client_ids USING TIMESTAMP ? WHERE conv = ? AND sender = ? AND cid = ?`,
     getClientId: `SELECT seq FROM ${ks}.client_ids WHERE conv = ? AND sender = ? AND cid = ?`,
     indexBucket: `UPDATE ${ks}.conv_buckets USING TIMESTAMP ? SET first_seq = ? WHERE conv = ? AND bucket = ?`,
     bucketForSeq: `SELECT bucket FROM ${ks}.conv_buckets WHERE conv = ? AND first_seq <= ? LIMIT 1 ALLOW FILTERING`,
@@ -592,7 +809,7 @@ function statements(ks: string) {
     rangeAsc: `SELECT seq, sender, dev, cid, kind, ts, body, reply, target FROM ${ks}.messages WHERE conv = ? AND bucket = ? AND seq >= ? AND seq <= ? ORDER BY seq ASC`,
     rangeDesc: `SELECT seq, sender, dev, cid, kind, ts, body, reply, target FROM ${ks}.messages WHERE conv = ? AND bucket = ? AND seq >= ? AND seq <= ?`,
     lastInBucket: `SELECT seq FROM ${ks}.messages WHERE conv = ? AND bucket = ? LIMIT 1`,
-    redact: `DELETE body FROM ${ks}.messages WHERE conv = ? AND bucket = ? AND seq = ?`,
+    redact: `DELETE body FROM ${ks}.messages USING TIMESTAMP ? WHERE conv = ? AND bucket = ? AND seq = ?`,
 
     getCursors: `SELECT user_id, delivered, read_upto FROM ${ks}.receipt_cursors WHERE conv = ?`,
     setCursor: `UPDATE ${ks}.receipt_cursors SET delivered = ?, read_upto = ? WHERE conv = ? AND user_id = ?`,
@@ -635,6 +852,14 @@ function statements(ks: string) {
 
     putMedia: `INSERT INTO ${ks}.media (id, mime, size, owner, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`,
     getMedia: `SELECT mime, size, owner, created_at FROM ${ks}.media WHERE id = ?`,
+
+    journalIndex: `INSERT INTO ${ks}.journal_partitions (key, partition_nr) VALUES (?, ?)`,
+    journalInsert: `INSERT INTO ${ks}.journal (key, partition_nr, seq, data, tags, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+    journalPartitions: `SELECT partition_nr FROM ${ks}.journal_partitions WHERE key = ? AND partition_nr >= ?`,
+    journalRange: `SELECT seq, data, tags, created_at FROM ${ks}.journal WHERE key = ? AND partition_nr = ? AND seq > ?`,
+    snapshotInsert: `INSERT INTO ${ks}.snapshots (key, seq, data, created_at) VALUES (?, ?, ?, ?)`,
+    snapshotPrune: `DELETE FROM ${ks}.snapshots WHERE key = ? AND seq < ?`,
+    snapshotLatest: `SELECT seq, data, created_at FROM ${ks}.snapshots WHERE key = ? LIMIT 1`,
   };
 }
 
@@ -694,24 +919,45 @@ const RETRYABLE_CODES = new Set<number>([
   0x1700, // CAS write unknown (protocol v5)
 ]);
 
+/** Connection-level failures the driver reports as plain Errors (seen while a node restarts). */
+const CONNECTION_FAILURES = /^(No connection available|Connection closed|Connection was unable to STARTUP|The operation was already cancelled or timeout elapsed)/;
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTCONN', 'EAI_AGAIN']);
+
 /**
  * Availability failures become ParleyError('store_unavailable') (retryable for clients); anything else
  * (a bad statement: a bug) is passed through and surfaces as an internal error.
  */
 export function storeError(err: unknown, context = 'the message store is unavailable'): Error {
   if (err instanceof ParleyError) return err;
-  const e = err as Error;
+  const e = err as Error & { isSocketError?: boolean; code?: unknown };
   const unavailable =
     err instanceof errors.NoHostAvailableError ||
     err instanceof errors.OperationTimedOutError ||
     err instanceof errors.BusyConnectionError ||
     (err instanceof errors.ResponseError && RETRYABLE_CODES.has(err.code)) ||
     (err instanceof errors.DriverError && !(err instanceof errors.ResponseError) && !(err instanceof errors.ArgumentError) &&
-      !(err instanceof errors.AuthenticationError) && !(err instanceof errors.NotSupportedError));
+      !(err instanceof errors.AuthenticationError) && !(err instanceof errors.NotSupportedError)) ||
+    (err instanceof Error && !(err instanceof errors.DriverError) && (
+      e.isSocketError === true ||
+      (typeof e.code === 'string' && SOCKET_CODES.has(e.code)) ||
+      (e.constructor === Error && CONNECTION_FAILURES.test(e.message))
+    ));
   if (!unavailable) return e instanceof Error ? e : new Error(String(err));
   const out = new ParleyError('store_unavailable', `${context}; try again`);
   (out as Error & { cause?: unknown }).cause = err;
   return out;
+}
+
+/**
+ * True when the driver never put the request on a wire (every host was down, busy, or failed before the
+ * request was written): then it certainly was not applied.
+ */
+export function neverSent(err: unknown): boolean {
+  const e = err instanceof ParleyError ? (err as Error & { cause?: unknown }).cause : err;
+  if (!(e instanceof errors.NoHostAvailableError)) return false;
+  const tried = Object.values((e.innerErrors ?? {}) as Record<string, unknown>);
+  return tried.length > 0 && tried.every((x) =>
+    typeof x === 'string' || x instanceof errors.BusyConnectionError || (x as { requestNotWritten?: boolean } | null)?.requestNotWritten === true);
 }
 
 /** A consistency level by driver name (localQuorum), CQL name (LOCAL_QUORUM) or number. */

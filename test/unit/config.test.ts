@@ -1,0 +1,30 @@
+import t from 'tap';
+import { loadConfig } from '../../src/config.js';
+
+t.test('Scylla settings: defaults', async (t) => {
+  const c = loadConfig({});
+  t.equal(c.store, 'lmdb');
+  t.strictSame(c.scylla, {
+    contactPoints: ['127.0.0.1:9042'], localDataCenter: 'datacenter1', keyspace: 'parley',
+    replication: "{'class': 'SimpleStrategy', 'replication_factor': 1}", consistency: 'LOCAL_QUORUM', serialConsistency: 'LOCAL_SERIAL',
+    requestTimeoutMs: 12_000, connectTimeoutMs: 5_000, reconnectMaxDelayMs: 10_000,
+  });
+});
+
+t.test('Scylla settings: from the environment', async (t) => {
+  const c = loadConfig({
+    PARLEY_STORE: 'scylla', PARLEY_SCYLLA_CONTACT_POINTS: 'a:9042, b:9043', PARLEY_SCYLLA_DC: 'dc1', PARLEY_SCYLLA_KEYSPACE: 'chat',
+    PARLEY_SCYLLA_CONSISTENCY: 'QUORUM', PARLEY_SCYLLA_SERIAL_CONSISTENCY: 'SERIAL', PARLEY_SCYLLA_USERNAME: 'parley',
+    PARLEY_SCYLLA_PASSWORD: 's3cret', PARLEY_SCYLLA_REQUEST_TIMEOUT_MS: '4000', PARLEY_SCYLLA_CONNECT_TIMEOUT_MS: '2000',
+    PARLEY_SCYLLA_RECONNECT_MAX_MS: '1000',
+  });
+  t.equal(c.store, 'scylla');
+  t.match(c.scylla, {
+    contactPoints: ['a:9042', 'b:9043'], localDataCenter: 'dc1', keyspace: 'chat', consistency: 'QUORUM', serialConsistency: 'SERIAL',
+    credentials: { username: 'parley', password: 's3cret' }, requestTimeoutMs: 4000, connectTimeoutMs: 2000, reconnectMaxDelayMs: 1000,
+  });
+  t.notOk('credentials' in loadConfig({ PARLEY_SCYLLA_USERNAME: '' }).scylla, 'no username, no credentials');
+  t.throws(() => loadConfig({ PARLEY_SCYLLA_PASSWORD: 'x' }), /needs PARLEY_SCYLLA_USERNAME/);
+  t.throws(() => loadConfig({ PARLEY_SCYLLA_REQUEST_TIMEOUT_MS: '0' }), /must be positive/);
+  t.throws(() => loadConfig({ PARLEY_SCYLLA_RECONNECT_MAX_MS: 'soon' }), /non-negative number/);
+});
