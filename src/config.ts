@@ -8,6 +8,8 @@ export interface Config {
   port: number;
   dataDir: string;
   store: 'lmdb' | 'scylla';
+  /** LMDB: acks wait for the disk flush too (power-loss durable), not only the commit. */
+  lmdbFlush: boolean;
   scylla: {
     contactPoints: string[];
     localDataCenter: string;
@@ -71,6 +73,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: int(env, 'PARLEY_PORT', 8080),
     dataDir: env.PARLEY_DATA ?? join(process.cwd(), 'data'),
     store,
+    lmdbFlush: env.PARLEY_LMDB_FLUSH === '1',
     scylla: {
       contactPoints: (env.PARLEY_SCYLLA_CONTACT_POINTS ?? '127.0.0.1:9042').split(',').map((s) => s.trim()).filter(Boolean),
       localDataCenter: env.PARLEY_SCYLLA_DC ?? 'datacenter1',

@@ -6,7 +6,7 @@ import { ScyllaStore } from './scylla/scylla-store.js';
 
 /** The store a node runs on: embedded LMDB by default, ScyllaDB (or Cassandra) with PARLEY_STORE=scylla. */
 export async function openStore(cfg: Config): Promise<Store> {
-  if (cfg.store === 'lmdb') return new LmdbStore(join(cfg.dataDir, 'lmdb'));
+  if (cfg.store === 'lmdb') return new LmdbStore(join(cfg.dataDir, 'lmdb'), { flushEachWrite: cfg.lmdbFlush });
   const s = cfg.scylla;
   return ScyllaStore.open({
     contactPoints: s.contactPoints,

@@ -123,6 +123,7 @@ class SocketConnection implements Connection {
   readonly device: DeviceId;
   readonly session: ClientSession;
   closed = false;
+  private outbox: (Uint8Array | string)[] = [];
   private readonly format: WireFormat;
   private readonly bucket: TokenBucket;
 
@@ -153,24 +154,42 @@ class SocketConnection implements Connection {
     }
   }
 
+  /** Frames are queued and written once per event-loop turn, corked: one syscall for many frames. */
   send(frame: Outbound): boolean {
     if (this.closed) return false;
-    const data = frame.t === 'delivery' ? encodeDelivery(frame.ptr, frame.packed, this.format) : encodeFrame(frame as ServerFrame, this.format);
-    let status = 0;
-    this.ws.cork(() => { status = this.ws.send(data, typeof data !== 'string'); });
-    if (status === 2) {
-      // Over the backpressure cap: uWS closes the socket; the device resyncs by pointer when it returns.
-      this.metrics.count('ws_slow_consumer');
-      return false;
-    }
-    this.metrics.count('frames_out');
-    return !this.closed;
+    this.outbox.push(frame.t === 'delivery' ? encodeDelivery(frame.ptr, frame.packed, this.format) : encodeFrame(frame as ServerFrame, this.format));
+    if (this.outbox.length === 1) scheduleFlush(this);
+    return true;
+  }
+
+  flush(): void {
+    const frames = this.outbox;
+    this.outbox = [];
+    if (this.closed) return;
+    this.ws.cork(() => {
+      for (const data of frames) {
+        if (this.ws.send(data, typeof data !== 'string') === 2) {
+          // Over the backpressure cap: uWS closes the socket; the device resyncs by pointer when it returns.
+          this.metrics.count('ws_slow_consumer');
+          return;
+        }
+      }
+    });
+    this.metrics.count('frames_out', frames.length);
   }
 
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.ws.end(code, reason);
   }
+}
+
+const dirty: SocketConnection[] = [];
+function scheduleFlush(c: SocketConnection): void {
+  if (dirty.push(c) === 1) setImmediate(flushAll);
+}
+function flushAll(): void {
+  for (const c of dirty.splice(0)) c.flush();
 }
 
 /** Best effort: the rid/cid of a frame that failed validation, so the client can match the error. */
