@@ -4,7 +4,7 @@ import type { UserDeliver } from './messages.js';
 /** A stored message whose inbox writes are not all confirmed yet. */
 /** `ok` is false when the fan-out was abandoned (its conversation entity crashed): the sender must resend. */
 export type Done = (ok: boolean) => void;
-interface Pending { deliver: UserDeliver; waiting: Set<UserId>; done: Done[]; since: number }
+interface Pending { deliver: UserDeliver; waiting: Set<UserId>; done: Done[]; due: number; backoff: number }
 
 /**
  * A conversation's fan-out: each stored message goes to every recipient's user entity, which writes it
@@ -20,14 +20,14 @@ export class FanOut {
 
   constructor(
     private readonly send: (user: UserId, deliver: UserDeliver) => void,
-    private readonly retryMs = 2000,
+    private readonly retryMs = 5000,
   ) {}
 
   start(deliver: UserDeliver, recipients: UserId[], done: Done): void {
     if (recipients.length === 0) return done(true);
-    this.pending.set(deliver.seq, { deliver, waiting: new Set(recipients), done: [done], since: Date.now() });
+    this.pending.set(deliver.seq, { deliver, waiting: new Set(recipients), done: [done], due: Date.now() + this.retryMs, backoff: this.retryMs });
     for (const u of recipients) this.send(u, deliver);
-    this.timer ??= setInterval(() => this.retry(), this.retryMs);
+    this.timer ??= setInterval(() => this.retry(), Math.min(this.retryMs, 1000));
   }
 
   /** Runs `f` once `seq` is fully fanned out; false if it isn't fanning out (done long ago, or never). */
@@ -65,11 +65,13 @@ export class FanOut {
     for (const p of all) for (const f of p.done) f(false);
   }
 
+  /** Backs off (×2, up to a minute) so that an overloaded node is not handed its own work twice. */
   private retry(): void {
-    const cutoff = Date.now() - this.retryMs;
+    const now = Date.now();
     for (const p of this.pending.values()) {
-      if (p.since > cutoff) continue;
-      p.since = Date.now();
+      if (p.due > now) continue;
+      p.backoff = Math.min(p.backoff * 2, 60_000);
+      p.due = now + p.backoff;
       for (const u of p.waiting) this.send(u, { ...p.deliver, redelivery: true });
     }
   }

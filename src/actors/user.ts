@@ -13,6 +13,7 @@ export const SYNC_PAGE = 1000;
 /** Deliveries a device may leave unacknowledged before its socket is closed (it resyncs by pointer). */
 export const MAX_UNACKED = 10_000;
 const MAX_PRESENCE_SUBSCRIBERS = 10_000;
+const WRITTEN_MEMORY = 10_000;
 
 /** Close codes the node uses on client sockets. */
 export const CloseCodes = { replaced: 4001, restart: 1012, unacked: 4009, slow: 4008 } as const;
@@ -127,6 +128,13 @@ export class User implements Entity<UserMsg> {
     const { store, router, config } = this.deps;
     const expiresAt = Date.now() + config.inboxTtlMs;
     const mine = m.from === this.id;
+    const key = `${m.conv}/${m.seq}`;
+    if (m.redelivery && this.written.has(key) && !this.failed.has(key)) {
+      // This entity wrote it already; only the confirmation was slow or lost.
+      this.confirmFanned(m.conv, m.seq);
+      return;
+    }
+    this.failed.delete(key);
     const skip = m.redelivery ? await this.holders(m) : undefined;
     const writes: Promise<void>[] = [];
     let reached = false;
@@ -149,8 +157,17 @@ export class User implements Entity<UserMsg> {
       }
     }
     if (!reached && !mine && m.kind !== 'system' && !m.redelivery) this.notifyPush(m);
-    // A failed write is not confirmed: the conversation redelivers.
-    Promise.all(writes).then(() => this.confirmFanned(m.conv, m.seq), () => undefined);
+    this.remember(key);
+    // A failed write is not confirmed: the conversation redelivers, and the redelivery writes it again.
+    Promise.all(writes).then(() => this.confirmFanned(m.conv, m.seq), () => this.failed.add(key));
+  }
+
+  /** (conv/seq) this entity instance wrote to its inboxes, the last WRITTEN_MEMORY of them. */
+  private readonly written = new Set<string>();
+  private readonly failed = new Set<string>();
+  private remember(key: string): void {
+    this.written.add(key);
+    if (this.written.size > WRITTEN_MEMORY) this.written.delete(this.written.values().next().value!);
   }
 
   /** Devices that already hold a redelivered message: acked (the cursor says) or still in the inbox. */
