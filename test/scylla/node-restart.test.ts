@@ -129,9 +129,5 @@ t.test('a crash (SIGKILL) mid-traffic loses no message that was acked as sent', 
   t.equal(new Set(bob2.messages.map((m) => m.seq)).size, bob2.messages.length, 'no seq delivered twice');
   const got = new Set(bob2.messages.map((m) => m.cid));
   const undelivered = [...acked.keys()].filter((cid) => !got.has(cid));
-  // The inbox write for a recipient follows the sender's "sent" ack; a node killed between the two loses
-  // that inbox entry (the message is in history, but nothing re-delivers it). An actor-layer gap, reported.
-  t.strictSame(undelivered, [], 'every acked message reaches the offline recipient', {
-    todo: undelivered.length ? 'fan-out is not recovered after a node crash (src/actors)' : false,
-  });
+  t.strictSame(undelivered, [], 'every acked message reaches the offline recipient');
 });

@@ -1,9 +1,9 @@
 import t from 'tap';
 import type { Client } from 'cassandra-driver';
 import { Fixture } from '../helpers/fixture.js';
-import { waitFor, sleep } from '../helpers/clients.js';
+import { sleep } from '../helpers/clients.js';
 import { FreezableProxy, cqlAdmin, cqlContact, dropKeyspace, scyllaNodeEnv, testKeyspace } from '../helpers/cql.js';
-import { Traffic, logSummary } from '../helpers/traffic.js';
+import { OFFLINE_WAIT, Traffic, logSummary } from '../helpers/traffic.js';
 
 /**
  * Issue #4's fault test, the timeout: the node reaches the CQL server (PARLEY_CQL_CONTACT) through a proxy
@@ -43,25 +43,34 @@ t.test('a database that stops answering: timeouts become retryable errors; nothi
     ...(await Promise.all([0, 1, 2].map(async () => Traffic.pair(await f.device(t), await f.device(t))))),
     Traffic.pair(await f.device(t), await f.device(t, { connect: false }), true),
   ]);
+  t.teardown(() => traffic.halt());
   traffic.start();
-  await waitFor(() => traffic.ackedSince(0, 20) || undefined, 30_000, 'traffic before the freeze');
+  await traffic.until(() => traffic.ackedSince(0, 20), 30_000, 'traffic before the freeze');
 
   proxy.freeze();
   const frozenAt = Date.now();
-  await waitFor(() => traffic.errorCount('store_unavailable').every((n) => n >= 2) || undefined, 20_000, 'errors during the freeze');
+  await traffic.until(() => traffic.errorCount('store_unavailable', true).every((n) => n >= 2), 20_000, 'errors during the freeze');
   const firstErrorIn = Date.now() - frozenAt;
-  t.ok(firstErrorIn < 10_000, `every sender got store_unavailable (twice) within ${firstErrorIn} ms of the freeze`);
-  await sleep(4000);
-  t.equal(traffic.acksBetween(frozenAt + 500, Date.now()), 0, 'nothing is acked while the database does not answer');
+  t.ok(firstErrorIn < 10_000, `every sender to an online recipient got store_unavailable (twice) within ${firstErrorIn} ms of the freeze`);
+  await sleep(8000);
+  t.strictSame(traffic.newAcksBetween(frozenAt, Date.now()), [], 'no message sent during the freeze is acked while the database does not answer');
 
   proxy.thaw();
   const thawAt = Date.now();
-  await waitFor(() => traffic.ackedSince(thawAt, 1) || undefined, 30_000, 'acks after the thaw');
+  await traffic.until(() => traffic.ackedSince(thawAt, 1), 30_000, 'acks after the thaw');
   const recovered = traffic.recoveredAfter(thawAt);
   t.ok(recovered < 15_000, `every sender was acked again ${recovered} ms after the thaw`);
-  await waitFor(() => traffic.ackedSince(thawAt, 30) || undefined, 60_000, 'traffic after the thaw');
+  await traffic.until(() => traffic.ackedSince(thawAt, 30), 60_000, 'traffic after the thaw');
   await traffic.stop();
 
+  // A send during the freeze (over 11 s) is answered (an error, or the tick of a message stored just before
+  // it) within a few request timeouts, not when the database is back.
+  const waits = traffic.longestWait(frozenAt - 2000, thawAt);
+  t.comment(`frozen for ${((thawAt - frozenAt) / 1000).toFixed(1)} s`);
+  for (const [i, p] of traffic.pairs.entries()) {
+    const ok = waits[i]! <= 9000;
+    t.ok(ok, `pair ${i}: every send during the freeze was answered within 9 s (longest ${waits[i]} ms)`, { todo: !ok && p.offline ? OFFLINE_WAIT : false });
+  }
   await traffic.verify(t);
   // Whether an append was on the wire at the moment of the freeze is up to timing; when one was, its late
   // write was rolled back and the checks above show it stayed invisible. (scylla.test.ts forces the case.)

@@ -5,6 +5,7 @@ import { ScyllaStore, consistency, scratchKeyspace, storeError } from '../../src
 import { DAY_MS, MIN_REGISTER_BASE, bucketOf, ttlUntil } from '../../src/store/scylla/buckets.js';
 import { MIGRATIONS, SCHEMA_VERSION, migrate, replicationCql } from '../../src/store/scylla/schema.js';
 import { runStoreConformance } from './conformance.js';
+import { setLogLevel } from '../../src/log.js';
 
 /**
  * The Store conformance suite against a real CQL server (ScyllaDB or Apache Cassandra), plus what only
@@ -15,6 +16,9 @@ import { runStoreConformance } from './conformance.js';
  * PARLEY_CQL_CONTACT (default 127.0.0.1:9042) and PARLEY_CQL_DATACENTER (default datacenter1) say where.
  * Every run works in a keyspace of its own and drops it at the end.
  */
+// The fault-injection test below makes the store warn on purpose.
+setLogLevel('error');
+
 const contact = process.env.PARLEY_CQL_CONTACT ?? '127.0.0.1:9042';
 const localDataCenter = process.env.PARLEY_CQL_DATACENTER ?? 'datacenter1';
 const keyspace = scratchKeyspace();
