@@ -191,15 +191,20 @@ export class Conversation implements Entity<ConvMsg> {
     const next = { delivered: Math.max(c.delivered, upTo), read: read ? Math.max(c.read, upTo) : c.read };
     if (next.delivered === c.delivered && next.read === c.read) return;
     this.cursors.set(user, next);
-    this.deps.store.setCursor(this.id, user, next).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
-    if (next.delivered > c.delivered) this.tellSenders(user, 'delivered', c.delivered, next.delivered);
-    if (next.read > c.read) this.tellSenders(user, 'read', c.read, next.read);
+    // Receipts go out once the cursor is stored, so a tick a sender saw survives a restart.
+    const stored = this.deps.store.setCursor(this.id, user, next).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
+    const then = (f: () => void) => void stored.then(f);
+    if (next.delivered > c.delivered) then(() => this.tellSenders(user, 'delivered', c.delivered, next.delivered));
+    if (next.read > c.read) then(() => this.tellSenders(user, 'read', c.read, next.read));
     if (this.isGroup) {
       const senderOf = (s: number) => this.recent.get(s)?.from;
       const d = allWatermark(this.deliveredAll, (u) => this.cursors.get(u)?.delivered ?? 0, this.members.keys(), senderOf, this.lastSeq);
-      if (d > this.deliveredAll) { this.tellSenders(undefined, 'delivered_all', this.deliveredAll, d); this.deliveredAll = d; }
       const r = allWatermark(this.readAll, (u) => this.cursors.get(u)?.read ?? 0, this.members.keys(), senderOf, this.lastSeq);
-      if (r > this.readAll) { this.tellSenders(undefined, 'read_all', this.readAll, r); this.readAll = r; }
+      const [d0, r0] = [this.deliveredAll, this.readAll];
+      this.deliveredAll = d;
+      this.readAll = r;
+      if (d > d0) then(() => this.tellSenders(undefined, 'delivered_all', d0, d));
+      if (r > r0) then(() => this.tellSenders(undefined, 'read_all', r0, r));
     }
   }
 
