@@ -92,7 +92,6 @@ const newCounters = (): Counters => ({ sent: 0, acked: 0, expected: 0, delivered
 // ---- state of this worker ---------------------------------------------------------------------------------
 
 let kind: TargetKind = 'parley';
-let baseUrl = '';
 let wsBase = '';
 let addresses: string[] = ['127.0.0.1'];
 let frameBytes = 100;
@@ -125,7 +124,7 @@ function delivered(vu: Vu, streamId: number, n: number, tUs: number, now: number
   const s = streams.get(streamId)!;
   const left = s.remaining.get(n);
   if (left !== undefined) {
-    if (left <= 1) { s.remaining.delete(n); slotFreed(s, 'delivery'); } else s.remaining.set(n, left - 1);
+    if (left <= 1) { s.remaining.delete(n); slotFreed(s); } else s.remaining.set(n, left - 1);
   }
 }
 
@@ -135,7 +134,7 @@ function acknowledged(s: Stream, n: number, tUs: number): void {
   c.acked++;
   c.expected += s.recipientsOf(senderOfN(s, n));
   if (tUs >= recordFromUs && kind === 'parley') ackHist.recordValue(Math.max(1, Math.round(monoUs() - tUs)));
-  if (active?.cmd.gate === 'ack') slotFreed(s, 'ack');
+  if (active?.cmd.gate === 'ack') slotFreed(s);
 }
 
 function senderOfN(s: Stream, n: number): Vu {
@@ -145,10 +144,10 @@ function senderOfN(s: Stream, n: number): Vu {
 function failedSend(s: Stream, n: number): void {
   if (!s.failed.set(n)) return;
   c.failed++;
-  if (s.remaining.delete(n) || active?.cmd.gate === 'ack') slotFreed(s, 'failure');
+  if (s.remaining.delete(n) || active?.cmd.gate === 'ack') slotFreed(s);
 }
 
-function slotFreed(s: Stream, _why: string): void {
+function slotFreed(s: Stream): void {
   if (s.inflight > 0) s.inflight--;
   const a = active;
   if (!a || a.cmd.mode !== 'closed' || a.stopped) return;
@@ -386,8 +385,7 @@ let textPad = '';
 
 function setup(cmd: SetupCmd): unknown {
   kind = cmd.kind;
-  baseUrl = cmd.url;
-  wsBase = baseUrl.replace(/^http/, 'ws');
+  wsBase = cmd.url.replace(/^http/, 'ws');
   addresses = cmd.addresses.length ? cmd.addresses : ['127.0.0.1'];
   frameBytes = cmd.frameBytes;
   connectConcurrency = cmd.connectConcurrency;
@@ -617,4 +615,3 @@ process.on('message', (msg: WorkerCmd & { id: number }) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
-void baseUrl;

@@ -21,10 +21,11 @@ const M = { top: 58, right: 16, bottom: 48, left: 62 };
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-function niceMax(v: number): number {
+/** The smallest of 1, 2, 2.5, 5 × 10^k at or above v: a tick step people read easily. */
+function niceStep(v: number): number {
   if (!(v > 0)) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v) return m * p;
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
 
@@ -50,9 +51,10 @@ function panel(p: Panel, x0: number, y0: number): string {
     ticks = [];
     for (let t = lo; t <= hi * 1.0001; t *= 10) ticks.push(t);
   } else {
-    const max = niceMax(rawMax * 1.08);
+    const step = niceStep((rawMax * 1.08) / 4);
+    const max = step * Math.max(1, Math.ceil((rawMax * 1.08) / step));
     y = (v) => M.top + ph - (v / max) * ph;
-    ticks = Array.from({ length: 5 }, (_, i) => (max * i) / 4);
+    ticks = Array.from({ length: Math.round(max / step) + 1 }, (_, i) => step * i);
   }
   out.push(`<g transform="translate(${x0},${y0})">`);
   out.push(`<rect x="0.5" y="0.5" width="${W - 1}" height="${H - 1}" rx="8" fill="#fff" stroke="#e5e7eb"/>`);
@@ -61,7 +63,7 @@ function panel(p: Panel, x0: number, y0: number): string {
   for (const t of ticks) {
     const yy = y(t);
     out.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${yy}" y2="${yy}" stroke="#f3f4f6"/>`);
-    out.push(`<text x="${M.left - 6}" y="${yy + 4}" font-size="10.5" text-anchor="end" fill="#6b7280">${fmtValue(t, t < 10 && t % 1 ? 1 : 0)}</text>`);
+    out.push(`<text x="${M.left - 6}" y="${yy + 4}" font-size="10.5" text-anchor="end" fill="#6b7280">${fmtValue(t, t % 1 ? 1 : 0)}</text>`);
   }
   out.push(`<text transform="translate(14,${M.top + ph / 2}) rotate(-90)" font-size="10.5" text-anchor="middle" fill="#6b7280">${esc(p.unit)}${p.log ? ' (log)' : ''}</text>`);
   out.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${M.top + ph}" y2="${M.top + ph}" stroke="#9ca3af"/>`);

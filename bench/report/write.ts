@@ -95,8 +95,9 @@ export function scenarioChart(r: ScenarioResult): string {
     return p ? f(p) : null;
   };
   if (r.scenario === 'relay') {
-    const all = labelsOf(() => true);
-    const fixed = labelsOf((p) => p.mode === 'rate');
+    const rateOf = (l: string) => T.flatMap((t) => t.points).find((p) => p.label === l)?.offered_per_s ?? Infinity;
+    const fixed = labelsOf((p) => p.mode === 'rate').sort((a, b) => rateOf(a) - rateOf(b));
+    const all = [...fixed, ...labelsOf((p) => p.mode === 'closed')];
     panels.push({ title: 'Server CPU per delivered message', subtitle: 'µs of the server process\'s CPU · lower is better', categories: all, unit: 'µs / message', series: series(T, (t) => all.map((l) => val(t, l, (p) => p.server_cpu_us_per_msg))) });
     panels.push({ title: 'p99 latency at fixed offered rates', subtitle: 'send → delivery, coordinated omission corrected · lower is better', categories: fixed, unit: 'ms', log: true, line: { value: 10, label: 'target 10 ms' }, series: series(T, (t) => fixed.map((l) => val(t, l, (p) => p.p99_ms))) });
     panels.push({ title: 'Throughput at saturation', subtitle: 'delivered messages/s, closed loop · higher is better', categories: ['saturation'], unit: 'messages / s', series: series(T, (t) => [val(t, 'saturation', (p) => p.delivered_per_s)]) });
@@ -148,6 +149,9 @@ export function writeIndex(out: string): void {
     '',
     'Charts: ' + SCENARIO_ORDER.filter((s) => existsSync(join(out, `${s}.svg`))).map((s) => `[${s}](${s}.svg)`).join(' · '),
     '',
+    ...(SCENARIO_ORDER.some((s) => existsSync(join(out, `profile-${s}.md`)))
+      ? ['CPU profiles of the Parley node (`--profile`): ' + SCENARIO_ORDER.filter((s) => existsSync(join(out, `profile-${s}.md`))).map((s) => `[${s}](profile-${s}.md)`).join(' · '), '']
+      : []),
   ].join('\n');
   writeFileSync(join(out, 'README.md'), md);
 }
