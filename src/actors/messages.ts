@@ -1,4 +1,4 @@
-import type { ConversationId, DeviceId, GroupId, UserId } from '../protocol/ids.js';
+import type { ConversationId, DeviceId, UserId } from '../protocol/ids.js';
 import type {
   Body, ClientMessageKind, LastSeenPrivacy, MessageKind, PushPlatform, ServerFrame,
 } from '../protocol/frames.js';
@@ -70,4 +70,3 @@ export type GroupMsg = GroupCreate | GroupMembers | GroupAdmin | GroupRename | G
 export interface EntityMessages { user: UserMsg; conv: ConvMsg; group: GroupMsg }
 export type EntityType = keyof EntityMessages;
 export type AnyEntityMsg = EntityMessages[EntityType];
-export type { GroupId };

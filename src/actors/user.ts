@@ -308,7 +308,6 @@ export class User implements Entity<UserMsg> {
   }
 
   private subscribe(m: UserPresenceSub): void {
-    if (m.t === 'presence.unsub') return;
     if (this.subscribers.size >= MAX_PRESENCE_SUBSCRIBERS) throw new ParleyError('rate_limited', 'too many presence subscribers for this user');
     this.subscribers.set(connKey(m.conn), { conn: m.conn, viewer: m.viewer });
     this.deps.router.toConnection(m.conn, this.presenceFor(m.viewer));
