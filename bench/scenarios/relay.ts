@@ -112,7 +112,7 @@ export function relayResult(ctx: BenchContext, o: ScenarioOptions, started: stri
     memory_vs_uws: ratio(parley?.memory?.rss_bytes_per_conn, uws?.memory?.rss_bytes_per_conn),
     memory_vs_socketio: ratio(parley?.memory?.rss_bytes_per_conn, sio?.memory?.rss_bytes_per_conn),
   };
-  for (const r of o.rates ?? []) {
+  for (const r of (config.rates as number[] | undefined) ?? o.rates ?? []) {
     const l = `${r.toLocaleString('en-US')}/s`;
     ratios[`cpu_vs_uws_at_${r}`] = ratio(at(parley, l)?.server_cpu_us_per_msg, at(uws, l)?.server_cpu_us_per_msg);
     ratios[`cpu_vs_socketio_at_${r}`] = ratio(at(parley, l)?.server_cpu_us_per_msg, at(sio, l)?.server_cpu_us_per_msg);
