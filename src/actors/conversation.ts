@@ -133,7 +133,7 @@ export class Conversation implements Entity<ConvMsg> {
   private append(message: Message, recipients: UserId[], origin?: ConvSend, cidKey?: string): void {
     const { store, router } = this.deps;
     const packed = pack(message);
-    const writes = [store.appendMessage(message)];
+    const writes = [store.appendMessage(message, packed)];
     if (message.kind === 'delete') writes.push(store.redactMessage(this.id, message.target!));
     const durable = Promise.all(writes);
     if (cidKey) this.rememberCid(cidKey, message.seq, message.ts, durable);
@@ -219,7 +219,7 @@ export class Conversation implements Entity<ConvMsg> {
       if (status === 'read') senders.add(user);
     }
     const frame = { t: 'receipt' as const, conv: this.id, status, upTo, ...(user ? { user } : {}) };
-    for (const s of senders) this.deps.router.tell('user', s, { t: 'push', frame });
+    for (const s of senders) this.deps.router.toUser(s, frame);
   }
 
   private minCursor(kind: keyof ReceiptCursor): number {
@@ -233,7 +233,7 @@ export class Conversation implements Entity<ConvMsg> {
   private typing(m: ConvTyping): void {
     if (!this.members.has(m.user)) return;
     const frame = { t: 'typing' as const, conv: this.id, user: m.user, on: m.on };
-    for (const u of this.members.keys()) if (u !== m.user) this.deps.router.tell('user', u, { t: 'push', frame });
+    for (const u of this.members.keys()) if (u !== m.user) this.deps.router.toUser(u, frame);
   }
 
   private async history(m: ConvHistory): Promise<void> {

@@ -1,6 +1,6 @@
 import type { ConversationId, DeviceId, UserId } from '../protocol/ids.js';
 import type {
-  Body, ClientMessageKind, LastSeenPrivacy, MessageKind, PushPlatform, ServerFrame,
+  Body, ClientMessageKind, LastSeenPrivacy, MessageKind, PushPlatform,
 } from '../protocol/frames.js';
 import type { ConnRef, ReplyTo } from '../transport/router.js';
 import type { HistoryQuery } from '../store/store.js';
@@ -45,8 +45,6 @@ export interface UserDeliver extends Envelope {
   /** On a redelivery: the user's delivered cursor in the conversation (acked messages are gone from inboxes). */
   deliveredUpTo?: number;
 }
-/** A transient frame (receipt, typing, presence) for whichever devices are online; never stored. */
-export interface UserPush extends Envelope { t: 'push'; frame: ServerFrame; exceptDevice?: DeviceId }
 export interface UserPresenceSub extends Envelope { t: 'presence.sub' | 'presence.unsub'; viewer: UserId; conn: ConnRef }
 export interface UserProfileSet extends Envelope { t: 'profile.set'; reply: ReplyTo; name?: string; avatar?: string }
 export interface UserProfileGet extends Envelope { t: 'profile.get'; reply: ReplyTo; viewer: UserId }
@@ -56,7 +54,7 @@ export interface UserPushRegister extends Envelope { t: 'push.register'; reply: 
 /** From accounts: a device was signed in for this user; from now on its inbox receives the user's messages. */
 export interface UserDeviceAdded extends Envelope { t: 'device.added'; device: DeviceId }
 export type UserMsg =
-  | UserAttach | UserDetach | UserSync | UserAck | UserDeliver | UserPush | UserPresenceSub
+  | UserAttach | UserDetach | UserSync | UserAck | UserDeliver | UserPresenceSub
   | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded;
 
 // ---- group ----

@@ -47,6 +47,10 @@ export type ErrorAnswer = (msg: Envelope, err: unknown) => void;
 
 const CRASH_WINDOW_MS = 10_000;
 const MAX_CRASHES_IN_WINDOW = 5;
+/** Messages one actor turn may take before yielding to the other actors (Akka's dispatcher throughput). */
+const THROUGHPUT = 64;
+/** What the nact actor receives: "your queue has work". The messages themselves wait in the region. */
+const DRAIN = Object.freeze({ t: 'drain' as const });
 
 /**
  * A region owns the entities of one kind on this node (Akka's ShardRegion): it spawns an entity's actor on
@@ -54,6 +58,11 @@ const MAX_CRASHES_IN_WINDOW = 5;
  * follows active users, not all users. A crash answers the failed message with an error and restarts the
  * entity empty; its next message reloads it from the store. Five crashes in ten seconds stop it instead,
  * until a later message spawns it afresh.
+ *
+ * Messages queue here, per entity, and the entity's nact actor is sent one DRAIN token while any wait; one
+ * actor turn then handles up to THROUGHPUT of them in order, one at a time. A nact dispatch costs an event
+ * loop turn and a fresh context per message, which at eight hops a chat message was the largest single cost
+ * of the message path (bench/results/README.md); the actor's semantics are unchanged.
  */
 export class Region<M extends Envelope> {
   private readonly supervisor: Ref<never>;
@@ -77,62 +86,84 @@ export class Region<M extends Envelope> {
   tell(id: string, msg: M): void {
     let e = this.live.get(id);
     if (!e) {
-      e = { ref: undefined as unknown as Ref<M>, lastUsed: 0, crashes: [], inFlight: 0 };
+      e = { ref: undefined as unknown as Ref<unknown>, lastUsed: 0, crashes: [], queue: [], scheduled: false };
       e.ref = this.spawnEntity(id, e);
       this.live.set(id, e);
       this.stats.spawned++;
     }
     e.lastUsed = Date.now();
-    e.inFlight++;
-    dispatch(e.ref, msg);
+    e.queue.push(msg);
+    if (!e.scheduled) {
+      e.scheduled = true;
+      dispatch(e.ref, DRAIN);
+    }
   }
 
   snapshot(): RegionStats & { ids: string[] } {
     return { ...this.stats, active: this.live.size, ids: [...this.live.keys()].slice(0, 1000) };
   }
 
-  /** Messages dispatched to this region's entities and not yet handled. */
+  /** Messages sent to this region's entities and not yet handled. */
   inFlight(): number {
     let n = 0;
-    for (const e of this.live.values()) n += e.inFlight;
+    for (const e of this.live.values()) n += e.queue.length;
     return n;
   }
 
   stopAll(): void {
     clearInterval(this.sweeper);
-    for (const e of this.live.values()) stop(e.ref);
+    for (const e of this.live.values()) {
+      e.entity?.dispose?.();
+      stop(e.ref);
+    }
     this.live.clear();
   }
 
-  private spawnEntity(id: string, live: Live<M>): Ref<M> {
+  private spawnEntity(id: string, live: Live<M>): Ref<unknown> {
     const actorName = id.replace(/[^a-z0-9._-]/gi, '_');
     const kind = this.kind;
     const journal = isJournaled(kind) ? kind.journal : undefined;
-    const handle = async (state: Entity<M> | undefined, msg: M, ctx: ActorContext<M, Ref<never>> & { recovering?: boolean; persist?: (e: unknown) => Promise<void> }): Promise<Entity<M> | undefined> => {
+    type Ctx = ActorContext<unknown, Ref<never>> & { recovering?: boolean; persist?: (e: unknown) => Promise<void> };
+    const handle = async (state: Entity<M> | undefined, msg: unknown, ctx: Ctx): Promise<Entity<M> | undefined> => {
       if (journal && ctx.recovering) {
+        // Replaying the journal: `msg` is a stored event, not a token.
         const e = (state as JournaledEntity<M> | undefined) ?? journal.create(id);
         e.apply(msg);
         return e;
       }
       let entity = state;
-      try {
-        this.faults?.strike(kind.type, id);
-        entity ??= journal ? journal.create(id) : await kind.load(id);
-        if (journal) (entity as JournaledEntity<M>).persist = ctx.persist;
-        live.entity = entity;
-        await entity.handle(msg);
-      } catch (err) {
-        if (!(err instanceof ParleyError)) throw err; // a crash: the supervisor decides
-        this.answerError(msg, err);
-      } finally {
-        live.inFlight--;
+      const queue = live.queue;
+      for (let n = 0; n < THROUGHPUT && queue.length > 0; n++) {
+        const m = queue[0]!;
+        try {
+          this.faults?.strike(kind.type, id);
+          entity ??= journal ? journal.create(id) : await kind.load(id);
+          if (journal) (entity as JournaledEntity<M>).persist = ctx.persist;
+          live.entity = entity;
+          const done = entity.handle(m);
+          if (done) await done;
+        } catch (err) {
+          queue.shift();
+          if (!(err instanceof ParleyError)) {
+            live.failed = m;
+            throw err; // a crash: the supervisor decides
+          }
+          this.answerError(m, err);
+          continue;
+        }
+        queue.shift();
       }
+      // More queued (or queued meanwhile): one more token, so other actors get their turn in between.
+      if (queue.length > 0) dispatch(live.ref, DRAIN);
+      else live.scheduled = false;
       return entity;
     };
-    const onCrash = (msg: M | undefined, err: Error | undefined, ctx: SupervisionContext<M, Ref<never>>): symbol => {
+    const onCrash = (_token: unknown, err: Error | undefined, ctx: SupervisionContext<unknown, Ref<never>>): symbol => {
       this.stats.crashes++;
       log('error', 'entity crashed', { type: this.kind.type, id, error: err?.stack ?? String(err) });
-      if (msg) this.answerError(msg, err);
+      const failed = live.failed;
+      live.failed = undefined;
+      if (failed) this.answerError(failed, err);
       live.entity?.dispose?.();
       live.entity = undefined;
       this.kind.onCrash?.(id);
@@ -145,25 +176,28 @@ export class Region<M extends Envelope> {
           this.live.delete(id);
           this.stats.stopped++;
           // Messages still queued behind the crash are answered, not dropped.
-          for (const queued of ctx.mailbox as unknown as { message: M }[]) this.answerError(queued.message, err);
+          for (const queued of live.queue.splice(0)) this.answerError(queued, err);
           return ctx.stop as symbol;
         }
       }
+      // The entity restarts empty and goes on with what is still queued.
+      if (live.queue.length > 0) dispatch(live.ref, DRAIN);
+      else live.scheduled = false;
       return ctx.reset as symbol;
     };
-    if (!journal) return spawn(this.supervisor, handle, actorName, { onCrash }) as Ref<M>;
+    if (!journal) return spawn(this.supervisor, handle, actorName, { onCrash }) as Ref<unknown>;
     return spawnPersistent(this.supervisor, handle, `${kind.type}:${id}`, actorName, {
       onCrash,
       snapshotEvery: journal.snapshotEvery,
       snapshotEncoder: (e: Entity<M> | undefined) => (e as JournaledEntity<M> | undefined)?.snapshot(),
       snapshotDecoder: (data: unknown) => { const e = journal.create(id); e.restore(data); return e; },
-    }) as Ref<M>;
+    }) as Ref<unknown>;
   }
 
   private passivateIdle(): void {
     const cutoff = Date.now() - this.passivateAfterMs;
     for (const [id, e] of this.live) {
-      if (e.lastUsed > cutoff || e.inFlight > 0) continue;
+      if (e.lastUsed > cutoff || e.scheduled) continue;
       if (e.entity?.canPassivate && !e.entity.canPassivate()) continue;
       e.entity?.dispose?.();
       this.live.delete(id);
@@ -173,4 +207,15 @@ export class Region<M extends Envelope> {
   }
 }
 
-interface Live<M> { ref: Ref<M>; lastUsed: number; crashes: number[]; inFlight: number; entity?: Entity<M> }
+interface Live<M> {
+  ref: Ref<unknown>;
+  lastUsed: number;
+  crashes: number[];
+  /** Waiting for the actor, in arrival order; the head is the message in hand. */
+  queue: M[];
+  /** A DRAIN token is in the actor's mailbox or being handled. */
+  scheduled: boolean;
+  /** The message whose handler crashed, for the supervisor to answer. */
+  failed?: M;
+  entity?: Entity<M>;
+}

@@ -14,6 +14,7 @@ export const SYNC_PAGE = 1000;
 export const MAX_UNACKED = 10_000;
 const MAX_PRESENCE_SUBSCRIBERS = 10_000;
 const WRITTEN_MEMORY = 10_000;
+const ACK_STORE_DELAY_MS = 1000;
 
 /** Close codes the node uses on client sockets. */
 export const CloseCodes = { replaced: 4001, restart: 1012, unacked: 4009, slow: 4008 } as const;
@@ -77,11 +78,14 @@ export class User implements Entity<UserMsg> {
     return !this.online() && this.subscribers.size === 0;
   }
 
+  dispose(): void {
+    this.storeAcks();
+  }
+
   handle(msg: UserMsg): Promise<void> | void {
     switch (msg.t) {
       case 'deliver': return this.deliver(msg);
       case 'ack': return this.ack(msg);
-      case 'push': return this.pushFrame(msg.frame, msg.exceptDevice);
       case 'attach': return this.attach(msg);
       case 'detach': return this.detach(msg);
       case 'sync': return this.sync(msg);
@@ -208,7 +212,7 @@ export class User implements Entity<UserMsg> {
     this.ackUpTo(dev, Math.min(m.ptr, dev.next));
   }
 
-  /** Cumulative: everything up to ptr reached the device. The inbox forgets it; senders learn "delivered". */
+  /** Cumulative: everything up to ptr reached the device. Senders learn "delivered"; the inbox forgets it soon. */
   private ackUpTo(dev: DeviceState, ptr: number): void {
     if (ptr <= dev.acked) return;
     const upTo = new Map<ConversationId, number>();
@@ -218,12 +222,32 @@ export class User implements Entity<UserMsg> {
       if (!e.mine) upTo.set(e.conv, Math.max(upTo.get(e.conv) ?? 0, e.seq));
     }
     dev.acked = ptr;
-    const key = deviceKey(this.id, dev.rec.id);
-    const { store, router } = this.deps;
-    dev.lastWrite = dev.lastWrite
-      .then(() => Promise.all([store.inboxDeleteUpTo(key, ptr), store.setDeviceAcked(this.id, dev.rec.id, ptr)]))
-      .catch((err) => log('warn', 'inbox ack not stored', { user: this.id, error: String(err) }));
-    for (const [conv, seq] of upTo) router.tell('conv', conv, { t: 'delivered', user: this.id, upTo: seq });
+    this.ackDirty.add(dev);
+    this.ackFlush ??= setTimeout(() => this.storeAcks(), ACK_STORE_DELAY_MS).unref();
+    for (const [conv, seq] of upTo) this.deps.router.tell('conv', conv, { t: 'delivered', user: this.id, upTo: seq });
+  }
+
+  /**
+   * Acked entries leave the inbox (and the device record its acked ptr) in one write per device at most once
+   * per ACK_STORE_DELAY_MS, not one per ack: a delete for each message would double the store's writes.
+   * Reads start after the in-memory acked ptr, so entries waiting to be deleted are never delivered twice
+   * while this entity lives; after a node failure up to that delay's worth may be (the client drops them by
+   * conv and seq).
+   */
+  private readonly ackDirty = new Set<DeviceState>();
+  private ackFlush?: NodeJS.Timeout;
+  private storeAcks(): void {
+    clearTimeout(this.ackFlush);
+    this.ackFlush = undefined;
+    const { store } = this.deps;
+    for (const dev of this.ackDirty) {
+      const key = deviceKey(this.id, dev.rec.id);
+      const ptr = dev.acked;
+      dev.lastWrite = dev.lastWrite
+        .then(() => Promise.all([store.inboxDeleteUpTo(key, ptr), store.setDeviceAcked(this.id, dev.rec.id, ptr)]))
+        .catch((err) => log('warn', 'inbox ack not stored', { user: this.id, error: String(err) }));
+    }
+    this.ackDirty.clear();
   }
 
   // ---- sockets ----
@@ -251,6 +275,7 @@ export class User implements Entity<UserMsg> {
     dev.conn = undefined;
     dev.synced = false;
     dev.pending.clear();
+    this.storeAcks();
     if (!this.online()) {
       this.lastSeen = Date.now();
       this.deps.store.setLastSeen(this.id, this.lastSeen).catch((err) => log('warn', 'last seen not stored', { error: String(err) }));
@@ -291,13 +316,6 @@ export class User implements Entity<UserMsg> {
       this.devices.set(id, dev);
     }
     return dev;
-  }
-
-  private pushFrame(frame: Parameters<ActorDeps['router']['toConnection']>[1], exceptDevice?: DeviceId): void {
-    for (const [did, dev] of this.devices) {
-      if (did === exceptDevice || !dev.conn || !dev.synced) continue;
-      if (!this.deps.router.toConnection(dev.conn, frame)) this.release(dev);
-    }
   }
 
   // ---- presence ----

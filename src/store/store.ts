@@ -18,8 +18,9 @@ export interface Store {
    * a replica gone mid-write): the store rolls that part back before it answers any read of the conversation
    * again, so a resend of the cid is never matched to a copy nobody was told about. A seq whose append
    * succeeded is never appended again by its conversation, so the rollback only ever removes the failed attempt.
+   * `packed`, when given, is `m` as msgpack (packed once for delivery): a store that keeps bytes reuses it.
    */
-  appendMessage(m: Message): Promise<void>;
+  appendMessage(m: Message, packed?: Uint8Array): Promise<void>;
   getMessage(conv: ConversationId, seq: number): Promise<Message | undefined>;
   /**
    * Ascending by seq. `before`/`after` bound seq (exclusive), `from`/`until` bound ts (inclusive).

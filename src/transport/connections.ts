@@ -36,5 +36,6 @@ export class ConnectionRegistry {
   }
 
   ofUser(user: UserId): Connection[] { return [...(this.byUser.get(user) ?? [])]; }
+  forUser(user: UserId, f: (c: Connection) => void): void { this.byUser.get(user)?.forEach(f); }
   all(): IterableIterator<Connection> { return this.byId.values(); }
 }

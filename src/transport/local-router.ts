@@ -1,6 +1,7 @@
 import type { ActorSystemRef } from 'nact';
 import { ParleyError, errorFrame, toErrorBody } from '../protocol/errors.js';
 import type { UserId } from '../protocol/ids.js';
+import type { ServerFrame } from '../protocol/frames.js';
 import { Region, type EntityKind, type RegionStats } from '../actors/region.js';
 import type { EntityMessages, EntityType, Envelope } from '../actors/messages.js';
 import type { ConnectionRegistry } from './connections.js';
@@ -63,6 +64,10 @@ export class LocalRouter implements Router {
   toConnection(conn: ConnRef, frame: Outbound): boolean {
     const c = this.conns.get(conn.id);
     return c ? c.send(frame) : false;
+  }
+
+  toUser(user: UserId, frame: ServerFrame): void {
+    this.conns.forUser(user, (c) => c.send(frame));
   }
 
   closeConnection(conn: ConnRef, code: number, reason: string): void {

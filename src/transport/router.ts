@@ -18,6 +18,13 @@ export interface Router {
   reply(to: ReplyTo, result: Reply): void;
   /** To one client socket, on whichever node holds it. False when that connection is gone. */
   toConnection(conn: ConnRef, frame: Outbound): boolean;
+  /**
+   * A transient frame (receipt, typing) to every socket the user has open, on whichever nodes hold them;
+   * nothing is stored and an offline user simply misses it. Not through the user's entity: a receipt is one
+   * hop less on every message. The cluster router publishes it on the user's subject, which each node
+   * holding one of the user's sockets subscribes to (Phoenix.PubSub's model).
+   */
+  toUser(user: UserId, frame: ServerFrame): void;
   /** Closes one socket (replaced by a newer one of the same device, or misbehaving). */
   closeConnection(conn: ConnRef, code: number, reason: string): void;
   /** Closes every socket of a user, so its devices reconnect and resync (after a user actor restart). */

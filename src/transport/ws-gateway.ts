@@ -180,6 +180,7 @@ class SocketConnection implements Connection {
 
   close(code: number, reason: string): void {
     if (this.closed) return;
+    this.flush(); // frames sent before the close go out before it
     this.ws.end(code, reason);
   }
 }
