@@ -1,6 +1,6 @@
 import { ParleyError, errorFrame } from '../protocol/errors.js';
 import { parseConversationId, type ConversationId, type UserId } from '../protocol/ids.js';
-import type { Message, ReceiptStatus } from '../protocol/frames.js';
+import type { Message, ReceiptStatus, SentFrame } from '../protocol/frames.js';
 import { pack } from '../protocol/codec.js';
 import type { ReceiptCursor } from '../store/store.js';
 import { log } from '../log.js';
@@ -133,9 +133,8 @@ export class Conversation implements Entity<ConvMsg> {
   private append(message: Message, recipients: UserId[], origin?: ConvSend, cidKey?: string): void {
     const { store, router } = this.deps;
     const packed = pack(message);
-    const writes = [store.appendMessage(message, packed)];
-    if (message.kind === 'delete') writes.push(store.redactMessage(this.id, message.target!));
-    const durable = Promise.all(writes);
+    const stored = store.appendMessage(message, packed);
+    const durable = message.kind === 'delete' ? Promise.all([stored, store.redactMessage(this.id, message.target!)]) : stored;
     if (cidKey) this.rememberCid(cidKey, message.seq, message.ts, durable);
     durable.then(
       () => this.fanout.start(this.deliverOf(message, packed), recipients, origin ? this.ticker(origin, message.seq, message.ts, false) : () => undefined),
@@ -149,9 +148,13 @@ export class Conversation implements Entity<ConvMsg> {
 
   /** The sender's tick once the fan-out is done; a retryable error if it was abandoned (resend the cid). */
   private ticker(m: ConvSend, seq: number, ts: number, dup: boolean) {
-    return (ok: boolean) => this.deps.router.toConnection(m.origin, ok
-      ? { t: 'sent', cid: m.cid, conv: this.id, seq, ts, ...(m.rid ? { rid: m.rid } : {}), ...(dup ? { dup: true as const } : {}) }
-      : errorFrame(m, new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)')));
+    return (ok: boolean) => {
+      if (!ok) return void this.deps.router.toConnection(m.origin, errorFrame(m, new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)')));
+      const sent: SentFrame = { t: 'sent', cid: m.cid, conv: this.id, seq, ts };
+      if (m.rid) sent.rid = m.rid;
+      if (dup) sent.dup = true;
+      this.deps.router.toConnection(m.origin, sent);
+    };
   }
 
   private deliverOf(m: Message, packed: Uint8Array) {

@@ -27,7 +27,7 @@ export class FanOut {
     if (recipients.length === 0) return done(true);
     this.pending.set(deliver.seq, { deliver, waiting: new Set(recipients), done: [done], due: Date.now() + this.retryMs, backoff: this.retryMs });
     for (const u of recipients) this.send(u, deliver);
-    this.timer ??= setInterval(() => this.retry(), Math.min(this.retryMs, 1000));
+    this.timer ??= setInterval(() => this.retry(), Math.min(this.retryMs, 1000)).unref();
   }
 
   /** Runs `f` once `seq` is fully fanned out; false if it isn't fanning out (done long ago, or never). */
@@ -45,7 +45,6 @@ export class FanOut {
       this.pending.delete(seq);
       for (const f of p.done) f(true);
     }
-    if (this.pending.size === 0) this.stop();
   }
 
   get idle(): boolean {
@@ -67,6 +66,8 @@ export class FanOut {
 
   /** Backs off (×2, up to a minute) so that an overloaded node is not handed its own work twice. */
   private retry(): void {
+    // The timer outlives one fan-out (a timer per message would cost more than the message); it stops here.
+    if (this.pending.size === 0) return this.stop();
     const now = Date.now();
     for (const p of this.pending.values()) {
       if (p.due > now) continue;

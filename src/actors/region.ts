@@ -86,13 +86,14 @@ export class Region<M extends Envelope> {
   tell(id: string, msg: M): void {
     let e = this.live.get(id);
     if (!e) {
-      e = { ref: undefined as unknown as Ref<unknown>, lastUsed: 0, crashes: [], queue: [], scheduled: false };
+      e = { ref: undefined as unknown as Ref<unknown>, lastUsed: 0, scheduled: false };
       e.ref = this.spawnEntity(id, e);
       this.live.set(id, e);
       this.stats.spawned++;
     }
     e.lastUsed = Date.now();
-    e.queue.push(msg);
+    if (e.queue) e.queue.push(msg);
+    else e.queue = [msg];
     if (!e.scheduled) {
       e.scheduled = true;
       dispatch(e.ref, DRAIN);
@@ -106,7 +107,7 @@ export class Region<M extends Envelope> {
   /** Messages sent to this region's entities and not yet handled. */
   inFlight(): number {
     let n = 0;
-    for (const e of this.live.values()) n += e.queue.length;
+    for (const e of this.live.values()) n += e.queue?.length ?? 0;
     return n;
   }
 
@@ -132,7 +133,7 @@ export class Region<M extends Envelope> {
         return e;
       }
       let entity = state;
-      const queue = live.queue;
+      const queue = live.queue ?? [];
       for (let n = 0; n < THROUGHPUT && queue.length > 0; n++) {
         const m = queue[0]!;
         try {
@@ -155,7 +156,10 @@ export class Region<M extends Envelope> {
       }
       // More queued (or queued meanwhile): one more token, so other actors get their turn in between.
       if (queue.length > 0) dispatch(live.ref, DRAIN);
-      else live.scheduled = false;
+      else {
+        live.scheduled = false;
+        live.queue = undefined; // an idle entity keeps no buffer
+      }
       return entity;
     };
     const onCrash = (_token: unknown, err: Error | undefined, ctx: SupervisionContext<unknown, Ref<never>>): symbol => {
@@ -170,18 +174,18 @@ export class Region<M extends Envelope> {
       const e = this.live.get(id);
       const now = Date.now();
       if (e === live) {
-        e.crashes = e.crashes.filter((t) => now - t < CRASH_WINDOW_MS);
-        e.crashes.push(now);
-        if (e.crashes.length >= MAX_CRASHES_IN_WINDOW) {
+        const crashes = (e.crashes = (e.crashes ?? []).filter((t) => now - t < CRASH_WINDOW_MS));
+        crashes.push(now);
+        if (crashes.length >= MAX_CRASHES_IN_WINDOW) {
           this.live.delete(id);
           this.stats.stopped++;
           // Messages still queued behind the crash are answered, not dropped.
-          for (const queued of live.queue.splice(0)) this.answerError(queued, err);
+          for (const queued of live.queue?.splice(0) ?? []) this.answerError(queued, err);
           return ctx.stop as symbol;
         }
       }
       // The entity restarts empty and goes on with what is still queued.
-      if (live.queue.length > 0) dispatch(live.ref, DRAIN);
+      if (live.queue?.length) dispatch(live.ref, DRAIN);
       else live.scheduled = false;
       return ctx.reset as symbol;
     };
@@ -210,9 +214,9 @@ export class Region<M extends Envelope> {
 interface Live<M> {
   ref: Ref<unknown>;
   lastUsed: number;
-  crashes: number[];
+  crashes?: number[];
   /** Waiting for the actor, in arrival order; the head is the message in hand. */
-  queue: M[];
+  queue?: M[];
   /** A DRAIN token is in the actor's mailbox or being handled. */
   scheduled: boolean;
   /** The message whose handler crashed, for the supervisor to answer. */

@@ -7,13 +7,15 @@ import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
 import type { UserAck, UserAttach, UserDeliver, UserDetach, UserMsg, UserPresenceSub, UserSync } from './messages.js';
 import type { Entity, EntityKind } from './region.js';
+import { WrittenSeqs } from './written-seqs.js';
+
+const settled = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, () => undefined);
 
 /** Inbox entries sent per sync page; the client acks and syncs again while `more` is set. */
 export const SYNC_PAGE = 1000;
 /** Deliveries a device may leave unacknowledged before its socket is closed (it resyncs by pointer). */
 export const MAX_UNACKED = 10_000;
 const MAX_PRESENCE_SUBSCRIBERS = 10_000;
-const WRITTEN_MEMORY = 10_000;
 const ACK_STORE_DELAY_MS = 1000;
 
 /** Close codes the node uses on client sockets. */
@@ -28,8 +30,8 @@ interface DeviceState {
   /** True once the socket has caught up with the inbox; live deliveries are pushed only then. */
   synced: boolean;
   /** Pushed but not yet acked on this socket: what an ack turns into delivered receipts. */
-  pending: Map<number, { conv: ConversationId; seq: number; mine: boolean }>;
-  /** The last inbox write, awaited before a sync reads the inbox so it sees every entry. */
+  pending?: Map<number, { conv: ConversationId; seq: number; mine: boolean }>;
+  /** The last inbox write, awaited (settled) before a sync reads the inbox so it sees every entry. */
   lastWrite: Promise<unknown>;
 }
 
@@ -48,14 +50,14 @@ export class User implements Entity<UserMsg> {
     };
   }
 
-  private readonly subscribers = new Map<string, { conn: ConnRef; viewer: UserId }>();
+  private subscribers?: Map<string, { conn: ConnRef; viewer: UserId }>;
 
   private constructor(
     private readonly id: UserId,
     private readonly deps: ActorDeps,
     private rec: UserRecord,
     private readonly devices: Map<DeviceId, DeviceState>,
-    private readonly contacts: Set<UserId>,
+    private contacts: Set<UserId> | undefined,
     private lastSeen: number | undefined,
   ) {}
 
@@ -66,16 +68,16 @@ export class User implements Entity<UserMsg> {
     const [devs, contacts, lastSeen] = await Promise.all([store.listDevices(id), store.getContacts(id), store.getLastSeen(id)]);
     const devices = new Map<DeviceId, DeviceState>();
     for (const d of devs) devices.set(d.id, await User.deviceState(d, deps));
-    return new User(id, deps, rec, devices, new Set(contacts), lastSeen);
+    return new User(id, deps, rec, devices, contacts.length ? new Set(contacts) : undefined, lastSeen);
   }
 
   private static async deviceState(rec: DeviceRecord, deps: ActorDeps): Promise<DeviceState> {
     const high = await deps.store.inboxLastPtr(deviceKey(rec.user, rec.id));
-    return { rec, next: Math.max(high, rec.acked), acked: rec.acked, synced: false, pending: new Map(), lastWrite: Promise.resolve() };
+    return { rec, next: Math.max(high, rec.acked), acked: rec.acked, synced: false, lastWrite: Promise.resolve() };
   }
 
   canPassivate(): boolean {
-    return !this.online() && this.subscribers.size === 0;
+    return !this.online() && !this.subscribers?.size;
   }
 
   dispose(): void {
@@ -90,7 +92,7 @@ export class User implements Entity<UserMsg> {
       case 'detach': return this.detach(msg);
       case 'sync': return this.sync(msg);
       case 'presence.sub': return this.subscribe(msg);
-      case 'presence.unsub': this.subscribers.delete(connKey(msg.conn)); return;
+      case 'presence.unsub': this.subscribers?.delete(connKey(msg.conn)); return;
       case 'profile.set': return this.answer(msg.reply, async () => {
         await this.deps.store.updateUser(this.id, { name: msg.name, avatar: msg.avatar });
         this.rec = { ...this.rec, ...(msg.name !== undefined ? { name: msg.name } : {}), ...(msg.avatar !== undefined ? { avatar: msg.avatar } : {}) };
@@ -105,10 +107,11 @@ export class User implements Entity<UserMsg> {
       });
       case 'contacts': return this.answer(msg.reply, async () => {
         await this.deps.store.setContacts(this.id, msg.add, msg.remove);
-        for (const u of msg.add) this.contacts.add(u);
-        for (const u of msg.remove) this.contacts.delete(u);
+        const contacts = (this.contacts ??= new Set());
+        for (const u of msg.add) contacts.add(u);
+        for (const u of msg.remove) contacts.delete(u);
         this.broadcastPresence();
-        return { contacts: [...this.contacts] };
+        return { contacts: [...contacts] };
       });
       case 'device.added': return this.device(msg.device).then(() => undefined);
       case 'push.register': return this.answer(msg.reply, async () => {
@@ -125,32 +128,37 @@ export class User implements Entity<UserMsg> {
 
   /**
    * Writes the message into each device's inbox (next ptr) and pushes it to synced sockets; once the writes
-   * are durable the conversation hears so (its sender's tick waits for that). A redelivery skips devices
-   * that already hold it.
+   * are durable the conversation hears so (its sender's tick waits for that).
    */
-  private async deliver(m: UserDeliver): Promise<void> {
+  private deliver(m: UserDeliver): Promise<void> | void {
+    if (m.redelivery) return this.redeliver(m);
+    this.writeInboxes(m);
+  }
+
+  /** A fan-out retry: written already by this entity → only confirm; else write where it is missing. */
+  private async redeliver(m: UserDeliver): Promise<void> {
+    const key = `${m.conv}/${m.seq}`;
+    if (this.written?.has(m.conv, m.seq) && !this.failed?.has(key)) return this.confirmFanned(m.conv, m.seq);
+    this.failed?.delete(key);
+    this.writeInboxes(m, await this.holders(m));
+  }
+
+  private writeInboxes(m: UserDeliver, skip?: Set<DeviceId>): void {
     const { store, router, config } = this.deps;
     const expiresAt = Date.now() + config.inboxTtlMs;
     const mine = m.from === this.id;
-    const key = `${m.conv}/${m.seq}`;
-    if (m.redelivery && this.written.has(key) && !this.failed.has(key)) {
-      // This entity wrote it already; only the confirmation was slow or lost.
-      this.confirmFanned(m.conv, m.seq);
-      return;
-    }
-    this.failed.delete(key);
-    const skip = m.redelivery ? await this.holders(m) : undefined;
-    const writes: Promise<void>[] = [];
+    let writes: Promise<void> | Promise<void>[] | undefined;
     let reached = false;
     for (const [did, dev] of this.devices) {
       if ((mine && did === m.dev) || skip?.has(did)) continue; // the sending device has it: its tick said so
       const ptr = ++dev.next;
       const write = store.inboxPut(deviceKey(this.id, did), { ptr, conv: m.conv, seq: m.seq, packed: m.packed, expiresAt });
-      writes.push(write);
-      dev.lastWrite = write.catch((err) => log('error', 'inbox write failed', { user: this.id, device: did, error: String(err) }));
+      writes = writes === undefined ? write : Array.isArray(writes) ? (writes.push(write), writes) : [writes, write];
+      dev.lastWrite = write;
       if (dev.conn && dev.synced) {
-        dev.pending.set(ptr, { conv: m.conv, seq: m.seq, mine });
-        if (dev.pending.size > MAX_UNACKED) {
+        const pending = (dev.pending ??= new Map());
+        pending.set(ptr, { conv: m.conv, seq: m.seq, mine });
+        if (pending.size > MAX_UNACKED) {
           router.closeConnection(dev.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
           this.release(dev);
         } else if (router.toConnection(dev.conn, { t: 'delivery', ptr, packed: m.packed })) {
@@ -161,18 +169,21 @@ export class User implements Entity<UserMsg> {
       }
     }
     if (!reached && !mine && m.kind !== 'system' && !m.redelivery) this.notifyPush(m);
-    this.remember(key);
+    (this.written ??= new WrittenSeqs()).add(m.conv, m.seq);
+    if (writes === undefined) return this.confirmFanned(m.conv, m.seq);
     // A failed write is not confirmed: the conversation redelivers, and the redelivery writes it again.
-    Promise.all(writes).then(() => this.confirmFanned(m.conv, m.seq), () => this.failed.add(key));
+    (Array.isArray(writes) ? Promise.all(writes) : writes).then(
+      () => this.confirmFanned(m.conv, m.seq),
+      (err: unknown) => {
+        log('error', 'inbox write failed', { user: this.id, conv: m.conv, seq: m.seq, error: String(err) });
+        (this.failed ??= new Set()).add(`${m.conv}/${m.seq}`);
+      },
+    );
   }
 
-  /** (conv/seq) this entity instance wrote to its inboxes, the last WRITTEN_MEMORY of them. */
-  private readonly written = new Set<string>();
-  private readonly failed = new Set<string>();
-  private remember(key: string): void {
-    this.written.add(key);
-    if (this.written.size > WRITTEN_MEMORY) this.written.delete(this.written.values().next().value!);
-  }
+  /** What this entity wrote to its inboxes, and what failed to be written (conv/seq keys; rarely any). */
+  private written?: WrittenSeqs;
+  private failed?: Set<string>;
 
   /** Devices that already hold a redelivered message: acked (the cursor says) or still in the inbox. */
   private async holders(m: UserDeliver): Promise<Set<DeviceId>> {
@@ -187,14 +198,15 @@ export class User implements Entity<UserMsg> {
   }
 
   /** Confirmations are batched per conversation: one message for all the writes a commit resolved. */
-  private readonly fanned = new Map<ConversationId, number[]>();
+  private fanned?: Map<ConversationId, number[]>;
   private confirmFanned(conv: ConversationId, seq: number): void {
-    const list = this.fanned.get(conv);
+    const fanned = (this.fanned ??= new Map());
+    const list = fanned.get(conv);
     if (list) return void list.push(seq);
-    this.fanned.set(conv, [seq]);
+    fanned.set(conv, [seq]);
     queueMicrotask(() => {
-      const seqs = this.fanned.get(conv)!;
-      this.fanned.delete(conv);
+      const seqs = fanned.get(conv)!;
+      fanned.delete(conv);
       this.deps.router.tell('conv', conv, { t: 'fanned', user: this.id, seqs });
     });
   }
@@ -216,13 +228,13 @@ export class User implements Entity<UserMsg> {
   private ackUpTo(dev: DeviceState, ptr: number): void {
     if (ptr <= dev.acked) return;
     const upTo = new Map<ConversationId, number>();
-    for (const [p, e] of dev.pending) {
+    if (dev.pending) for (const [p, e] of dev.pending) {
       if (p > ptr) break; // insertion order is ptr order
       dev.pending.delete(p);
       if (!e.mine) upTo.set(e.conv, Math.max(upTo.get(e.conv) ?? 0, e.seq));
     }
     dev.acked = ptr;
-    this.ackDirty.add(dev);
+    (this.ackDirty ??= new Set()).add(dev);
     this.ackFlush ??= setTimeout(() => this.storeAcks(), ACK_STORE_DELAY_MS).unref();
     for (const [conv, seq] of upTo) this.deps.router.tell('conv', conv, { t: 'delivered', user: this.id, upTo: seq });
   }
@@ -234,20 +246,21 @@ export class User implements Entity<UserMsg> {
    * while this entity lives; after a node failure up to that delay's worth may be (the client drops them by
    * conv and seq).
    */
-  private readonly ackDirty = new Set<DeviceState>();
+  private ackDirty?: Set<DeviceState>;
   private ackFlush?: NodeJS.Timeout;
   private storeAcks(): void {
     clearTimeout(this.ackFlush);
     this.ackFlush = undefined;
     const { store } = this.deps;
+    if (!this.ackDirty) return;
     for (const dev of this.ackDirty) {
       const key = deviceKey(this.id, dev.rec.id);
       const ptr = dev.acked;
-      dev.lastWrite = dev.lastWrite
+      dev.lastWrite = settled(dev.lastWrite)
         .then(() => Promise.all([store.inboxDeleteUpTo(key, ptr), store.setDeviceAcked(this.id, dev.rec.id, ptr)]))
         .catch((err) => log('warn', 'inbox ack not stored', { user: this.id, error: String(err) }));
     }
-    this.ackDirty.clear();
+    this.ackDirty = undefined;
   }
 
   // ---- sockets ----
@@ -260,7 +273,7 @@ export class User implements Entity<UserMsg> {
     }
     dev.conn = m.conn;
     dev.synced = false;
-    dev.pending.clear();
+    dev.pending = undefined;
     if (!wasOnline) this.broadcastPresence();
     this.deps.router.reply(m.reply, { ok: true, value: { acked: dev.acked } });
   }
@@ -274,7 +287,7 @@ export class User implements Entity<UserMsg> {
   private release(dev: DeviceState): void {
     dev.conn = undefined;
     dev.synced = false;
-    dev.pending.clear();
+    dev.pending = undefined;
     this.storeAcks();
     if (!this.online()) {
       this.lastSeen = Date.now();
@@ -292,12 +305,12 @@ export class User implements Entity<UserMsg> {
     if (!dev?.conn || connKey(dev.conn) !== connKey(m.conn)) return;
     const since = Math.min(m.since, dev.next);
     this.ackUpTo(dev, since);
-    await dev.lastWrite;
+    await settled(dev.lastWrite);
     const page = await this.deps.store.inboxRange(deviceKey(this.id, dev.rec.id), Math.max(since, dev.acked), SYNC_PAGE);
     if (!dev.conn || connKey(dev.conn) !== connKey(m.conn)) return; // the socket went away while we read
     let last = Math.max(since, dev.acked);
     for (const e of page) {
-      dev.pending.set(e.ptr, { conv: e.conv, seq: e.seq, mine: false });
+      (dev.pending ??= new Map()).set(e.ptr, { conv: e.conv, seq: e.seq, mine: false });
       if (!this.deps.router.toConnection(m.conn, { t: 'delivery', ptr: e.ptr, packed: e.packed })) return this.release(dev);
       last = e.ptr;
     }
@@ -326,21 +339,22 @@ export class User implements Entity<UserMsg> {
   }
 
   private subscribe(m: UserPresenceSub): void {
-    if (this.subscribers.size >= MAX_PRESENCE_SUBSCRIBERS) throw new ParleyError('rate_limited', 'too many presence subscribers for this user');
-    this.subscribers.set(connKey(m.conn), { conn: m.conn, viewer: m.viewer });
+    const subscribers = (this.subscribers ??= new Map());
+    if (subscribers.size >= MAX_PRESENCE_SUBSCRIBERS) throw new ParleyError('rate_limited', 'too many presence subscribers for this user');
+    subscribers.set(connKey(m.conn), { conn: m.conn, viewer: m.viewer });
     this.deps.router.toConnection(m.conn, this.presenceFor(m.viewer));
   }
 
   /** What a viewer may see: hidden presence reads as offline with no last seen. */
   private presenceFor(viewer: UserId): PresenceFrame {
     const p = this.rec.lastSeenPrivacy;
-    const visible = viewer === this.id || p === 'everyone' || (p === 'contacts' && this.contacts.has(viewer));
+    const visible = viewer === this.id || p === 'everyone' || (p === 'contacts' && this.contacts?.has(viewer) === true);
     const online = visible && this.online();
     return { t: 'presence', user: this.id, online, ...(visible && !online && this.lastSeen !== undefined ? { lastSeen: this.lastSeen } : {}) };
   }
 
   private broadcastPresence(): void {
-    for (const [k, s] of this.subscribers) {
+    if (this.subscribers) for (const [k, s] of this.subscribers) {
       if (!this.deps.router.toConnection(s.conn, this.presenceFor(s.viewer))) this.subscribers.delete(k);
     }
   }

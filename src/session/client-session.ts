@@ -16,7 +16,7 @@ export interface Directory {
  * (its user, a conversation, a group). The session holds nothing a restart would need; it is the socket's.
  */
 export class ClientSession {
-  private readonly presenceSubs = new Set<UserId>();
+  private presenceSubs?: Set<UserId>;
 
   constructor(
     readonly ref: ConnRef,
@@ -34,7 +34,7 @@ export class ClientSession {
 
   closed(): void {
     this.router.tell('user', this.user, { t: 'detach', device: this.device, conn: this.ref });
-    for (const u of this.presenceSubs) this.router.tell('user', u, { t: 'presence.unsub', viewer: this.user, conn: this.ref });
+    if (this.presenceSubs) for (const u of this.presenceSubs) this.router.tell('user', u, { t: 'presence.unsub', viewer: this.user, conn: this.ref });
   }
 
   handle(f: ClientFrame): void {
@@ -51,13 +51,14 @@ export class ClientSession {
         return this.request(f.rid, 'conv', f.conv, (reply) => ({ t: 'history', reply, user, q: { before, after, from, until, limit: limit ?? 0 } }));
       }
       case 'presence.sub':
+        this.presenceSubs ??= new Set();
         if (this.presenceSubs.size + f.users.length > MAX_PRESENCE_SUBS_PER_SOCKET) {
           throw new ParleyError('rate_limited', `a socket follows at most ${MAX_PRESENCE_SUBS_PER_SOCKET} users' presence`);
         }
         for (const u of f.users) { this.presenceSubs.add(u); router.tell('user', u, { t: 'presence.sub', viewer: user, conn: ref }); }
         return;
       case 'presence.unsub':
-        for (const u of f.users) { this.presenceSubs.delete(u); router.tell('user', u, { t: 'presence.unsub', viewer: user, conn: ref }); }
+        for (const u of f.users) { this.presenceSubs?.delete(u); router.tell('user', u, { t: 'presence.unsub', viewer: user, conn: ref }); }
         return;
       case 'group.create':
         return this.request(f.rid, 'group', newId(), (reply) => ({ t: 'create', reply, by: user, name: f.name, members: f.members ?? [] }));

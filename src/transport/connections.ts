@@ -14,7 +14,8 @@ export interface Connection {
 /** The sockets this node holds, by number and by user. */
 export class ConnectionRegistry {
   private readonly byId = new Map<number, Connection>();
-  private readonly byUser = new Map<UserId, Set<Connection>>();
+  /** Most users have one socket here: it is stored bare, and a Set only once there are more. */
+  private readonly byUser = new Map<UserId, Connection | Set<Connection>>();
   private seq = 0;
 
   nextId(): number { return ++this.seq; }
@@ -23,19 +24,31 @@ export class ConnectionRegistry {
 
   add(c: Connection): void {
     this.byId.set(c.id, c);
-    let set = this.byUser.get(c.user);
-    if (!set) this.byUser.set(c.user, (set = new Set()));
-    set.add(c);
+    const held = this.byUser.get(c.user);
+    if (held === undefined) this.byUser.set(c.user, c);
+    else if (held instanceof Set) held.add(c);
+    else if (held !== c) this.byUser.set(c.user, new Set([held, c]));
   }
 
   remove(c: Connection): void {
     this.byId.delete(c.id);
-    const set = this.byUser.get(c.user);
-    set?.delete(c);
-    if (set?.size === 0) this.byUser.delete(c.user);
+    const held = this.byUser.get(c.user);
+    if (held === c) this.byUser.delete(c.user);
+    else if (held instanceof Set) {
+      held.delete(c);
+      if (held.size === 1) this.byUser.set(c.user, held.values().next().value!);
+    }
   }
 
-  ofUser(user: UserId): Connection[] { return [...(this.byUser.get(user) ?? [])]; }
-  forUser(user: UserId, f: (c: Connection) => void): void { this.byUser.get(user)?.forEach(f); }
+  ofUser(user: UserId): Connection[] {
+    const held = this.byUser.get(user);
+    return held === undefined ? [] : held instanceof Set ? [...held] : [held];
+  }
+
+  forUser(user: UserId, f: (c: Connection) => void): void {
+    const held = this.byUser.get(user);
+    if (held instanceof Set) held.forEach((c) => f(c));
+    else if (held !== undefined) f(held);
+  }
   all(): IterableIterator<Connection> { return this.byId.values(); }
 }

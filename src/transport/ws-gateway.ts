@@ -123,7 +123,7 @@ class SocketConnection implements Connection {
   readonly device: DeviceId;
   readonly session: ClientSession;
   closed = false;
-  private outbox: (Uint8Array | string)[] = [];
+  private outbox?: (Uint8Array | string)[];
   private readonly format: WireFormat;
   private readonly bucket: TokenBucket;
 
@@ -157,15 +157,19 @@ class SocketConnection implements Connection {
   /** Frames are queued and written once per event-loop turn, corked: one syscall for many frames. */
   send(frame: Outbound): boolean {
     if (this.closed) return false;
-    this.outbox.push(frame.t === 'delivery' ? encodeDelivery(frame.ptr, frame.packed, this.format) : encodeFrame(frame as ServerFrame, this.format));
-    if (this.outbox.length === 1) scheduleFlush(this);
+    const data = frame.t === 'delivery' ? encodeDelivery(frame.ptr, frame.packed, this.format) : encodeFrame(frame as ServerFrame, this.format);
+    if (this.outbox) this.outbox.push(data);
+    else {
+      this.outbox = [data];
+      scheduleFlush(this);
+    }
     return true;
   }
 
   flush(): void {
     const frames = this.outbox;
-    this.outbox = [];
-    if (this.closed) return;
+    this.outbox = undefined;
+    if (this.closed || !frames) return;
     this.ws.cork(() => {
       for (const data of frames) {
         if (this.ws.send(data, typeof data !== 'string') === 2) {
