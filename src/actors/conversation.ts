@@ -11,7 +11,8 @@ import { RecentWindow } from './recent-window.js';
 import { allWatermark } from './receipts.js';
 import { FanOut } from './fanout.js';
 
-const DEDUPE_MEMORY = 10_000;
+/** Recent client ids kept in memory, for resends of messages still being stored; older ones are in the store. */
+const DEDUPE_MEMORY = 1_000;
 const HISTORY_DEFAULT = 50;
 const CONTENT_KINDS = new Set(['text', 'image', 'video', 'location']);
 
@@ -26,7 +27,8 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   private readonly recent = new RecentWindow();
-  private readonly cids = new Map<string, { seq: number; ts: number; durable: Promise<unknown> }>();
+  /** `durable` is set while the message is being stored. */
+  private readonly cids = new Map<string, { seq: number; ts: number; durable?: Promise<unknown> }>();
   private readonly fanout: FanOut;
   private deliveredAll = 0;
   private readAll = 0;
@@ -108,7 +110,7 @@ export class Conversation implements Entity<ConvMsg> {
       // (as a redelivery, which writes nothing twice) before the tick.
       const prior = await this.deps.store.getMessage(this.id, stored);
       if (!prior) throw new ParleyError('store_unavailable', 'the message is being stored; send it again');
-      this.rememberCid(key, stored, prior.ts, Promise.resolve());
+      this.rememberCid(key, stored, prior.ts);
       const deliver = { ...this.deliverOf(prior, pack(prior)), redelivery: true as const };
       this.fanout.start(deliver, [...this.members.keys()], this.ticker(m, stored, prior.ts, true));
       return;
@@ -161,8 +163,10 @@ export class Conversation implements Entity<ConvMsg> {
     return { t: 'deliver' as const, conv: this.id, seq: m.seq, from: m.from, dev: m.dev, kind: m.kind, packed };
   }
 
-  private rememberCid(key: string, seq: number, ts: number, durable: Promise<unknown>): void {
-    this.cids.set(key, { seq, ts, durable });
+  private rememberCid(key: string, seq: number, ts: number, durable?: Promise<unknown>): void {
+    const entry = { seq, ts, durable };
+    durable?.then(() => { entry.durable = undefined; }, () => undefined);
+    this.cids.set(key, entry);
     if (this.cids.size > DEDUPE_MEMORY) this.cids.delete(this.cids.keys().next().value!);
   }
 
