@@ -204,15 +204,32 @@ export class Conversation implements Entity<ConvMsg> {
     if (next.delivered > c.delivered) then(() => this.tellSenders(user, 'delivered', c.delivered, next.delivered));
     if (next.read > c.read) then(() => this.tellSenders(user, 'read', c.read, next.read));
     if (this.isGroup) {
-      const senderOf = (s: number) => this.recent.get(s)?.from;
-      const d = allWatermark(this.deliveredAll, (u) => this.cursors.get(u)?.delivered ?? 0, this.members.keys(), senderOf, this.lastSeq);
-      const r = allWatermark(this.readAll, (u) => this.cursors.get(u)?.read ?? 0, this.members.keys(), senderOf, this.lastSeq);
-      const [d0, r0] = [this.deliveredAll, this.readAll];
-      this.deliveredAll = d;
-      this.readAll = r;
-      if (d > d0) then(() => this.tellSenders(undefined, 'delivered_all', d0, d));
-      if (r > r0) then(() => this.tellSenders(undefined, 'read_all', r0, r));
+      if (this.allAfter) this.allAfter.push(stored);
+      else {
+        this.allAfter = [stored];
+        queueMicrotask(() => this.advanceAll());
+      }
     }
+  }
+
+  /** The cursor writes "…_all" receipts wait for: those of the cursor moves since the last advanceAll. */
+  private allAfter?: Promise<unknown>[];
+
+  /**
+   * "Delivered/read by all" is recomputed once for all the cursor moves an actor turn handled, not once per
+   * move: each pass reads every member's cursor, so per move a group of n would cost n² per message.
+   */
+  private advanceAll(): void {
+    const stored = this.allAfter!.length === 1 ? this.allAfter![0]! : Promise.all(this.allAfter!);
+    this.allAfter = undefined;
+    const senderOf = (s: number) => this.recent.get(s)?.from;
+    const d = allWatermark(this.deliveredAll, (u) => this.cursors.get(u)?.delivered ?? 0, this.members.keys(), senderOf, this.lastSeq);
+    const r = allWatermark(this.readAll, (u) => this.cursors.get(u)?.read ?? 0, this.members.keys(), senderOf, this.lastSeq);
+    const [d0, r0] = [this.deliveredAll, this.readAll];
+    this.deliveredAll = d;
+    this.readAll = r;
+    if (d > d0) void stored.then(() => this.tellSenders(undefined, 'delivered_all', d0, d));
+    if (r > r0) void stored.then(() => this.tellSenders(undefined, 'read_all', r0, r));
   }
 
   /**

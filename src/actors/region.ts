@@ -84,11 +84,12 @@ export class Region<M extends Envelope> {
   }
 
   tell(id: string, msg: M): void {
-    let e = this.live.get(id);
+    const name = actorName(id);
+    let e = this.live.get(name);
     if (!e) {
-      e = { ref: undefined as unknown as Ref<unknown>, lastUsed: 0, scheduled: false };
-      e.ref = this.spawnEntity(id, e);
-      this.live.set(id, e);
+      e = { id, ref: undefined as unknown as Ref<unknown>, lastUsed: 0, scheduled: false };
+      e.ref = this.spawnEntity(name, e);
+      this.live.set(name, e);
       this.stats.spawned++;
     }
     e.lastUsed = Date.now();
@@ -101,7 +102,9 @@ export class Region<M extends Envelope> {
   }
 
   snapshot(): RegionStats & { ids: string[] } {
-    return { ...this.stats, active: this.live.size, ids: [...this.live.keys()].slice(0, 1000) };
+    const ids: string[] = [];
+    for (const e of this.live.values()) if (ids.push(e.id) >= 1000) break;
+    return { ...this.stats, active: this.live.size, ids };
   }
 
   /** Messages sent to this region's entities and not yet handled. */
@@ -120,98 +123,112 @@ export class Region<M extends Envelope> {
     this.live.clear();
   }
 
-  private spawnEntity(id: string, live: Live<M>): Ref<unknown> {
-    const actorName = id.replace(/[^a-z0-9._-]/gi, '_');
-    const kind = this.kind;
+  /**
+   * One handler and one crash policy for the whole region, shared by its actors (a closure pair per entity
+   * costs ~170 bytes of every connected user); the actor's name leads back to its entry.
+   */
+  private readonly handleToken = async (state: Entity<M> | undefined, msg: unknown, ctx: Ctx): Promise<Entity<M> | undefined> => {
+    const live = this.live.get(ctx.name);
+    if (!live) return state; // stopped meanwhile
+    const { kind } = this;
     const journal = isJournaled(kind) ? kind.journal : undefined;
-    type Ctx = ActorContext<unknown, Ref<never>> & { recovering?: boolean; persist?: (e: unknown) => Promise<void> };
-    const handle = async (state: Entity<M> | undefined, msg: unknown, ctx: Ctx): Promise<Entity<M> | undefined> => {
-      if (journal && ctx.recovering) {
-        // Replaying the journal: `msg` is a stored event, not a token.
-        const e = (state as JournaledEntity<M> | undefined) ?? journal.create(id);
-        e.apply(msg);
-        return e;
-      }
-      let entity = state;
-      const queue = live.queue ?? [];
-      for (let n = 0; n < THROUGHPUT && queue.length > 0; n++) {
-        const m = queue[0]!;
-        try {
-          this.faults?.strike(kind.type, id);
-          entity ??= journal ? journal.create(id) : await kind.load(id);
-          if (journal) (entity as JournaledEntity<M>).persist = ctx.persist;
-          live.entity = entity;
-          const done = entity.handle(m);
-          if (done) await done;
-        } catch (err) {
-          queue.shift();
-          if (!(err instanceof ParleyError)) {
-            live.failed = m;
-            throw err; // a crash: the supervisor decides
-          }
-          this.answerError(m, err);
-          continue;
-        }
+    if (journal && ctx.recovering) {
+      // Replaying the journal: `msg` is a stored event, not a token.
+      const e = (state as JournaledEntity<M> | undefined) ?? journal.create(live.id);
+      e.apply(msg);
+      return e;
+    }
+    let entity = state;
+    const queue = live.queue ?? [];
+    for (let n = 0; n < THROUGHPUT && queue.length > 0; n++) {
+      const m = queue[0]!;
+      try {
+        this.faults?.strike(kind.type, live.id);
+        entity ??= journal ? journal.create(live.id) : await kind.load(live.id);
+        if (journal) (entity as JournaledEntity<M>).persist = ctx.persist;
+        live.entity = entity;
+        const done = entity.handle(m);
+        if (done) await done;
+      } catch (err) {
         queue.shift();
-      }
-      // More queued (or queued meanwhile): one more token, so other actors get their turn in between.
-      if (queue.length > 0) dispatch(live.ref, DRAIN);
-      else {
-        live.scheduled = false;
-        live.queue = undefined; // an idle entity keeps no buffer
-      }
-      return entity;
-    };
-    const onCrash = (_token: unknown, err: Error | undefined, ctx: SupervisionContext<unknown, Ref<never>>): symbol => {
-      this.stats.crashes++;
-      log('error', 'entity crashed', { type: this.kind.type, id, error: err?.stack ?? String(err) });
-      const failed = live.failed;
-      live.failed = undefined;
-      if (failed) this.answerError(failed, err);
-      live.entity?.dispose?.();
-      live.entity = undefined;
-      this.kind.onCrash?.(id);
-      const e = this.live.get(id);
-      const now = Date.now();
-      if (e === live) {
-        const crashes = (e.crashes = (e.crashes ?? []).filter((t) => now - t < CRASH_WINDOW_MS));
-        crashes.push(now);
-        if (crashes.length >= MAX_CRASHES_IN_WINDOW) {
-          this.live.delete(id);
-          this.stats.stopped++;
-          // Messages still queued behind the crash are answered, not dropped.
-          for (const queued of live.queue?.splice(0) ?? []) this.answerError(queued, err);
-          return ctx.stop as symbol;
+        if (!(err instanceof ParleyError)) {
+          live.failed = m;
+          throw err; // a crash: the supervisor decides
         }
+        this.answerError(m, err);
+        continue;
       }
-      // The entity restarts empty and goes on with what is still queued.
-      if (live.queue?.length) dispatch(live.ref, DRAIN);
-      else live.scheduled = false;
-      return ctx.reset as symbol;
-    };
-    if (!journal) return spawn(this.supervisor, handle, actorName, { onCrash }) as Ref<unknown>;
-    return spawnPersistent(this.supervisor, handle, `${kind.type}:${id}`, actorName, {
+      queue.shift();
+    }
+    // More queued (or queued meanwhile): one more token, so other actors get their turn in between.
+    if (queue.length > 0) dispatch(live.ref, DRAIN);
+    else {
+      live.scheduled = false;
+      live.queue = undefined; // an idle entity keeps no buffer
+    }
+    return entity;
+  };
+
+  private readonly onCrash = (_token: unknown, err: Error | undefined, ctx: SupervisionContext<unknown, Ref<never>>): symbol => {
+    this.stats.crashes++;
+    const live = this.live.get(ctx.name);
+    log('error', 'entity crashed', { type: this.kind.type, id: live?.id ?? ctx.name, error: err?.stack ?? String(err) });
+    if (!live) return ctx.stop as symbol;
+    const failed = live.failed;
+    live.failed = undefined;
+    if (failed) this.answerError(failed, err);
+    live.entity?.dispose?.();
+    live.entity = undefined;
+    this.kind.onCrash?.(live.id);
+    const now = Date.now();
+    const crashes = (live.crashes = (live.crashes ?? []).filter((t) => now - t < CRASH_WINDOW_MS));
+    crashes.push(now);
+    if (crashes.length >= MAX_CRASHES_IN_WINDOW) {
+      this.live.delete(ctx.name);
+      this.stats.stopped++;
+      // Messages still queued behind the crash are answered, not dropped.
+      for (const queued of live.queue?.splice(0) ?? []) this.answerError(queued, err);
+      return ctx.stop as symbol;
+    }
+    // The entity restarts empty and goes on with what is still queued.
+    if (live.queue?.length) dispatch(live.ref, DRAIN);
+    else live.scheduled = false;
+    return ctx.reset as symbol;
+  };
+
+  private spawnEntity(name: string, live: Live<M>): Ref<unknown> {
+    const { kind, handleToken, onCrash } = this;
+    if (!isJournaled(kind)) return spawn(this.supervisor, handleToken, name, { onCrash }) as Ref<unknown>;
+    const { journal } = kind;
+    return spawnPersistent(this.supervisor, handleToken, `${kind.type}:${live.id}`, name, {
       onCrash,
       snapshotEvery: journal.snapshotEvery,
       snapshotEncoder: (e: Entity<M> | undefined) => (e as JournaledEntity<M> | undefined)?.snapshot(),
-      snapshotDecoder: (data: unknown) => { const e = journal.create(id); e.restore(data); return e; },
+      snapshotDecoder: (data: unknown) => { const e = journal.create(live.id); e.restore(data); return e; },
     }) as Ref<unknown>;
   }
 
   private passivateIdle(): void {
     const cutoff = Date.now() - this.passivateAfterMs;
-    for (const [id, e] of this.live) {
+    for (const [name, e] of this.live) {
       if (e.lastUsed > cutoff || e.scheduled) continue;
       if (e.entity?.canPassivate && !e.entity.canPassivate()) continue;
       e.entity?.dispose?.();
-      this.live.delete(id);
+      this.live.delete(name);
       stop(e.ref);
       this.stats.passivated++;
     }
   }
 }
 
+type Ctx = ActorContext<unknown, Ref<never>> & { recovering?: boolean; persist?: (e: unknown) => Promise<void> };
+
+/** nact actor names allow [a-z0-9._-]; entity ids already are (the rest is mapped, and fails to load). */
+const PLAIN_NAME = /^[a-z0-9._-]+$/i;
+const actorName = (id: string): string => (PLAIN_NAME.test(id) ? id : id.replace(/[^a-z0-9._-]/gi, '_'));
+
 interface Live<M> {
+  id: string;
   ref: Ref<unknown>;
   lastUsed: number;
   crashes?: number[];

@@ -9,7 +9,7 @@ import type { UserAck, UserAttach, UserDeliver, UserDetach, UserMsg, UserPresenc
 import type { Entity, EntityKind } from './region.js';
 import { WrittenSeqs } from './written-seqs.js';
 
-const settled = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, () => undefined);
+const settled = (p: Promise<unknown> | undefined): Promise<unknown> => (p ? p.then(() => undefined, () => undefined) : Promise.resolve());
 
 /** Inbox entries sent per sync page; the client acks and syncs again while `more` is set. */
 export const SYNC_PAGE = 1000;
@@ -32,7 +32,7 @@ interface DeviceState {
   /** Pushed but not yet acked on this socket: what an ack turns into delivered receipts. */
   pending?: Map<number, { conv: ConversationId; seq: number; mine: boolean }>;
   /** The last inbox write, awaited (settled) before a sync reads the inbox so it sees every entry. */
-  lastWrite: Promise<unknown>;
+  lastWrite?: Promise<unknown>;
 }
 
 /**
@@ -56,7 +56,8 @@ export class User implements Entity<UserMsg> {
     private readonly id: UserId,
     private readonly deps: ActorDeps,
     private rec: UserRecord,
-    private readonly devices: Map<DeviceId, DeviceState>,
+    /** A short list, not a Map: most users have one or two devices, and a Map's table costs ~200 bytes. */
+    private readonly devices: DeviceState[],
     private contacts: Set<UserId> | undefined,
     private lastSeen: number | undefined,
   ) {}
@@ -66,14 +67,14 @@ export class User implements Entity<UserMsg> {
     const rec = await store.getUser(id);
     if (!rec) throw new ParleyError('not_found', `no such user ${id}`);
     const [devs, contacts, lastSeen] = await Promise.all([store.listDevices(id), store.getContacts(id), store.getLastSeen(id)]);
-    const devices = new Map<DeviceId, DeviceState>();
-    for (const d of devs) devices.set(d.id, await User.deviceState(d, deps));
+    const devices: DeviceState[] = [];
+    for (const d of devs) devices.push(await User.deviceState(d, deps));
     return new User(id, deps, rec, devices, contacts.length ? new Set(contacts) : undefined, lastSeen);
   }
 
   private static async deviceState(rec: DeviceRecord, deps: ActorDeps): Promise<DeviceState> {
     const high = await deps.store.inboxLastPtr(deviceKey(rec.user, rec.id));
-    return { rec, next: Math.max(high, rec.acked), acked: rec.acked, synced: false, lastWrite: Promise.resolve() };
+    return { rec, next: Math.max(high, rec.acked), acked: rec.acked, synced: false };
   }
 
   canPassivate(): boolean {
@@ -149,7 +150,8 @@ export class User implements Entity<UserMsg> {
     const mine = m.from === this.id;
     let writes: Promise<void> | Promise<void>[] | undefined;
     let reached = false;
-    for (const [did, dev] of this.devices) {
+    for (const dev of this.devices) {
+      const did = dev.rec.id;
       if ((mine && did === m.dev) || skip?.has(did)) continue; // the sending device has it: its tick said so
       const ptr = ++dev.next;
       const write = store.inboxPut(deviceKey(this.id, did), { ptr, conv: m.conv, seq: m.seq, packed: m.packed, expiresAt });
@@ -187,10 +189,11 @@ export class User implements Entity<UserMsg> {
 
   /** Devices that already hold a redelivered message: acked (the cursor says) or still in the inbox. */
   private async holders(m: UserDeliver): Promise<Set<DeviceId>> {
-    const all = new Set(this.devices.keys());
+    const all = new Set(this.devices.map((d) => d.rec.id));
     if (m.seq <= (m.deliveredUpTo ?? 0)) return all;
     const out = new Set<DeviceId>();
-    for (const [did, dev] of this.devices) {
+    for (const dev of this.devices) {
+      const did = dev.rec.id;
       const inbox = await this.deps.store.inboxRange(deviceKey(this.id, did), dev.acked, MAX_UNACKED);
       if (inbox.some((e) => e.conv === m.conv && e.seq === m.seq)) out.add(did);
     }
@@ -212,14 +215,14 @@ export class User implements Entity<UserMsg> {
   }
 
   private notifyPush(m: UserDeliver): void {
-    for (const dev of this.devices.values()) {
+    for (const dev of this.devices) {
       if (!dev.rec.push || dev.conn) continue;
       this.deps.push.notify({ user: this.id, device: dev.rec.id, ...dev.rec.push, conv: m.conv, seq: m.seq, from: m.from, kind: m.kind });
     }
   }
 
   private ack(m: UserAck): void {
-    const dev = this.devices.get(m.device);
+    const dev = this.find(m.device);
     if (!dev) return;
     this.ackUpTo(dev, Math.min(m.ptr, dev.next));
   }
@@ -279,7 +282,7 @@ export class User implements Entity<UserMsg> {
   }
 
   private detach(m: UserDetach): void {
-    const dev = this.devices.get(m.device);
+    const dev = this.find(m.device);
     if (!dev?.conn || connKey(dev.conn) !== connKey(m.conn)) return;
     this.release(dev);
   }
@@ -301,7 +304,7 @@ export class User implements Entity<UserMsg> {
    * wait in its mailbox and follow the sync: no gap, no duplicate. `since` also acks everything up to it.
    */
   private async sync(m: UserSync): Promise<void> {
-    const dev = this.devices.get(m.device);
+    const dev = this.find(m.device);
     if (!dev?.conn || connKey(dev.conn) !== connKey(m.conn)) return;
     const since = Math.min(m.since, dev.next);
     this.ackUpTo(dev, since);
@@ -319,14 +322,19 @@ export class User implements Entity<UserMsg> {
     this.deps.router.toConnection(m.conn, { t: 'synced', ptr: last, ...(more ? { more: true } : {}) });
   }
 
+  private find(id: DeviceId): DeviceState | undefined {
+    for (const d of this.devices) if (d.rec.id === id) return d;
+    return undefined;
+  }
+
   private async device(id: DeviceId): Promise<DeviceState> {
-    let dev = this.devices.get(id);
+    let dev = this.find(id);
     if (!dev) {
       // Registered after this entity loaded.
       const rec = await this.deps.store.getDevice(this.id, id);
       if (!rec) throw new ParleyError('unauthorized', 'unknown device');
       dev = await User.deviceState(rec, this.deps);
-      this.devices.set(id, dev);
+      this.devices.push(dev);
     }
     return dev;
   }
@@ -334,7 +342,7 @@ export class User implements Entity<UserMsg> {
   // ---- presence ----
 
   private online(): boolean {
-    for (const d of this.devices.values()) if (d.conn) return true;
+    for (const d of this.devices) if (d.conn) return true;
     return false;
   }
 
