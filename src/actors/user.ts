@@ -26,6 +26,8 @@ interface DeviceState {
   /** Highest inbox ptr written. */
   next: number;
   acked: number;
+  /** The acked ptr last stored (inbox entries up to it are deleted). */
+  storedAcked: number;
   conn?: ConnRef;
   /** True once the socket has caught up with the inbox; live deliveries are pushed only then. */
   synced: boolean;
@@ -74,7 +76,7 @@ export class User implements Entity<UserMsg> {
 
   private static async deviceState(rec: DeviceRecord, deps: ActorDeps): Promise<DeviceState> {
     const high = await deps.store.inboxLastPtr(deviceKey(rec.user, rec.id));
-    return { rec, next: Math.max(high, rec.acked), acked: rec.acked, synced: false };
+    return { rec, next: Math.max(high, rec.acked), acked: rec.acked, storedAcked: rec.acked, synced: false };
   }
 
   canPassivate(): boolean {
@@ -260,7 +262,8 @@ export class User implements Entity<UserMsg> {
       const key = deviceKey(this.id, dev.rec.id);
       const ptr = dev.acked;
       dev.lastWrite = settled(dev.lastWrite)
-        .then(() => Promise.all([store.inboxDeleteUpTo(key, ptr), store.setDeviceAcked(this.id, dev.rec.id, ptr)]))
+        .then(() => Promise.all([store.inboxDeleteUpTo(key, ptr, dev.storedAcked), store.setDeviceAcked(this.id, dev.rec.id, ptr)]))
+        .then(() => { dev.storedAcked = Math.max(dev.storedAcked, ptr); })
         .catch((err) => log('warn', 'inbox ack not stored', { user: this.id, error: String(err) }));
     }
     this.ackDirty = undefined;

@@ -43,7 +43,8 @@ export interface Store {
   inboxRange(device: DeviceKey, after: number, limit: number): Promise<InboxEntry[]>;
   /** Highest ptr ever written for the device (kept after deletes), 0 if none. */
   inboxLastPtr(device: DeviceKey): Promise<number>;
-  inboxDeleteUpTo(device: DeviceKey, ptr: number): Promise<void>;
+  /** Deletes entries with ptr ≤ `ptr`. `after`: entries up to it are known to be gone already (a hint). */
+  inboxDeleteUpTo(device: DeviceKey, ptr: number, after?: number): Promise<void>;
 
   // ---- accounts ----
   /** Claims the phone number atomically: returns the user that holds it (the new one, or one that won a race). */

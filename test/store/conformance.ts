@@ -347,6 +347,18 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.pass('unknown device is harmless');
     });
 
+    t.test('inbox: deleteUpTo with the hint of what is gone already', async (t) => {
+      const dev = `${uid()}.${uid()}`;
+      for (const p of [...range(1, 10), 14]) await store.inboxPut(dev, entry(p));
+      await store.inboxDeleteUpTo(dev, 4, 0);
+      t.strictSame(ptrs(await store.inboxRange(dev, 0, 100)), [...range(5, 10), 14]);
+      await store.inboxDeleteUpTo(dev, 7, 4);
+      t.strictSame(ptrs(await store.inboxRange(dev, 0, 100)), [8, 9, 10, 14]);
+      await store.inboxDeleteUpTo(dev, 16, 7);
+      t.strictSame(await store.inboxRange(dev, 0, 100), [], 'across a gap, past the last entry');
+      t.equal(await store.inboxLastPtr(dev), 14, 'the mark is the highest ptr written, not the ack');
+    });
+
     t.test('inbox: expired entries are never returned', async (t) => {
       const dev = `${uid()}.${uid()}`;
       const now = Date.now();

@@ -25,8 +25,9 @@ export class Table<V, K extends Key> {
     this.db.putSync(key, packed as Buffer);
   }
 
-  remove(key: K): void {
-    this.db.removeSync(key);
+  /** False when there was nothing to remove. */
+  remove(key: K): boolean {
+    return this.db.removeSync(key);
   }
 
   *values(range: RangeOptions): Generator<V> {
