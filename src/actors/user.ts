@@ -1,7 +1,7 @@
 import { ParleyError } from '../protocol/errors.js';
 import { deviceKey, type ConversationId, type DeviceId, type UserId } from '../protocol/ids.js';
 import type { PresenceFrame } from '../protocol/frames.js';
-import type { DeviceRecord, UserRecord } from '../store/store.js';
+import type { DeviceRecord, PushRegistration, UserRecord } from '../store/store.js';
 import { connKey, type ConnRef } from '../transport/router.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
@@ -22,7 +22,8 @@ const ACK_STORE_DELAY_MS = 1000;
 export const CloseCodes = { replaced: 4001, restart: 1012, unacked: 4009, slow: 4008 } as const;
 
 interface DeviceState {
-  rec: DeviceRecord;
+  id: DeviceId;
+  push?: PushRegistration;
   /** Highest inbox ptr written. */
   next: number;
   acked: number;
@@ -76,7 +77,9 @@ export class User implements Entity<UserMsg> {
 
   private static async deviceState(rec: DeviceRecord, deps: ActorDeps): Promise<DeviceState> {
     const high = await deps.store.inboxLastPtr(deviceKey(rec.user, rec.id));
-    return { rec, next: Math.max(high, rec.acked), acked: rec.acked, storedAcked: rec.acked, synced: false };
+    const dev: DeviceState = { id: rec.id, next: Math.max(high, rec.acked), acked: rec.acked, storedAcked: rec.acked, synced: false };
+    if (rec.push) dev.push = rec.push;
+    return dev;
   }
 
   canPassivate(): boolean {
@@ -121,7 +124,7 @@ export class User implements Entity<UserMsg> {
         const dev = await this.device(msg.device);
         const push = { platform: msg.platform, token: msg.token };
         await this.deps.store.setDevicePush(this.id, msg.device, push);
-        dev.rec = { ...dev.rec, push };
+        dev.push = push;
         return { registered: true };
       });
     }
@@ -153,7 +156,7 @@ export class User implements Entity<UserMsg> {
     let writes: Promise<void> | Promise<void>[] | undefined;
     let reached = false;
     for (const dev of this.devices) {
-      const did = dev.rec.id;
+      const did = dev.id;
       if ((mine && did === m.dev) || skip?.has(did)) continue; // the sending device has it: its tick said so
       const ptr = ++dev.next;
       const write = store.inboxPut(deviceKey(this.id, did), { ptr, conv: m.conv, seq: m.seq, packed: m.packed, expiresAt });
@@ -191,11 +194,11 @@ export class User implements Entity<UserMsg> {
 
   /** Devices that already hold a redelivered message: acked (the cursor says) or still in the inbox. */
   private async holders(m: UserDeliver): Promise<Set<DeviceId>> {
-    const all = new Set(this.devices.map((d) => d.rec.id));
+    const all = new Set(this.devices.map((d) => d.id));
     if (m.seq <= (m.deliveredUpTo ?? 0)) return all;
     const out = new Set<DeviceId>();
     for (const dev of this.devices) {
-      const did = dev.rec.id;
+      const did = dev.id;
       const inbox = await this.deps.store.inboxRange(deviceKey(this.id, did), dev.acked, MAX_UNACKED);
       if (inbox.some((e) => e.conv === m.conv && e.seq === m.seq)) out.add(did);
     }
@@ -218,8 +221,8 @@ export class User implements Entity<UserMsg> {
 
   private notifyPush(m: UserDeliver): void {
     for (const dev of this.devices) {
-      if (!dev.rec.push || dev.conn) continue;
-      this.deps.push.notify({ user: this.id, device: dev.rec.id, ...dev.rec.push, conv: m.conv, seq: m.seq, from: m.from, kind: m.kind });
+      if (!dev.push || dev.conn) continue;
+      this.deps.push.notify({ user: this.id, device: dev.id, ...dev.push, conv: m.conv, seq: m.seq, from: m.from, kind: m.kind });
     }
   }
 
@@ -259,10 +262,10 @@ export class User implements Entity<UserMsg> {
     const { store } = this.deps;
     if (!this.ackDirty) return;
     for (const dev of this.ackDirty) {
-      const key = deviceKey(this.id, dev.rec.id);
+      const key = deviceKey(this.id, dev.id);
       const ptr = dev.acked;
       dev.lastWrite = settled(dev.lastWrite)
-        .then(() => Promise.all([store.inboxDeleteUpTo(key, ptr, dev.storedAcked), store.setDeviceAcked(this.id, dev.rec.id, ptr)]))
+        .then(() => Promise.all([store.inboxDeleteUpTo(key, ptr, dev.storedAcked), store.setDeviceAcked(this.id, dev.id, ptr)]))
         .then(() => { dev.storedAcked = Math.max(dev.storedAcked, ptr); })
         .catch((err) => log('warn', 'inbox ack not stored', { user: this.id, error: String(err) }));
     }
@@ -312,7 +315,7 @@ export class User implements Entity<UserMsg> {
     const since = Math.min(m.since, dev.next);
     this.ackUpTo(dev, since);
     await settled(dev.lastWrite);
-    const page = await this.deps.store.inboxRange(deviceKey(this.id, dev.rec.id), Math.max(since, dev.acked), SYNC_PAGE);
+    const page = await this.deps.store.inboxRange(deviceKey(this.id, dev.id), Math.max(since, dev.acked), SYNC_PAGE);
     if (!dev.conn || connKey(dev.conn) !== connKey(m.conn)) return; // the socket went away while we read
     let last = Math.max(since, dev.acked);
     for (const e of page) {
@@ -326,7 +329,7 @@ export class User implements Entity<UserMsg> {
   }
 
   private find(id: DeviceId): DeviceState | undefined {
-    for (const d of this.devices) if (d.rec.id === id) return d;
+    for (const d of this.devices) if (d.id === id) return d;
     return undefined;
   }
 
