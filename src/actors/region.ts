@@ -62,7 +62,7 @@ const DRAIN = Object.freeze({ t: 'drain' as const });
  * Messages queue here, per entity, and the entity's nact actor is sent one DRAIN token while any wait; one
  * actor turn then handles up to THROUGHPUT of them in order, one at a time. A nact dispatch costs an event
  * loop turn and a fresh context per message, which at eight hops a chat message was the largest single cost
- * of the message path (bench/results/README.md); the actor's semantics are unchanged.
+ * of the message path (bench/micro/hot-path.ts); the actor's semantics are unchanged.
  */
 export class Region<M extends Envelope> {
   private readonly supervisor: Ref<never>;
