@@ -1,6 +1,6 @@
 import { ParleyError, errorFrame } from '../protocol/errors.js';
 import { parseConversationId, type ConversationId, type UserId } from '../protocol/ids.js';
-import type { Message, ReceiptStatus, SentFrame } from '../protocol/frames.js';
+import type { Message, ReceiptFrame, ReceiptStatus, SentFrame } from '../protocol/frames.js';
 import { pack } from '../protocol/codec.js';
 import type { ReceiptCursor } from '../store/store.js';
 import { log } from '../log.js';
@@ -139,7 +139,10 @@ export class Conversation implements Entity<ConvMsg> {
     const durable = message.kind === 'delete' ? Promise.all([stored, store.redactMessage(this.id, message.target!)]) : stored;
     if (cidKey) this.rememberCid(cidKey, message.seq, message.ts, durable);
     durable.then(
-      () => this.fanout.start(this.deliverOf(message, packed), recipients, origin ? this.ticker(origin, message.seq, message.ts, false) : () => undefined),
+      () => {
+        if (cidKey) this.stored(cidKey);
+        this.fanout.start(this.deliverOf(message, packed), recipients, origin ? this.ticker(origin, message.seq, message.ts, false) : () => undefined);
+      },
       (err: unknown) => {
         if (cidKey) this.cids.delete(cidKey);
         log('warn', 'message not stored', { conv: this.id, seq: message.seq, error: String(err) });
@@ -164,10 +167,14 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   private rememberCid(key: string, seq: number, ts: number, durable?: Promise<unknown>): void {
-    const entry = { seq, ts, durable };
-    durable?.then(() => { entry.durable = undefined; }, () => undefined);
-    this.cids.set(key, entry);
+    this.cids.set(key, { seq, ts, durable });
     if (this.cids.size > DEDUPE_MEMORY) this.cids.delete(this.cids.keys().next().value!);
+  }
+
+  /** The message behind a client id is stored: the cache no longer holds its promise. */
+  private stored(cidKey: string): void {
+    const e = this.cids.get(cidKey);
+    if (e) e.durable = undefined;
   }
 
   /** Edits and deletes are the sender's own; reactions may target anyone's message. */
@@ -242,7 +249,8 @@ export class Conversation implements Entity<ConvMsg> {
       senders.delete(user);
       if (status === 'read') senders.add(user);
     }
-    const frame = { t: 'receipt' as const, conv: this.id, status, upTo, ...(user ? { user } : {}) };
+    const frame: ReceiptFrame = { t: 'receipt', conv: this.id, status, upTo };
+    if (user) frame.user = user;
     for (const s of senders) this.deps.router.toUser(s, frame);
   }
 

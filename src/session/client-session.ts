@@ -1,7 +1,7 @@
 import { ParleyError, errorFrame } from '../protocol/errors.js';
 import { directConversationId, newId, type ConversationId, type DeviceId, type UserId } from '../protocol/ids.js';
 import type { ClientFrame, SendFrame, ServerFrame } from '../protocol/frames.js';
-import type { EntityMessages, EntityType } from '../actors/messages.js';
+import type { ConvSend, EntityMessages, EntityType } from '../actors/messages.js';
 import type { ConnRef, ReplyTo, Router } from '../transport/router.js';
 
 const MAX_PRESENCE_SUBS_PER_SOCKET = 1000;
@@ -98,11 +98,13 @@ export class ClientSession {
     } else {
       conv = f.conv!;
     }
-    this.router.tell('conv', conv, {
-      t: 'send', origin: this.ref, cid: f.cid, from: this.user, dev: this.device, kind: f.kind,
-      ...(f.rid ? { rid: f.rid } : {}), ...(f.body !== undefined ? { body: f.body } : {}),
-      ...(f.reply !== undefined ? { replyTo: f.reply } : {}), ...(f.target !== undefined ? { target: f.target } : {}),
-    });
+    // Optional fields are set only when present (the message is plain data, and this is every message's path).
+    const m: ConvSend = { t: 'send', origin: this.ref, cid: f.cid, from: this.user, dev: this.device, kind: f.kind };
+    if (f.rid) m.rid = f.rid;
+    if (f.body !== undefined) m.body = f.body;
+    if (f.reply !== undefined) m.replyTo = f.reply;
+    if (f.target !== undefined) m.target = f.target;
+    this.router.tell('conv', conv, m);
   }
 
   /** An ask whose answer (or error) goes back as a `res` (or `error`) frame with the request's rid. */
