@@ -52,7 +52,7 @@ export class LmdbStore implements Store {
 
   constructor(path: string, opts: { sweepEveryMs?: number; flushEachWrite?: boolean; commitWindowMs?: number } = {}) {
     this.root = open({ path, maxDbs: 32, mapSize: 2 ** 34, noSync: true });
-    this.batch = new WriteBatch(this.root, opts.commitWindowMs ?? COMMIT_WINDOW_MS, opts.flushEachWrite ? () => this.sync() : undefined);
+    this.batch = new WriteBatch(this.root, opts.commitWindowMs ?? COMMIT_WINDOW_MS, storeError, opts.flushEachWrite ? () => this.sync() : undefined);
     if (!opts.flushEachWrite) {
       this.syncer = setInterval(() => void this.sync().catch(() => undefined), SYNC_EVERY_MS);
       this.syncer.unref();
@@ -80,9 +80,9 @@ export class LmdbStore implements Store {
     this.sweeper.unref();
   }
 
-  /** Queues a write into this turn's transaction; LMDB failures (disk or map full) become store_unavailable. */
+  /** Queues a write into the next commit; LMDB failures (disk or map full) become store_unavailable. */
   private write<T>(op: () => T): Promise<T> {
-    return guard(this.batch.run(op));
+    return this.batch.run(op);
   }
 
   // ---- messages ----
@@ -356,9 +356,6 @@ function definedOnly<T extends object>(o: T): Partial<T> {
 }
 
 /** LMDB failures (disk full, map full) reach clients as a retryable store error; client errors pass through. */
-function guard<T>(p: Promise<T>): Promise<T> {
-  return p.catch((err: unknown) => {
-    if (err instanceof ParleyError) throw err;
-    throw new ParleyError('store_unavailable', `store write failed: ${(err as Error).message}`);
-  });
+function storeError(err: unknown): unknown {
+  return err instanceof ParleyError ? err : new ParleyError('store_unavailable', `store write failed: ${(err as Error).message}`);
 }

@@ -26,6 +26,8 @@ export class WriteBatch {
   constructor(
     private readonly root: RootDatabase,
     private readonly windowMs: number,
+    /** What a caller is rejected with when an op or the commit throws. */
+    private readonly mapError: (err: unknown) => unknown = (err) => err,
     /** Resolves once the committed batch is on disk; only when every commit must be synced. */
     private readonly flush?: () => Promise<void>,
   ) {}
@@ -65,16 +67,21 @@ export class WriteBatch {
         }
       });
     } catch (err) {
-      for (const s of settle) s.reject(err);
+      this.rejectAll(settle, err);
       return;
     }
     const done = () => {
       for (let i = 0; i < settle.length; i++) {
-        if (i in errors) settle[i]!.reject(errors[i]);
+        if (i in errors) settle[i]!.reject(this.mapError(errors[i]));
         else settle[i]!.resolve(results[i]);
       }
     };
-    if (this.flush) this.flush().then(done, (err) => { for (const s of settle) s.reject(err); });
+    if (this.flush) this.flush().then(done, (err) => this.rejectAll(settle, err));
     else done();
+  }
+
+  private rejectAll(settle: { reject(e: unknown): void }[], err: unknown): void {
+    const mapped = this.mapError(err);
+    for (const s of settle) s.reject(mapped);
   }
 }
