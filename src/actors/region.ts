@@ -87,7 +87,8 @@ export class Region<M extends Envelope> {
     const name = actorName(id);
     let e = this.live.get(name);
     if (!e) {
-      e = { id, ref: undefined as unknown as Ref<unknown>, lastUsed: 0, scheduled: false };
+      // Every field up front: a property added later costs V8 a separate backing array per entity.
+      e = { id, ref: undefined as unknown as Ref<unknown>, lastUsed: 0, scheduled: false, queue: undefined, crashes: undefined, failed: undefined, entity: undefined };
       e.ref = this.spawnEntity(name, e);
       this.live.set(name, e);
       this.stats.spawned++;

@@ -73,7 +73,7 @@ export function mountGateway(
         (s) => {
           upgrading--;
           if (aborted) return;
-          res.cork(() => res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format }, key, protocol, extensions, context));
+          res.cork(() => res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format, conn: undefined }, key, protocol, extensions, context));
         },
         (err) => {
           upgrading--;
