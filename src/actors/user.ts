@@ -154,6 +154,7 @@ export class User implements Entity<UserMsg> {
     const { store, router, config } = this.deps;
     const expiresAt = Date.now() + config.inboxTtlMs;
     const mine = m.from === this.id;
+    // One device (the common case) makes one promise: no array, no Promise.all.
     let writes: Promise<void> | Promise<void>[] | undefined;
     let reached = false;
     for (const dev of this.devices) {
