@@ -142,11 +142,14 @@ export class User implements Entity<UserMsg> {
     this.writeInboxes(m);
   }
 
-  /** A fan-out retry: written already by this entity → only confirm; else write where it is missing. */
+  /**
+   * A fan-out retry: confirmed written by this entity → only confirm again; else write where it is missing.
+   * A retry can arrive while the first write is still in flight (a slow store): it is not confirmed yet, so
+   * it is written again where the inbox doesn't show it, and a device may get it twice (clients drop a
+   * repeated conv and seq) — never not at all.
+   */
   private async redeliver(m: UserDeliver): Promise<void> {
-    const key = `${m.conv}/${m.seq}`;
-    if (this.written?.has(m.conv, m.seq) && !this.failed?.has(key)) return this.confirmFanned(m.conv, m.seq);
-    this.failed?.delete(key);
+    if (this.written?.has(m.conv, m.seq)) return this.confirmFanned(m.conv, m.seq);
     this.writeInboxes(m, await this.holders(m));
   }
 
@@ -178,21 +181,20 @@ export class User implements Entity<UserMsg> {
       }
     }
     if (!reached && !mine && m.kind !== 'system' && !m.redelivery) this.notifyPush(m);
-    (this.written ??= new WrittenSeqs()).add(m.conv, m.seq);
-    if (writes === undefined) return this.confirmFanned(m.conv, m.seq);
+    if (writes === undefined) return this.confirmWritten(m);
     // A failed write is not confirmed: the conversation redelivers, and the redelivery writes it again.
     (Array.isArray(writes) ? Promise.all(writes) : writes).then(
-      () => this.confirmFanned(m.conv, m.seq),
-      (err: unknown) => {
-        log('error', 'inbox write failed', { user: this.id, conv: m.conv, seq: m.seq, error: String(err) });
-        (this.failed ??= new Set()).add(`${m.conv}/${m.seq}`);
-      },
+      () => this.confirmWritten(m),
+      (err: unknown) => log('error', 'inbox write failed', { user: this.id, conv: m.conv, seq: m.seq, error: String(err) }),
     );
   }
 
-  /** What this entity wrote to its inboxes, and what failed to be written (conv/seq keys; rarely any). */
+  /** What this entity's inboxes are known to hold (confirmed writes), for redeliveries. */
   private written?: WrittenSeqs;
-  private failed?: Set<string>;
+  private confirmWritten(m: UserDeliver): void {
+    (this.written ??= new WrittenSeqs()).add(m.conv, m.seq);
+    this.confirmFanned(m.conv, m.seq);
+  }
 
   /** Devices that already hold a redelivered message: acked (the cursor says) or still in the inbox. */
   private async holders(m: UserDeliver): Promise<Set<DeviceId>> {

@@ -1,10 +1,10 @@
 import type { ConversationId } from '../protocol/ids.js';
 
 /**
- * Which (conversation, seq) deliveries one user entity wrote to its inboxes, so a redelivery (a fan-out
+ * Which (conversation, seq) deliveries one user entity's inbox writes confirmed, so a redelivery (a fan-out
  * retry whose confirmation was slow) writes nothing twice. A conversation fans out in seq order, so per
  * conversation this is one contiguous run [lo, hi]: constant memory however many messages pass, where a set
- * of keys would hold one string per message. A gap (a seq this entity never saw, e.g. from before it loaded)
+ * of keys would hold one string per message. A gap (a seq not confirmed, or from before the entity loaded)
  * starts a new run, and anything outside the run is checked against the store instead.
  */
 export class WrittenSeqs {
