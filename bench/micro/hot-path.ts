@@ -33,6 +33,7 @@ class FakeSocket implements Connection {
   ptr = 0;
   ackDue = false;
   counts = { sent: 0, delivered: 0, receipts: 0 };
+  readonly ready = true;
   constructor(readonly id: number, readonly user: string, readonly device: string) {}
   send(frame: Outbound): boolean {
     // Encoded as the gateway would; read back as the client would.

@@ -6,6 +6,8 @@ export interface Connection {
   readonly id: number;
   readonly user: UserId;
   readonly device: DeviceId;
+  /** True once the welcome went out: transient frames to the user skip a socket still attaching. */
+  readonly ready: boolean;
   /** False when the socket is closed (or just got closed for backpressure). */
   send(frame: Outbound): boolean;
   close(code: number, reason: string): void;

@@ -67,7 +67,7 @@ export class LocalRouter implements Router {
   }
 
   toUser(user: UserId, frame: ServerFrame): void {
-    this.conns.forUser(user, (c) => c.send(frame));
+    this.conns.forUser(user, (c) => c.ready && c.send(frame));
   }
 
   closeConnection(conn: ConnRef, code: number, reason: string): void {

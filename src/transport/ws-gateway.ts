@@ -92,7 +92,10 @@ export function mountGateway(
       conns.add(conn);
       metrics.count('ws_opened');
       conn.session.open().then(
-        ({ acked }) => conn.send({ t: 'welcome', user: data.user, device: data.device, acked, time: Date.now(), limits: opts.limits }),
+        ({ acked }) => {
+          conn.send({ t: 'welcome', user: data.user, device: data.device, acked, time: Date.now(), limits: opts.limits });
+          conn.ready = true;
+        },
         (err) => { conn.send(errorFrame({}, err)); conn.close(1011, 'could not attach'); },
       );
     },
@@ -123,6 +126,7 @@ class SocketConnection implements Connection {
   readonly device: DeviceId;
   readonly session: ClientSession;
   closed = false;
+  ready = false;
   private outbox?: (Uint8Array | string)[];
   private readonly format: WireFormat;
   private readonly bucket: TokenBucket;
