@@ -205,7 +205,8 @@ export class Conversation implements Entity<ConvMsg> {
     const next = { delivered: Math.max(c.delivered, upTo), read: read ? Math.max(c.read, upTo) : c.read };
     if (next.delivered === c.delivered && next.read === c.read) return;
     this.cursors.set(user, next);
-    // Receipts go out once the cursor is stored, so a tick a sender saw survives a restart.
+    // Receipts go out once the cursor write is done, so a tick a sender saw survives a restart (a failed write
+    // is logged and the receipt still goes; the next move writes the whole cursor again).
     const stored = this.deps.store.setCursor(this.id, user, next).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
     const then = (f: () => void) => void stored.then(f);
     if (next.delivered > c.delivered) then(() => this.tellSenders(user, 'delivered', c.delivered, next.delivered));
