@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'cassandra-driver';
 import { scratchKeyspace } from '../../src/store/scylla/scylla-store.js';
+import { Fixture } from './fixture.js';
 
 /**
  * The CQL server the tests use: PARLEY_CQL_CONTACT (host:port, default 127.0.0.1:9042) in datacenter
@@ -28,6 +29,29 @@ export function scyllaNodeEnv(keyspace: string, contact = cqlContact()): Record<
 }
 
 /** A driver session for checks and cleanup; fails with a clear message when no server answers. */
+/** What one test file needs for a node on the Scylla store: set in `before`, gone at `teardown`. */
+export interface ScyllaNodeSetup { keyspace: string; f: Fixture; admin: Client }
+
+/**
+ * A node on the Scylla store in a keyspace of its own for one test file, and an admin session to read its
+ * tables; the node stops and the keyspace is dropped when the file's tests end.
+ */
+export function scyllaNodeForTests(t: { before(f: () => Promise<void>): void; teardown(f: () => Promise<void>): void }, prefix: string): ScyllaNodeSetup {
+  const s = { keyspace: testKeyspace(prefix) } as ScyllaNodeSetup;
+  t.before(async () => {
+    s.admin = await cqlAdmin();
+    s.f = await Fixture.start(scyllaNodeEnv(s.keyspace));
+  });
+  t.teardown(async () => {
+    await s.f?.destroy();
+    if (s.admin) {
+      await dropKeyspace(s.admin, s.keyspace);
+      await s.admin.shutdown();
+    }
+  });
+  return s;
+}
+
 export async function cqlAdmin(contact = cqlContact()): Promise<Client> {
   const client = new Client({ contactPoints: [contact], localDataCenter: cqlDataCenter() });
   try {

@@ -1,8 +1,6 @@
 import t from 'tap';
-import type { Client } from 'cassandra-driver';
-import { Fixture } from '../helpers/fixture.js';
 import type { TestDevice } from '../helpers/clients.js';
-import { cqlAdmin, dropKeyspace, scyllaNodeEnv, testKeyspace } from '../helpers/cql.js';
+import { scyllaNodeForTests } from '../helpers/cql.js';
 import type { ReceiptFrame, ReceiptStatus, ServerFrame } from '../../src/protocol/frames.js';
 
 /**
@@ -10,20 +8,7 @@ import type { ReceiptFrame, ReceiptStatus, ServerFrame } from '../../src/protoco
  * sent / delivered / read, offline delivery, history, idempotent resends and a group, all persisted in CQL.
  */
 
-const keyspace = testKeyspace('parley_chat');
-let f: Fixture;
-let admin: Client;
-t.before(async () => {
-  admin = await cqlAdmin();
-  f = await Fixture.start(scyllaNodeEnv(keyspace));
-});
-t.teardown(async () => {
-  await f?.destroy();
-  if (admin) {
-    await dropKeyspace(admin, keyspace);
-    await admin.shutdown();
-  }
-});
+const s = scyllaNodeForTests(t, 'parley_chat');
 
 const isReceipt = (x: ServerFrame): x is ReceiptFrame => x.t === 'receipt';
 const waitReceipt = (d: TestDevice, conv: string, status: ReceiptStatus, upTo: number, user?: string) =>
@@ -32,16 +17,16 @@ const waitReceipt = (d: TestDevice, conv: string, status: ReceiptStatus, upTo: n
 const text = (d: TestDevice, conv: string) => d.messages.filter((m) => m.conv === conv && m.kind === 'text').map((m) => (m.body as { text: string }).text);
 
 t.test('the node runs on the Scylla store', async (t) => {
-  const rs = await admin.execute(`SELECT version FROM ${keyspace}.schema_version WHERE scope = 'parley' LIMIT 1`);
+  const rs = await s.admin.execute(`SELECT version FROM ${s.keyspace}.schema_version WHERE scope = 'parley' LIMIT 1`);
   t.ok(rs.rowLength, 'the node created its keyspace and schema');
-  const alice = await f.device(t);
-  const row = await admin.execute(`SELECT id, phone FROM ${keyspace}.users WHERE id = ?`, [alice.user], { prepare: true });
+  const alice = await s.f.device(t);
+  const row = await s.admin.execute(`SELECT id, phone FROM ${s.keyspace}.users WHERE id = ?`, [alice.user], { prepare: true });
   t.equal(row.first()?.get('phone'), alice.phone, 'accounts are rows in CQL');
 });
 
 t.test('1:1: sent, delivered when the recipient acks, read when it reads', async (t) => {
-  const alice = await f.device(t);
-  const bob = await f.device(t, { autoAck: false });
+  const alice = await s.f.device(t);
+  const bob = await s.f.device(t, { autoAck: false });
   const sent = await alice.client.text({ to: bob.user }, 'hello over CQL');
   t.match(sent, { t: 'sent', seq: 1 }, 'stored: the first seq of the conversation');
   const conv = sent.conv;
@@ -56,18 +41,18 @@ t.test('1:1: sent, delivered when the recipient acks, read when it reads', async
   const reply = await bob.client.text({ to: alice.user }, 'hi alice');
   t.equal(reply.seq, 2, 'one seq order for both directions');
   await alice.waitMessage((m) => m.seq === 2, 'the reply', 10_000);
-  const cursors = await admin.execute(`SELECT user_id, delivered, read_upto FROM ${keyspace}.receipt_cursors WHERE conv = ?`, [conv], { prepare: true });
+  const cursors = await s.admin.execute(`SELECT user_id, delivered, read_upto FROM ${s.keyspace}.receipt_cursors WHERE conv = ?`, [conv], { prepare: true });
   const bobCursor = cursors.rows.find((r) => r.get('user_id') === bob.user);
   t.equal(Number(bobCursor?.get('read_upto')), 1, 'receipt cursors are stored');
 });
 
 t.test('offline delivery: messages wait in the inbox, arrive in order on connect, then leave it', async (t) => {
-  const alice = await f.device(t);
-  const carol = await f.device(t, { connect: false });
+  const alice = await s.f.device(t);
+  const carol = await s.f.device(t, { connect: false });
   const sent = [];
   for (let i = 1; i <= 5; i++) sent.push(await alice.client.text({ to: carol.user }, `while you were away ${i}`));
   const conv = sent[0]!.conv;
-  const inbox = await admin.execute(`SELECT ptr FROM ${keyspace}.inbox WHERE device = ?`, [`${carol.user}.${carol.session.device}`], { prepare: true });
+  const inbox = await s.admin.execute(`SELECT ptr FROM ${s.keyspace}.inbox WHERE device = ?`, [`${carol.user}.${carol.session.device}`], { prepare: true });
   t.strictSame(inbox.rows.map((r) => Number(r.get('ptr'))).filter((p) => p > 0), [1, 2, 3, 4, 5], 'five inbox rows in CQL');
 
   await carol.client.connect();
@@ -77,7 +62,7 @@ t.test('offline delivery: messages wait in the inbox, arrive in order on connect
   // The ack deletes them from the inbox (in the background of the user entity).
   let rows = -1;
   for (let i = 0; i < 100 && rows !== 0; i++) {
-    const rs = await admin.execute(`SELECT ptr FROM ${keyspace}.inbox WHERE device = ? AND ptr > 0`, [`${carol.user}.${carol.session.device}`], { prepare: true });
+    const rs = await s.admin.execute(`SELECT ptr FROM ${s.keyspace}.inbox WHERE device = ? AND ptr > 0`, [`${carol.user}.${carol.session.device}`], { prepare: true });
     rows = rs.rowLength;
     if (rows) await new Promise((r) => setTimeout(r, 50));
   }
@@ -85,8 +70,8 @@ t.test('offline delivery: messages wait in the inbox, arrive in order on connect
 });
 
 t.test('history, and a resend with the same cid is acked once', async (t) => {
-  const alice = await f.device(t);
-  const bob = await f.device(t);
+  const alice = await s.f.device(t);
+  const bob = await s.f.device(t);
   const first = await alice.client.send({ to: bob.user }, 'text', { text: 'once' }, { cid: 'same-cid-1' });
   const again = await alice.client.send({ to: bob.user }, 'text', { text: 'once' }, { cid: 'same-cid-1' });
   t.equal(again.seq, first.seq, 'same seq');
@@ -100,16 +85,16 @@ t.test('history, and a resend with the same cid is acked once', async (t) => {
 });
 
 t.test('a group: created, messages reach every member', async (t) => {
-  const alice = await f.device(t);
-  const bob = await f.device(t);
-  const carol = await f.device(t);
+  const alice = await s.f.device(t);
+  const bob = await s.f.device(t);
+  const carol = await s.f.device(t);
   const g = await alice.client.createGroup('climbing', [bob.user, carol.user]);
   const conv = g.conv;
   const sent = await alice.client.send({ conv }, 'text', { text: 'saturday?' });
   for (const d of [bob, carol]) {
     await d.waitMessage((m) => m.conv === conv && m.seq === sent.seq, 'the group message', 10_000);
   }
-  const row = await admin.execute(`SELECT name FROM ${keyspace}.chat_groups WHERE id = ?`, [g.id], { prepare: true });
+  const row = await s.admin.execute(`SELECT name FROM ${s.keyspace}.chat_groups WHERE id = ?`, [g.id], { prepare: true });
   t.equal(row.first()?.get('name'), 'climbing', 'the group is a row in CQL');
-  t.strictSame(f.errorLogs(), [], 'the node logged no errors');
+  t.strictSame(s.f.errorLogs(), [], 'the node logged no errors');
 });

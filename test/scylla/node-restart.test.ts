@@ -1,9 +1,8 @@
 import t from 'tap';
-import type { Client } from 'cassandra-driver';
-import { Fixture, type HasTeardown } from '../helpers/fixture.js';
+import type { HasTeardown } from '../helpers/fixture.js';
 import { startNodeProcess } from '../helpers/node-process.js';
 import { waitFor, type TestDevice } from '../helpers/clients.js';
-import { cqlAdmin, dropKeyspace, scyllaNodeEnv, testKeyspace } from '../helpers/cql.js';
+import { scyllaNodeForTests } from '../helpers/cql.js';
 
 /**
  * A node on the Scylla store restarted on the same keyspace (and data directory, which holds only the token
@@ -11,35 +10,22 @@ import { cqlAdmin, dropKeyspace, scyllaNodeEnv, testKeyspace } from '../helpers/
  * come back from CQL. Then the same after a crash (SIGKILL) in the middle of sending.
  */
 
-const keyspace = testKeyspace('parley_restart');
-let f: Fixture;
-let admin: Client;
-t.before(async () => {
-  admin = await cqlAdmin();
-  f = await Fixture.start(scyllaNodeEnv(keyspace));
-});
-t.teardown(async () => {
-  await f?.destroy();
-  if (admin) {
-    await dropKeyspace(admin, keyspace);
-    await admin.shutdown();
-  }
-});
+const s = scyllaNodeForTests(t, 'parley_restart');
 
 const texts = (d: TestDevice, conv: string) => d.messages.filter((m) => m.conv === conv && m.kind === 'text').map((m) => (m.body as { text: string }).text);
 /** The same device again (same session, same inbox pointer), on whatever node process runs now. */
-const again = (t: HasTeardown, d: TestDevice) => f.device(t, { session: d.session, phone: d.phone, ptr: d.client.ptr });
+const again = (t: HasTeardown, d: TestDevice) => s.f.device(t, { session: d.session, phone: d.phone, ptr: d.client.ptr });
 
 /** Inbox rows of a device, straight from CQL. */
 async function inboxPtrs(d: TestDevice): Promise<number[]> {
-  const rs = await admin.execute(`SELECT ptr FROM ${keyspace}.inbox WHERE device = ? AND ptr > 0`, [`${d.user}.${d.session.device}`], { prepare: true });
+  const rs = await s.admin.execute(`SELECT ptr FROM ${s.keyspace}.inbox WHERE device = ? AND ptr > 0`, [`${d.user}.${d.session.device}`], { prepare: true });
   return rs.rows.map((r) => Number(r.get('ptr')));
 }
 
 t.test('a graceful restart keeps accounts, history, seqs, cursors and undelivered messages', async (t) => {
-  const alice = await f.device(t);
-  const bob = await f.device(t);
-  const carol = await f.device(t, { connect: false });
+  const alice = await s.f.device(t);
+  const bob = await s.f.device(t);
+  const carol = await s.f.device(t, { connect: false });
   await alice.client.setProfile({ name: 'Alice' });
 
   const ab: string[] = [];
@@ -57,7 +43,7 @@ t.test('a graceful restart keeps accounts, history, seqs, cursors and undelivere
   for (let i = 0; i < 200 && (await inboxPtrs(carol)).length < 2; i++) await new Promise((r) => setTimeout(r, 25));
   t.strictSame(await inboxPtrs(carol), [1, 2], 'carol\'s two messages wait in her inbox');
 
-  await f.restart();
+  await s.f.restart();
 
   const alice2 = await again(t, alice);
   t.equal(alice2.client.user, alice.user, 'the session token still works (same account, same device)');
@@ -83,12 +69,12 @@ t.test('a graceful restart keeps accounts, history, seqs, cursors and undelivere
   bob2.client.read(conv, 4);
   const read = await alice2.waitFrame((x) => x.t === 'receipt' && x.conv === conv && x.status === 'read' && x.upTo === 4, 'read up to 4', 10_000);
   t.ok(read, 'receipts go on from the stored cursors');
-  t.strictSame(f.errorLogs(), [], 'no errors logged');
+  t.strictSame(s.f.errorLogs(), [], 'no errors logged');
 });
 
 t.test('a crash (SIGKILL) mid-traffic loses no message that was acked as sent', async (t) => {
-  const alice = await f.device(t);
-  const bob = await f.device(t, { connect: false });
+  const alice = await s.f.device(t);
+  const bob = await s.f.device(t, { connect: false });
   const acked = new Map<string, number>();
   let conv = '';
   let stop = false;
@@ -104,14 +90,14 @@ t.test('a crash (SIGKILL) mid-traffic loses no message that was acked as sent', 
     }
   })();
   await waitFor(() => (acked.size >= 50 ? true : undefined), 20_000, '50 acked messages');
-  const dataDir = f.node.dataDir;
-  await f.node.kill();
+  const dataDir = s.f.node.dataDir;
+  await s.f.node.kill();
   stop = true;
   await sending;
   t.ok(acked.size >= 50, `${acked.size} messages were acked before the crash`);
-  f.node = await startNodeProcess(f.env, dataDir);
+  s.f.node = await startNodeProcess(s.f.env, dataDir);
 
-  const alice2 = await f.device(t, { session: alice.session, phone: alice.phone });
+  const alice2 = await s.f.device(t, { session: alice.session, phone: alice.phone });
   const stored = new Map<string, number>();
   for (let after = 0; ;) {
     const page = await alice2.client.history(conv, { after, limit: 500 });
