@@ -140,7 +140,7 @@ export class Conversation implements Entity<ConvMsg> {
     if (cidKey) this.rememberCid(cidKey, message.seq, message.ts, durable);
     durable.then(
       () => {
-        if (cidKey) this.stored(cidKey);
+        if (cidKey) this.cidStored(cidKey);
         this.fanout.start(this.deliverOf(message, packed), recipients, origin ? this.ticker(origin, message.seq, message.ts, false) : () => undefined);
       },
       (err: unknown) => {
@@ -172,7 +172,7 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   /** The message behind a client id is stored: the cache no longer holds its promise. */
-  private stored(cidKey: string): void {
+  private cidStored(cidKey: string): void {
     const e = this.cids.get(cidKey);
     if (e) e.durable = undefined;
   }
@@ -228,8 +228,9 @@ export class Conversation implements Entity<ConvMsg> {
    * move: each pass reads every member's cursor, so per move a group of n would cost n² per message.
    */
   private advanceAll(): void {
-    const stored = this.allAfter!.length === 1 ? this.allAfter![0]! : Promise.all(this.allAfter!);
+    const after = this.allAfter!;
     this.allAfter = undefined;
+    const stored = after.length === 1 ? after[0]! : Promise.all(after);
     const senderOf = (s: number) => this.recent.get(s)?.from;
     const d = allWatermark(this.deliveredAll, (u) => this.cursors.get(u)?.delivered ?? 0, this.members.keys(), senderOf, this.lastSeq);
     const r = allWatermark(this.readAll, (u) => this.cursors.get(u)?.read ?? 0, this.members.keys(), senderOf, this.lastSeq);

@@ -151,15 +151,14 @@ export class Region<M extends Envelope> {
         const done = entity.handle(m);
         if (done) await done;
       } catch (err) {
-        queue.shift();
         if (!(err instanceof ParleyError)) {
           live.failed = m;
           throw err; // a crash: the supervisor decides
         }
         this.answerError(m, err);
-        continue;
+      } finally {
+        queue.shift(); // handled (or answered): no longer in flight
       }
-      queue.shift();
     }
     // More queued (or queued meanwhile): one more token, so other actors get their turn in between.
     if (queue.length > 0) dispatch(live.ref, DRAIN);

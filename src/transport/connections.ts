@@ -42,9 +42,11 @@ export class ConnectionRegistry {
     }
   }
 
+  /** A copy: closing a socket removes it from the registry. */
   ofUser(user: UserId): Connection[] {
-    const held = this.byUser.get(user);
-    return held === undefined ? [] : held instanceof Set ? [...held] : [held];
+    const out: Connection[] = [];
+    this.forUser(user, (c) => out.push(c));
+    return out;
   }
 
   forUser(user: UserId, f: (c: Connection) => void): void {

@@ -1,5 +1,6 @@
 import { ServerError } from '../../src/client/parley-client.js';
 import { sleep, waitFor, type TestDevice } from './clients.js';
+import type { Fixture, HasTeardown } from './fixture.js';
 
 import type t from 'tap';
 
@@ -57,6 +58,14 @@ export class Traffic {
   /** `to` must have been made with `connect: false` when `offline`. */
   static pair(from: TestDevice, to: TestDevice, offline = false): Pair {
     return { from, to, conv: '', acked: new Map(), errors: new Map(), unanswered: [], unexpected: [], ackTimes: [], attempts: [], offline };
+  }
+
+  /** The mix the store-failure tests run: three recipients online, one offline until verify() (its messages wait in its inbox). */
+  static async mixed(f: Fixture, t: HasTeardown): Promise<Traffic> {
+    return new Traffic([
+      ...(await Promise.all([0, 1, 2].map(async () => Traffic.pair(await f.device(t), await f.device(t))))),
+      Traffic.pair(await f.device(t), await f.device(t, { connect: false }), true),
+    ]);
   }
 
   start(): void {

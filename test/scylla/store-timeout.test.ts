@@ -38,11 +38,7 @@ t.teardown(async () => {
 });
 
 t.test('a database that stops answering: timeouts become retryable errors; nothing acked is lost or doubled', async (t) => {
-  // Three recipients online, one offline until the end (its messages wait in its inbox).
-  const traffic = new Traffic([
-    ...(await Promise.all([0, 1, 2].map(async () => Traffic.pair(await f.device(t), await f.device(t))))),
-    Traffic.pair(await f.device(t), await f.device(t, { connect: false }), true),
-  ]);
+  const traffic = await Traffic.mixed(f, t);
   t.teardown(() => traffic.halt());
   traffic.start();
   await traffic.until(() => traffic.ackedSince(0, 20), 30_000, 'traffic before the freeze');

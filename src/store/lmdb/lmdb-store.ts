@@ -21,7 +21,8 @@ const POINT_REMOVES_UP_TO = 256;
  * LMDB's key order gives the same clustering the Scylla tables have. Values are plain msgpack (our codec),
  * stored as bytes: a message is kept exactly as it was packed for delivery.
  *
- * Writes go through a WriteBatch: one transaction per event-loop turn. A write's promise resolves when its
+ * Writes go through a WriteBatch: one transaction per commit window (2 ms), LMDB failures (disk or map full)
+ * answered as store_unavailable. A write's promise resolves when its
  * transaction is committed into the file (the OS holds it: it survives the process crashing or being
  * killed) and the file is synced to disk every second — the trade ScyllaDB's periodic commitlog sync makes.
  * With `flushEachWrite` (PARLEY_LMDB_FLUSH=1) each batch is synced before its promises resolve, surviving
@@ -80,15 +81,10 @@ export class LmdbStore implements Store {
     this.sweeper.unref();
   }
 
-  /** Queues a write into the next commit; LMDB failures (disk or map full) become store_unavailable. */
-  private write<T>(op: () => T): Promise<T> {
-    return this.batch.run(op);
-  }
-
   // ---- messages ----
 
   appendMessage(m: Message, packed?: Uint8Array): Promise<void> {
-    return this.write(() => {
+    return this.batch.run(() => {
       this.dedupe.put([m.conv, m.from, m.cid], m.seq);
       this.messages.putPacked([m.conv, m.seq], packed ?? pack(m));
     });
@@ -130,7 +126,7 @@ export class LmdbStore implements Store {
   }
 
   redactMessage(conv: ConversationId, seq: number): Promise<void> {
-    return this.write(() => {
+    return this.batch.run(() => {
       const m = this.messages.get([conv, seq]);
       if (!m) return;
       const { body: _gone, ...envelope } = m;
@@ -147,13 +143,13 @@ export class LmdbStore implements Store {
   }
 
   setCursor(conv: ConversationId, user: UserId, cursor: ReceiptCursor): Promise<void> {
-    return this.write(() => this.cursors.put([conv, user], cursor));
+    return this.batch.run(() => this.cursors.put([conv, user], cursor));
   }
 
   // ---- inbox ----
 
   inboxPut(device: DeviceKey, entry: InboxEntry): Promise<void> {
-    return this.write(() => this.inbox.put([device, entry.ptr], entry));
+    return this.batch.run(() => this.inbox.put([device, entry.ptr], entry));
   }
 
   async inboxRange(device: DeviceKey, after: number, limit: number): Promise<InboxEntry[]> {
@@ -178,7 +174,7 @@ export class LmdbStore implements Store {
   // Removing entries would lose the high-water mark with them, so each delete records the highest ptr it removes.
   // A short known range is removed key by key: a range iterator costs more than a few point removes.
   inboxDeleteUpTo(device: DeviceKey, ptr: number, after = 0): Promise<void> {
-    return this.write(() => {
+    return this.batch.run(() => {
       if (ptr <= after) return;
       let removed = 0;
       if (ptr - after <= POINT_REMOVES_UP_TO) {
@@ -196,7 +192,7 @@ export class LmdbStore implements Store {
 
   private sweepExpired(): Promise<void> {
     const now = Date.now();
-    return this.write(() => {
+    return this.batch.run(() => {
       for (const { key, value } of this.inbox.entries({})) {
         if (value.expiresAt > now) continue;
         this.inbox.remove(key);
@@ -213,7 +209,7 @@ export class LmdbStore implements Store {
 
   createUser(user: UserRecord): Promise<UserRecord> {
     // The phone claim and the user row go in one transaction: the loser of a race gets the winner back.
-    return this.write(() => {
+    return this.batch.run(() => {
       const holder = this.phones.get(user.phone);
       if (holder !== undefined) return this.users.get(holder)!;
       this.phones.put(user.phone, user.id);
@@ -226,14 +222,14 @@ export class LmdbStore implements Store {
   async getUser(id: UserId): Promise<UserRecord | undefined> { return this.users.get(id); }
 
   updateUser(id: UserId, patch: Partial<Pick<UserRecord, 'name' | 'avatar' | 'lastSeenPrivacy'>>): Promise<void> {
-    return this.write(() => {
+    return this.batch.run(() => {
       const u = this.users.get(id);
       if (!u) throw new ParleyError('not_found', 'no such user');
       this.users.put(id, { ...u, ...definedOnly(patch) });
     });
   }
 
-  putDevice(d: DeviceRecord): Promise<void> { return this.write(() => this.devices.put([d.user, d.id], d)); }
+  putDevice(d: DeviceRecord): Promise<void> { return this.batch.run(() => this.devices.put([d.user, d.id], d)); }
   async getDevice(user: UserId, device: DeviceId): Promise<DeviceRecord | undefined> { return this.devices.get([user, device]); }
 
   async listDevices(user: UserId): Promise<DeviceRecord[]> {
@@ -249,37 +245,37 @@ export class LmdbStore implements Store {
   }
 
   private patchDevice(user: UserId, device: DeviceId, f: (d: DeviceRecord) => DeviceRecord): Promise<void> {
-    return this.write(() => {
+    return this.batch.run(() => {
       const d = this.devices.get([user, device]);
       if (d) this.devices.put([user, device], f(d));
     });
   }
 
-  putOtp(phone: string, otp: OtpRecord): Promise<void> { return this.write(() => this.otps.put(phone, otp)); }
+  putOtp(phone: string, otp: OtpRecord): Promise<void> { return this.batch.run(() => this.otps.put(phone, otp)); }
   async getOtp(phone: string): Promise<OtpRecord | undefined> {
     const otp = this.otps.get(phone);
     return otp && otp.expiresAt > Date.now() ? otp : undefined;
   }
-  deleteOtp(phone: string): Promise<void> { return this.write(() => void this.otps.remove(phone)); }
+  deleteOtp(phone: string): Promise<void> { return this.batch.run(() => void this.otps.remove(phone)); }
 
   async getContacts(user: UserId): Promise<UserId[]> {
     return [...this.contacts.keys({ start: [user], end: [user, '\uffff'] })].map((k) => k[1] as UserId);
   }
 
   setContacts(user: UserId, add: UserId[], remove: UserId[]): Promise<void> {
-    return this.write(() => {
+    return this.batch.run(() => {
       for (const c of add) this.contacts.put([user, c], true);
       for (const c of remove) this.contacts.remove([user, c]);
     });
   }
 
-  setLastSeen(user: UserId, ts: number): Promise<void> { return this.write(() => this.lastSeen.put(user, ts)); }
+  setLastSeen(user: UserId, ts: number): Promise<void> { return this.batch.run(() => this.lastSeen.put(user, ts)); }
   async getLastSeen(user: UserId): Promise<number | undefined> { return this.lastSeen.get(user); }
 
   // ---- groups ----
 
   putGroup(g: GroupRecord): Promise<void> {
-    return this.write(() => {
+    return this.batch.run(() => {
       const before = this.groups.get(g.id);
       for (const u of Object.keys(before?.members ?? {})) if (!(u in g.members)) this.userGroupsDb.remove([u, g.id]);
       for (const u of Object.keys(g.members)) this.userGroupsDb.put([u, g.id], true);
@@ -296,14 +292,14 @@ export class LmdbStore implements Store {
   // ---- media ----
 
   putMedia(m: MediaRecord): Promise<void> {
-    return this.write(() => { if (this.media.get(m.id) === undefined) this.media.put(m.id, m); });
+    return this.batch.run(() => { if (this.media.get(m.id) === undefined) this.media.put(m.id, m); });
   }
   async getMedia(id: string): Promise<MediaRecord | undefined> { return this.media.get(id); }
 
   // ---- journal and snapshots ----
 
   journalAppend(key: string, event: JournalEvent): Promise<void> {
-    return this.write(() => checkSeq(event.seq) ?? this.journal.put([key, event.seq], { seq: event.seq, data: event.data, tags: [...event.tags], createdAt: event.createdAt }));
+    return this.batch.run(() => checkSeq(event.seq) ?? this.journal.put([key, event.seq], { seq: event.seq, data: event.data, tags: [...event.tags], createdAt: event.createdAt }));
   }
 
   async journalRead(key: string, afterSeq: number, limit: number): Promise<JournalEvent[]> {
@@ -318,7 +314,7 @@ export class LmdbStore implements Store {
 
   snapshotPut(key: string, snapshot: SnapshotRecord): Promise<void> {
     // The new snapshot and the removal of the older ones commit together.
-    return this.write(() => {
+    return this.batch.run(() => {
       checkSeq(snapshot.seq, 0);
       for (const k of this.snapshots.keys({ start: [key, 0], end: [key, snapshot.seq] })) this.snapshots.remove(k);
       this.snapshots.put([key, snapshot.seq], { seq: snapshot.seq, data: snapshot.data, createdAt: snapshot.createdAt });
