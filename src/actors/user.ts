@@ -17,15 +17,40 @@ export const SYNC_PAGE = 1000;
 export const MAX_UNACKED = 10_000;
 const MAX_PRESENCE_SUBSCRIBERS = 10_000;
 const ACK_STORE_DELAY_MS = 1000;
+/**
+ * Inbox pointers are reserved this far ahead in the store, so an entity restarted after a crash starts above
+ * every ptr a device may have seen (a client drops a delivery whose ptr it already holds). A reservation is
+ * renewed halfway through, so it is durable long before it is needed.
+ */
+const RESERVE_BLOCK = 1000;
+/** Inbox ptrs remembered per device for exact deletes; past it the next delete scans the range. */
+const INBOXED_MAX = 10_000;
 
 /** Close codes the node uses on client sockets. */
 export const CloseCodes = { replaced: 4001, restart: 1012, unacked: 4009, slow: 4008 } as const;
 
+/** A message's inbox writes or device acks still awaited across the user's devices: at 0 it is confirmed. */
+interface Fanning { m: UserDeliver; left: number }
+
+/** A message pushed to a device's socket and not acked yet. */
+interface Delivery {
+  ptr: number;
+  conv: ConversationId;
+  seq: number;
+  mine: boolean;
+  /** Set while its inbox write is deferred: acked before `due`, it is never written. */
+  fan: Fanning | undefined;
+  due: number;
+  dev: DeviceState | undefined;
+}
+
 interface DeviceState {
   id: DeviceId;
   push?: PushRegistration;
-  /** Highest inbox ptr written. */
+  /** Highest inbox ptr handed out. */
   next: number;
+  /** Ptrs up to here are reserved in the store. */
+  reserved: number;
   acked: number;
   /** The acked ptr last stored (inbox entries up to it are deleted). */
   storedAcked: number;
@@ -33,9 +58,13 @@ interface DeviceState {
   /** True once the socket has caught up with the inbox; live deliveries are pushed only then. */
   synced: boolean;
   /** Pushed but not yet acked on this socket: what an ack turns into delivered receipts. */
-  pending?: Map<number, { conv: ConversationId; seq: number; mine: boolean }>;
+  pending?: Map<number, Delivery>;
   /** The last inbox write, awaited (settled) before a sync reads the inbox so it sees every entry. */
   lastWrite?: Promise<unknown>;
+  /** Ptrs of entries in the inbox that this entity wrote or read, not yet deleted: acks delete exactly these. */
+  inboxed?: number[];
+  /** The inbox was range-deleted up to the acked ptr once in this entity's life (entries of earlier lives). */
+  swept: boolean;
 }
 
 /**
@@ -75,11 +104,14 @@ export class User implements Entity<UserMsg> {
   }
 
   private static async deviceState(rec: DeviceRecord, deps: ActorDeps): Promise<DeviceState> {
-    const high = await deps.store.inboxLastPtr(deviceKey(rec.user, rec.id));
+    const key = deviceKey(rec.user, rec.id);
+    const next = Math.max(await deps.store.inboxLastPtr(key), rec.acked);
+    const reserved = next + RESERVE_BLOCK;
+    await deps.store.inboxReserve(key, reserved);
     // Every field up front: a property added later costs V8 a separate backing array per device.
     return {
-      id: rec.id, push: rec.push, next: Math.max(high, rec.acked), acked: rec.acked, storedAcked: rec.acked,
-      conn: undefined, synced: false, pending: undefined, lastWrite: undefined,
+      id: rec.id, push: rec.push, next, reserved, acked: rec.acked, storedAcked: rec.acked,
+      conn: undefined, synced: false, pending: undefined, lastWrite: undefined, inboxed: undefined, swept: false,
     };
   }
 
@@ -88,6 +120,8 @@ export class User implements Entity<UserMsg> {
   }
 
   dispose(): void {
+    clearTimeout(this.deferTimer);
+    for (const dev of this.devices) this.writeDeferred(dev);
     this.storeAcks();
   }
 
@@ -134,8 +168,10 @@ export class User implements Entity<UserMsg> {
   // ---- delivery ----
 
   /**
-   * Writes the message into each device's inbox (next ptr) and pushes it to synced sockets; once the writes
-   * are durable the conversation hears so (its sender's tick waits for that).
+   * Gives the message the next ptr of each device and pushes it to synced sockets. A device that is offline
+   * gets it in its inbox at once; one online gets it written only if its ack doesn't come within
+   * `inboxDeferMs`, and most never are. The conversation hears once every device has acked it or holds it
+   * durably in its inbox (its sender's tick waits for that).
    */
   private deliver(m: UserDeliver): Promise<void> | void {
     if (m.redelivery) return this.redeliver(m);
@@ -143,7 +179,7 @@ export class User implements Entity<UserMsg> {
   }
 
   /**
-   * A fan-out retry: confirmed written by this entity → only confirm again; else write where it is missing.
+   * A fan-out retry: confirmed by this entity → only confirm again; else write where it is missing.
    * A retry can arrive while the first write is still in flight (a slow store): it is not confirmed yet, so
    * it is written again where the inbox doesn't show it, and a device may get it twice (clients drop a
    * repeated conv and seq) — never not at all.
@@ -154,39 +190,111 @@ export class User implements Entity<UserMsg> {
   }
 
   private writeInboxes(m: UserDeliver, skip?: Set<DeviceId>): void {
-    const { store, router, config } = this.deps;
-    const expiresAt = Date.now() + config.inboxTtlMs;
+    const deferMs = this.deps.config.inboxDeferMs;
     const mine = m.from === this.id;
-    // One device (the common case) makes one promise: no array, no Promise.all.
-    let writes: Promise<void> | Promise<void>[] | undefined;
+    const fan: Fanning = { m, left: 0 };
     let reached = false;
     for (const dev of this.devices) {
-      const did = dev.id;
-      if ((mine && did === m.dev) || skip?.has(did)) continue; // the sending device has it: its tick said so
-      const ptr = ++dev.next;
-      const write = store.inboxPut(deviceKey(this.id, did), { ptr, conv: m.conv, seq: m.seq, packed: m.packed, expiresAt });
-      writes = writes === undefined ? write : Array.isArray(writes) ? (writes.push(write), writes) : [writes, write];
-      dev.lastWrite = write;
-      if (dev.conn && dev.synced) {
-        const pending = (dev.pending ??= new Map());
-        pending.set(ptr, { conv: m.conv, seq: m.seq, mine });
-        if (pending.size > MAX_UNACKED) {
-          router.closeConnection(dev.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
-          this.release(dev);
-        } else if (router.toConnection(dev.conn, { t: 'delivery', ptr, packed: m.packed })) {
-          reached = true;
-        } else {
-          this.release(dev);
+      if ((mine && dev.id === m.dev) || skip?.has(dev.id)) continue; // the sending device has it: its tick said so
+      const ptr = this.nextPtr(dev);
+      fan.left++;
+      const d = this.push(dev, ptr, m, mine);
+      if (d) {
+        reached = true;
+        if (deferMs > 0) {
+          this.defer(dev, d, fan, deferMs);
+          continue;
         }
       }
+      this.write(dev, ptr, fan);
     }
     if (!reached && !mine && m.kind !== 'system' && !m.redelivery) this.notifyPush(m);
-    if (writes === undefined) return this.confirmWritten(m);
+    if (fan.left === 0) this.confirmWritten(m);
+  }
+
+  private nextPtr(dev: DeviceState): number {
+    const ptr = ++dev.next;
+    if (ptr > dev.reserved - RESERVE_BLOCK / 2) {
+      dev.reserved = ptr + RESERVE_BLOCK;
+      this.deps.store.inboxReserve(deviceKey(this.id, dev.id), dev.reserved)
+        .catch((err) => log('warn', 'inbox pointers not reserved', { user: this.id, error: String(err) }));
+    }
+    return ptr;
+  }
+
+  /** Pushes a delivery to a synced socket; undefined when the device isn't there to take it. */
+  private push(dev: DeviceState, ptr: number, m: UserDeliver, mine: boolean): Delivery | undefined {
+    if (!dev.conn || !dev.synced) return undefined;
+    const { router } = this.deps;
+    const pending = (dev.pending ??= new Map());
+    const d: Delivery = { ptr, conv: m.conv, seq: m.seq, mine, fan: undefined, due: 0, dev: undefined };
+    pending.set(ptr, d);
+    if (pending.size > MAX_UNACKED) {
+      router.closeConnection(dev.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
+    } else if (router.toConnection(dev.conn, { t: 'delivery', ptr, packed: m.packed })) {
+      return d;
+    }
+    this.release(dev);
+    return undefined;
+  }
+
+  /** The write waits for the ack: one in time settles the message without touching the store. */
+  private deferred?: Delivery[];
+  private deferTimer?: NodeJS.Timeout;
+  private defer(dev: DeviceState, d: Delivery, fan: Fanning, ms: number): void {
+    d.fan = fan;
+    d.due = Date.now() + ms;
+    d.dev = dev;
+    (this.deferred ??= []).push(d);
+    this.deferTimer ??= setTimeout(() => this.writeDue(), ms).unref();
+  }
+
+  /** Writes the deferred deliveries whose ack is overdue (the queue is in due order). */
+  private writeDue(): void {
+    this.deferTimer = undefined;
+    const q = this.deferred;
+    if (!q) return;
+    const now = Date.now();
+    let i = 0;
+    for (; i < q.length && q[i]!.due <= now; i++) {
+      const d = q[i]!;
+      if (d.fan) this.write(d.dev!, d.ptr, take(d));
+      d.dev = undefined;
+    }
+    if (i === q.length) this.deferred = undefined;
+    else {
+      q.splice(0, i);
+      this.deferTimer = setTimeout(() => this.writeDue(), q[0]!.due - now).unref();
+    }
+  }
+
+  /** The socket is going: what it was sent and hasn't acked is written now. */
+  private writeDeferred(dev: DeviceState): void {
+    if (dev.pending) for (const d of dev.pending.values()) if (d.fan) this.write(dev, d.ptr, take(d));
+  }
+
+  private write(dev: DeviceState, ptr: number, fan: Fanning): void {
+    const { m } = fan;
+    const expiresAt = Date.now() + this.deps.config.inboxTtlMs;
+    const write = this.deps.store.inboxPut(deviceKey(this.id, dev.id), { ptr, conv: m.conv, seq: m.seq, packed: m.packed, expiresAt });
+    dev.lastWrite = write;
+    const inboxed = (dev.inboxed ??= []);
+    if (inboxed.push(ptr) > INBOXED_MAX) this.forgetInboxed(dev);
     // A failed write is not confirmed: the conversation redelivers, and the redelivery writes it again.
-    (Array.isArray(writes) ? Promise.all(writes) : writes).then(
-      () => this.confirmWritten(m),
+    write.then(
+      () => this.settle(fan),
       (err: unknown) => log('error', 'inbox write failed', { user: this.id, conv: m.conv, seq: m.seq, error: String(err) }),
     );
+  }
+
+  private settle(fan: Fanning): void {
+    if (--fan.left === 0) this.confirmWritten(fan.m);
+  }
+
+  /** Too many to track: the next delete scans the inbox up to the acked ptr instead. */
+  private forgetInboxed(dev: DeviceState): void {
+    dev.inboxed = undefined;
+    dev.swept = false;
   }
 
   /** What this entity's inboxes are known to hold (confirmed writes), for redeliveries. */
@@ -240,10 +348,11 @@ export class User implements Entity<UserMsg> {
   private ackUpTo(dev: DeviceState, ptr: number): void {
     if (ptr <= dev.acked) return;
     const upTo = new Map<ConversationId, number>();
-    if (dev.pending) for (const [p, e] of dev.pending) {
+    if (dev.pending) for (const [p, d] of dev.pending) {
       if (p > ptr) break; // insertion order is ptr order
       dev.pending.delete(p);
-      if (!e.mine) upTo.set(e.conv, Math.max(upTo.get(e.conv) ?? 0, e.seq));
+      if (d.fan) this.settle(take(d)); // acked in time: never written
+      if (!d.mine) upTo.set(d.conv, Math.max(upTo.get(d.conv) ?? 0, d.seq));
     }
     dev.acked = ptr;
     (this.ackDirty ??= new Set()).add(dev);
@@ -268,12 +377,29 @@ export class User implements Entity<UserMsg> {
     for (const dev of this.ackDirty) {
       const key = deviceKey(this.id, dev.id);
       const ptr = dev.acked;
+      const held = this.heldUpTo(dev, ptr);
       dev.lastWrite = settled(dev.lastWrite)
-        .then(() => Promise.all([store.inboxDeleteUpTo(key, ptr, dev.storedAcked), store.setDeviceAcked(this.id, dev.id, ptr)]))
+        .then(() => Promise.all([
+          held?.length === 0 ? undefined : store.inboxDeleteUpTo(key, ptr, held),
+          store.setDeviceAcked(this.id, dev.id, ptr),
+        ]))
         .then(() => { dev.storedAcked = Math.max(dev.storedAcked, ptr); })
         .catch((err) => log('warn', 'inbox ack not stored', { user: this.id, error: String(err) }));
     }
     this.ackDirty = undefined;
+  }
+
+  /**
+   * The inbox entries up to `ptr` that this entity knows of, taken off its list; undefined the first time in
+   * its life, when entries written before it loaded may be there too.
+   */
+  private heldUpTo(dev: DeviceState, ptr: number): number[] | undefined {
+    const all = dev.inboxed ?? [];
+    const held = all.filter((p) => p <= ptr);
+    dev.inboxed = held.length === all.length ? undefined : all.filter((p) => p > ptr);
+    if (dev.swept) return held;
+    dev.swept = true;
+    return undefined;
   }
 
   // ---- sockets ----
@@ -284,6 +410,7 @@ export class User implements Entity<UserMsg> {
     if (dev.conn && connKey(dev.conn) !== connKey(m.conn)) {
       this.deps.router.closeConnection(dev.conn, CloseCodes.replaced, 'this device connected again elsewhere');
     }
+    this.writeDeferred(dev);
     dev.conn = m.conn;
     dev.synced = false;
     dev.pending = undefined;
@@ -298,6 +425,7 @@ export class User implements Entity<UserMsg> {
   }
 
   private release(dev: DeviceState): void {
+    this.writeDeferred(dev);
     dev.conn = undefined;
     dev.synced = false;
     dev.pending = undefined;
@@ -322,8 +450,10 @@ export class User implements Entity<UserMsg> {
     const page = await this.deps.store.inboxRange(deviceKey(this.id, dev.id), Math.max(since, dev.acked), SYNC_PAGE);
     if (!dev.conn || connKey(dev.conn) !== connKey(m.conn)) return; // the socket went away while we read
     let last = Math.max(since, dev.acked);
+    const inboxed = (dev.inboxed ??= []);
     for (const e of page) {
-      (dev.pending ??= new Map()).set(e.ptr, { conv: e.conv, seq: e.seq, mine: false });
+      (dev.pending ??= new Map()).set(e.ptr, { ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0, dev: undefined });
+      inboxed.push(e.ptr);
       if (!this.deps.router.toConnection(m.conn, { t: 'delivery', ptr: e.ptr, packed: e.packed })) return this.release(dev);
       last = e.ptr;
     }
@@ -385,4 +515,11 @@ export class User implements Entity<UserMsg> {
   private async answer(reply: string, f: () => Promise<unknown>): Promise<void> {
     this.deps.router.reply(reply, { ok: true, value: await f() });
   }
+}
+
+/** Takes a delivery's deferred write off it: it is being written, or needs no write. */
+function take(d: Delivery): Fanning {
+  const fan = d.fan!;
+  d.fan = undefined;
+  return fan;
 }

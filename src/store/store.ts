@@ -41,10 +41,15 @@ export interface Store {
   inboxPut(device: DeviceKey, entry: InboxEntry): Promise<void>;
   /** Entries with ptr > after, ascending, unexpired, at most `limit`. */
   inboxRange(device: DeviceKey, after: number, limit: number): Promise<InboxEntry[]>;
-  /** Highest ptr ever written for the device (kept after deletes), 0 if none. */
+  /** Highest ptr ever written or reserved for the device (kept after deletes), 0 if none. */
   inboxLastPtr(device: DeviceKey): Promise<number>;
-  /** Deletes entries with ptr ≤ `ptr`. `after`: entries up to it are known to be gone already (a hint). */
-  inboxDeleteUpTo(device: DeviceKey, ptr: number, after?: number): Promise<void>;
+  /** Raises the device's high-water mark to `ptr` (never lowers it): pointers up to it count as used. */
+  inboxReserve(device: DeviceKey, ptr: number): Promise<void>;
+  /**
+   * Deletes entries with ptr ≤ `ptr`. `held`, when the caller knows it, lists every entry up to `ptr` still in
+   * the inbox (a hint: an engine may remove just those keys instead of scanning the range).
+   */
+  inboxDeleteUpTo(device: DeviceKey, ptr: number, held?: readonly number[]): Promise<void>;
 
   // ---- accounts ----
   /** Claims the phone number atomically: returns the user that holds it (the new one, or one that won a race). */

@@ -99,4 +99,31 @@ for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
     });
 }
 
+t.test('after a hard kill, a device that was online but had not acked finds every ticked message in its inbox', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.device(t, { autoAck: false });
+  const sends = await Promise.all(Array.from({ length: 20 }, (_, i) => alice.client.text({ to: bob.user }, `m${i}`)));
+  t.equal(bob.messages.length, 20, 'all were pushed to his socket; the ticks came without his acks');
+  await f.restart('SIGKILL');
+  const bobBack = await f.device(t, { session: bob.session, phone: bob.phone }); // holds nothing: syncs from 0
+  await bobBack.waitFrame((x) => x.t === 'synced');
+  t.same(texts(bobBack.messages), sends.map((_, i) => `m${i}`), 'every ticked message, in order');
+});
+
+t.test('after a hard kill, pointers go on above every one a device was given', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.device(t);
+  let last = 0;
+  for (let i = 0; i < 10; i++) last = (await alice.client.text({ to: bob.user }, `m${i}`)).seq;
+  await alice.waitFrame((x) => x.t === 'receipt' && x.status === 'delivered' && x.upTo === last, 'bob acked them all');
+  const ptr = bob.client.ptr;
+  await f.restart('SIGKILL'); // before the node stored bob's acked pointer (once a second)
+  const bobBack = await f.device(t, { session: bob.session, phone: bob.phone, ptr });
+  await bobBack.waitFrame((x) => x.t === 'synced');
+  const aliceBack = await f.device(t, { session: alice.session, phone: alice.phone });
+  await aliceBack.client.text({ to: bob.user }, 'after');
+  await bobBack.waitMessage((m) => (m.body as { text: string }).text === 'after', 'the new message, not taken for one he holds');
+  t.ok(bobBack.ptrs.at(-1)! > ptr, 'its pointer is above his');
+});
+
 t.test('the node logged no errors', async (t) => { t.same(f.errorLogs(), []); });

@@ -14,7 +14,6 @@ type Key = (string | number)[];
 const SYNC_EVERY_MS = 1000;
 /** At most one commit per window: adds up to this much to a write's latency, saves a commit per write under load. */
 const COMMIT_WINDOW_MS = 2;
-const POINT_REMOVES_UP_TO = 256;
 
 /**
  * The embedded store: one LMDB environment, one named database per table, composite array keys so that
@@ -171,20 +170,22 @@ export class LmdbStore implements Store {
     return Math.max(last, this.inboxHigh.get(device) ?? 0);
   }
 
+  inboxReserve(device: DeviceKey, ptr: number): Promise<void> {
+    return this.batch.run(() => this.raiseHigh(device, ptr));
+  }
+
   // Removing entries would lose the high-water mark with them, so each delete records the highest ptr it removes.
-  // A short known range is removed key by key: a range iterator costs more than a few point removes.
-  inboxDeleteUpTo(device: DeviceKey, ptr: number, after = 0): Promise<void> {
+  inboxDeleteUpTo(device: DeviceKey, ptr: number, held?: readonly number[]): Promise<void> {
     return this.batch.run(() => {
-      if (ptr <= after) return;
       let removed = 0;
-      if (ptr - after <= POINT_REMOVES_UP_TO) {
-        for (let p = after + 1; p <= ptr; p++) if (this.inbox.remove([device, p])) removed = p;
-        this.raiseHigh(device, removed);
-        return;
-      }
-      for (const key of this.inbox.keys({ start: [device, 0], end: [device, ptr + 1] })) {
-        this.inbox.remove(key);
-        removed = key[1] as number;
+      if (held) {
+        // Point removes: a range iterator costs more than a few of them.
+        for (const p of held) if (p <= ptr && this.inbox.remove([device, p])) removed = Math.max(removed, p);
+      } else {
+        for (const key of this.inbox.keys({ start: [device, 0], end: [device, ptr + 1] })) {
+          this.inbox.remove(key);
+          removed = key[1] as number;
+        }
       }
       this.raiseHigh(device, removed);
     });

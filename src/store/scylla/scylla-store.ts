@@ -517,6 +517,11 @@ export class ScyllaStore implements Store {
     return rs.rowLength ? num(rs.first().get('last_ptr')) ?? 0 : 0;
   }
 
+  async inboxReserve(device: DeviceKey, ptr: number): Promise<void> {
+    await this.write(this.q.inboxHigh, [maxRegisterTimestamp(ptr), ptr, device]);
+  }
+
+  /** One range tombstone, whatever `held` says. */
   async inboxDeleteUpTo(device: DeviceKey, ptr: number): Promise<void> {
     await this.write(this.q.inboxDeleteUpTo, [device, ptr]);
   }
