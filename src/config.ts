@@ -101,7 +101,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     tokenTtlMs: int(env, 'PARLEY_TOKEN_TTL_MS', 90 * 86_400_000),
     inboxTtlMs: int(env, 'PARLEY_INBOX_TTL_MS', 30 * 86_400_000),
-    inboxDeferMs: int(env, 'PARLEY_INBOX_DEFER_MS', 100),
+    inboxDeferMs: int(env, 'PARLEY_INBOX_DEFER_MS', 300),
     // Kept below the 20,000 open files a process may hold here, leaving room for the store and listeners.
     maxConnections: int(env, 'PARLEY_MAX_CONNECTIONS', 19_500),
     maxBackpressure: int(env, 'PARLEY_MAX_BACKPRESSURE', 1024 * 1024),

@@ -14,6 +14,8 @@ import { FanOut } from './fanout.js';
 /** Recent client ids kept in memory, for resends of messages still being stored; older ones are in the store. */
 const DEDUPE_MEMORY = 1_000;
 const HISTORY_DEFAULT = 50;
+/** Delivered-only cursor moves are stored at most this often per conversation. */
+const CURSOR_STORE_DELAY_MS = 1000;
 const CONTENT_KINDS = new Set(['text', 'image', 'video', 'location']);
 
 /**
@@ -53,6 +55,7 @@ export class Conversation implements Entity<ConvMsg> {
 
   dispose(): void {
     this.fanout.abandon();
+    this.storeCursors();
   }
 
   static async load(id: ConversationId, deps: ActorDeps): Promise<Conversation> {
@@ -205,22 +208,47 @@ export class Conversation implements Entity<ConvMsg> {
     const next = { delivered: Math.max(c.delivered, upTo), read: read ? Math.max(c.read, upTo) : c.read };
     if (next.delivered === c.delivered && next.read === c.read) return;
     this.cursors.set(user, next);
-    // Receipts go out once the cursor write is done, so a tick a sender saw survives a restart (a failed write
-    // is logged and the receipt still goes; the next move writes the whole cursor again).
-    const stored = this.deps.store.setCursor(this.id, user, next).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
-    const then = (f: () => void) => void stored.then(f);
-    if (next.delivered > c.delivered) then(() => this.tellSenders(user, 'delivered', c.delivered, next.delivered));
-    if (next.read > c.read) then(() => this.tellSenders(user, 'read', c.read, next.read));
+    let stored: Promise<unknown> | undefined;
+    if (next.read > c.read) {
+      // A read receipt goes out once the cursor is written, so one a sender saw survives a crash: nothing else
+      // would say it again. (A failed write is logged and the receipt still goes; the next move writes it.)
+      this.unstored?.delete(user);
+      stored = this.deps.store.setCursor(this.id, user, next).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
+      void stored.then(() => {
+        if (next.delivered > c.delivered) this.tellSenders(user, 'delivered', c.delivered, next.delivered);
+        this.tellSenders(user, 'read', c.read, next.read);
+      });
+    } else {
+      // Delivered only: the receipt goes at once and the cursor is stored within a second, one write for all the
+      // acks meanwhile. After a node failure the stored cursor may be that much behind the receipts sent; the
+      // next ack moves it past (receipts are watermarks), and an inbox redelivery it lets through is dropped by
+      // the client as a repeated (conv, seq).
+      (this.unstored ??= new Set()).add(user);
+      this.cursorFlush ??= setTimeout(() => this.storeCursors(), CURSOR_STORE_DELAY_MS).unref();
+      this.tellSenders(user, 'delivered', c.delivered, next.delivered);
+    }
     if (this.isGroup) {
-      if (this.allAfter) this.allAfter.push(stored);
-      else {
-        this.allAfter = [stored];
+      if (!this.allAfter) {
+        this.allAfter = [];
         queueMicrotask(() => this.advanceAll());
       }
+      if (stored) this.allAfter.push(stored);
     }
   }
 
-  /** The cursor writes "…_all" receipts wait for: those of the cursor moves since the last advanceAll. */
+  private unstored?: Set<UserId>;
+  private cursorFlush?: NodeJS.Timeout;
+  private storeCursors(): void {
+    clearTimeout(this.cursorFlush);
+    this.cursorFlush = undefined;
+    if (!this.unstored) return;
+    for (const user of this.unstored) {
+      this.deps.store.setCursor(this.id, user, this.cursors.get(user)!).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
+    }
+    this.unstored = undefined;
+  }
+
+  /** The read-cursor writes "…_all" receipts wait for: those of the cursor moves since the last advanceAll. */
   private allAfter?: Promise<unknown>[];
 
   /**
@@ -230,15 +258,16 @@ export class Conversation implements Entity<ConvMsg> {
   private advanceAll(): void {
     const after = this.allAfter!;
     this.allAfter = undefined;
-    const stored = after.length === 1 ? after[0]! : Promise.all(after);
+    const stored = after.length === 0 ? undefined : after.length === 1 ? after[0]! : Promise.all(after);
     const senderOf = (s: number) => this.recent.get(s)?.from;
     const d = allWatermark(this.deliveredAll, (u) => this.cursors.get(u)?.delivered ?? 0, this.members.keys(), senderOf, this.lastSeq);
     const r = allWatermark(this.readAll, (u) => this.cursors.get(u)?.read ?? 0, this.members.keys(), senderOf, this.lastSeq);
     const [d0, r0] = [this.deliveredAll, this.readAll];
     this.deliveredAll = d;
     this.readAll = r;
-    if (d > d0) void stored.then(() => this.tellSenders(undefined, 'delivered_all', d0, d));
-    if (r > r0) void stored.then(() => this.tellSenders(undefined, 'read_all', r0, r));
+    const then = (f: () => void) => (stored ? void stored.then(f) : f());
+    if (d > d0) then(() => this.tellSenders(undefined, 'delivered_all', d0, d));
+    if (r > r0) then(() => this.tellSenders(undefined, 'read_all', r0, r));
   }
 
   /**
