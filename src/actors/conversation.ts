@@ -5,7 +5,7 @@ import { pack } from '../protocol/codec.js';
 import type { ReceiptCursor } from '../store/store.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { ConvDelivered, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvSend, ConvTyping } from './messages.js';
+import type { ConvDelivered, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvTyping } from './messages.js';
 import type { Entity, EntityKind } from './region.js';
 import { RecentWindow } from './recent-window.js';
 import { allWatermark } from './receipts.js';
@@ -89,6 +89,7 @@ export class Conversation implements Entity<ConvMsg> {
       case 'read': return this.read(msg);
       case 'typing': return this.typing(msg);
       case 'history': return this.history(msg);
+      case 'receipts': return this.receipts(msg);
       case 'members': return this.membersChanged(msg);
       case 'fanned': return this.fanout.confirm(msg.user, msg.seqs);
     }
@@ -272,16 +273,23 @@ export class Conversation implements Entity<ConvMsg> {
 
   /**
    * A receipt goes to the senders of the messages it newly covers (and, for reads, to the reader's other
-   * devices). Beyond the recent window, every member is told rather than the store read.
+   * devices). Beyond the recent window, every member is told rather than the store read. In groups only the
+   * "…_all" watermarks go to senders.
    */
   private tellSenders(user: UserId | undefined, status: ReceiptStatus, after: number, upTo: number): void {
+    const frame: ReceiptFrame = { t: 'receipt', conv: this.id, status, upTo };
+    if (user) frame.user = user;
+    if (this.isGroup && user) {
+      // A member's own receipt would be n frames per message, n² per round of a group: its senders get the
+      // "…_all" watermarks and ask for per-member detail (`receipts`). A read still reaches the reader's devices.
+      if (status === 'read') this.deps.router.toUser(user, frame);
+      return;
+    }
     const senders = this.recent.sendersIn(after, upTo) ?? new Set(this.members.keys());
     if (user) {
       senders.delete(user);
       if (status === 'read') senders.add(user);
     }
-    const frame: ReceiptFrame = { t: 'receipt', conv: this.id, status, upTo };
-    if (user) frame.user = user;
     for (const s of senders) this.deps.router.toUser(s, frame);
   }
 
@@ -289,6 +297,14 @@ export class Conversation implements Entity<ConvMsg> {
     let min = Infinity;
     for (const u of this.members.keys()) min = Math.min(min, this.cursors.get(u)?.[kind] ?? 0);
     return min === Infinity ? 0 : min;
+  }
+
+  /** Every member's cursors, as this entity holds them (delivered ones may be ahead of the store). */
+  private receipts(m: ConvReceipts): void {
+    if (!this.members.has(m.user)) throw new ParleyError('forbidden', 'you are not a member of this conversation');
+    const members: Record<UserId, ReceiptCursor> = {};
+    for (const u of this.members.keys()) members[u] = this.cursors.get(u) ?? { delivered: 0, read: 0 };
+    this.deps.router.reply(m.reply, { ok: true, value: { conv: this.id, members } });
   }
 
   // ---- the rest ----

@@ -21,11 +21,12 @@ export interface ConvDelivered extends Envelope { t: 'delivered'; user: UserId; 
 export interface ConvRead extends Envelope { t: 'read'; user: UserId; seq: number }
 export interface ConvTyping extends Envelope { t: 'typing'; user: UserId; on: boolean }
 export interface ConvHistory extends Envelope { t: 'history'; reply: ReplyTo; user: UserId; q: HistoryQuery }
+export interface ConvReceipts extends Envelope { t: 'receipts'; reply: ReplyTo; user: UserId }
 /** From the group actor after it stored a membership change: the conversation logs it and fans it out. */
 export interface ConvMembers extends Envelope { t: 'members'; members: Record<UserId, string>; event: GroupEvent; notify: UserId[] }
 /** From a user entity: these seqs are in all its devices' inboxes. */
 export interface ConvFanned extends Envelope { t: 'fanned'; user: UserId; seqs: number[] }
-export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvMembers | ConvFanned;
+export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned;
 
 export interface GroupEvent { event: 'created' | 'added' | 'removed' | 'left' | 'admin' | 'renamed'; by: UserId; users?: UserId[]; name?: string }
 

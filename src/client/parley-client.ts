@@ -141,6 +141,11 @@ export class ParleyClient extends Emitter<Events> {
     return this.request({ t: 'history', rid: '', conv, ...q }) as Promise<Message[]>;
   }
 
+  /** Every member's delivered and read cursors (in a group, the per-member detail behind `…_all`). */
+  receipts(conv: string): Promise<{ conv: string; members: Record<string, { delivered: number; read: number }> }> {
+    return this.request({ t: 'receipts', rid: '', conv }) as Promise<{ conv: string; members: Record<string, { delivered: number; read: number }> }>;
+  }
+
   // ---- groups, profile, settings ----
 
   createGroup(name: string, members: string[] = []): Promise<GroupInfo> { return this.request({ t: 'group.create', rid: '', name, members }) as Promise<GroupInfo>; }

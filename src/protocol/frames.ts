@@ -54,6 +54,8 @@ export interface HistoryFrame {
   t: 'history'; rid: string; conv: ConversationId;
   before?: number; after?: number; from?: number; until?: number; limit?: number;
 }
+/** Every member's receipt cursors in a conversation (a group's per-member detail is asked for, not pushed). */
+export interface ReceiptsFrame { t: 'receipts'; rid: string; conv: ConversationId }
 export interface PresenceSubFrame { t: 'presence.sub' | 'presence.unsub'; users: UserId[] }
 export interface GroupCreateFrame { t: 'group.create'; rid: string; name: string; members?: UserId[] }
 export interface GroupMembersFrame { t: 'group.add' | 'group.remove'; rid: string; group: GroupId; users: UserId[] }
@@ -70,7 +72,7 @@ export interface PushRegisterFrame { t: 'push.register'; rid: string; platform: 
 export interface PingFrame { t: 'ping'; rid?: string }
 
 export type ClientFrame =
-  | SyncFrame | SendFrame | AckFrame | ReadFrame | TypingFrame | HistoryFrame | PresenceSubFrame
+  | SyncFrame | SendFrame | AckFrame | ReadFrame | TypingFrame | HistoryFrame | ReceiptsFrame | PresenceSubFrame
   | GroupCreateFrame | GroupMembersFrame | GroupAdminFrame | GroupRenameFrame | GroupLeaveFrame
   | ProfileSetFrame | ProfileGetFrame | SettingsSetFrame | ContactsFrame | LookupFrame | PushRegisterFrame | PingFrame;
 

@@ -46,6 +46,7 @@ export function validateClientFrame(v: unknown, limits: Limits, frameBytes = Inf
       if (limit !== undefined && (limit < 1 || limit > limits.historyPageMax)) fail(`limit must be 1..${limits.historyPageMax}`);
       return { t, rid: rid(v), conv: conv(v), before: optUint(v, 'before'), after: optUint(v, 'after'), from: optUint(v, 'from'), until: optUint(v, 'until'), limit };
     }
+    case 'receipts': return { t, rid: rid(v), conv: conv(v) };
     case 'presence.sub': case 'presence.unsub': return { t, users: ids(v, 'users', 256) };
     case 'group.create': return { t, rid: rid(v), name: str(v, 'name', 100), members: v.members === undefined ? [] : ids(v, 'members', limits.maxGroupMembers) };
     case 'group.add': case 'group.remove': return { t, rid: rid(v), group: id(v, 'group'), users: ids(v, 'users', limits.maxGroupMembers) };

@@ -50,6 +50,7 @@ export class ClientSession {
         const { before, after, from, until, limit } = f;
         return this.request(f.rid, 'conv', f.conv, (reply) => ({ t: 'history', reply, user, q: { before, after, from, until, limit: limit ?? 0 } }));
       }
+      case 'receipts': return this.request(f.rid, 'conv', f.conv, (reply) => ({ t: 'receipts', reply, user }));
       case 'presence.sub':
         this.presenceSubs ??= new Set();
         if (this.presenceSubs.size + f.users.length > MAX_PRESENCE_SUBS_PER_SOCKET) {

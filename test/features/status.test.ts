@@ -82,41 +82,56 @@ t.test('reading implies delivered, even without an ack', async (t) => {
   t.ok(receipts(alice, sent.conv).some((r) => r.status === 'delivered' && r.upTo === sent.seq), 'delivered came with read');
 });
 
-t.test('groups: a receipt per member, then delivered_all and read_all', async (t) => {
+t.test('groups: senders are told delivered_all and read_all; per-member detail is asked for', async (t) => {
   const alice = await f.device(t);
   const bob = await f.device(t, { autoAck: false });
+  const bob2 = await f.secondDevice(t, bob, { autoAck: false });
   const carol = await f.device(t, { autoAck: false });
   const g = await alice.client.createGroup('Receipts', [bob.user, carol.user]);
   const conv = g.conv;
   const sent = await alice.client.text({ conv }, 'hello group');
-  for (const d of [bob, carol]) await d.waitMessage((m) => m.seq === sent.seq);
+  for (const d of [bob, bob2, carol]) await d.waitMessage((m) => m.seq === sent.seq);
+  const cursors = async (user: string) => (await alice.client.receipts(conv)).members[user];
+  const until = async (user: string, want: { delivered: number; read: number }) => {
+    for (let i = 0; i < 200; i++) {
+      if (JSON.stringify(await cursors(user)) === JSON.stringify(want)) return;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    t.fail(`${user} never reached ${JSON.stringify(want)}`);
+  };
 
+  t.same(await alice.client.receipts(conv), {
+    conv, members: { [alice.user]: { delivered: 0, read: 0 }, [bob.user]: { delivered: 0, read: 0 }, [carol.user]: { delivered: 0, read: 0 } },
+  }, 'nobody acked yet (a sender\'s own messages move no cursor of hers)');
   bob.client.flushAck();
-  await waitReceipt(alice, conv, 'delivered', sent.seq, bob.user);
+  await until(bob.user, { delivered: sent.seq, read: 0 });
   await throughUser(alice);
-  t.notOk(receipts(alice, conv).some((r) => r.status === 'delivered_all' && r.upTo >= sent.seq), 'not delivered to all while carol has not acked');
+  t.same(receipts(alice, conv), [], 'no per-member receipt is pushed, and no delivered_all while carol has not acked');
   carol.client.flushAck();
-  await waitReceipt(alice, conv, 'delivered', sent.seq, carol.user);
-  const all = await waitReceipt(alice, conv, 'delivered_all', sent.seq);
-  t.same(all, { t: 'receipt', conv, status: 'delivered_all', upTo: sent.seq }, 'delivered_all names no user');
+  t.same(await waitReceipt(alice, conv, 'delivered_all', sent.seq), { t: 'receipt', conv, status: 'delivered_all', upTo: sent.seq },
+    'delivered_all names no user');
 
   bob.client.read(conv, sent.seq);
-  await waitReceipt(alice, conv, 'read', sent.seq, bob.user);
+  t.same(await waitReceipt(bob2, conv, 'read', sent.seq, bob.user), { t: 'receipt', conv, status: 'read', upTo: sent.seq, user: bob.user },
+    'bob\'s other device learns he read it');
+  await until(bob.user, { delivered: sent.seq, read: sent.seq });
   await throughUser(alice);
-  t.notOk(receipts(alice, conv).some((r) => r.status === 'read_all'), 'not read by all while carol has not read');
+  t.notOk(receipts(alice, conv).some((r) => r.status === 'read_all' || r.status === 'read'), 'not read by all while carol has not read');
   carol.client.read(conv, sent.seq);
-  await waitReceipt(alice, conv, 'read', sent.seq, carol.user);
   t.same(await waitReceipt(alice, conv, 'read_all', sent.seq), { t: 'receipt', conv, status: 'read_all', upTo: sent.seq });
+  t.same(receipts(alice, conv).map((r) => r.status), ['delivered_all', 'read_all'], 'alice was told only the watermarks');
 
-  // Receipts go to the senders of the messages they cover, not to everyone.
+  // Watermarks go to the senders of the messages they cover, not to everyone.
   const fromCarol = await carol.client.text({ conv }, 'carol here');
-  await bob.waitMessage((m) => m.seq === fromCarol.seq);
+  for (const d of [bob, bob2]) await d.waitMessage((m) => m.seq === fromCarol.seq);
   bob.client.flushAck();
-  await waitReceipt(carol, conv, 'delivered', fromCarol.seq, bob.user);
-  await throughUser(alice);
-  t.notOk(receipts(alice, conv).some((r) => r.user === bob.user && r.upTo >= fromCarol.seq), 'alice is not told about carol\'s message');
   await waitReceipt(carol, conv, 'delivered_all', fromCarol.seq);
   t.pass('carol learns her message reached everyone (alice acks by herself)');
+  await throughUser(alice);
+  t.notOk(receipts(alice, conv).some((r) => r.upTo >= fromCarol.seq), 'alice is not told about carol\'s message');
+
+  const outsider = await f.device(t);
+  await t.rejects(outsider.client.receipts(conv), { code: 'forbidden' }, 'only members may ask');
 });
 
 t.test('the node logged no errors', async (t) => { t.same(f.errorLogs(), []); });
