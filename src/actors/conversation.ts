@@ -10,12 +10,13 @@ import type { Entity, EntityKind } from './region.js';
 import { RecentWindow } from './recent-window.js';
 import { allWatermark } from './receipts.js';
 import { FanOut } from './fanout.js';
+import { Sweeper } from './sweeper.js';
 
 /** Recent client ids kept in memory, for resends of messages still being stored; older ones are in the store. */
 const DEDUPE_MEMORY = 1_000;
 const HISTORY_DEFAULT = 50;
-/** Delivered-only cursor moves are stored at most this often per conversation. */
-const CURSOR_STORE_DELAY_MS = 1000;
+/** Delivered-only cursor moves are stored once per this period, in one write per moved cursor. */
+const cursorStores = new Sweeper<Conversation>(1000, (c) => (c.storeCursors(), false));
 const CONTENT_KINDS = new Set(['text', 'image', 'video', 'location']);
 
 /**
@@ -55,6 +56,7 @@ export class Conversation implements Entity<ConvMsg> {
 
   dispose(): void {
     this.fanout.abandon();
+    cursorStores.delete(this);
     this.storeCursors();
   }
 
@@ -195,6 +197,7 @@ export class Conversation implements Entity<ConvMsg> {
   // ---- receipts ----
 
   private delivered(m: ConvDelivered): void {
+    if (m.fanned) this.fanout.confirm(m.user, m.fanned); // the tick first: it then shares a socket write with the receipt
     this.advance(m.user, Math.min(m.upTo, this.lastSeq), false);
   }
 
@@ -224,8 +227,11 @@ export class Conversation implements Entity<ConvMsg> {
       // acks meanwhile. After a node failure the stored cursor may be that much behind the receipts sent; the
       // next ack moves it past (receipts are watermarks), and an inbox redelivery it lets through is dropped by
       // the client as a repeated (conv, seq).
-      (this.unstored ??= new Set()).add(user);
-      this.cursorFlush ??= setTimeout(() => this.storeCursors(), CURSOR_STORE_DELAY_MS).unref();
+      if (!this.unstored) {
+        this.unstored = new Set();
+        cursorStores.add(this);
+      }
+      this.unstored.add(user);
       this.tellSenders(user, 'delivered', c.delivered, next.delivered);
     }
     if (this.isGroup) {
@@ -238,10 +244,7 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   private unstored?: Set<UserId>;
-  private cursorFlush?: NodeJS.Timeout;
-  private storeCursors(): void {
-    clearTimeout(this.cursorFlush);
-    this.cursorFlush = undefined;
+  storeCursors(): void {
     if (!this.unstored) return;
     for (const user of this.unstored) {
       this.deps.store.setCursor(this.id, user, this.cursors.get(user)!).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));

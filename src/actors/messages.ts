@@ -17,7 +17,8 @@ export interface ConvSend extends Envelope {
   t: 'send'; origin: ConnRef; cid: string; from: UserId; dev: DeviceId;
   kind: ClientMessageKind; body?: Body; replyTo?: number; target?: number;
 }
-export interface ConvDelivered extends Envelope { t: 'delivered'; user: UserId; upTo: number }
+/** From a user entity: a device acked up to `upTo`; `fanned`: seqs this ack confirmed, as in ConvFanned. */
+export interface ConvDelivered extends Envelope { t: 'delivered'; user: UserId; upTo: number; fanned?: number[] }
 export interface ConvRead extends Envelope { t: 'read'; user: UserId; seq: number }
 export interface ConvTyping extends Envelope { t: 'typing'; user: UserId; on: boolean }
 export interface ConvHistory extends Envelope { t: 'history'; reply: ReplyTo; user: UserId; q: HistoryQuery }

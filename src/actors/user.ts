@@ -8,6 +8,7 @@ import type { ActorDeps } from './deps.js';
 import type { UserAck, UserAttach, UserDeliver, UserDetach, UserMsg, UserPresenceSub, UserSync } from './messages.js';
 import type { Entity, EntityKind } from './region.js';
 import { WrittenSeqs } from './written-seqs.js';
+import { Sweeper } from './sweeper.js';
 
 const settled = (p: Promise<unknown> | undefined): Promise<unknown> => (p ? p.then(() => undefined, () => undefined) : Promise.resolve());
 
@@ -26,6 +27,10 @@ const RESERVE_BLOCK = 1000;
 /** Inbox ptrs remembered per device for exact deletes; past it the next delete scans the range. */
 const INBOXED_MAX = 10_000;
 
+/** Deferred inbox writes fall due within this much of their time. */
+const deferredWrites = new Sweeper<User>(50, (u, now) => u.writeDue(now));
+const ackStores = new Sweeper<User>(ACK_STORE_DELAY_MS, (u) => (u.storeAcks(), false));
+
 /** Close codes the node uses on client sockets. */
 export const CloseCodes = { replaced: 4001, restart: 1012, unacked: 4009, slow: 4008 } as const;
 
@@ -41,7 +46,6 @@ interface Delivery {
   /** Set while its inbox write is deferred: acked before `due`, it is never written. */
   fan: Fanning | undefined;
   due: number;
-  dev: DeviceState | undefined;
 }
 
 interface DeviceState {
@@ -59,6 +63,8 @@ interface DeviceState {
   synced: boolean;
   /** Pushed but not yet acked on this socket: what an ack turns into delivered receipts. */
   pending?: Map<number, Delivery>;
+  /** How many of `pending` have their inbox write deferred. */
+  deferred: number;
   /** The last inbox write, awaited (settled) before a sync reads the inbox so it sees every entry. */
   lastWrite?: Promise<unknown>;
   /** Ptrs of entries in the inbox that this entity wrote or read, not yet deleted: acks delete exactly these. */
@@ -111,7 +117,7 @@ export class User implements Entity<UserMsg> {
     // Every field up front: a property added later costs V8 a separate backing array per device.
     return {
       id: rec.id, push: rec.push, next, reserved, acked: rec.acked, storedAcked: rec.acked,
-      conn: undefined, synced: false, pending: undefined, lastWrite: undefined, inboxed: undefined, swept: false,
+      conn: undefined, synced: false, pending: undefined, deferred: 0, lastWrite: undefined, inboxed: undefined, swept: false,
     };
   }
 
@@ -120,7 +126,8 @@ export class User implements Entity<UserMsg> {
   }
 
   dispose(): void {
-    clearTimeout(this.deferTimer);
+    deferredWrites.delete(this);
+    ackStores.delete(this);
     for (const dev of this.devices) this.writeDeferred(dev);
     this.storeAcks();
   }
@@ -227,7 +234,7 @@ export class User implements Entity<UserMsg> {
     if (!dev.conn || !dev.synced) return undefined;
     const { router } = this.deps;
     const pending = (dev.pending ??= new Map());
-    const d: Delivery = { ptr, conv: m.conv, seq: m.seq, mine, fan: undefined, due: 0, dev: undefined };
+    const d: Delivery = { ptr, conv: m.conv, seq: m.seq, mine, fan: undefined, due: 0 };
     pending.set(ptr, d);
     if (pending.size > MAX_UNACKED) {
       router.closeConnection(dev.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
@@ -239,38 +246,29 @@ export class User implements Entity<UserMsg> {
   }
 
   /** The write waits for the ack: one in time settles the message without touching the store. */
-  private deferred?: Delivery[];
-  private deferTimer?: NodeJS.Timeout;
   private defer(dev: DeviceState, d: Delivery, fan: Fanning, ms: number): void {
     d.fan = fan;
     d.due = Date.now() + ms;
-    d.dev = dev;
-    (this.deferred ??= []).push(d);
-    this.deferTimer ??= setTimeout(() => this.writeDue(), ms).unref();
+    if (dev.deferred++ === 0) deferredWrites.add(this);
   }
 
-  /** Writes the deferred deliveries whose ack is overdue (the queue is in due order). */
-  private writeDue(): void {
-    this.deferTimer = undefined;
-    const q = this.deferred;
-    if (!q) return;
-    const now = Date.now();
-    let i = 0;
-    for (; i < q.length && q[i]!.due <= now; i++) {
-      const d = q[i]!;
-      if (d.fan) this.write(d.dev!, d.ptr, take(d));
-      d.dev = undefined;
+  /** Writes the deferred deliveries whose ack is overdue; false once none is left. */
+  writeDue(now: number): boolean {
+    let left = false;
+    for (const dev of this.devices) {
+      if (!dev.deferred) continue;
+      for (const d of dev.pending!.values()) {
+        if (!d.fan) continue;
+        if (d.due > now) { left = true; break; } // ptr order is due order
+        this.write(dev, d.ptr, take(dev, d));
+      }
     }
-    if (i === q.length) this.deferred = undefined;
-    else {
-      q.splice(0, i);
-      this.deferTimer = setTimeout(() => this.writeDue(), q[0]!.due - now).unref();
-    }
+    return left;
   }
 
   /** The socket is going: what it was sent and hasn't acked is written now. */
   private writeDeferred(dev: DeviceState): void {
-    if (dev.pending) for (const d of dev.pending.values()) if (d.fan) this.write(dev, d.ptr, take(d));
+    if (dev.deferred) for (const d of dev.pending!.values()) if (d.fan) this.write(dev, d.ptr, take(dev, d));
   }
 
   private write(dev: DeviceState, ptr: number, fan: Fanning): void {
@@ -325,7 +323,8 @@ export class User implements Entity<UserMsg> {
     if (list) return void list.push(seq);
     fanned.set(conv, [seq]);
     queueMicrotask(() => {
-      const seqs = fanned.get(conv)!;
+      const seqs = fanned.get(conv);
+      if (!seqs) return; // gone with a delivered receipt (ackUpTo)
       fanned.delete(conv);
       this.deps.router.tell('conv', conv, { t: 'fanned', user: this.id, seqs });
     });
@@ -351,13 +350,21 @@ export class User implements Entity<UserMsg> {
     if (dev.pending) for (const [p, d] of dev.pending) {
       if (p > ptr) break; // insertion order is ptr order
       dev.pending.delete(p);
-      if (d.fan) this.settle(take(d)); // acked in time: never written
+      if (d.fan) this.settle(take(dev, d)); // acked in time: never written
       if (!d.mine) upTo.set(d.conv, Math.max(upTo.get(d.conv) ?? 0, d.seq));
     }
     dev.acked = ptr;
-    (this.ackDirty ??= new Set()).add(dev);
-    this.ackFlush ??= setTimeout(() => this.storeAcks(), ACK_STORE_DELAY_MS).unref();
-    for (const [conv, seq] of upTo) this.deps.router.tell('conv', conv, { t: 'delivered', user: this.id, upTo: seq });
+    if (!this.ackDirty) {
+      this.ackDirty = new Set();
+      ackStores.add(this);
+    }
+    this.ackDirty.add(dev);
+    for (const [conv, seq] of upTo) {
+      // The confirmations this ack settled ride along: one message to the conversation instead of two.
+      const fanned = this.fanned?.get(conv);
+      if (fanned) this.fanned!.delete(conv);
+      this.deps.router.tell('conv', conv, fanned ? { t: 'delivered', user: this.id, upTo: seq, fanned } : { t: 'delivered', user: this.id, upTo: seq });
+    }
   }
 
   /**
@@ -368,10 +375,7 @@ export class User implements Entity<UserMsg> {
    * conv and seq).
    */
   private ackDirty?: Set<DeviceState>;
-  private ackFlush?: NodeJS.Timeout;
-  private storeAcks(): void {
-    clearTimeout(this.ackFlush);
-    this.ackFlush = undefined;
+  storeAcks(): void {
     const { store } = this.deps;
     if (!this.ackDirty) return;
     for (const dev of this.ackDirty) {
@@ -452,7 +456,7 @@ export class User implements Entity<UserMsg> {
     let last = Math.max(since, dev.acked);
     const inboxed = (dev.inboxed ??= []);
     for (const e of page) {
-      (dev.pending ??= new Map()).set(e.ptr, { ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0, dev: undefined });
+      (dev.pending ??= new Map()).set(e.ptr, { ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0 });
       inboxed.push(e.ptr);
       if (!this.deps.router.toConnection(m.conn, { t: 'delivery', ptr: e.ptr, packed: e.packed })) return this.release(dev);
       last = e.ptr;
@@ -518,8 +522,9 @@ export class User implements Entity<UserMsg> {
 }
 
 /** Takes a delivery's deferred write off it: it is being written, or needs no write. */
-function take(d: Delivery): Fanning {
+function take(dev: DeviceState, d: Delivery): Fanning {
   const fan = d.fan!;
   d.fan = undefined;
+  dev.deferred--;
   return fan;
 }

@@ -37,13 +37,19 @@ export function encodeDelivery(ptr: number, packedMessage: Uint8Array, format: W
   if (format === 'json') {
     return `{"t":"msg","ptr":${ptr},"m":${JSON.stringify(packr.unpack(packedMessage) as Message, jsonReplacer)}}`;
   }
-  const head = packr.pack(ptr);
-  const out = new Uint8Array(DELIVERY_PREFIX.length + head.length + DELIVERY_M.length + packedMessage.length);
-  let o = 0;
-  out.set(DELIVERY_PREFIX, o); o += DELIVERY_PREFIX.length;
-  out.set(head, o); o += head.length;
-  out.set(DELIVERY_M, o); o += DELIVERY_M.length;
-  out.set(packedMessage, o);
+  const ptrBytes = ptr < 0x80 ? 1 : ptr < 0x100 ? 2 : ptr < 0x10000 ? 3 : ptr <= 0xffffffff ? 5 : 9;
+  const out = Buffer.allocUnsafe(DELIVERY_PREFIX.length + ptrBytes + DELIVERY_M.length + packedMessage.length);
+  out.set(DELIVERY_PREFIX, 0);
+  let o = DELIVERY_PREFIX.length;
+  // A non-negative integer as the packer writes it (the smallest uint, a float64 past 32 bits).
+  if (ptrBytes === 1) out[o] = ptr;
+  else if (ptrBytes === 2) { out[o] = 0xcc; out[o + 1] = ptr; }
+  else if (ptrBytes === 3) { out[o] = 0xcd; out.writeUInt16BE(ptr, o + 1); }
+  else if (ptrBytes === 5) { out[o] = 0xce; out.writeUInt32BE(ptr, o + 1); }
+  else { out[o] = 0xcb; out.writeDoubleBE(ptr, o + 1); }
+  o += ptrBytes;
+  out.set(DELIVERY_M, o);
+  out.set(packedMessage, o + DELIVERY_M.length);
   return out;
 }
 // fixmap(3) "t" "msg" "ptr" … "m" …

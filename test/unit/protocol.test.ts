@@ -20,7 +20,7 @@ t.test('conversation ids are order-independent and parse back', async (t) => {
 
 t.test('a spliced delivery frame decodes like a packed one', async (t) => {
   const m = { conv: 'd.aaaa.bbbb', seq: 7, from: 'aaaa', dev: 'dd', cid: 'c1', kind: 'text', ts: 1, body: { text: 'hi' } };
-  for (const ptr of [1, 200, 70000, 2 ** 40]) {
+  for (const ptr of [0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 40]) {
     t.same(unpack(encodeDelivery(ptr, pack(m), 'msgpack') as Uint8Array), { t: 'msg', ptr, m });
     t.same(JSON.parse(encodeDelivery(ptr, pack(m), 'json') as string), { t: 'msg', ptr, m });
   }
