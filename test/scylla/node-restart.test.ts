@@ -56,7 +56,7 @@ t.test('a graceful restart keeps accounts, history, seqs, cursors and undelivere
   const bob2 = await again(t, bob);
   await bob2.waitMessage((m) => m.conv === conv && m.seq === 4, 'the new message', 10_000);
   t.strictSame(texts(bob2, conv), ['ab 4'], 'bob resumes from his pointer: only what is new');
-  t.equal(bob2.ptrs[0], bobPtr + 1, 'inbox pointers continue');
+  t.ok(bob2.ptrs[0]! > bobPtr, 'inbox pointers go on above the one he held');
 
   // Carol was never online: both messages waited in her inbox across the restart.
   const carol2 = await again(t, carol);
