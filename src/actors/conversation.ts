@@ -186,7 +186,8 @@ export class Conversation implements Entity<ConvMsg> {
   /** Edits and deletes are the sender's own; reactions may target anyone's message. */
   private async checkTarget(m: ConvSend): Promise<void> {
     const t = m.target!;
-    const target = t <= this.lastSeq ? this.recent.get(t) ?? toTarget(await this.deps.store.getMessage(this.id, t)) : undefined;
+    const visible = t >= (this.cursors.get(m.from)?.from ?? 0);
+    const target = visible && t <= this.lastSeq ? this.recent.get(t) ?? toTarget(await this.deps.store.getMessage(this.id, t)) : undefined;
     if (!target || target.deleted) throw new ParleyError('not_found', `no message ${t} in this conversation`);
     if (!CONTENT_KINDS.has(target.kind)) throw new ParleyError('invalid', `message ${t} is a ${target.kind} and can't be the target of a ${m.kind}`);
     if ((m.kind === 'edit' || m.kind === 'delete') && target.from !== m.from) {
@@ -209,8 +210,9 @@ export class Conversation implements Entity<ConvMsg> {
   private advance(user: UserId, upTo: number, read: boolean): void {
     if (!this.members.has(user)) return;
     const c = this.cursors.get(user) ?? { delivered: 0, read: 0 };
-    const next = { delivered: Math.max(c.delivered, upTo), read: read ? Math.max(c.read, upTo) : c.read };
+    const next: ReceiptCursor = { delivered: Math.max(c.delivered, upTo), read: read ? Math.max(c.read, upTo) : c.read };
     if (next.delivered === c.delivered && next.read === c.read) return;
+    if (c.from !== undefined) next.from = c.from;
     this.cursors.set(user, next);
     let stored: Promise<unknown> | undefined;
     if (next.read > c.read) {
@@ -306,11 +308,25 @@ export class Conversation implements Entity<ConvMsg> {
   private receipts(m: ConvReceipts): void {
     if (!this.members.has(m.user)) throw new ParleyError('forbidden', 'you are not a member of this conversation');
     const members: Record<UserId, ReceiptCursor> = {};
-    for (const u of this.members.keys()) members[u] = this.cursors.get(u) ?? { delivered: 0, read: 0 };
+    for (const u of this.members.keys()) {
+      const c = this.cursors.get(u);
+      members[u] = { delivered: c?.delivered ?? 0, read: c?.read ?? 0 };
+    }
     this.deps.router.reply(m.reply, { ok: true, value: { conv: this.id, members } });
   }
 
   // ---- the rest ----
+
+  /**
+   * A member added at `seq` sees from there on: its cursors start just below (so "…_all" receipts don't wait
+   * for it on messages it will never get), and history and targets before it are not its to see.
+   */
+  private joined(user: UserId, seq: number): void {
+    const cursor: ReceiptCursor = { delivered: seq - 1, read: seq - 1, from: seq };
+    this.cursors.set(user, cursor);
+    this.unstored?.delete(user);
+    this.deps.store.setCursor(this.id, user, cursor).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
+  }
 
   private typing(m: ConvTyping): void {
     if (!this.members.has(m.user)) return;
@@ -321,7 +337,9 @@ export class Conversation implements Entity<ConvMsg> {
   private async history(m: ConvHistory): Promise<void> {
     if (!this.members.has(m.user)) throw new ParleyError('forbidden', 'you are not a member of this conversation');
     const messages = await this.deps.store.getMessages(this.id, { ...m.q, limit: m.q.limit || HISTORY_DEFAULT });
-    this.deps.router.reply(m.reply, { ok: true, value: messages });
+    const from = this.cursors.get(m.user)?.from;
+    // A member added to a group sees from the message that says so on, nothing from before it joined.
+    this.deps.router.reply(m.reply, { ok: true, value: from ? messages.filter((x) => x.seq >= from) : messages });
   }
 
   /** A group's membership changed (already stored by the group): log it as a system message and fan it out. */
@@ -331,6 +349,7 @@ export class Conversation implements Entity<ConvMsg> {
     const ts = (this.lastTs = Math.max(Date.now(), this.lastTs));
     const message: Message = { conv: this.id, seq, from: m.event.by, dev: '', cid: `sys-${seq}`, kind: 'system', ts, body: { ...m.event } };
     this.recent.add(seq, m.event.by, 'system');
+    if (m.event.event === 'added') for (const u of m.event.users ?? []) this.joined(u, seq);
     this.append(message, [...new Set([...this.members.keys(), ...m.notify])]);
   }
 }

@@ -33,7 +33,7 @@ export interface Store {
   /** Delete for everyone: the body is gone for good, the envelope stays so seqs have no holes. */
   redactMessage(conv: ConversationId, seq: number): Promise<void>;
 
-  // ---- receipt cursors: per (conv, user) the highest seq delivered to and read by that user ----
+  // ---- receipt cursors: per (conv, user) the highest seq delivered to and read by that user, and the first it may see ----
   getCursors(conv: ConversationId): Promise<Map<UserId, ReceiptCursor>>;
   setCursor(conv: ConversationId, user: UserId, cursor: ReceiptCursor): Promise<void>;
 
@@ -97,7 +97,8 @@ export interface Store {
 export type DeviceKey = string;
 
 export interface HistoryQuery { before?: number; after?: number; from?: number; until?: number; limit: number }
-export interface ReceiptCursor { delivered: number; read: number }
+/** A member's state in a conversation: `from`, the first seq it may see (set when added to a group; absent: all). */
+export interface ReceiptCursor { delivered: number; read: number; from?: number }
 
 export interface InboxEntry {
   ptr: number;

@@ -56,9 +56,9 @@ t.test('admins add, remove, promote and rename; each change is a system message 
   t.same(Object.keys(roles(info)).sort(), [alice.user, bob.user, carol.user].sort());
   t.match((await waitSystem(carol, g.conv, 'removed')).body, { event: 'removed', by: bob.user, users: [dave.user] });
 
-  const history = await carol.client.history(g.conv);
-  t.same(history.filter((m) => m.kind === 'system').map((m) => (m.body as { event: string }).event),
-    ['created', 'added', 'admin', 'renamed', 'removed'], 'history keeps every change in order');
+  const events = async (d: TestDevice) => (await d.client.history(g.conv)).filter((m) => m.kind === 'system').map((m) => (m.body as { event: string }).event);
+  t.same(await events(alice), ['created', 'added', 'admin', 'renamed', 'removed'], 'history keeps every change in order');
+  t.same(await events(carol), ['added', 'admin', 'renamed', 'removed'], 'from where each member joined');
 });
 
 t.test('the last admin leaving hands the role to the longest-standing member', async (t) => {
@@ -149,6 +149,31 @@ t.test('a removed member receives the removal and nothing after it', async (t) =
     ['created', 'before', 'removed'], 'the removal is the last thing carol got from the group');
   await t.rejects(carol.client.text({ conv: g.conv }, 'hello?'), { code: 'forbidden' });
   await t.rejects(carol.client.history(g.conv), { code: 'forbidden' });
+});
+
+t.test('a member added later sees from the message that added them on, not the history before', async (t) => {
+  const [alice, bob, carol] = [await f.device(t), await f.device(t), await f.device(t)];
+  const g = await alice.client.createGroup('Before your time', [bob.user]);
+  const early = await alice.client.text({ conv: g.conv }, 'before carol');
+  await bob.client.text({ conv: g.conv }, 'also before carol');
+  await alice.client.addMembers(g.id, [carol.user]);
+  const added = await waitSystem(carol, g.conv, 'added');
+  const after = await bob.client.text({ conv: g.conv }, 'hi carol');
+  await carol.waitMessage((m) => m.seq === after.seq);
+
+  t.same(texts(carol.messages.filter((m) => m.conv === g.conv)), ['hi carol'], 'she was sent nothing from before');
+  const hers = await carol.client.history(g.conv, { limit: 50 });
+  t.same(hers.map((m) => m.seq), [added.seq, after.seq], 'her history starts at the message that added her');
+  t.same(await carol.client.history(g.conv, { before: added.seq }), [], 'and pages no further back');
+  t.same(texts(await bob.client.history(g.conv, { limit: 50 })), ['before carol', 'also before carol', 'hi carol'], 'the others still see everything');
+  await t.rejects(carol.client.send({ conv: g.conv }, 'reaction', { emoji: '👍' }, { target: early.seq }), { code: 'not_found' },
+    'she can not react to a message she can not see');
+  const r = await carol.client.send({ conv: g.conv }, 'reaction', { emoji: '👍' }, { target: after.seq });
+  t.equal(r.t, 'sent', 'but to one she can');
+
+  // "Delivered to all" does not wait for her on messages she never got.
+  await alice.waitFrame((x) => x.t === 'receipt' && x.conv === g.conv && x.status === 'delivered_all' && x.upTo >= early.seq, 'delivered_all past her join');
+  t.equal((await alice.client.receipts(g.conv)).members[carol.user]!.read, added.seq - 1, 'her read cursor starts just below her join');
 });
 
 t.test('the node logged no errors', async (t) => { t.same(f.errorLogs(), []); });

@@ -280,6 +280,10 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       got = await store.getCursors(c);
       t.strictSame(got.get(a), { delivered: 9, read: 9 }, 'overwritten');
       t.strictSame(got.get(b), { delivered: 2, read: 0 }, 'others untouched');
+      await store.setCursor(c, b, { delivered: 6, read: 6, from: 7 });
+      t.strictSame((await store.getCursors(c)).get(b), { delivered: 6, read: 6, from: 7 }, 'the first seq a member may see');
+      await store.setCursor(c, b, { delivered: 8, read: 6, from: 7 });
+      t.strictSame((await store.getCursors(c)).get(b), { delivered: 8, read: 6, from: 7 }, 'kept as the cursor moves');
       t.equal((await store.getCursors(conv())).size, 0, 'per conversation');
     });
 

@@ -462,13 +462,16 @@ export class ScyllaStore implements Store {
   async getCursors(conv: ConversationId): Promise<Map<UserId, ReceiptCursor>> {
     const out = new Map<UserId, ReceiptCursor>();
     for (const row of await this.readAll(this.q.getCursors, [conv])) {
-      out.set(row.get('user_id'), { delivered: num(row.get('delivered')) ?? 0, read: num(row.get('read_upto')) ?? 0 });
+      const from = num(row.get('visible_from'));
+      out.set(row.get('user_id'), { delivered: num(row.get('delivered')) ?? 0, read: num(row.get('read_upto')) ?? 0, ...(from ? { from } : {}) });
     }
     return out;
   }
 
   async setCursor(conv: ConversationId, user: UserId, cursor: ReceiptCursor): Promise<void> {
-    await this.write(this.q.setCursor, [cursor.delivered, cursor.read, conv, user]);
+    // Without `from`, its column is left alone: no null written, so no tombstone per cursor move.
+    if (cursor.from === undefined) await this.write(this.q.setCursor, [cursor.delivered, cursor.read, conv, user]);
+    else await this.write(this.q.setCursorFrom, [cursor.delivered, cursor.read, cursor.from, conv, user]);
   }
 
   // ---- inbox ----
@@ -816,8 +819,9 @@ function statements(ks: string) {
     lastInBucket: `SELECT seq FROM ${ks}.messages WHERE conv = ? AND bucket = ? LIMIT 1`,
     redact: `DELETE body FROM ${ks}.messages USING TIMESTAMP ? WHERE conv = ? AND bucket = ? AND seq = ?`,
 
-    getCursors: `SELECT user_id, delivered, read_upto FROM ${ks}.receipt_cursors WHERE conv = ?`,
+    getCursors: `SELECT user_id, delivered, read_upto, visible_from FROM ${ks}.receipt_cursors WHERE conv = ?`,
     setCursor: `UPDATE ${ks}.receipt_cursors SET delivered = ?, read_upto = ? WHERE conv = ? AND user_id = ?`,
+    setCursorFrom: `UPDATE ${ks}.receipt_cursors SET delivered = ?, read_upto = ?, visible_from = ? WHERE conv = ? AND user_id = ?`,
 
     inboxInsert: `INSERT INTO ${ks}.inbox (device, ptr, conv, seq, packed, expires_at) VALUES (?, ?, ?, ?, ?, ?) USING TTL ?`,
     inboxHigh: `UPDATE ${ks}.inbox USING TIMESTAMP ? SET last_ptr = ? WHERE device = ?`,
