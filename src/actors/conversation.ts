@@ -122,6 +122,9 @@ export class Conversation implements Entity<ConvMsg> {
       return;
     }
     if (m.target !== undefined) await this.checkTarget(m);
+    if (m.replyTo !== undefined && (m.replyTo > this.lastSeq || m.replyTo < (this.cursors.get(m.from)?.from ?? 1))) {
+      throw new ParleyError('not_found', `no message ${m.replyTo} in this conversation to reply to`);
+    }
 
     const seq = ++this.lastSeq;
     const ts = (this.lastTs = Math.max(Date.now(), this.lastTs));

@@ -54,6 +54,10 @@ export class MediaStore {
         writeSync(fd, chunk);
       },
       finish: () => {
+        if (size === 0) {
+          discard();
+          throw new ParleyError('invalid', 'media is empty');
+        }
         done = true;
         closeSync(fd);
         const id = hash.digest('hex');

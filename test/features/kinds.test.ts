@@ -72,6 +72,8 @@ t.test('uploads of other types are 415, over the limit 413, without a token 401'
     t.equal(r.status, 415, `content-type ${type}`);
     t.equal(r.json.error.code, 'unsupported_media_type');
   }
+  const empty = await upload(alice.session.token, new Uint8Array(0), 'image/png');
+  t.same([empty.status, empty.json.error.code], [400, 'invalid'], 'an empty upload is refused');
   const over = await upload(alice.session.token, new Uint8Array(MAX_MEDIA + 1), 'video/mp4');
   t.equal(over.status, 413);
   t.equal(over.json.error.code, 'too_large');
@@ -161,6 +163,10 @@ t.test('a reply names the message it answers', async (t) => {
   const m = await alice.waitMessage((m) => m.seq === a.seq);
   t.equal(m.reply, q.seq);
   t.same((await alice.client.history(q.conv)).map((m) => m.reply), [undefined, q.seq], 'stored with the reply');
+  for (const seq of [0, a.seq + 1, 999]) {
+    await t.rejects(bob.client.send({ to: alice.user }, 'text', { text: '?' }, { reply: seq }), { code: 'not_found' }, `no message ${seq} to reply to`);
+  }
+  t.equal((await alice.client.history(q.conv)).length, 2, 'nothing of those was stored');
 });
 
 t.test('edits: the sender edits their own content messages, nobody else\'s', async (t) => {
