@@ -120,6 +120,21 @@ t.test('schema: created at open, idempotent, safe to run from many openers at on
   t.match(ksRow.first().get('replication'), { class: /SimpleStrategy/, replication_factor: '1' });
 });
 
+t.test('schema: a migration cut short after its ALTER runs again cleanly', async (t) => {
+  const ks = scratchKeyspace();
+  t.teardown(() => admin.execute(`DROP KEYSPACE IF EXISTS ${ks}`).then(() => undefined));
+  const first = await ScyllaStore.open({ ...opts, keyspace: ks });
+  await first.close();
+  // As if the node died between the ALTER and recording the version.
+  await admin.execute(`DELETE FROM ${ks}.schema_version WHERE scope = 'parley' AND version = 3`);
+  const store = await ScyllaStore.open({ ...opts, keyspace: ks });
+  t.teardown(() => store.close());
+  const versions = await admin.execute(`SELECT version FROM ${ks}.schema_version WHERE scope = 'parley'`);
+  t.equal(versions.rows[0]!.get('version'), 3, 'version 3 recorded again');
+  await store.setCursor('g.abc', 'u1', { delivered: 1, read: 1, from: 2 });
+  t.strictSame((await store.getCursors('g.abc')).get('u1'), { delivered: 1, read: 1, from: 2 });
+});
+
 t.test('schema: a keyspace at version 1 is migrated on open, its data kept', async (t) => {
   const ks = scratchKeyspace();
   t.teardown(() => admin.execute(`DROP KEYSPACE IF EXISTS ${ks}`).then(() => undefined));
