@@ -320,17 +320,6 @@ export class Conversation implements Entity<ConvMsg> {
 
   // ---- the rest ----
 
-  /**
-   * A member added at `seq` sees from there on: its cursors start just below (so "…_all" receipts don't wait
-   * for it on messages it will never get), and history and targets before it are not its to see.
-   */
-  private joined(user: UserId, seq: number): void {
-    const cursor: ReceiptCursor = { delivered: seq - 1, read: seq - 1, from: seq };
-    this.cursors.set(user, cursor);
-    this.unstored?.delete(user);
-    this.deps.store.setCursor(this.id, user, cursor).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
-  }
-
   private typing(m: ConvTyping): void {
     if (!this.members.has(m.user)) return;
     const frame = { t: 'typing' as const, conv: this.id, user: m.user, on: m.on };
@@ -354,6 +343,17 @@ export class Conversation implements Entity<ConvMsg> {
     this.recent.add(seq, m.event.by, 'system');
     if (m.event.event === 'added') for (const u of m.event.users ?? []) this.joined(u, seq);
     this.append(message, [...new Set([...this.members.keys(), ...m.notify])]);
+  }
+
+  /**
+   * A member added at `seq` sees from there on: its cursors start just below (so "…_all" receipts don't wait
+   * for it on messages it will never get), and history and targets before it are not its to see.
+   */
+  private joined(user: UserId, seq: number): void {
+    const cursor: ReceiptCursor = { delivered: seq - 1, read: seq - 1, from: seq };
+    this.cursors.set(user, cursor);
+    this.unstored?.delete(user);
+    this.deps.store.setCursor(this.id, user, cursor).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
   }
 }
 

@@ -454,10 +454,9 @@ export class User implements Entity<UserMsg> {
     const page = await this.deps.store.inboxRange(deviceKey(this.id, dev.id), Math.max(since, dev.acked), SYNC_PAGE);
     if (!dev.conn || connKey(dev.conn) !== connKey(m.conn)) return; // the socket went away while we read
     let last = Math.max(since, dev.acked);
-    const inboxed = (dev.inboxed ??= []);
     for (const e of page) {
       (dev.pending ??= new Map()).set(e.ptr, { ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0 });
-      inboxed.push(e.ptr);
+      if ((dev.inboxed ??= []).push(e.ptr) > INBOXED_MAX) this.forgetInboxed(dev);
       if (!this.deps.router.toConnection(m.conn, { t: 'delivery', ptr: e.ptr, packed: e.packed })) return this.release(dev);
       last = e.ptr;
     }
