@@ -16,7 +16,7 @@ import { Sweeper } from './sweeper.js';
 const DEDUPE_MEMORY = 1_000;
 const HISTORY_DEFAULT = 50;
 /** Delivered-only cursor moves are stored once per this period, in one write per moved cursor. */
-const cursorStores = new Sweeper<Conversation>(1000, (c) => (c.storeCursors(), false));
+const cursorStores = new Sweeper<Conversation>(1000, 100, (c) => (c.storeCursors(), false));
 const CONTENT_KINDS = new Set(['text', 'image', 'video', 'location']);
 
 /**

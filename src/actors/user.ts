@@ -27,9 +27,9 @@ const RESERVE_BLOCK = 1000;
 /** Inbox ptrs remembered per device for exact deletes; past it the next delete scans the range. */
 const INBOXED_MAX = 10_000;
 
-/** Deferred inbox writes fall due within this much of their time. */
-const deferredWrites = new Sweeper<User>(50, (u, now) => u.writeDue(now));
-const ackStores = new Sweeper<User>(ACK_STORE_DELAY_MS, (u) => (u.storeAcks(), false));
+/** Deferred inbox writes are written within 50 ms of falling due. */
+const deferredWrites = new Sweeper<User>(50, 50, (u, now) => u.writeDue(now));
+const ackStores = new Sweeper<User>(ACK_STORE_DELAY_MS, 100, (u) => (u.storeAcks(), false));
 
 /** Close codes the node uses on client sockets. */
 export const CloseCodes = { replaced: 4001, restart: 1012, unacked: 4009, slow: 4008 } as const;
