@@ -32,7 +32,10 @@ class FakeSocket implements Connection {
   session!: ClientSession;
   ptr = 0;
   ackDue = false;
+  /** `receipts` counts messages a delivered receipt covered (one receipt may cover several: it is a watermark). */
   counts = { sent: 0, delivered: 0, receipts: 0 };
+  /** Per conversation, the seqs this socket sent that no receipt covered yet, ascending. */
+  private readonly uncovered = new Map<string, number[]>();
   readonly ready = true;
   constructor(readonly id: number, readonly user: string, readonly device: string) {}
   send(frame: Outbound): boolean {
@@ -44,8 +47,15 @@ class FakeSocket implements Connection {
       ackQueue.add(this);
     } else {
       encodeFrame(frame as ServerFrame, 'msgpack');
-      if (frame.t === 'sent') this.counts.sent++;
-      else if (frame.t === 'receipt') this.counts.receipts++;
+      if (frame.t === 'sent') {
+        this.counts.sent++;
+        const list = this.uncovered.get(frame.conv) ?? [];
+        list.push(frame.seq);
+        this.uncovered.set(frame.conv, list);
+      } else if (frame.t === 'receipt' && frame.status === 'delivered') {
+        const list = this.uncovered.get(frame.conv) ?? [];
+        while (list.length && list[0]! <= frame.upTo) { list.shift(); this.counts.receipts++; }
+      }
       else if (frame.t === 'synced') this.ptr = Math.max(this.ptr, frame.ptr);
       else if (frame.t === 'error') throw new Error(JSON.stringify(frame));
     }
