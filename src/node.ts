@@ -55,7 +55,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
 
   const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms() : undefined;
   const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), new TokenSigner(secret), secret, cfg,
-    (user, device) => router.tell('user', user, { t: 'device.added', device }));
+    (user, device) => router.ask('user', user, (reply) => ({ t: 'device.added', reply, device })));
   const media = new MediaStore(join(cfg.dataDir, 'media'));
 
   metrics.gauge('connections', () => conns.size);

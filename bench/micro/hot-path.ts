@@ -39,6 +39,7 @@ class FakeSocket implements Connection {
   readonly ready = true;
   constructor(readonly id: number, readonly user: string, readonly device: string) {}
   send(frame: Outbound): boolean {
+    if (frame.t === 'session.devices') return (this.session.devicesChanged(frame.devices), true);
     // Encoded as the gateway would; read back as the client would.
     if (frame.t === 'delivery') {
       encodeDelivery(frame.ptr, frame.packed, 'msgpack');

@@ -23,7 +23,8 @@ export class Accounts {
     private readonly secret: Buffer,
     private readonly cfg: Pick<Config, 'otp' | 'tokenTtlMs' | 'apiKeys'>,
     /** Told when an existing user gets a new device, so a live user entity starts filling its inbox. */
-    private readonly onDeviceAdded?: (user: UserId, device: DeviceId) => void,
+    /** Resolves once the user's entity knows the device (so its other devices' sessions do too). */
+    private readonly onDeviceAdded?: (user: UserId, device: DeviceId) => Promise<unknown>,
   ) {}
 
   checkApiKey(key: string | undefined): void {
@@ -73,7 +74,8 @@ export class Accounts {
       user: user.id, id: device, createdAt: Date.now(), acked: 0,
       name: clip(deviceInfo.name, 64) ?? 'device', platform: clip(deviceInfo.platform, 32) ?? 'unknown',
     });
-    if (!created) this.onDeviceAdded?.(user.id, device);
+    // A failure here is logged, not returned: the device is stored, and an entity that missed it loads it.
+    if (!created) await this.onDeviceAdded?.(user.id, device).catch((err) => log('warn', 'device not announced', { user: user.id, error: String(err) }));
     return { user: user.id, device, token: this.tokens.sign(user.id, device, this.cfg.tokenTtlMs), created };
   }
 

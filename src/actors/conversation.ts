@@ -134,7 +134,9 @@ export class Conversation implements Entity<ConvMsg> {
     if (m.target !== undefined) message.target = m.target;
     this.recent.add(seq, m.from, m.kind);
     if (m.kind === 'delete') this.recent.markDeleted(m.target!);
-    this.append(message, [...this.members.keys()], m, key);
+    // A sole device's user has no other device to copy it to: one entity hop and one confirmation less.
+    const recipients = [...this.members.keys()];
+    this.append(message, m.solo ? recipients.filter((u) => u !== m.from) : recipients, m, key);
   }
 
   /**

@@ -16,6 +16,8 @@ export interface Envelope { reply?: ReplyTo; origin?: ConnRef; rid?: string; cid
 export interface ConvSend extends Envelope {
   t: 'send'; origin: ConnRef; cid: string; from: UserId; dev: DeviceId;
   kind: ClientMessageKind; body?: Body; replyTo?: number; target?: number;
+  /** The sending device is its user's only one: the fan-out skips the sender's user entity. */
+  solo?: true;
 }
 /** From a user entity: a device acked up to `upTo`; `fanned`: seqs this ack confirmed, as in ConvFanned. */
 export interface ConvDelivered extends Envelope { t: 'delivered'; user: UserId; upTo: number; fanned?: number[] }
@@ -54,7 +56,7 @@ export interface UserSettingsSet extends Envelope { t: 'settings.set'; reply: Re
 export interface UserContacts extends Envelope { t: 'contacts'; reply: ReplyTo; add: UserId[]; remove: UserId[] }
 export interface UserPushRegister extends Envelope { t: 'push.register'; reply: ReplyTo; device: DeviceId; platform: PushPlatform; token: string }
 /** From accounts: a device was signed in for this user; from now on its inbox receives the user's messages. */
-export interface UserDeviceAdded extends Envelope { t: 'device.added'; device: DeviceId }
+export interface UserDeviceAdded extends Envelope { t: 'device.added'; reply: ReplyTo; device: DeviceId }
 export type UserMsg =
   | UserAttach | UserDetach | UserSync | UserAck | UserDeliver | UserPresenceSub
   | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded;

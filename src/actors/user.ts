@@ -161,7 +161,7 @@ export class User implements Entity<UserMsg> {
         this.broadcastPresence();
         return { contacts: [...contacts] };
       });
-      case 'device.added': return this.device(msg.device).then(() => undefined);
+      case 'device.added': return this.answer(msg.reply, async () => ({ devices: (await this.device(msg.device), this.devices.length) }));
       case 'push.register': return this.answer(msg.reply, async () => {
         const dev = await this.device(msg.device);
         const push = { platform: msg.platform, token: msg.token };
@@ -419,7 +419,7 @@ export class User implements Entity<UserMsg> {
     dev.synced = false;
     dev.pending = undefined;
     if (!wasOnline) this.broadcastPresence();
-    this.deps.router.reply(m.reply, { ok: true, value: { acked: dev.acked } });
+    this.deps.router.reply(m.reply, { ok: true, value: { acked: dev.acked, devices: this.devices.length } });
   }
 
   private detach(m: UserDetach): void {
@@ -478,6 +478,9 @@ export class User implements Entity<UserMsg> {
       if (!rec) throw new ParleyError('unauthorized', 'unknown device');
       dev = await User.deviceState(rec, this.deps);
       this.devices.push(dev);
+      // Sessions of a sole device stop skipping this entity when they send (ConvSend.solo).
+      const news = { t: 'session.devices' as const, devices: this.devices.length };
+      for (const d of this.devices) if (d.conn) this.deps.router.toConnection(d.conn, news);
     }
     return dev;
   }

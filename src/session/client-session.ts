@@ -17,6 +17,8 @@ export interface Directory {
  */
 export class ClientSession {
   private presenceSubs?: Set<UserId>;
+  /** How many devices the user has, as its entity last said (0: not known yet). */
+  private devices = 0;
 
   constructor(
     readonly ref: ConnRef,
@@ -29,7 +31,15 @@ export class ClientSession {
 
   /** Announces the socket to its user entity; the welcome carries the device's acked pointer. */
   async open(): Promise<{ acked: number }> {
-    return this.router.ask('user', this.user, (reply) => ({ t: 'attach', reply, device: this.device, conn: this.ref }));
+    const r = await this.router.ask<'user', { acked: number; devices: number }>('user', this.user,
+      (reply) => ({ t: 'attach', reply, device: this.device, conn: this.ref }));
+    this.devicesChanged(r.devices);
+    return r;
+  }
+
+  /** Devices are only ever added: the larger count wins, whatever order the news arrives in. */
+  devicesChanged(devices: number): void {
+    this.devices = Math.max(this.devices, devices);
   }
 
   closed(): void {
@@ -101,6 +111,7 @@ export class ClientSession {
     }
     // Optional fields are set only when present (the message is plain data, and this is every message's path).
     const m: ConvSend = { t: 'send', origin: this.ref, cid: f.cid, from: this.user, dev: this.device, kind: f.kind };
+    if (this.devices === 1) m.solo = true;
     if (f.rid) m.rid = f.rid;
     if (f.body !== undefined) m.body = f.body;
     if (f.reply !== undefined) m.replyTo = f.reply;

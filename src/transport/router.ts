@@ -36,7 +36,11 @@ export interface ConnRef { node: string; id: number }
 export type ReplyTo = string;
 export type Reply = { ok: true; value: unknown } | { ok: false; error: import('../protocol/errors.js').ErrorBody };
 
-/** A frame for a socket: a ready frame, or a delivery whose message was packed once for the whole fan-out. */
-export type Outbound = ServerFrame | { t: 'delivery'; ptr: number; packed: Uint8Array };
+/**
+ * A frame for a socket: a ready frame, a delivery whose message was packed once for the whole fan-out, or
+ * news for the socket's session that is never written to the socket (how many devices its user has).
+ */
+export type Outbound = ServerFrame | { t: 'delivery'; ptr: number; packed: Uint8Array } | SessionNews;
+export interface SessionNews { t: 'session.devices'; devices: number }
 
 export const connKey = (c: ConnRef): string => `${c.node}/${c.id}`;

@@ -161,6 +161,7 @@ class SocketConnection implements Connection {
   /** Frames are queued and written once per event-loop turn, corked: one syscall for many frames. */
   send(frame: Outbound): boolean {
     if (this.closed) return false;
+    if (frame.t === 'session.devices') return (this.session.devicesChanged(frame.devices), true);
     const data = frame.t === 'delivery' ? encodeDelivery(frame.ptr, frame.packed, this.format) : encodeFrame(frame as ServerFrame, this.format);
     if (this.outbox) this.outbox.push(data);
     else {

@@ -126,6 +126,17 @@ t.test('two devices of one user online at once both receive a message; the sende
   t.same(texts(bob.messages), ['to both phones', 'reply'], 'bob\'s other device gets what bob2 sent');
 });
 
+t.test('a device signed in while the user\'s only other one is online gets what that one sends from then on', async (t) => {
+  const alice = await f.device(t); // her only device: its messages skip her own user entity
+  const bob = await f.device(t);
+  await alice.client.text({ to: bob.user }, 'before the laptop');
+  const laptop = await f.secondDevice(t, alice, { connect: false });
+  const after = await alice.client.text({ to: bob.user }, 'after the laptop');
+  await laptop.client.connect();
+  await laptop.waitMessage((m) => m.seq === after.seq, 'the message sent after it signed in');
+  t.same(texts(laptop.messages), ['after the laptop']);
+});
+
 t.test('the same device connecting again replaces its older socket (close 4001)', async (t) => {
   const { session } = await signIn(f.url);
   const first = await f.raw(t, session.token);
