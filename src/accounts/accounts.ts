@@ -22,8 +22,10 @@ export class Accounts {
     private readonly tokens: TokenSigner,
     private readonly secret: Buffer,
     private readonly cfg: Pick<Config, 'otp' | 'tokenTtlMs' | 'apiKeys'>,
-    /** Told when an existing user gets a new device, so a live user entity starts filling its inbox. */
-    /** Resolves once the user's entity knows the device (so its other devices' sessions do too). */
+    /**
+     * Told when an existing user gets a new device, so a live user entity starts filling its inbox; resolves
+     * once the entity knows it (and so do the sessions of the user's other devices).
+     */
     private readonly onDeviceAdded?: (user: UserId, device: DeviceId) => Promise<unknown>,
   ) {}
 
