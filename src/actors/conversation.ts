@@ -135,8 +135,9 @@ export class Conversation implements Entity<ConvMsg> {
     this.recent.add(seq, m.from, m.kind);
     if (m.kind === 'delete') this.recent.markDeleted(m.target!);
     // A sole device's user has no other device to copy it to: one entity hop and one confirmation less.
-    const recipients = [...this.members.keys()];
-    this.append(message, m.solo ? recipients.filter((u) => u !== m.from) : recipients, m, key);
+    const recipients: UserId[] = [];
+    for (const u of this.members.keys()) if (!m.solo || u !== m.from) recipients.push(u);
+    this.append(message, recipients, m, key);
   }
 
   /**
