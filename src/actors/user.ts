@@ -56,8 +56,6 @@ interface DeviceState {
   /** Ptrs up to here are reserved in the store. */
   reserved: number;
   acked: number;
-  /** The acked ptr last stored (inbox entries up to it are deleted). */
-  storedAcked: number;
   conn?: ConnRef;
   /** True once the socket has caught up with the inbox; live deliveries are pushed only then. */
   synced: boolean;
@@ -116,7 +114,7 @@ export class User implements Entity<UserMsg> {
     await deps.store.inboxReserve(key, reserved);
     // Every field up front: a property added later costs V8 a separate backing array per device.
     return {
-      id: rec.id, push: rec.push, next, reserved, acked: rec.acked, storedAcked: rec.acked,
+      id: rec.id, push: rec.push, next, reserved, acked: rec.acked,
       conn: undefined, synced: false, pending: undefined, deferred: 0, lastWrite: undefined, inboxed: undefined, swept: false,
     };
   }
@@ -387,7 +385,6 @@ export class User implements Entity<UserMsg> {
           held?.length === 0 ? undefined : store.inboxDeleteUpTo(key, ptr, held),
           store.setDeviceAcked(this.id, dev.id, ptr),
         ]))
-        .then(() => { dev.storedAcked = Math.max(dev.storedAcked, ptr); })
         .catch((err) => log('warn', 'inbox ack not stored', { user: this.id, error: String(err) }));
     }
     this.ackDirty = undefined;
@@ -398,9 +395,10 @@ export class User implements Entity<UserMsg> {
    * its life, when entries written before it loaded may be there too.
    */
   private heldUpTo(dev: DeviceState, ptr: number): number[] | undefined {
-    const all = dev.inboxed ?? [];
-    const held = all.filter((p) => p <= ptr);
-    dev.inboxed = held.length === all.length ? undefined : all.filter((p) => p > ptr);
+    const held: number[] = [];
+    const later: number[] = [];
+    for (const p of dev.inboxed ?? []) (p <= ptr ? held : later).push(p);
+    dev.inboxed = later.length ? later : undefined;
     if (dev.swept) return held;
     dev.swept = true;
     return undefined;
