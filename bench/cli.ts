@@ -44,7 +44,7 @@ options
   --window N            messages in flight per stream in closed-loop runs (relay 2, group 4)
   --connections N       idle connections to hold (default 19000)
   --missed N            messages each reconnecting client misses (default 3)
-  --targets list        parley,uws,socketio (default all three); --no-baselines = parley only
+  --targets list        parley,uws,uws-acked,socketio (default all; uws-acked only in relay); --no-baselines = parley only
   --workers N           load-generator processes (default 2; connections: one per 7,000 sockets)
   --addresses N         client source addresses 127.0.0.2… (default 8)
   --frame-bytes N       client frame size (default 100)
@@ -130,8 +130,8 @@ async function main(): Promise<number> {
     return 3;
   }
 
-  const targets = (a['no-baselines'] ? ['parley'] : String(a.targets ?? 'parley,uws,socketio').split(',').map((s) => s.trim())) as TargetKind[];
-  for (const t of targets) if (!['parley', 'uws', 'socketio'].includes(t)) throw new Error(`unknown target ${t}`);
+  const targets = (a['no-baselines'] ? ['parley'] : String(a.targets ?? 'parley,uws,uws-acked,socketio').split(',').map((s) => s.trim())) as TargetKind[];
+  for (const t of targets) if (!['parley', 'uws', 'uws-acked', 'socketio'].includes(t)) throw new Error(`unknown target ${t}`);
   const progress = new Progress(Boolean(a.quiet));
   const keep = typeof a.data === 'string';
   const dataDir = keep ? resolve(String(a.data)) : mkdtempSync(join(tmpdir(), 'parley-bench-'));
@@ -164,7 +164,8 @@ async function main(): Promise<number> {
       progress.log(`\n== ${sc.title} (${n}) ==`);
       let r: ScenarioResult;
       try {
-        r = await sc.run(ctx, o);
+        // The acked uWS variant is a 1:1 protocol: the other scenarios run the two plain baselines.
+        r = await sc.run(ctx, n === 'relay' ? o : { ...o, targets: o.targets.filter((t) => t !== 'uws-acked') });
       } catch (e) {
         failed = true;
         progress.log(`${n} failed: ${(e as Error)?.stack ?? e}`);

@@ -6,6 +6,8 @@
  *   u32 to   — a user number, or 0x80000000 | group number for a group message
  *   …        — the rest is opaque to the relay and forwarded as is
  * A text frame "join:<g>,<g>,…" subscribes the socket to those groups.
+ * The `uws-acked` target is this same relay, driven by a load generator whose recipients ack each batch back
+ * to its sender through it: Parley's two frames in and two out per message, with nothing stored.
  * Connect with ws://host:port/?u=<user number>.
  *
  * Run: node dist/bench/baselines/uws-relay.js   (BENCH_HOST, BENCH_PORT; prints "listening on http://host:port")

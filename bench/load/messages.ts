@@ -1,6 +1,7 @@
 /** The coordinator ↔ load-worker protocol (child_process IPC, "advanced" serialization). */
 
-export type TargetKind = 'parley' | 'uws' | 'socketio';
+/** `uws-acked`: the uWS relay driven with Parley's frame count per message (see bench/baselines/uws-relay.ts). */
+export type TargetKind = 'parley' | 'uws' | 'uws-acked' | 'socketio';
 
 export interface VuSpec {
   /** Global index of the virtual user: its number on the baselines, its slot in the account pool on Parley. */

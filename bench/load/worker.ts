@@ -106,7 +106,8 @@ let recordFromUs = Infinity;
 let windowEndUs = Infinity;
 /** The run in progress (closed loop issuing), if any. */
 let active: { cmd: RunCmd; endAt: number; issued: number; stopped: boolean } | undefined;
-const ackDirty = new Set<ParleyVu>();
+/** VUs with deliveries to ack (Parley, and the uWS relay driven with acks). */
+const ackDirty = new Set<{ flushAck(): void }>();
 
 function error(code: string): void {
   c.errors[code] = (c.errors[code] ?? 0) + 1;
@@ -354,6 +355,42 @@ class UwsVu extends Vu {
   }
 }
 
+/**
+ * The uWS relay with Parley's frames per 1:1 message: the recipient acks what it got (batched like the
+ * SDK: every ACK_DELAY_MS, or at once after ACK_EVERY) and the relay carries the ack back to the sender,
+ * as Parley carries the tick and the delivered receipt. Two frames in and two out per message, nothing
+ * stored: the socket cost Parley's protocol can't go below on this stack.
+ */
+const ACK_STREAM = 0xffffffff;
+class UwsAckedVu extends UwsVu {
+  /** Per sender VU: the highest n of its stream this VU got and hasn't acked yet. */
+  private readonly unacked = new Map<number, number>();
+  private count = 0;
+  override handle(data: Buffer, isBinary: boolean): void {
+    if (!isBinary) return;
+    const stream = data.readUInt32LE(4);
+    if (stream === ACK_STREAM) { c.receipts++; return; } // the sender's "delivered"
+    super.handle(data, isBinary);
+    this.unacked.set(data.readUInt32LE(12), data.readUInt32LE(8));
+    if (++this.count >= ACK_EVERY) this.flushAck(); else ackDirty.add(this);
+  }
+  flushAck(): void {
+    ackDirty.delete(this);
+    this.count = 0;
+    if (!this.open) return this.unacked.clear();
+    for (const [to, n] of this.unacked) {
+      const b = Buffer.alloc(16);
+      b.writeUInt32LE(to, 0);
+      b.writeUInt32LE(ACK_STREAM, 4);
+      b.writeUInt32LE(n, 8);
+      b.writeUInt32LE(this.idx, 12);
+      this.ws!.send(b, { binary: true });
+    }
+    this.unacked.clear();
+  }
+  override closed(): void { ackDirty.delete(this); this.unacked.clear(); }
+}
+
 let sioPad = '';
 class SocketIoVu extends Vu {
   url(): string { return `${wsBase}/socket.io/?EIO=4&transport=websocket&u=${this.idx}`; }
@@ -392,7 +429,7 @@ function setup(cmd: SetupCmd): unknown {
   connectRetries = cmd.connectRetries;
   vus.clear();
   streams.clear();
-  const Ctor = kind === 'parley' ? ParleyVu : kind === 'uws' ? UwsVu : SocketIoVu;
+  const Ctor = kind === 'parley' ? ParleyVu : kind === 'uws' ? UwsVu : kind === 'uws-acked' ? UwsAckedVu : SocketIoVu;
   for (const v of cmd.vus) vus.set(v.idx, new Ctor(v.idx, v));
   for (const s of cmd.streams) streams.set(s.id, new Stream(s, vus));
   // Payloads sized so the frame a client sends is about `frameBytes` on every target.

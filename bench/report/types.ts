@@ -83,7 +83,8 @@ export interface Summary extends Headline {
   scenario: string;
   /** What each headline figure is taken from. */
   basis: Record<string, string>;
-  baselines: { uws: Headline | null; socketio: Headline | null };
+  /** uws_acked: the uWS relay with Parley's frame count per message (relay only). */
+  baselines: { uws: Headline | null; socketio: Headline | null; uws_acked?: Headline | null };
   ratios: Record<string, number | null>;
   checks: Check[];
 }

@@ -99,12 +99,16 @@ export function relayResult(ctx: BenchContext, o: ScenarioOptions, started: stri
     const s = sat(t);
     return { ...h, delivered_per_s: s?.delivered_per_s ?? h.delivered_per_s, server_cpu_us_per_msg: fixed(t)?.server_cpu_us_per_msg ?? null };
   };
-  const parley = get('parley'), uws = get('uws'), sio = get('socketio');
+  const parley = get('parley'), uws = get('uws'), acked = get('uws-acked'), sio = get('socketio');
   const ratios: Record<string, number | null> = {
     cpu_vs_uws_at_headline_rate: ratio(fixed(parley)?.server_cpu_us_per_msg, fixed(uws)?.server_cpu_us_per_msg),
     cpu_vs_socketio_at_headline_rate: ratio(fixed(parley)?.server_cpu_us_per_msg, fixed(sio)?.server_cpu_us_per_msg),
+    // Parley against the socket cost of its own frame count: what storage, actors and encoding add.
+    cpu_vs_uws_acked_at_headline_rate: ratio(fixed(parley)?.server_cpu_us_per_msg, fixed(acked)?.server_cpu_us_per_msg),
+    uws_acked_vs_uws_at_headline_rate: ratio(fixed(acked)?.server_cpu_us_per_msg, fixed(uws)?.server_cpu_us_per_msg),
     cpu_vs_uws_at_saturation: ratio(sat(parley)?.server_cpu_us_per_msg, sat(uws)?.server_cpu_us_per_msg),
     cpu_vs_socketio_at_saturation: ratio(sat(parley)?.server_cpu_us_per_msg, sat(sio)?.server_cpu_us_per_msg),
+    cpu_vs_uws_acked_at_saturation: ratio(sat(parley)?.server_cpu_us_per_msg, sat(acked)?.server_cpu_us_per_msg),
     throughput_vs_uws: ratio(sat(parley)?.delivered_per_s, sat(uws)?.delivered_per_s),
     throughput_vs_socketio: ratio(sat(parley)?.delivered_per_s, sat(sio)?.delivered_per_s),
     p99_vs_uws_at_headline_rate: ratio(fixed(parley)?.p99_ms, fixed(uws)?.p99_ms),
@@ -116,6 +120,7 @@ export function relayResult(ctx: BenchContext, o: ScenarioOptions, started: stri
     const l = `${r.toLocaleString('en-US')}/s`;
     ratios[`cpu_vs_uws_at_${r}`] = ratio(at(parley, l)?.server_cpu_us_per_msg, at(uws, l)?.server_cpu_us_per_msg);
     ratios[`cpu_vs_socketio_at_${r}`] = ratio(at(parley, l)?.server_cpu_us_per_msg, at(sio, l)?.server_cpu_us_per_msg);
+    ratios[`cpu_vs_uws_acked_at_${r}`] = ratio(at(parley, l)?.server_cpu_us_per_msg, at(acked, l)?.server_cpu_us_per_msg);
   }
   const checks: Check[] = [];
   if (parley) {
@@ -150,7 +155,7 @@ export function relayResult(ctx: BenchContext, o: ScenarioOptions, started: stri
     summary: {
       scenario, basis,
       ...(ph ?? headline(undefined, null)),
-      baselines: { uws: head(uws), socketio: head(sio) },
+      baselines: { uws: head(uws), socketio: head(sio), uws_acked: head(acked) },
       ratios, checks,
     },
     notes: [],

@@ -27,6 +27,13 @@ const RESERVE_BLOCK = 1000;
 /** Inbox ptrs remembered per device for exact deletes; past it the next delete scans the range. */
 const INBOXED_MAX = 10_000;
 
+/**
+ * A deferred write waits for its ack `inboxDeferMs`, or twice the device's smoothed ack time if that is
+ * longer, up to this many times `inboxDeferMs`. When a node falls behind, acks wait unread in its sockets
+ * and arrive late for every device; a fixed wait would then write (and later delete) every delivery,
+ * more work per message exactly when there is least to spare. Only the tick waits longer.
+ */
+const DEFER_STRETCH_MAX = 4;
 /** Deferred inbox writes are written within 50 ms of falling due. */
 const deferredWrites = new Sweeper<User>(50, 50, (u, now) => u.writeDue(now));
 const ackStores = new Sweeper<User>(ACK_STORE_DELAY_MS, 100, (u) => (u.storeAcks(), false));
@@ -46,6 +53,8 @@ interface Delivery {
   /** Set while its inbox write is deferred: acked before `due`, it is never written. */
   fan: Fanning | undefined;
   due: number;
+  /** When it was pushed (ms), to time the ack. */
+  at: number;
 }
 
 interface DeviceState {
@@ -63,6 +72,8 @@ interface DeviceState {
   pending?: Map<number, Delivery>;
   /** How many of `pending` have their inbox write deferred. */
   deferred: number;
+  /** Smoothed time from push to ack on this socket, ms (0: none timed yet). */
+  ackMs: number;
   /** The last inbox write, awaited (settled) before a sync reads the inbox so it sees every entry. */
   lastWrite?: Promise<unknown>;
   /** Ptrs of entries in the inbox that this entity wrote or read, not yet deleted: acks delete exactly these. */
@@ -115,7 +126,7 @@ export class User implements Entity<UserMsg> {
     // Every field up front: a property added later costs V8 a separate backing array per device.
     return {
       id: rec.id, push: rec.push, next, reserved, acked: rec.acked,
-      conn: undefined, synced: false, pending: undefined, deferred: 0, lastWrite: undefined, inboxed: undefined, swept: false,
+      conn: undefined, synced: false, pending: undefined, deferred: 0, ackMs: 0, lastWrite: undefined, inboxed: undefined, swept: false,
     };
   }
 
@@ -232,7 +243,7 @@ export class User implements Entity<UserMsg> {
     if (!dev.conn || !dev.synced) return undefined;
     const { router } = this.deps;
     const pending = (dev.pending ??= new Map());
-    const d: Delivery = { ptr, conv: m.conv, seq: m.seq, mine, fan: undefined, due: 0 };
+    const d: Delivery = { ptr, conv: m.conv, seq: m.seq, mine, fan: undefined, due: 0, at: Date.now() };
     pending.set(ptr, d);
     if (pending.size > MAX_UNACKED) {
       router.closeConnection(dev.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
@@ -246,7 +257,7 @@ export class User implements Entity<UserMsg> {
   /** The write waits for the ack: one in time settles the message without touching the store. */
   private defer(dev: DeviceState, d: Delivery, fan: Fanning, ms: number): void {
     d.fan = fan;
-    d.due = Date.now() + ms;
+    d.due = d.at + Math.min(Math.max(ms, 2 * dev.ackMs), DEFER_STRETCH_MAX * ms);
     if (dev.deferred++ === 0) deferredWrites.add(this);
   }
 
@@ -345,13 +356,17 @@ export class User implements Entity<UserMsg> {
   private ackUpTo(dev: DeviceState, ptr: number): void {
     if (ptr <= dev.acked) return;
     const upTo = new Map<ConversationId, number>();
+    let pushedAt = 0;
     if (dev.pending) for (const [p, d] of dev.pending) {
       if (p > ptr) break; // insertion order is ptr order
       dev.pending.delete(p);
+      pushedAt = d.at;
       if (d.fan) this.settle(take(dev, d)); // acked in time: never written
       if (!d.mine) upTo.set(d.conv, Math.max(upTo.get(d.conv) ?? 0, d.seq));
     }
     dev.acked = ptr;
+    // The newest delivery acked times the round trip (TCP's smoothing, 1/8); sync pages are not timed.
+    if (pushedAt) dev.ackMs = dev.ackMs ? dev.ackMs + (Date.now() - pushedAt - dev.ackMs) / 8 : Date.now() - pushedAt;
     if (!this.ackDirty) {
       this.ackDirty = new Set();
       ackStores.add(this);
@@ -416,6 +431,7 @@ export class User implements Entity<UserMsg> {
     dev.conn = m.conn;
     dev.synced = false;
     dev.pending = undefined;
+    dev.ackMs = 0; // a new socket: its round trip is timed afresh
     if (!wasOnline) this.broadcastPresence();
     this.deps.router.reply(m.reply, { ok: true, value: { acked: dev.acked, devices: this.devices.length } });
   }
@@ -453,7 +469,7 @@ export class User implements Entity<UserMsg> {
     if (!dev.conn || connKey(dev.conn) !== connKey(m.conn)) return; // the socket went away while we read
     let last = Math.max(since, dev.acked);
     for (const e of page) {
-      (dev.pending ??= new Map()).set(e.ptr, { ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0 });
+      (dev.pending ??= new Map()).set(e.ptr, { ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0, at: 0 });
       if ((dev.inboxed ??= []).push(e.ptr) > INBOXED_MAX) this.forgetInboxed(dev);
       if (!this.deps.router.toConnection(m.conn, { t: 'delivery', ptr: e.ptr, packed: e.packed })) return this.release(dev);
       last = e.ptr;
