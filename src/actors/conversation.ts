@@ -9,7 +9,7 @@ import type { ConvDelivered, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvRe
 import type { Entity, EntityKind } from './region.js';
 import { RecentWindow } from './recent-window.js';
 import { allWatermark } from './receipts.js';
-import { FanOut } from './fanout.js';
+import { FanOut, SLOW_MS, type Outcome } from './fanout.js';
 import { Sweeper } from './sweeper.js';
 
 /**
@@ -111,7 +111,7 @@ export class Conversation implements Entity<ConvMsg> {
       // Still being stored or fanned out: the resend is answered with the original's tick.
       await known.durable;
       const tick = this.ticker(m, known.seq, known.ts, true);
-      if (!this.fanout.whenDone(known.seq, tick)) tick(true);
+      if (!this.fanout.whenDone(known.seq, tick)) tick('done');
       return;
     }
     const stored = await this.deps.store.seqForClientId(this.id, m.from, m.cid);
@@ -168,13 +168,19 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   /**
-   * The sender's tick once the fan-out is done; a retryable error if it was abandoned (resend the cid).
-   * Either way the fan-out's client id (`cidKey`) leaves memory: a later resend is found in the store.
+   * The sender's tick once the fan-out is done; a retryable error if it was abandoned or is slow (resend the
+   * cid: it is answered with the tick once there is one). Once it ended, the fan-out's client id (`cidKey`)
+   * leaves memory: a later resend is found in the store.
    */
   private ticker(m: ConvSend, seq: number, ts: number, dup: boolean, cidKey?: string) {
-    return (ok: boolean) => {
+    return (outcome: Outcome) => {
+      const { router } = this.deps;
+      if (outcome === 'slow') {
+        return void router.toConnection(m.origin, errorFrame(m, new ParleyError('timeout',
+          `message ${seq} is stored but not yet in every recipient's inbox after ${SLOW_MS / 1000} s; send it again (same cid) for its tick`)));
+      }
       if (cidKey) this.cids.delete(cidKey);
-      if (!ok) return void this.deps.router.toConnection(m.origin, errorFrame(m, new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)')));
+      if (outcome === 'abandoned') return void router.toConnection(m.origin, errorFrame(m, new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)')));
       const sent: SentFrame = { t: 'sent', cid: m.cid, conv: this.id, seq, ts };
       if (m.rid) sent.rid = m.rid;
       if (dup) sent.dup = true;

@@ -1,10 +1,22 @@
 import type { UserId } from '../protocol/ids.js';
 import type { UserDeliver } from './messages.js';
 
-/** A stored message whose inbox writes are not all confirmed yet. */
-/** `ok` is false when the fan-out was abandoned (its conversation entity crashed): the sender must resend. */
-export type Done = (ok: boolean) => void;
-interface Pending { deliver: UserDeliver; waiting: Set<UserId>; done: Done[]; due: number; backoff: number }
+/**
+ * How a fan-out went, for whoever waits on it: `done`, every recipient holds the message; `abandoned`, its
+ * conversation entity went away (the sender must resend); `slow`, still not done after SLOW_MS, said once
+ * per waiter while it goes on (the sender hears something, and a resend of the same cid waits again).
+ */
+export type Outcome = 'done' | 'abandoned' | 'slow';
+export type Done = (outcome: Outcome) => void;
+/** A stored message whose inbox writes are not all confirmed yet, and who waits on it (until `slowAt`). */
+interface Pending { deliver: UserDeliver; waiting: Set<UserId>; done: { f: Done; slowAt: number }[]; due: number; backoff: number }
+
+/**
+ * A sender waits at most this long without an answer: an inbox write can wait that long only on a store
+ * that doesn't answer, and until it does the sender would hear nothing. Past the first retry (5 s), so a
+ * delivery lost with a crashed user entity is redelivered and ticked without a false alarm.
+ */
+export const SLOW_MS = 7000;
 
 /**
  * A conversation's fan-out: each stored message goes to every recipient's user entity, which writes it
@@ -21,19 +33,21 @@ export class FanOut {
   constructor(
     private readonly send: (user: UserId, deliver: UserDeliver) => void,
     private readonly retryMs = 5000,
+    private readonly slowMs = SLOW_MS,
   ) {}
 
   start(deliver: UserDeliver, recipients: UserId[], done: Done): void {
-    if (recipients.length === 0) return done(true);
-    this.pending.set(deliver.seq, { deliver, waiting: new Set(recipients), done: [done], due: Date.now() + this.retryMs, backoff: this.retryMs });
+    if (recipients.length === 0) return done('done');
+    const now = Date.now();
+    this.pending.set(deliver.seq, { deliver, waiting: new Set(recipients), done: [{ f: done, slowAt: now + this.slowMs }], due: now + this.retryMs, backoff: this.retryMs });
     for (const u of recipients) this.send(u, deliver);
-    this.timer ??= setInterval(() => this.retry(), Math.min(this.retryMs, 1000)).unref();
+    this.timer ??= setInterval(() => this.retry(), Math.min(this.retryMs, this.slowMs, 1000)).unref();
   }
 
   /** Runs `f` once `seq` is fully fanned out; false if it isn't fanning out (done long ago, or never). */
   whenDone(seq: number, f: Done): boolean {
     const p = this.pending.get(seq);
-    if (p) p.done.push(f);
+    if (p) p.done.push({ f, slowAt: Date.now() + this.slowMs });
     return p !== undefined;
   }
 
@@ -43,7 +57,7 @@ export class FanOut {
       const p = this.pending.get(seq);
       if (!p?.waiting.delete(user) || p.waiting.size > 0) continue;
       this.pending.delete(seq);
-      for (const f of p.done) f(true);
+      for (const w of p.done) w.f('done');
     }
   }
 
@@ -61,7 +75,7 @@ export class FanOut {
     this.stop();
     const all = [...this.pending.values()];
     this.pending.clear();
-    for (const p of all) for (const f of p.done) f(false);
+    for (const p of all) for (const w of p.done) w.f('abandoned');
   }
 
   /** Backs off (×2, up to a minute) so that an overloaded node is not handed its own work twice. */
@@ -70,6 +84,7 @@ export class FanOut {
     if (this.pending.size === 0) return this.stop();
     const now = Date.now();
     for (const p of this.pending.values()) {
+      for (const w of p.done) if (w.slowAt <= now) { w.slowAt = Infinity; w.f('slow'); }
       if (p.due > now) continue;
       p.backoff = Math.min(p.backoff * 2, 60_000);
       p.due = now + p.backoff;

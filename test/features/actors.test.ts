@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ADMIN_KEY, Fixture, http } from '../helpers/fixture.js';
-import { texts, type TestDevice } from '../helpers/clients.js';
+import { sleep, texts, type TestDevice } from '../helpers/clients.js';
 import type { ReceiptFrame } from '../../src/protocol/frames.js';
 
 /**
@@ -118,6 +118,25 @@ t.test('a message whose delivery crashed the recipient\'s entity still reaches t
   const after = await alice.client.text({ to: bob.user }, 'after');
   await bob.waitMessage((m) => m.seq === after.seq);
   t.same(texts(bob.messages), ['hello', 'during the crash', 'after']);
+});
+
+t.test('a sender whose message can\'t reach an inbox for 7 s hears "timeout", and its resend gets the tick once it does', async (t) => {
+  const alice = await faulty.device(t);
+  const bob = await faulty.device(t, { connect: false });
+  // Bob's entity crashes on the delivery and on its first retry (5 s later); the next retry (10 s after that) lands.
+  await arm('user', bob.user, 2);
+  const sentAt = Date.now();
+  const send = () => alice.client.send({ to: bob.user }, 'text', { text: 'hello' }, { cid: 'slow-1' });
+  await t.rejects(send(), { code: 'timeout', retryable: true }, 'the sender is told, not left waiting');
+  const waited = Date.now() - sentAt;
+  t.ok(waited >= 6500 && waited < 9000, `after about 7 s (${waited} ms)`);
+  await sleep(10_000 - waited); // a resend waits 7 s of its own: sent at 10 s, it outlasts the retry at 15 s
+  const tick = await send();
+  t.match(tick, { cid: 'slow-1', seq: 1 }, 'the resend of the same cid is answered with the message\'s tick once it reached the inbox');
+  t.ok(Date.now() - sentAt > 14_000, `which was at the second retry (${Date.now() - sentAt} ms)`);
+  await bob.client.connect();
+  await bob.waitMessage((m) => m.cid === 'slow-1');
+  t.same(texts(bob.messages), ['hello'], 'bob gets it once');
 });
 
 t.test('a group entity that crashes answers with an error and comes back with its members', async (t) => {
