@@ -324,7 +324,10 @@ export class Conversation implements Entity<ConvMsg> {
     return min === Infinity ? 0 : min;
   }
 
-  /** Every member's cursors, as this entity holds them (delivered ones may be ahead of the store). */
+  /**
+   * Every member's cursors, as this entity holds them (delivered ones may be ahead of the store), and in a
+   * group the "…_all" watermarks its senders are pushed.
+   */
   private receipts(m: ConvReceipts): void {
     if (!this.members.has(m.user)) throw new ParleyError('forbidden', 'you are not a member of this conversation');
     const members: Record<UserId, ReceiptCursor> = {};
@@ -332,7 +335,8 @@ export class Conversation implements Entity<ConvMsg> {
       const c = this.cursors.get(u);
       members[u] = { delivered: c?.delivered ?? 0, read: c?.read ?? 0 };
     }
-    this.deps.router.reply(m.reply, { ok: true, value: { conv: this.id, members } });
+    const all = this.isGroup ? { all: { delivered: this.deliveredAll, read: this.readAll } } : {};
+    this.deps.router.reply(m.reply, { ok: true, value: { conv: this.id, members, ...all } });
   }
 
   // ---- the rest ----

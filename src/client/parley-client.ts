@@ -3,6 +3,7 @@ import type {
   Body, ClientFrame, ClientMessageKind, ErrorFrame, GroupInfo, LastSeenPrivacy, Message, PresenceFrame, Profile,
   ReceiptFrame, SentFrame, ServerFrame, TypingEventFrame, WelcomeFrame,
 } from '../protocol/frames.js';
+import { parseConversationId } from '../protocol/ids.js';
 import { Emitter } from './emitter.js';
 
 /** The subset of the WebSocket API the client needs: the browser's, or the `ws` package's in Node. */
@@ -32,6 +33,10 @@ export interface ClientOptions {
   WebSocket?: SocketCtor;
 }
 
+interface Cursor { delivered: number; read: number }
+/** A conversation's receipt cursors: per member, and in a group its "…_all" watermarks. */
+export interface Receipts { conv: string; members: Record<string, Cursor>; all?: Cursor }
+
 export class ServerError extends Error {
   constructor(readonly code: string, message: string, readonly retryable: boolean) { super(message); }
 }
@@ -51,6 +56,11 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const ACK_DELAY_MS = 20;
 const ACK_EVERY = 100;
 const SEEN_MAX = 10_000;
+/** Conversations whose own sent messages are followed for receipts missed while offline. */
+const AWAITING_MAX = 1000;
+
+/** A conversation this client sent to and hasn't seen all of it read: the receipts it saw, per status and user. */
+interface Awaiting { sent: number; group: boolean; seen: Map<string, number> }
 
 /** JSON has no bytes: they travel as {"$bin": base64} both ways (docs/protocol.md). btoa/atob work in browsers and Node. */
 function jsonReplacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
@@ -87,6 +97,7 @@ export class ParleyClient extends Emitter<Events> {
   private backoff = 250;
   private readyWaiter?: { resolve(w: WelcomeFrame): void; reject(e: unknown): void };
   private readonly seen = new Set<string>();
+  private readonly awaiting = new Map<string, Awaiting>();
 
   constructor(private readonly opts: ClientOptions) {
     super();
@@ -142,8 +153,8 @@ export class ParleyClient extends Emitter<Events> {
   }
 
   /** Every member's delivered and read cursors (in a group, the per-member detail behind `…_all`). */
-  receipts(conv: string): Promise<{ conv: string; members: Record<string, { delivered: number; read: number }> }> {
-    return this.request({ t: 'receipts', rid: '', conv }) as Promise<{ conv: string; members: Record<string, { delivered: number; read: number }> }>;
+  receipts(conv: string): Promise<Receipts> {
+    return this.request({ t: 'receipts', rid: '', conv }) as Promise<Receipts>;
   }
 
   // ---- groups, profile, settings ----
@@ -211,6 +222,7 @@ export class ParleyClient extends Emitter<Events> {
         this.emit('welcome', f);
         this.readyWaiter?.resolve(f);
         this.readyWaiter = undefined;
+        this.catchUpReceipts();
         return;
       case 'msg':
         if (f.ptr <= this.ptr) return; // already held: a resend after a reconnect
@@ -224,10 +236,10 @@ export class ParleyClient extends Emitter<Events> {
         if (f.more) this.raw({ t: 'sync', since: this.ptr });
         else this.emit('synced', f.ptr);
         return;
-      case 'sent': this.settle(`cid:${f.cid}`, f); return;
+      case 'sent': this.await(f); this.settle(`cid:${f.cid}`, f); return;
       case 'res': this.settle(`rid:${f.rid}`, f.data); return;
       case 'pong': if (f.rid) this.settle(`rid:${f.rid}`, f); return;
-      case 'receipt': this.emit('receipt', f); return;
+      case 'receipt': this.receipt(f); return;
       case 'typing': this.emit('typing', f); return;
       case 'presence': this.emit('presence', f); return;
       case 'error': {
@@ -235,6 +247,52 @@ export class ParleyClient extends Emitter<Events> {
         if (!settled) this.emit('error', f);
         return;
       }
+    }
+  }
+
+  // ---- receipts missed while offline ----
+  // The node pushes receipts to the sockets open at the time; a sender offline then would never hear them.
+  // So the client follows the conversations where something it sent is not yet read (by the other user, or
+  // by all), and on every welcome asks each for its cursors, emitting what moved as ordinary receipts.
+
+  private await(s: SentFrame): void {
+    let a = this.awaiting.get(s.conv);
+    if (!a) {
+      a = { sent: 0, group: parseConversationId(s.conv)?.kind === 'group', seen: new Map() };
+      this.awaiting.set(s.conv, a);
+      if (this.awaiting.size > AWAITING_MAX) this.awaiting.delete(this.awaiting.keys().next().value!);
+    }
+    a.sent = Math.max(a.sent, s.seq);
+  }
+
+  /** Emits a receipt (one caught up only if it says more than those seen); forgets a conversation all read. */
+  private receipt(r: ReceiptFrame, caughtUp = false): void {
+    const a = this.awaiting.get(r.conv);
+    if (a) {
+      const key = `${r.status}:${r.user ?? ''}`;
+      const seen = a.seen.get(key) ?? 0;
+      if (caughtUp && seen >= r.upTo) return;
+      a.seen.set(key, Math.max(seen, r.upTo));
+      const readByAll = a.group ? r.status === 'read_all' : r.status === 'read' && r.user !== this.user;
+      if (readByAll && r.upTo >= a.sent) this.awaiting.delete(r.conv);
+    }
+    this.emit('receipt', r);
+  }
+
+  private catchUpReceipts(): void {
+    for (const [conv, a] of this.awaiting) {
+      this.receipts(conv).then(({ members, all }) => {
+        if (a.group) {
+          if (all?.delivered) this.receipt({ t: 'receipt', conv, status: 'delivered_all', upTo: all.delivered }, true);
+          if (all?.read) this.receipt({ t: 'receipt', conv, status: 'read_all', upTo: all.read }, true);
+          return;
+        }
+        for (const [user, c] of Object.entries(members)) {
+          if (user === this.user) continue;
+          if (c.delivered) this.receipt({ t: 'receipt', conv, status: 'delivered', user, upTo: c.delivered }, true);
+          if (c.read) this.receipt({ t: 'receipt', conv, status: 'read', user, upTo: c.read }, true);
+        }
+      }, () => undefined); // gone, or no longer a member: nothing to catch up
     }
   }
 

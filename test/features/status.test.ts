@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Fixture } from '../helpers/fixture.js';
-import type { TestDevice } from '../helpers/clients.js';
+import { sleep, type TestDevice } from '../helpers/clients.js';
 import type { ReceiptFrame, ReceiptStatus, ServerFrame } from '../../src/protocol/frames.js';
 
 /** Issue #2 §6: sent → delivered (on the recipient's ack) → read (on `read`), per member and for all in groups. */
@@ -102,6 +102,7 @@ t.test('groups: senders are told delivered_all and read_all; per-member detail i
 
   t.same(await alice.client.receipts(conv), {
     conv, members: { [alice.user]: { delivered: 0, read: 0 }, [bob.user]: { delivered: 0, read: 0 }, [carol.user]: { delivered: 0, read: 0 } },
+    all: { delivered: 0, read: 0 },
   }, 'nobody acked yet (a sender\'s own messages move no cursor of hers)');
   bob.client.flushAck();
   await until(bob.user, { delivered: sent.seq, read: 0 });
@@ -132,6 +133,48 @@ t.test('groups: senders are told delivered_all and read_all; per-member detail i
 
   const outsider = await f.device(t);
   await t.rejects(outsider.client.receipts(conv), { code: 'forbidden' }, 'only members may ask');
+});
+
+t.test('a sender offline while its messages were delivered and read learns it when it reconnects', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.device(t, { connect: false });
+  const carol = await f.device(t, { connect: false });
+  const first = await alice.client.text({ to: bob.user }, 'one');
+  const second = await alice.client.text({ to: bob.user }, 'two');
+  const g = await alice.client.createGroup('Away', [bob.user, carol.user]);
+  const inGroup = await alice.client.text({ conv: g.conv }, 'hello group');
+  alice.client.close();
+  await alice.waitFor(() => !alice.client.connected || undefined, 5000, 'alice offline');
+
+  await bob.client.connect();
+  await carol.client.connect();
+  await bob.waitMessage((m) => m.seq === second.seq);
+  await bob.waitMessage((m) => m.seq === inGroup.seq);
+  await carol.waitMessage((m) => m.seq === inGroup.seq);
+  bob.client.read(first.conv, first.seq); // read the first only
+  bob.client.read(g.conv, inGroup.seq);
+  carol.client.read(g.conv, inGroup.seq);
+  const readsTaken = async () => ((await bob.client.receipts(g.conv)).all?.read ?? 0) >= inGroup.seq
+    && (await bob.client.receipts(first.conv)).members[bob.user]!.read >= first.seq;
+  for (let i = 0; i < 250 && !(await readsTaken()); i++) await sleep(20);
+  t.same(receipts(alice, first.conv), [], 'nothing reached alice while she was away');
+
+  await alice.client.connect();
+  t.same(await waitReceipt(alice, first.conv, 'delivered', second.seq, bob.user), { t: 'receipt', conv: first.conv, status: 'delivered', upTo: second.seq, user: bob.user },
+    'on reconnect: both were delivered to bob');
+  t.same(await waitReceipt(alice, first.conv, 'read', first.seq, bob.user), { t: 'receipt', conv: first.conv, status: 'read', upTo: first.seq, user: bob.user },
+    'and he read the first');
+  t.same(await waitReceipt(alice, g.conv, 'read_all', inGroup.seq), { t: 'receipt', conv: g.conv, status: 'read_all', upTo: inGroup.seq },
+    'the group message was read by all');
+  await waitReceipt(alice, g.conv, 'delivered_all', inGroup.seq);
+
+  // A second reconnect repeats nothing already told; what is fully read is no longer asked about.
+  const told = alice.frames.filter(isReceipt).length;
+  alice.client.close();
+  await alice.waitFor(() => !alice.client.connected || undefined, 5000, 'alice offline again');
+  await alice.client.connect();
+  await alice.client.receipts(first.conv); // answered after the catch-up's own ask of the same conversation
+  t.equal(alice.frames.filter(isReceipt).length, told, 'no receipt twice');
 });
 
 t.test('the node logged no errors', async (t) => { t.same(f.errorLogs(), []); });
