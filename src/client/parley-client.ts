@@ -56,8 +56,11 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const ACK_DELAY_MS = 20;
 const ACK_EVERY = 100;
 const SEEN_MAX = 10_000;
-/** Conversations whose own sent messages are followed for receipts missed while offline. */
-const AWAITING_MAX = 1000;
+/**
+ * Conversations whose sent messages are followed for receipts missed while offline: the most recently sent
+ * to. Each costs one request per reconnect, so a few, well inside a socket's frame rate (docs/protocol.md).
+ */
+const AWAITING_MAX = 100;
 
 /** A conversation this client sent to and hasn't seen all of it read: the receipts it saw, per status and user. */
 interface Awaiting { sent: number; group: boolean; seen: Map<string, number> }
@@ -256,13 +259,11 @@ export class ParleyClient extends Emitter<Events> {
   // by all), and on every welcome asks each for its cursors, emitting what moved as ordinary receipts.
 
   private await(s: SentFrame): void {
-    let a = this.awaiting.get(s.conv);
-    if (!a) {
-      a = { sent: 0, group: parseConversationId(s.conv)?.kind === 'group', seen: new Map() };
-      this.awaiting.set(s.conv, a);
-      if (this.awaiting.size > AWAITING_MAX) this.awaiting.delete(this.awaiting.keys().next().value!);
-    }
+    const a = this.awaiting.get(s.conv) ?? { sent: 0, group: parseConversationId(s.conv)?.kind === 'group', seen: new Map() };
     a.sent = Math.max(a.sent, s.seq);
+    this.awaiting.delete(s.conv); // re-inserted last: the map's order is recency
+    this.awaiting.set(s.conv, a);
+    if (this.awaiting.size > AWAITING_MAX) this.awaiting.delete(this.awaiting.keys().next().value!);
   }
 
   /** Emits a receipt (one caught up only if it says more than those seen); forgets a conversation all read. */
