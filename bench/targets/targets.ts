@@ -64,7 +64,7 @@ export async function startTarget(kind: TargetKind, ctx: BenchContext, o: Target
     if (process.env.BENCH_PARLEY_NODE_ARGS) nodeArgs.push(...process.env.BENCH_PARLEY_NODE_ARGS.split(' ').filter(Boolean));
     return spawnServer({ name: 'parley', script: ctx.parleyMain, nodeArgs, env: parleyEnv(ctx, o), inspect: true, cwd: ctx.root, verbose: ctx.verbose });
   }
-  const script = join(ctx.root, 'dist', 'bench', 'baselines', kind === 'socketio' ? 'socketio-relay.js' : 'uws-relay.js' );
+  const script = join(ctx.root, 'dist', 'bench', 'baselines', kind === 'socketio' ? 'socketio-relay.js' : 'uws-relay.js');
   const nodeArgs = ctx.profileDir && o.profile !== false && o.profileName ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=${o.profileName}`] : [];
   return spawnServer({ name: kind, script, nodeArgs, env: { BENCH_HOST: '127.0.0.1', BENCH_PORT: '0' }, inspect: true, cwd: ctx.root, verbose: ctx.verbose });
 }

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { FanOut, type Outcome } from '../../src/actors/fanout.js';
 import type { UserDeliver } from '../../src/actors/messages.js';
+import { sleep } from '../helpers/clients.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const deliver = (seq: number): UserDeliver => ({ t: 'deliver', conv: 'd.a.b', seq, from: 'a', dev: 'd1', kind: 'text', packed: new Uint8Array([seq]) });
 
 // Retries at 400 ms (then 800 later) and a slow notice at 500 ms, both seen by the 400 ms timer: at 400 a
