@@ -366,7 +366,10 @@ export class User implements Entity<UserMsg> {
     }
     dev.acked = ptr;
     // The newest delivery acked times the round trip (TCP's smoothing, 1/8); sync pages are not timed.
-    if (pushedAt) dev.ackMs = dev.ackMs ? dev.ackMs + (Date.now() - pushedAt - dev.ackMs) / 8 : Date.now() - pushedAt;
+    if (pushedAt) {
+      const took = Date.now() - pushedAt;
+      dev.ackMs = dev.ackMs ? dev.ackMs + (took - dev.ackMs) / 8 : took;
+    }
     if (!this.ackDirty) {
       this.ackDirty = new Set();
       ackStores.add(this);
