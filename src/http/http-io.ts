@@ -24,17 +24,25 @@ const STATUS_TEXT: Record<number, string> = {
 };
 export const statusLine = (code: number): string => `${code} ${STATUS_TEXT[code] ?? ''}`.trim();
 
-export function sendJson(r: Reply, status: number, body: unknown): void {
+export function sendJson(r: Reply, status: number, body: unknown, extra?: Record<string, string>): void {
   if (r.aborted) return;
   r.res.cork(() => {
-    r.res.writeStatus(statusLine(status)).writeHeader('content-type', 'application/json').end(JSON.stringify(body));
+    r.res.writeStatus(statusLine(status)).writeHeader('content-type', 'application/json');
+    if (extra) for (const k in extra) r.res.writeHeader(k, extra[k]!);
+    r.res.end(JSON.stringify(body));
   });
 }
 
 export function sendError(r: Reply, err: unknown): void {
   const body: ErrorBody = toErrorBody(err);
   if (!(err instanceof ParleyError)) log('error', 'http handler failed', { error: (err as Error)?.stack ?? String(err) });
-  sendJson(r, err instanceof ParleyError ? err.status : 500, { error: body });
+  const retryAfter = body.retryAfterMs === undefined ? undefined : { 'retry-after': String(Math.ceil(body.retryAfterMs / 1000)) };
+  sendJson(r, err instanceof ParleyError ? err.status : 500, { error: body }, retryAfter);
+}
+
+/** The peer's address, read before the first await (uWS frees the request after the callback). */
+export function remoteAddress(res: HttpResponse): string {
+  return Buffer.from(res.getRemoteAddressAsText()).toString();
 }
 
 /** Reads the whole body, refusing more than `limit` bytes as soon as it is exceeded. */

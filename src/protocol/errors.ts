@@ -28,7 +28,8 @@ export type ErrorCode = keyof typeof ErrorCodes;
 
 /** An error meant for the client: it crosses actors and the wire as plain data. */
 export class ParleyError extends Error {
-  constructor(readonly code: ErrorCode, message: string) {
+  /** `retryAfterMs`: for a refusal that will pass later (a rate limit), how long to wait before trying again. */
+  constructor(readonly code: ErrorCode, message: string, readonly retryAfterMs?: number) {
     super(message);
     this.name = 'ParleyError';
   }
@@ -44,16 +45,25 @@ export interface ErrorBody {
   code: ErrorCode;
   message: string;
   retryable: boolean;
+  retryAfterMs?: number;
 }
 
 /** Anything thrown becomes a client-safe body; unknown errors never leak their text. */
 export function toErrorBody(err: unknown): ErrorBody {
-  if (err instanceof ParleyError) return { code: err.code, message: err.message, retryable: err.retryable };
+  if (err instanceof ParleyError) {
+    const body: ErrorBody = { code: err.code, message: err.message, retryable: err.retryable };
+    if (err.retryAfterMs !== undefined) body.retryAfterMs = err.retryAfterMs;
+    return body;
+  }
   if (err instanceof Error && /timeout/i.test(err.message)) {
     return { code: 'timeout', message: 'the request timed out; send it again', retryable: true };
   }
   return { code: 'internal', message: 'internal error; send it again', retryable: true };
 }
+
+/** A rate-limit refusal: retryable, with the wait the limiter computed. */
+export const rateLimited = (message: string, retryAfterMs: number): ParleyError =>
+  new ParleyError('rate_limited', `${message}; try again in ${Math.ceil(retryAfterMs / 1000)} s`, retryAfterMs);
 
 export const isErrorBody = (x: unknown): x is ErrorBody =>
   typeof x === 'object' && x !== null && typeof (x as ErrorBody).code === 'string' && typeof (x as ErrorBody).message === 'string';

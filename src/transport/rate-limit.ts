@@ -6,11 +6,59 @@ export class TokenBucket {
     this.tokens = burst;
     this.last = now;
   }
-  take(now: number): boolean {
+  take(now: number, cost = 1): boolean {
+    this.refill(now);
+    if (this.tokens < cost) return false;
+    this.tokens -= cost;
+    return true;
+  }
+  /** How long until `cost` tokens are there again (0: now). */
+  waitMs(now: number, cost = 1): number {
+    this.refill(now);
+    return this.tokens >= cost ? 0 : Math.ceil(((cost - this.tokens) * 1000) / this.perSecond);
+  }
+  /** True once the bucket is full again: nothing is lost by forgetting it. */
+  full(now: number): boolean {
+    this.refill(now);
+    return this.tokens >= this.burst;
+  }
+  private refill(now: number): void {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.perSecond) / 1000);
     this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+  }
+}
+
+export interface Rate { perSecond: number; burst: number }
+
+/**
+ * One token bucket per key (an IP address, a phone number, an API key, a user). Memory is bounded: past
+ * `maxKeys` the least recently used key is forgotten, which at worst gives that key a fresh burst; full
+ * buckets are dropped as they are met, so a key that went quiet costs nothing. A Map keeps insertion
+ * order, and a key is re-inserted on every use, so the first key is the least recently used.
+ */
+export class KeyedLimiter {
+  private readonly buckets = new Map<string, TokenBucket>();
+  constructor(private readonly rate: Rate, private readonly maxKeys = 100_000) {}
+
+  /** Takes `cost` from the key's bucket; on refusal, how long to wait (ms), else 0. */
+  take(key: string, now: number, cost = 1): number {
+    let b = this.buckets.get(key);
+    if (b) this.buckets.delete(key);
+    else {
+      b = new TokenBucket(this.rate.perSecond, this.rate.burst, now);
+      if (this.buckets.size >= this.maxKeys) this.evict(now);
+    }
+    this.buckets.set(key, b);
+    return b.take(now, cost) ? 0 : Math.max(1, b.waitMs(now, cost));
+  }
+
+  get size(): number { return this.buckets.size; }
+
+  private evict(now: number): void {
+    let n = 0;
+    for (const [k, b] of this.buckets) {
+      if (n++ === 0 || b.full(now)) this.buckets.delete(k);
+      if (n >= 16) break; // bounded work per insert
+    }
   }
 }

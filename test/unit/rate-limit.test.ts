@@ -1,0 +1,30 @@
+import t from 'tap';
+import { KeyedLimiter, TokenBucket } from '../../src/transport/rate-limit.js';
+
+t.test('a token bucket refuses past its burst and says how long to wait', async (t) => {
+  const b = new TokenBucket(2, 3, 0);
+  t.ok(b.take(0) && b.take(0) && b.take(0));
+  t.notOk(b.take(0));
+  t.equal(b.waitMs(0), 500, 'one token at 2 per second');
+  t.ok(b.take(500));
+  t.notOk(b.take(500, 2), 'a cost of 2 needs two tokens');
+});
+
+t.test('keys have buckets of their own', async (t) => {
+  const l = new KeyedLimiter({ perSecond: 1, burst: 2 });
+  t.equal(l.take('a', 0), 0);
+  t.equal(l.take('a', 0), 0);
+  t.equal(l.take('a', 0), 1000, 'a is out: one token a second');
+  t.equal(l.take('b', 0), 0, 'b is not');
+  t.equal(l.take('a', 1000), 0, 'a refilled');
+});
+
+t.test('memory is bounded: the least recently used key is forgotten first', async (t) => {
+  const l = new KeyedLimiter({ perSecond: 1, burst: 1 }, 3);
+  l.take('a', 0); l.take('b', 0); l.take('c', 0);
+  l.take('a', 0); // a is now the most recent
+  l.take('d', 0); // evicts b
+  t.equal(l.size, 3);
+  t.not(l.take('a', 0), 0, 'a kept its empty bucket');
+  t.equal(l.take('b', 0), 0, 'b was forgotten, so it starts full');
+});
