@@ -1,6 +1,7 @@
 import { Packr } from 'msgpackr';
 import type { ClientFrame, Message, ServerFrame } from './frames.js';
 import { ParleyError } from './errors.js';
+import { checkMsgpackFrame } from './msgpack-guard.js';
 
 /**
  * Frames are msgpack maps on binary WebSocket frames, or JSON objects on text frames.
@@ -15,9 +16,13 @@ export type WireFormat = 'msgpack' | 'json';
 export const pack = (value: unknown): Uint8Array => packr.pack(value);
 export const unpack = (bytes: Uint8Array): unknown => packr.unpack(bytes);
 
-/** Parses one frame into a plain value; structure is checked by validate.ts. */
+/**
+ * Parses one frame from a client into a plain value; structure is checked by validate.ts. A msgpack frame
+ * is scanned first (msgpack-guard.ts): no extensions, bounded depth, so decoding it costs what its bytes do.
+ */
 export function decodeFrame(data: ArrayBuffer | Uint8Array, isBinary: boolean): unknown {
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+  if (isBinary) checkMsgpackFrame(bytes);
   try {
     return isBinary ? packr.unpack(bytes) : JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), jsonReviver);
   } catch {

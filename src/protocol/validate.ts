@@ -30,7 +30,10 @@ const conv = (o: Obj, k = 'conv'): string => (parseConversationId(o[k]) ? (o[k] 
 const optRid = (o: Obj): string | undefined => optStr(o, 'rid', 64);
 const rid = (o: Obj): string => str(o, 'rid', 64);
 
-/** `frameBytes`, the size of the frame on the wire, spares re-encoding a body that must be smaller. */
+/**
+ * `frameBytes`, the size of a msgpack frame on the wire, spares re-encoding a body that must be smaller
+ * (decodeFrame has refused references, so a body is no larger than its bytes say).
+ */
 export function validateClientFrame(v: unknown, limits: Limits, frameBytes = Infinity): ClientFrame {
   if (!isObj(v) || typeof v.t !== 'string') throw new ParleyError('bad_frame', 'a frame is a map with a type field "t"');
   const t = v.t;
@@ -109,7 +112,9 @@ const deeperThan = (v: unknown, levels: number): boolean => {
 /** Plaintext bodies are checked by kind; ciphertext (bytes) is only measured. */
 export function checkBody(kind: MessageKind, body: Body, limits: Limits, frameBytes = Infinity): void {
   if (deeperThan(body, MAX_BODY_DEPTH)) fail(`body nests deeper than ${MAX_BODY_DEPTH} levels`);
-  const size = body instanceof Uint8Array ? body.byteLength : frameBytes <= limits.maxBodyBytes ? 0 : pack(body).byteLength;
+  // Re-encoding grows a body by at most 3× its bytes in the frame (an invalid UTF-8 byte decodes to U+FFFD,
+  // 3 bytes; a float32 becomes a float64), so only a frame larger than a third of the limit is packed to measure.
+  const size = body instanceof Uint8Array ? body.byteLength : frameBytes * 3 <= limits.maxBodyBytes ? 0 : pack(body).byteLength;
   if (size > limits.maxBodyBytes) throw new ParleyError('too_large', `body is ${size} bytes; the limit is ${limits.maxBodyBytes}`);
   if (body instanceof Uint8Array) return;
   if (!isObj(body)) fail('body must be a map or bytes');
