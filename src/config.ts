@@ -4,6 +4,11 @@ import type { Limits } from './protocol/frames.js';
 
 /** Every knob of a node, read once from the environment. Names and defaults are listed in README.md. */
 export interface Config {
+  /**
+   * `development` (the default): conveniences on (dev SMS outbox, dev API key, a generated secret), bound to
+   * loopback, and said loudly at start. `production`: refuses to start with any of them (productionProblems).
+   */
+  env: 'development' | 'production';
   host: string;
   port: number;
   dataDir: string;
@@ -46,6 +51,35 @@ export interface Config {
   adminKey?: string;
   /** Test and drill only: enables POST /v1/admin/faults. */
   faults: boolean;
+  /**
+   * Origins (scheme://host[:port]) whose browser pages may open a WebSocket; the node's own origin always
+   * may, and `*` allows any. A client that sends no Origin (an app, the CLI) is not a browser page and is let in.
+   */
+  allowedOrigins: string[];
+}
+
+export const DEV_API_KEY = 'parley-dev-key';
+
+/** Loopback: reachable from this machine only. */
+export const isLoopback = (host: string): boolean => /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1' || host === 'localhost';
+
+/**
+ * What a production node must not run with, each with what to set instead; empty when it may start.
+ * Pure over the environment, so the list is tested as it is, and printed whole rather than one at a time.
+ */
+export function productionProblems(env: Env): string[] {
+  const out: string[] = [];
+  const keys = (env.PARLEY_API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  if ((env.PARLEY_SMS ?? 'dev') === 'dev') out.push('PARLEY_SMS is dev (codes stay in an outbox): set PARLEY_SMS=http and PARLEY_SMS_URL');
+  if (!keys.length) out.push('PARLEY_API_KEYS is unset (the dev key would be accepted): set your apps\' keys');
+  if (keys.includes(DEV_API_KEY)) out.push(`PARLEY_API_KEYS includes ${DEV_API_KEY}: remove it`);
+  if (keys.some((k) => k.length < 16)) out.push('PARLEY_API_KEYS: each key needs at least 16 characters');
+  if (!env.PARLEY_SECRET) out.push('PARLEY_SECRET is unset (a secret would be generated per data directory): set 32+ random characters, the same on every node');
+  else if (env.PARLEY_SECRET.length < 32) out.push('PARLEY_SECRET needs at least 32 characters');
+  if (env.PARLEY_ADMIN_KEY && env.PARLEY_ADMIN_KEY.length < 16) out.push('PARLEY_ADMIN_KEY needs at least 16 characters');
+  if (env.PARLEY_FAULTS === '1') out.push('PARLEY_FAULTS=1 enables fault injection: unset it');
+  if (env.PARLEY_OTP_COOLDOWN_MS === '0') out.push('PARLEY_OTP_COOLDOWN_MS=0 turns off the code cooldown: unset it');
+  return out;
 }
 
 type Env = Record<string, string | undefined>;
@@ -65,6 +99,12 @@ const positive = (env: Env, name: string, dflt: number): number => {
 };
 
 export function loadConfig(env: Env = process.env): Config {
+  const mode = (env.PARLEY_ENV ?? 'development') as Config['env'];
+  if (mode !== 'development' && mode !== 'production') throw new Error('PARLEY_ENV must be development or production');
+  if (mode === 'production') {
+    const problems = productionProblems(env);
+    if (problems.length) throw new Error(`PARLEY_ENV=production refuses to start:\n  - ${problems.join('\n  - ')}`);
+  }
   const store = (env.PARLEY_STORE ?? 'lmdb') as Config['store'];
   if (store !== 'lmdb' && store !== 'scylla') throw new Error('PARLEY_STORE must be lmdb or scylla');
   const sms = (env.PARLEY_SMS ?? 'dev') as Config['sms']['provider'];
@@ -74,7 +114,9 @@ export function loadConfig(env: Env = process.env): Config {
   const password = env.PARLEY_SCYLLA_PASSWORD ?? '';
   if (!username && env.PARLEY_SCYLLA_PASSWORD) throw new Error('PARLEY_SCYLLA_PASSWORD needs PARLEY_SCYLLA_USERNAME');
   return {
-    host: env.PARLEY_HOST ?? '0.0.0.0',
+    env: mode,
+    // A development node is reachable from this machine only unless told otherwise.
+    host: env.PARLEY_HOST ?? (mode === 'production' ? '0.0.0.0' : '127.0.0.1'),
     port: int(env, 'PARLEY_PORT', 8080),
     dataDir: env.PARLEY_DATA ?? join(process.cwd(), 'data'),
     store,
@@ -92,7 +134,7 @@ export function loadConfig(env: Env = process.env): Config {
       reconnectMaxDelayMs: positive(env, 'PARLEY_SCYLLA_RECONNECT_MAX_MS', 10_000),
     },
     secret: env.PARLEY_SECRET,
-    apiKeys: (env.PARLEY_API_KEYS ?? 'parley-dev-key').split(',').map((s) => s.trim()).filter(Boolean),
+    apiKeys: (env.PARLEY_API_KEYS ?? DEV_API_KEY).split(',').map((s) => s.trim()).filter(Boolean),
     sms: { provider: sms, url: env.PARLEY_SMS_URL },
     otp: {
       ttlMs: int(env, 'PARLEY_OTP_TTL_MS', 5 * 60_000),
@@ -116,5 +158,6 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: (env.PARLEY_LOG_LEVEL ?? 'info') as Config['logLevel'],
     adminKey: env.PARLEY_ADMIN_KEY || undefined,
     faults: env.PARLEY_FAULTS === '1',
+    allowedOrigins: (env.PARLEY_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean),
   };
 }

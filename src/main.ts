@@ -4,9 +4,12 @@ import { log } from './log.js';
 
 /** `node dist/src/main.js`: one node, configured from the environment (see README). */
 async function main(): Promise<void> {
-  const node = await startNode(loadConfig());
+  // Everything the node writes (LMDB files, media, the secret) is for its own user alone.
+  process.umask(0o077);
+  const cfg = loadConfig();
+  const node = await startNode(cfg);
   // One machine-readable line on stdout: tests and the bench harness wait for it.
-  process.stdout.write(`parley listening on http://127.0.0.1:${node.port} node=${node.id} store=${node.store.kind}\n`);
+  process.stdout.write(`parley listening on http://127.0.0.1:${node.port} node=${node.id} store=${node.store.kind} env=${cfg.env}\n`);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

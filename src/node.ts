@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { configurePersistence, start as startActorSystem, stop as stopActor } from 'nact';
 import { StorePersistenceEngine } from './store/persistence-engine.js';
 import uWS from 'uWebSockets.js';
-import type { Config } from './config.js';
+import { DEV_API_KEY, isLoopback, type Config } from './config.js';
 import { newId } from './protocol/ids.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
@@ -23,6 +23,7 @@ import { MediaStore } from './media/media-store.js';
 import { mountAccounts } from './http/account-routes.js';
 import { mountMedia } from './http/media-routes.js';
 import { mountOps } from './http/ops-routes.js';
+import { OperatorAccess } from './http/operator-access.js';
 import { sendJson, track } from './http/http-io.js';
 import { ParleyError } from './protocol/errors.js';
 import { Metrics } from './ops/metrics.js';
@@ -39,7 +40,7 @@ export interface ParleyNode {
 /** Wires one node: store → actor system and regions → router → HTTP and WebSocket edge. */
 export async function startNode(cfg: Config): Promise<ParleyNode> {
   setLogLevel(cfg.logLevel);
-  mkdirSync(cfg.dataDir, { recursive: true });
+  mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   const id = `n${newId(8)}`;
   const secret = cfg.secret ? Buffer.from(cfg.secret) : loadOrCreateSecret(cfg.dataDir);
   const store = await openStore(cfg);
@@ -64,21 +65,23 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     metrics.gauge(`entities_${kind}`, () => (router.tree().find((r) => r.type === kind)?.active ?? 0));
   }
 
+  const access = new OperatorAccess(cfg.adminKey, cfg.env === 'development' && isLoopback(cfg.host));
   const app = uWS.App();
   mountGateway(app, { accounts, router, conns, metrics, directory: accounts }, {
     node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
-    idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, limits: cfg.limits,
+    idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, limits: cfg.limits, allowedOrigins: cfg.allowedOrigins,
   });
-  mountAccounts(app, { accounts, store, devSms });
+  mountAccounts(app, { accounts, store, devSms, access });
   mountMedia(app, { accounts, store, media, maxBytes: cfg.limits.maxMediaBytes });
-  mountOps(app, { node: id, metrics, accounts, adminKey: cfg.adminKey, tree: () => router.tree(), push: devSms ? push : undefined, faults });
+  mountOps(app, { node: id, metrics, accounts, access, tree: () => router.tree(), push: devSms ? push : undefined, faults });
   app.any('/*', (res) => sendJson(track(res), 404, { error: new ParleyError('not_found', 'no such route') }));
 
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
     app.listen(cfg.host, cfg.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port}`))));
   });
   const port = uWS.us_socket_local_port(listenSocket);
-  log('info', 'parley node listening', { node: id, port, store: store.kind, data: cfg.dataDir });
+  log('info', 'parley node listening', { node: id, port, store: store.kind, data: cfg.dataDir, env: cfg.env });
+  if (cfg.env === 'development') warnDevelopment(cfg, !cfg.secret);
 
   return {
     id, port, store,
@@ -92,6 +95,17 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       await store.close();
     },
   };
+}
+
+/** A development node says so, and what makes it one, every time it starts. */
+function warnDevelopment(cfg: Config, generatedSecret: boolean): void {
+  const conveniences = [
+    cfg.sms.provider === 'dev' && 'one-time codes go to a dev outbox, not by SMS',
+    cfg.apiKeys.includes(DEV_API_KEY) && `the public dev API key ${DEV_API_KEY} is accepted`,
+    generatedSecret && 'the token secret was generated into the data directory',
+    isLoopback(cfg.host) ? 'dev outboxes and /metrics are open to this machine' : 'dev outboxes and /metrics need the admin key',
+  ].filter(Boolean);
+  log('warn', 'DEVELOPMENT NODE: not for production (set PARLEY_ENV=production; README, "Production checklist")', { conveniences });
 }
 
 function loadOrCreateSecret(dir: string): Buffer {

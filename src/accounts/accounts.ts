@@ -70,7 +70,8 @@ export class Accounts {
     const existing = await this.store.userByPhone(phone);
     if (existing) user = await this.store.getUser(existing);
     const created = !user;
-    user ??= await this.store.createUser({ id: newId(), phone, name: phone, createdAt: Date.now(), lastSeenPrivacy: 'everyone' });
+    // No name until the user sets one (the number is not shown to strangers), presence for contacts only.
+    user ??= await this.store.createUser({ id: newId(), phone, name: '', createdAt: Date.now(), lastSeenPrivacy: 'contacts' });
     const device = newId(8);
     await this.store.putDevice({
       user: user.id, id: device, createdAt: Date.now(), acked: 0,

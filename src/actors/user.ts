@@ -151,6 +151,7 @@ export class User implements Entity<UserMsg> {
       case 'presence.sub': return this.subscribe(msg);
       case 'presence.unsub': this.subscribers?.delete(connKey(msg.conn)); return;
       case 'profile.set': return this.answer(msg.reply, async () => {
+        await this.checkAvatar(msg.avatar);
         await this.deps.store.updateUser(this.id, { name: msg.name, avatar: msg.avatar });
         this.rec = { ...this.rec, ...(msg.name !== undefined ? { name: msg.name } : {}), ...(msg.avatar !== undefined ? { avatar: msg.avatar } : {}) };
         return this.profile();
@@ -530,9 +531,19 @@ export class User implements Entity<UserMsg> {
     }
   }
 
+  /** A name equal to the number is an account's from before names were optional: it is not shown. */
   private profile() {
-    const { id, name, avatar, createdAt } = this.rec;
-    return { id, name, createdAt, ...(avatar ? { avatar } : {}) };
+    const { id, name, phone, avatar, createdAt } = this.rec;
+    return { id, ...(name && name !== phone ? { name } : {}), createdAt, ...(avatar ? { avatar } : {}) };
+  }
+
+  /** An avatar is an image this user uploaded: not a URL to track viewers with, nor someone else's picture. */
+  private async checkAvatar(avatar: string | undefined): Promise<void> {
+    if (avatar === undefined) return;
+    const media = await this.deps.store.getMedia(avatar);
+    if (!media || media.owner !== this.id || !media.mime.startsWith('image/')) {
+      throw new ParleyError('invalid', 'avatar must be the id of an image you uploaded');
+    }
   }
 
   private async answer(reply: string, f: () => Promise<unknown>): Promise<void> {

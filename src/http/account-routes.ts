@@ -5,15 +5,16 @@ import { normalizePhone } from '../accounts/accounts.js';
 import type { DevOutboxSms } from '../accounts/sms-gateway.js';
 import type { Store } from '../store/store.js';
 import { bearer, handle, headers, readJson, sendJson } from './http-io.js';
+import { OperatorAccess } from './operator-access.js';
 
 /**
  * Accounts over HTTP, the design's registerUser/loginUser/validateAcc:
  *   POST /v1/accounts/code    {phone}                      (x-api-key)  → a one-time code goes out by SMS
  *   POST /v1/accounts/verify  {phone, code, device?}       (x-api-key)  → {user, device, token, created}
  *   GET  /v1/accounts/me                                   (Bearer)     → {user, device, phone, name}
- *   GET  /v1/dev/otp?phone=…  the dev SMS outbox (only with PARLEY_SMS=dev)
+ *   GET  /v1/dev/otp?phone=…  the dev SMS outbox (only with PARLEY_SMS=dev; admin key unless a development node on loopback)
  */
-export function mountAccounts(app: TemplatedApp, deps: { accounts: Accounts; store: Store; devSms?: DevOutboxSms }): void {
+export function mountAccounts(app: TemplatedApp, deps: { accounts: Accounts; store: Store; devSms?: DevOutboxSms; access: OperatorAccess }): void {
   const { accounts } = deps;
 
   app.post('/v1/accounts/code', (res, req) => {
@@ -49,7 +50,9 @@ export function mountAccounts(app: TemplatedApp, deps: { accounts: Accounts; sto
     const sms = deps.devSms;
     app.get('/v1/dev/otp', (res, req) => {
       const phone = new URLSearchParams(req.getQuery() ?? '').get('phone');
+      const key = OperatorAccess.keyOf(req);
       handle(res, async (r) => {
+        deps.access.local(key);
         const last = sms.last(normalizePhone(phone));
         if (!last) throw new ParleyError('not_found', 'no code was sent to this number');
         sendJson(r, 200, { code: /(\d{6})/.exec(last.text)?.[1], at: last.at });

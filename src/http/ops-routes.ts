@@ -5,41 +5,44 @@ import type { OutboxPushGateway } from '../push/push-gateway.js';
 import type { Accounts } from '../accounts/accounts.js';
 import { bearer, handle, headers, readJson, sendJson } from './http-io.js';
 import type { FaultInjector } from '../ops/faults.js';
+import { OperatorAccess } from './operator-access.js';
 
 /**
  *   GET /healthz            liveness and this node's id
- *   GET /metrics            Prometheus text
- *   GET /v1/admin/actors    the supervisor tree: per entity kind, live/spawned/passivated/crashed (x-admin-key)
- *   GET /v1/dev/push        push notices the outbox provider holds for the caller (Bearer)
+ *   GET /metrics            Prometheus text (admin key, or a development node on loopback)
+ *   GET /v1/admin/actors    the supervisor tree: per entity kind, live/spawned/passivated/crashed (admin key)
+ *   GET /v1/dev/push        push notices the outbox provider holds for the caller (Bearer; and as /metrics)
  *   POST /v1/admin/faults   {type, id, times}: the entity's next messages crash it (only with PARLEY_FAULTS=1)
  */
 export function mountOps(app: TemplatedApp, deps: {
-  node: string; metrics: Metrics; adminKey?: string; accounts: Accounts;
+  node: string; metrics: Metrics; access: OperatorAccess; accounts: Accounts;
   tree: () => unknown; push?: OutboxPushGateway; faults?: FaultInjector;
 }): void {
-  const admin = (key: string) => {
-    if (!deps.adminKey || key !== deps.adminKey) throw new ParleyError('unauthorized', 'missing or wrong x-admin-key');
-  };
+  const { access } = deps;
   app.get('/healthz', (res) => {
     res.writeHeader('content-type', 'application/json').end(JSON.stringify({ ok: true, node: deps.node }));
   });
-  app.get('/metrics', (res) => {
-    res.writeHeader('content-type', 'text/plain; version=0.0.4').end(deps.metrics.prometheus());
+  app.get('/metrics', (res, req) => {
+    const key = OperatorAccess.keyOf(req);
+    handle(res, async (r) => {
+      access.local(key);
+      if (!r.aborted) r.res.cork(() => r.res.writeHeader('content-type', 'text/plain; version=0.0.4').end(deps.metrics.prometheus()));
+    });
   });
   app.get('/v1/admin/actors', (res, req) => {
-    const key = req.getHeader('x-admin-key');
+    const key = OperatorAccess.keyOf(req);
     handle(res, async (r) => {
-      admin(key);
+      access.admin(key);
       sendJson(r, 200, { node: deps.node, regions: deps.tree() });
     });
   });
   if (deps.faults) {
     const faults = deps.faults;
     app.post('/v1/admin/faults', (res, req) => {
-      const key = req.getHeader('x-admin-key');
+      const key = OperatorAccess.keyOf(req);
       handle(res, async (r) => {
         const body = await readJson(r);
-        admin(key);
+        access.admin(key);
         const { type, id, times } = body;
         if ((type !== 'user' && type !== 'conv' && type !== 'group') || typeof id !== 'string') {
           throw new ParleyError('invalid', 'type must be user, conv or group, and id a string');
@@ -52,8 +55,9 @@ export function mountOps(app: TemplatedApp, deps: {
   if (deps.push) {
     const push = deps.push;
     app.get('/v1/dev/push', (res, req) => {
-      const h = headers(req, 'authorization');
+      const h = headers(req, 'authorization', 'x-admin-key');
       handle(res, async (r) => {
+        access.local(h['x-admin-key']!);
         const s = await deps.accounts.authenticate(bearer(h.authorization!));
         sendJson(r, 200, { notices: push.recent(s.user) });
       });

@@ -56,7 +56,11 @@ export function validateClientFrame(v: unknown, limits: Limits, frameBytes = Inf
     case 'group.admin': return { t, rid: rid(v), group: id(v, 'group'), user: id(v, 'user') };
     case 'group.rename': return { t, rid: rid(v), group: id(v, 'group'), name: str(v, 'name', 100) };
     case 'group.leave': case 'group.info': return { t, rid: rid(v), group: id(v, 'group') };
-    case 'profile.set': return { t, rid: rid(v), name: optStr(v, 'name', 64), avatar: optStr(v, 'avatar', 128) };
+    case 'profile.set': {
+      const avatar = optStr(v, 'avatar', 64);
+      if (avatar !== undefined && !/^[0-9a-f]{64}$/.test(avatar)) fail('avatar must be a media id');
+      return { t, rid: rid(v), name: optStr(v, 'name', 64), avatar };
+    }
     case 'profile.get': return { t, rid: rid(v), user: id(v, 'user') };
     case 'settings.set': {
       const lastSeen = v.lastSeen;

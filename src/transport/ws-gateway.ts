@@ -11,6 +11,7 @@ import { log } from '../log.js';
 import type { ConnectionRegistry, Connection } from './connections.js';
 import type { Outbound, Router } from './router.js';
 import { TokenBucket } from './rate-limit.js';
+import { originAllowed } from './origin.js';
 import { bearer, statusLine } from '../http/http-io.js';
 import type { Metrics } from '../ops/metrics.js';
 
@@ -29,6 +30,8 @@ export interface GatewayOptions {
   idleTimeoutSec: number;
   rate: { perSecond: number; burst: number };
   limits: Limits;
+  /** Browser origins allowed besides the node's own (config `allowedOrigins`). */
+  allowedOrigins: readonly string[];
 }
 
 /**
@@ -61,6 +64,12 @@ export function mountGateway(
       const key = req.getHeader('sec-websocket-key');
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
+      if (!originAllowed(req.getHeader('origin'), req.getHeader('host'), opts.allowedOrigins)) {
+        metrics.count('ws_refused_origin');
+        res.writeStatus(statusLine(403)).writeHeader('content-type', 'application/json')
+          .end('{"error":{"code":"forbidden","message":"this origin may not open a socket here (PARLEY_ALLOWED_ORIGINS)","retryable":false}}');
+        return;
+      }
       if (conns.size + upgrading >= opts.maxConnections) {
         metrics.count('ws_refused_capacity');
         res.writeStatus(statusLine(503)).writeHeader('retry-after', '5').end('{"error":{"code":"over_capacity","message":"this node is at its connection limit","retryable":true}}');

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { uploadMedia } from '../../src/client/accounts-api.js';
 import { Fixture, http } from '../helpers/fixture.js';
 import { API_KEY, newPhone } from '../helpers/clients.js';
 
@@ -36,7 +37,7 @@ t.test('a new number registers: user, device and token, created:true; the token 
 
   const me = await http(f.url, '/v1/accounts/me', { headers: { authorization: `Bearer ${v.json.token}` } });
   t.equal(me.status, 200);
-  t.same(me.json, { valid: true, user: v.json.user, device: v.json.device, phone, name: phone });
+  t.same(me.json, { valid: true, user: v.json.user, device: v.json.device, phone, name: '' }, 'no name until one is set');
 
   t.equal((await verify(phone, code)).json.error?.code, 'otp_expired', 'a code works once');
 });
@@ -137,22 +138,39 @@ t.test('profile set and get over the WebSocket', async (t) => {
   const bob = await f.device(t);
   const initial = await bob.client.getProfile(alice.user);
   t.equal(initial.id, alice.user);
-  t.equal(initial.name, alice.phone, 'a new user is named by its number');
+  t.notOk('name' in initial, 'a new user has no name: the number is not shown to others');
 
-  const set = await alice.client.setProfile({ name: 'Alice', avatar: 'a'.repeat(64) });
-  t.match(set, { id: alice.user, name: 'Alice', avatar: 'a'.repeat(64) });
+  const png = await uploadMedia(f.url, alice.session.token, Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 1, 2, 3]), 'image/png');
+  const set = await alice.client.setProfile({ name: 'Alice', avatar: png.id });
+  t.match(set, { id: alice.user, name: 'Alice', avatar: png.id });
   const seen = await bob.client.getProfile(alice.user);
-  t.match(seen, { id: alice.user, name: 'Alice', avatar: 'a'.repeat(64) });
+  t.match(seen, { id: alice.user, name: 'Alice', avatar: png.id });
   t.equal(seen.createdAt, initial.createdAt);
 
   await alice.client.setProfile({ name: 'Alice L.' });
-  t.match(await bob.client.getProfile(alice.user), { name: 'Alice L.', avatar: 'a'.repeat(64) }, 'a partial update keeps the rest');
+  t.match(await bob.client.getProfile(alice.user), { name: 'Alice L.', avatar: png.id }, 'a partial update keeps the rest');
 
   const me = await http(f.url, '/v1/accounts/me', { headers: { authorization: `Bearer ${alice.session.token}` } });
   t.equal(me.json.name, 'Alice L.', '/me shows the profile name');
 
   await t.rejects(bob.client.getProfile('zzzzzzzzzzzzzzzz'), { code: 'not_found' }, 'no such user');
   await t.rejects(alice.client.setProfile({ name: 'x'.repeat(65) }), { code: 'invalid' }, 'names are at most 64 characters');
+});
+
+t.test('an avatar is an image its user uploaded, nothing else', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.device(t);
+  const bobs = await uploadMedia(f.url, bob.session.token, Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 9]), 'image/png');
+  const video = await uploadMedia(f.url, alice.session.token, Uint8Array.from([0, 0, 0, 0x18, 0x66, 0x74, 0x79, 0x70]), 'video/mp4');
+  for (const [what, avatar] of [
+    ['a URL', 'https://tracker.example/pixel.gif'],
+    ['a media id nobody uploaded', 'a'.repeat(64)],
+    ["someone else's picture", bobs.id],
+    ['a video', video.id],
+  ] as const) {
+    await t.rejects(alice.client.setProfile({ avatar }), { code: 'invalid' }, what);
+  }
+  t.notOk('avatar' in (await bob.client.getProfile(alice.user)), 'nothing was set');
 });
 
 t.test('the node logged no errors', async (t) => { t.same(f.errorLogs(), []); });

@@ -20,6 +20,7 @@ t.test('a subscriber sees online, then offline with last seen once the last devi
   const alice = await f.device(t);
   const bob = await f.device(t);
   const bob2 = await f.secondDevice(t, bob);
+  await bob.client.setLastSeenPrivacy('everyone');
   alice.client.subscribePresence([bob.user]);
   t.same(await waitPresence(alice, bob.user, true), { t: 'presence', user: bob.user, online: true }, 'online, no last seen while online');
 
@@ -46,9 +47,19 @@ t.test('a subscriber sees online, then offline with last seen once the last devi
   await back.close();
 });
 
+t.test('by default only contacts see online and last seen', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.device(t);
+  alice.client.subscribePresence([bob.user]);
+  t.same(await waitPresence(alice, bob.user, false), { t: 'presence', user: bob.user, online: false }, 'a stranger sees bob offline, with no last seen');
+  await bob.client.addContacts([alice.user]);
+  t.same(await waitPresence(alice, bob.user, true), { t: 'presence', user: bob.user, online: true }, 'once bob has alice as a contact, she sees him');
+});
+
 t.test('unsubscribing stops updates', async (t) => {
   const alice = await f.device(t);
   const bob = await f.device(t);
+  await bob.client.setLastSeenPrivacy('everyone');
   alice.client.subscribePresence([bob.user]);
   await waitPresence(alice, bob.user, true);
   alice.client.unsubscribePresence([bob.user]);

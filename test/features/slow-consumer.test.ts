@@ -26,6 +26,7 @@ t.test('a client that stops reading is disconnected, others are served, and it r
   const alice = await f.device(t);
   const bob = await f.device(t);
   const carol = await f.device(t);
+  await bob.client.addContacts([carol.user]);
   carol.client.subscribePresence([bob.user]);
   await carol.waitFrame((x): x is PresenceFrame => x.t === 'presence' && x.user === bob.user && x.online);
 
