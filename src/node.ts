@@ -28,6 +28,7 @@ import { sendJson, track } from './http/http-io.js';
 import { ParleyError } from './protocol/errors.js';
 import { Metrics } from './ops/metrics.js';
 import { FaultInjector } from './ops/faults.js';
+import { EventLoopMonitor } from './ops/event-loop.js';
 import { log, setLogLevel } from './log.js';
 
 export interface ParleyNode {
@@ -61,6 +62,8 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
 
   metrics.gauge('connections', () => conns.size);
   metrics.gauge('heap_bytes', () => process.memoryUsage().heapUsed);
+  const loop = new EventLoopMonitor();
+  metrics.gauge('event_loop_delay_max_10s_ms', () => Math.round(loop.maxMs()));
   for (const kind of ['user', 'conv', 'group']) {
     metrics.gauge(`entities_${kind}`, () => (router.tree().find((r) => r.type === kind)?.active ?? 0));
   }
@@ -93,6 +96,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       router.stop();
       stopActor(system);
       await store.close();
+      loop.stop();
     },
   };
 }

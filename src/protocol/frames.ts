@@ -106,7 +106,8 @@ export type ServerFrame =
 
 // ---- shapes returned in `res` -----------------------------------------------------------------------------
 
-export interface Profile { id: UserId; name: string; avatar?: string; createdAt: number }
+/** `name` is absent until the user sets one. */
+export interface Profile { id: UserId; name?: string; avatar?: string; createdAt: number }
 export interface GroupInfo {
   id: GroupId; conv: ConversationId; name: string; createdBy: UserId; createdAt: number;
   members: { user: UserId; role: GroupRole }[];
