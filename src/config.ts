@@ -1,11 +1,16 @@
 import { join } from 'node:path';
 import { DEFAULT_LIMITS } from './protocol/limits.js';
 import type { Limits } from './protocol/frames.js';
+import { parseTrustedProxies } from './transport/client-address.js';
 
 /** Every knob of a node, read once from the environment. Names and defaults are listed in README.md. */
 export interface Config {
   host: string;
   port: number;
+  /** Serve HTTPS and WSS with these files (reloaded on SIGHUP); plain HTTP when unset. */
+  tls?: TlsFiles;
+  /** Load balancers (addresses, CIDR ranges) whose PROXY protocol header names the client; empty: none. */
+  trustProxy: string[];
   dataDir: string;
   store: 'lmdb' | 'scylla';
   /** LMDB: acks wait for the disk flush too (power-loss durable), not only the commit. */
@@ -48,6 +53,16 @@ export interface Config {
   faults: boolean;
 }
 
+export interface TlsFiles {
+  /** PEM: the server certificate, optionally followed by its intermediates. */
+  cert: string;
+  /** PEM private key, optionally encrypted (then `passphraseFile`). */
+  key: string;
+  /** PEM intermediates sent after the certificate, when `cert` holds only the leaf. */
+  chain?: string;
+  passphraseFile?: string;
+}
+
 type Env = Record<string, string | undefined>;
 
 const int = (env: Env, name: string, dflt: number): number => {
@@ -73,9 +88,12 @@ export function loadConfig(env: Env = process.env): Config {
   const username = env.PARLEY_SCYLLA_USERNAME || undefined;
   const password = env.PARLEY_SCYLLA_PASSWORD ?? '';
   if (!username && env.PARLEY_SCYLLA_PASSWORD) throw new Error('PARLEY_SCYLLA_PASSWORD needs PARLEY_SCYLLA_USERNAME');
+  const tls = tlsFiles(env);
   return {
     host: env.PARLEY_HOST ?? '0.0.0.0',
     port: int(env, 'PARLEY_PORT', 8080),
+    ...(tls ? { tls } : {}),
+    trustProxy: parseTrustedProxies(env.PARLEY_TRUST_PROXY ?? ''),
     dataDir: env.PARLEY_DATA ?? join(process.cwd(), 'data'),
     store,
     lmdbFlush: env.PARLEY_LMDB_FLUSH === '1',
@@ -117,4 +135,17 @@ export function loadConfig(env: Env = process.env): Config {
     adminKey: env.PARLEY_ADMIN_KEY || undefined,
     faults: env.PARLEY_FAULTS === '1',
   };
+}
+
+function tlsFiles(env: Env): TlsFiles | undefined {
+  const cert = env.PARLEY_TLS_CERT || undefined;
+  const key = env.PARLEY_TLS_KEY || undefined;
+  const chain = env.PARLEY_TLS_CHAIN || undefined;
+  const passphraseFile = env.PARLEY_TLS_PASSPHRASE_FILE || undefined;
+  if (!cert && !key) {
+    if (chain || passphraseFile) throw new Error('PARLEY_TLS_CHAIN and PARLEY_TLS_PASSPHRASE_FILE need PARLEY_TLS_CERT and PARLEY_TLS_KEY');
+    return undefined;
+  }
+  if (!cert || !key) throw new Error('TLS needs both PARLEY_TLS_CERT and PARLEY_TLS_KEY');
+  return { cert, key, ...(chain ? { chain } : {}), ...(passphraseFile ? { passphraseFile } : {}) };
 }

@@ -6,7 +6,7 @@ import { log } from './log.js';
 async function main(): Promise<void> {
   const node = await startNode(loadConfig());
   // One machine-readable line on stdout: tests and the bench harness wait for it.
-  process.stdout.write(`parley listening on http://127.0.0.1:${node.port} node=${node.id} store=${node.store.kind}\n`);
+  process.stdout.write(`parley listening on ${node.scheme}://127.0.0.1:${node.port} node=${node.id} store=${node.store.kind}\n`);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -18,6 +18,9 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (err) => log('error', 'unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  // A new certificate and key without a restart (logged either way; a bad pair keeps the old one).
+  // Without TLS, SIGHUP keeps its default: the node stops.
+  if (node.scheme === 'https') process.on('SIGHUP', () => { if (!stopping) node.reloadTls(); });
 }
 
 main().catch((err) => {

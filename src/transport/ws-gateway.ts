@@ -11,7 +11,7 @@ import { log } from '../log.js';
 import type { ConnectionRegistry, Connection } from './connections.js';
 import type { Outbound, Router } from './router.js';
 import { TokenBucket } from './rate-limit.js';
-import { bearer, statusLine } from '../http/http-io.js';
+import { bearer, remoteAddress, statusLine } from '../http/http-io.js';
 import type { Metrics } from '../ops/metrics.js';
 
 interface SocketData {
@@ -19,6 +19,8 @@ interface SocketData {
   user: UserId;
   device: DeviceId;
   format: WireFormat;
+  /** The client's address (behind a trusted proxy, the one it passed), read at the upgrade. */
+  addr: string;
   conn?: SocketConnection;
 }
 
@@ -61,6 +63,7 @@ export function mountGateway(
       const key = req.getHeader('sec-websocket-key');
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
+      const addr = remoteAddress(res);
       if (conns.size + upgrading >= opts.maxConnections) {
         metrics.count('ws_refused_capacity');
         res.writeStatus(statusLine(503)).writeHeader('retry-after', '5').end('{"error":{"code":"over_capacity","message":"this node is at its connection limit","retryable":true}}');
@@ -73,7 +76,7 @@ export function mountGateway(
         (s) => {
           upgrading--;
           if (aborted) return;
-          res.cork(() => res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format, conn: undefined }, key, protocol, extensions, context));
+          res.cork(() => res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format, addr, conn: undefined }, key, protocol, extensions, context));
         },
         (err) => {
           upgrading--;
@@ -91,6 +94,7 @@ export function mountGateway(
       data.conn = conn;
       conns.add(conn);
       metrics.count('ws_opened');
+      log('debug', 'socket opened', { conn: data.id, user: data.user, device: data.device, addr: data.addr });
       conn.session.open().then(
         ({ acked }) => {
           conn.send({ t: 'welcome', user: data.user, device: data.device, acked, time: Date.now(), limits: opts.limits });
