@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { DEFAULT_LIMITS } from './protocol/limits.js';
 import type { Limits } from './protocol/frames.js';
+import { parseTrustedProxies } from './transport/client-address.js';
 
 /** Every knob of a node, read once from the environment. Names and defaults are listed in README.md. */
 export interface Config {
@@ -11,6 +12,10 @@ export interface Config {
   env: 'development' | 'production';
   host: string;
   port: number;
+  /** Serve HTTPS and WSS with these files (reloaded on SIGHUP); plain HTTP when unset. */
+  tls?: TlsFiles;
+  /** Load balancers (addresses, CIDR ranges) whose PROXY protocol header names the client; empty: none. */
+  trustProxy: string[];
   dataDir: string;
   store: 'lmdb' | 'scylla';
   /** LMDB: acks wait for the disk flush too (power-loss durable), not only the commit. */
@@ -82,6 +87,16 @@ export function productionProblems(env: Env): string[] {
   return out;
 }
 
+export interface TlsFiles {
+  /** PEM: the server certificate, optionally followed by its intermediates. */
+  cert: string;
+  /** PEM private key, optionally encrypted (then `passphraseFile`). */
+  key: string;
+  /** PEM intermediates sent after the certificate, when `cert` holds only the leaf. */
+  chain?: string;
+  passphraseFile?: string;
+}
+
 type Env = Record<string, string | undefined>;
 
 const int = (env: Env, name: string, dflt: number): number => {
@@ -113,11 +128,14 @@ export function loadConfig(env: Env = process.env): Config {
   const username = env.PARLEY_SCYLLA_USERNAME || undefined;
   const password = env.PARLEY_SCYLLA_PASSWORD ?? '';
   if (!username && env.PARLEY_SCYLLA_PASSWORD) throw new Error('PARLEY_SCYLLA_PASSWORD needs PARLEY_SCYLLA_USERNAME');
+  const tls = tlsFiles(env);
   return {
     env: mode,
     // A development node is reachable from this machine only unless told otherwise.
     host: env.PARLEY_HOST ?? (mode === 'production' ? '0.0.0.0' : '127.0.0.1'),
     port: int(env, 'PARLEY_PORT', 8080),
+    ...(tls ? { tls } : {}),
+    trustProxy: parseTrustedProxies(env.PARLEY_TRUST_PROXY ?? ''),
     dataDir: env.PARLEY_DATA ?? join(process.cwd(), 'data'),
     store,
     lmdbFlush: env.PARLEY_LMDB_FLUSH === '1',
@@ -160,4 +178,17 @@ export function loadConfig(env: Env = process.env): Config {
     faults: env.PARLEY_FAULTS === '1',
     allowedOrigins: (env.PARLEY_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean),
   };
+}
+
+function tlsFiles(env: Env): TlsFiles | undefined {
+  const cert = env.PARLEY_TLS_CERT || undefined;
+  const key = env.PARLEY_TLS_KEY || undefined;
+  const chain = env.PARLEY_TLS_CHAIN || undefined;
+  const passphraseFile = env.PARLEY_TLS_PASSPHRASE_FILE || undefined;
+  if (!cert && !key) {
+    if (chain || passphraseFile) throw new Error('PARLEY_TLS_CHAIN and PARLEY_TLS_PASSPHRASE_FILE need PARLEY_TLS_CERT and PARLEY_TLS_KEY');
+    return undefined;
+  }
+  if (!cert || !key) throw new Error('TLS needs both PARLEY_TLS_CERT and PARLEY_TLS_KEY');
+  return { cert, key, ...(chain ? { chain } : {}), ...(passphraseFile ? { passphraseFile } : {}) };
 }

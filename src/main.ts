@@ -9,7 +9,7 @@ async function main(): Promise<void> {
   const cfg = loadConfig();
   const node = await startNode(cfg);
   // One machine-readable line on stdout: tests and the bench harness wait for it.
-  process.stdout.write(`parley listening on http://127.0.0.1:${node.port} node=${node.id} store=${node.store.kind} env=${cfg.env}\n`);
+  process.stdout.write(`parley listening on ${node.scheme}://127.0.0.1:${node.port} node=${node.id} store=${node.store.kind} env=${cfg.env}\n`);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -21,6 +21,9 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (err) => log('error', 'unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  // A new certificate and key without a restart (logged either way; a bad pair keeps the old one).
+  // Without TLS, SIGHUP keeps its default: the node stops.
+  if (node.scheme === 'https') process.on('SIGHUP', () => { if (!stopping) node.reloadTls(); });
 }
 
 main().catch((err) => {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { configurePersistence, start as startActorSystem, stop as stopActor } from 'nact';
 import { StorePersistenceEngine } from './store/persistence-engine.js';
-import uWS from 'uWebSockets.js';
+import type { TemplatedApp } from 'uWebSockets.js';
 import { DEV_API_KEY, isLoopback, type Config } from './config.js';
 import { newId } from './protocol/ids.js';
 import { openStore } from './store/open-store.js';
@@ -24,7 +24,8 @@ import { mountAccounts } from './http/account-routes.js';
 import { mountMedia } from './http/media-routes.js';
 import { mountOps } from './http/ops-routes.js';
 import { OperatorAccess } from './http/operator-access.js';
-import { sendJson, track } from './http/http-io.js';
+import { sendJson, track, trustProxies } from './http/http-io.js';
+import { listenEdge, type ReloadOutcome } from './transport/tls.js';
 import { ParleyError } from './protocol/errors.js';
 import { Metrics } from './ops/metrics.js';
 import { FaultInjector } from './ops/faults.js';
@@ -34,7 +35,11 @@ import { log, setLogLevel } from './log.js';
 export interface ParleyNode {
   readonly id: string;
   readonly port: number;
+  /** https when the node serves TLS itself. */
+  readonly scheme: 'http' | 'https';
   readonly store: Store;
+  /** Re-reads the TLS certificate and key (SIGHUP); a bad pair is refused and the old one kept. */
+  reloadTls(): ReloadOutcome;
   close(): Promise<void>;
 }
 
@@ -68,28 +73,29 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     metrics.gauge(`entities_${kind}`, () => (router.tree().find((r) => r.type === kind)?.active ?? 0));
   }
 
+  trustProxies(cfg.trustProxy);
   const access = new OperatorAccess(cfg.adminKey, cfg.env === 'development' && isLoopback(cfg.host));
-  const app = uWS.App();
-  mountGateway(app, { accounts, router, conns, metrics, directory: accounts }, {
-    node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
-    idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, limits: cfg.limits, allowedOrigins: cfg.allowedOrigins,
-  });
-  mountAccounts(app, { accounts, store, devSms, access });
-  mountMedia(app, { accounts, store, media, maxBytes: cfg.limits.maxMediaBytes });
-  mountOps(app, { node: id, metrics, accounts, access, tree: () => router.tree(), push: devSms ? push : undefined, faults });
-  app.any('/*', (res) => sendJson(track(res), 404, { error: new ParleyError('not_found', 'no such route') }));
-
-  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
-    app.listen(cfg.host, cfg.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${cfg.host}:${cfg.port}`))));
-  });
-  const port = uWS.us_socket_local_port(listenSocket);
-  log('info', 'parley node listening', { node: id, port, store: store.kind, data: cfg.dataDir, env: cfg.env });
+  // Runs once per app: again on every TLS reload, so per-node state lives out here, not in the mount functions.
+  const mount = (app: TemplatedApp) => {
+    mountGateway(app, { accounts, router, conns, metrics, directory: accounts }, {
+      node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
+      idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, limits: cfg.limits, allowedOrigins: cfg.allowedOrigins,
+    });
+    mountAccounts(app, { accounts, store, devSms, access });
+    mountMedia(app, { accounts, store, media, maxBytes: cfg.limits.maxMediaBytes });
+    mountOps(app, { node: id, metrics, accounts, access, tree: () => router.tree(), push: devSms ? push : undefined, faults });
+    app.any('/*', (res) => sendJson(track(res), 404, { error: new ParleyError('not_found', 'no such route') }));
+  };
+  const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);
+  const port = edge.port;
+  log('info', 'parley node listening', { node: id, port, scheme: edge.scheme, store: store.kind, data: cfg.dataDir, env: cfg.env });
   if (cfg.env === 'development') warnDevelopment(cfg, !cfg.secret);
 
   return {
-    id, port, store,
+    id, port, store, scheme: edge.scheme,
+    reloadTls: () => edge.reload(),
     async close() {
-      uWS.us_listen_socket_close(listenSocket);
+      edge.close();
       for (const c of [...conns.all()]) c.close(1001, 'node shutting down');
       // Let accepted work finish: stored messages still fan out to inboxes, acks still land.
       await router.drain();

@@ -38,7 +38,7 @@ export interface SpawnOptions {
   verbose?: boolean;
 }
 
-const LISTEN_RE = /listening on (http:\/\/[\d.]+:(\d+))/;
+const LISTEN_RE = /listening on (https?:\/\/[\d.]+:(\d+))/;
 const INSPECT_RE = /Debugger listening on (ws:\/\/\S+)/;
 
 /** Every server this process started and has not stopped: stopped on SIGINT/SIGTERM of the harness. */

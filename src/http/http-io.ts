@@ -1,6 +1,7 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { ParleyError, toErrorBody, type ErrorBody } from '../protocol/errors.js';
 import { log } from '../log.js';
+import { clientAddress, trustedProxies, type TrustedProxies } from '../transport/client-address.js';
 
 /**
  * Small helpers over uWebSockets.js HTTP: a response may be aborted at any time, and after that it must not
@@ -40,9 +41,20 @@ export function sendError(r: Reply, err: unknown): void {
   sendJson(r, err instanceof ParleyError ? err.status : 500, { error: body }, retryAfter);
 }
 
-/** The peer's address, read before the first await (uWS frees the request after the callback). */
+let proxies: TrustedProxies | undefined;
+
+/** Set once when the node starts: the load balancers whose PROXY protocol header is believed (PARLEY_TRUST_PROXY). */
+export function trustProxies(entries: readonly string[]): void {
+  proxies = trustedProxies(entries);
+}
+
+/**
+ * The client's address, read before the first await (uWS frees the request after the callback): the one a
+ * trusted proxy passed with the PROXY protocol, else the peer's (src/transport/client-address.ts).
+ */
 export function remoteAddress(res: HttpResponse): string {
-  return Buffer.from(res.getRemoteAddressAsText()).toString();
+  const peer = Buffer.from(res.getRemoteAddressAsText()).toString();
+  return clientAddress(peer, proxies ? Buffer.from(res.getProxiedRemoteAddressAsText()).toString() : '', proxies);
 }
 
 /** Reads the whole body, refusing more than `limit` bytes as soon as it is exceeded. */

@@ -12,7 +12,7 @@ import type { ConnectionRegistry, Connection } from './connections.js';
 import type { Outbound, Router } from './router.js';
 import { TokenBucket } from './rate-limit.js';
 import { originAllowed } from './origin.js';
-import { bearer, statusLine } from '../http/http-io.js';
+import { bearer, remoteAddress, statusLine } from '../http/http-io.js';
 import type { Metrics } from '../ops/metrics.js';
 
 interface SocketData {
@@ -20,6 +20,8 @@ interface SocketData {
   user: UserId;
   device: DeviceId;
   format: WireFormat;
+  /** The client's address (behind a trusted proxy, the one it passed), read at the upgrade. */
+  addr: string;
   conn?: SocketConnection;
 }
 
@@ -70,6 +72,7 @@ export function mountGateway(
           .end('{"error":{"code":"forbidden","message":"this origin may not open a socket here (PARLEY_ALLOWED_ORIGINS)","retryable":false}}');
         return;
       }
+      const addr = remoteAddress(res);
       if (conns.size + upgrading >= opts.maxConnections) {
         metrics.count('ws_refused_capacity');
         res.writeStatus(statusLine(503)).writeHeader('retry-after', '5').end('{"error":{"code":"over_capacity","message":"this node is at its connection limit","retryable":true}}');
@@ -82,7 +85,7 @@ export function mountGateway(
         (s) => {
           upgrading--;
           if (aborted) return;
-          res.cork(() => res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format, conn: undefined }, key, protocol, extensions, context));
+          res.cork(() => res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format, addr, conn: undefined }, key, protocol, extensions, context));
         },
         (err) => {
           upgrading--;
@@ -100,6 +103,7 @@ export function mountGateway(
       data.conn = conn;
       conns.add(conn);
       metrics.count('ws_opened');
+      log('debug', 'socket opened', { conn: data.id, user: data.user, device: data.device, addr: data.addr });
       conn.session.open().then(
         ({ acked }) => {
           conn.send({ t: 'welcome', user: data.user, device: data.device, acked, time: Date.now(), limits: opts.limits });

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export interface RunningNode {
+  /** http://127.0.0.1:PORT, or https:// when the node serves TLS (PARLEY_TLS_CERT / PARLEY_TLS_KEY). */
   url: string;
   port: number;
   dataDir: string;
@@ -29,17 +30,17 @@ export async function startNodeProcess(env: Record<string, string> = {}, dataDir
   });
   const logs: string[] = [];
   createInterface({ input: proc.stderr! }).on('line', (l) => { logs.push(l); if (process.env.PARLEY_TEST_VERBOSE) process.stderr.write(`[node] ${l}\n`); });
-  const port = await new Promise<number>((res, rej) => {
+  const { scheme, port } = await new Promise<{ scheme: string; port: number }>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`node did not start: ${logs.join('\n')}`)), 20_000);
     createInterface({ input: proc.stdout! }).on('line', (l) => {
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(l);
-      if (m) { clearTimeout(timer); res(Number(m[1])); }
+      const m = /listening on (https?):\/\/127\.0\.0\.1:(\d+)/.exec(l);
+      if (m) { clearTimeout(timer); res({ scheme: m[1]!, port: Number(m[2]) }); }
     });
     proc.on('exit', (code) => { clearTimeout(timer); rej(new Error(`node exited with ${code}: ${logs.join('\n')}`)); });
   });
   const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
   const node: RunningNode = {
-    url: `http://127.0.0.1:${port}`, port, dataDir: dir, proc, logs,
+    url: `${scheme}://127.0.0.1:${port}`, port, dataDir: dir, proc, logs,
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;

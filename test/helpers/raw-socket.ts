@@ -30,9 +30,9 @@ export class RawSocket {
     ws.on('error', () => undefined); // a close follows
   }
 
-  /** Opens a socket and waits for the welcome frame. */
-  static async open(url: string, token: string, format: 'msgpack' | 'json' = 'msgpack'): Promise<RawSocket> {
-    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/ws?token=${encodeURIComponent(token)}&format=${format}`);
+  /** Opens a socket and waits for the welcome frame. `options` go to `ws` (e.g. `ca` for wss, `localAddress`). */
+  static async open(url: string, token: string, format: 'msgpack' | 'json' = 'msgpack', options?: WebSocket.ClientOptions): Promise<RawSocket> {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/ws?token=${encodeURIComponent(token)}&format=${format}`, options);
     const s = new RawSocket(ws, format);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
