@@ -244,6 +244,37 @@ t.test('a failed append is rolled back, even when its writes landed (or land lat
   t.strictSame((await store.getMessages(conv, { limit: 10 })).map((x) => [x.seq, x.body]), [[1, { text: 'ok-1' }], [4, { text: 'away' }], [5, undefined]]);
 });
 
+t.test('otpUpdate: a compare-and-set whose answer was lost is settled by a serial read', async (t) => {
+  const store = await ScyllaStore.open(opts);
+  t.teardown(() => store.close());
+  const client = (store as unknown as { client: Client }).client;
+  const execute = client.execute.bind(client);
+  let fail: 'before' | 'after' | 'lost' | undefined;
+  client.execute = (async (query: string, params: unknown[], o: unknown) => {
+    const mode = query.includes('otp_state') && query.startsWith('UPDATE') ? fail : undefined;
+    if (mode === 'before') throw new errors.NoHostAvailableError({ '127.0.0.1:9042': 'Host considered as DOWN' });
+    if (mode === 'lost') throw new errors.OperationTimedOutError('the coordinator never answered');
+    const rs = await execute(query, params as never, o as never);
+    if (mode === 'after') throw new errors.OperationTimedOutError('the answer was lost');
+    return rs;
+  }) as typeof client.execute;
+  t.teardown(() => { client.execute = execute as typeof client.execute; });
+
+  const phone = '+15550009876';
+  const now = Date.now();
+  const rec = { codeHash: 'h', codeExpiresAt: now + 60_000, attempts: 0, sentAt: now, sends: 1, guesses: 0, guessWindow: 0, guessers: {}, expiresAt: now + 60_000 };
+  fail = 'after';
+  t.equal(await store.otpUpdate(phone, () => ({ next: rec, result: 'landed' })), 'landed', 'the write landed: its answer is given');
+  t.strictSame(await store.getOtp(phone), rec);
+  t.equal(await store.otpUpdate(phone, (cur) => ({ next: { ...cur!, attempts: 1 }, result: 'again' })), 'again', 'on an existing row too');
+  fail = 'before';
+  await t.rejects(store.otpUpdate(phone, (cur) => ({ next: { ...cur!, attempts: 2 }, result: 'x' })), { code: 'store_unavailable' }, 'never sent: retryable');
+  fail = 'lost';
+  await t.rejects(store.otpUpdate(phone, (cur) => ({ next: { ...cur!, attempts: 3 }, result: 'x' })), { code: 'store_unavailable' }, 'sent, did not land: retryable');
+  fail = undefined;
+  t.equal((await store.getOtp(phone))!.attempts, 1, 'neither failed write changed anything');
+});
+
 t.test('the database expires inbox entries, OTPs and client ids (TTL, not a sweeper)', async (t) => {
   const store = await ScyllaStore.open(opts);
   t.teardown(() => store.close());
