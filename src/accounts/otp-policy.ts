@@ -7,8 +7,9 @@ import type { OtpRecord, OtpStep } from '../store/store.js';
  *
  * - A code takes at most `maxAttempts` wrong guesses; then it is locked until a new code is sent.
  * - A number takes at most `phoneGuesses.count` wrong guesses per window (from the first of them), across codes:
- *   a new code does not give more. Of those, one address may spend at most `phoneIpGuesses`, so one stranger
- *   can neither lock a code nor use up the number's budget (docs/architecture.md, "One-time codes").
+ *   a new code does not give more; the right code ends the window. Of those, one address may spend at most
+ *   `phoneIpGuesses`, so one stranger can't use up the number's budget and lock its owner out
+ *   (docs/architecture.md, "One-time codes").
  * - Codes go out at most once per cooldown, which doubles with each code of a streak, up to `cooldownMaxMs`;
  *   a streak ends after `cooldownResetMs` without a code.
  */

@@ -28,7 +28,7 @@ export interface ScyllaOptions {
   replication?: Replication | string;
   /** Reads and writes: a driver name (localQuorum), a CQL name (LOCAL_QUORUM) or a number. Default LOCAL_QUORUM. */
   consistency?: ConsistencyName | string | number;
-  /** Lightweight transactions (phone claims, media ids, schema lock). Default LOCAL_SERIAL. */
+  /** Lightweight transactions (phone claims, one-time codes, media ids, schema lock). Default LOCAL_SERIAL. */
   serialConsistency?: ConsistencyName | string | number;
   credentials?: { username: string; password: string };
   /** Width of a message bucket. Default one day. Keep it fixed for the life of a keyspace. */
