@@ -36,7 +36,7 @@ export interface Config {
   secret?: string;
   apiKeys: string[];
   sms: { provider: 'dev' | 'http'; url?: string };
-  otp: { ttlMs: number; cooldownMs: number; maxAttempts: number };
+  otp: OtpConfig;
   tokenTtlMs: number;
   inboxTtlMs: number;
   /**
@@ -97,6 +97,30 @@ export interface TlsFiles {
   passphraseFile?: string;
 }
 
+/** `count` per `perMs`: as a token bucket, bursts of `count`, refilled over `perMs`; as a window, `count` in it. */
+export interface Allowance { count: number; perMs: number }
+
+/** One-time codes: what a code lives and takes, and the limits on sending and guessing them (README.md). */
+export interface OtpConfig {
+  ttlMs: number;
+  /** Wrong guesses one code takes before it is locked. */
+  maxAttempts: number;
+  /** The wait after a code, doubling with each code of a streak up to the max; a quiet reset ends the streak. */
+  cooldownMs: number;
+  cooldownMaxMs: number;
+  cooldownResetMs: number;
+  /** Wrong guesses per number per window, across codes and addresses (stored with the number). */
+  phoneGuesses: Allowance;
+  /** Of those, how many one address may make (stored with the number). */
+  phoneIpGuesses: number;
+  /** Wrong guesses per address across numbers (per node, in memory). */
+  ipGuesses: Allowance;
+  /** Codes sent per address, per API key, per node (per node, in memory). */
+  ipCodes: Allowance;
+  keyCodes: Allowance;
+  nodeCodes: Allowance;
+}
+
 type Env = Record<string, string | undefined>;
 
 const int = (env: Env, name: string, dflt: number): number => {
@@ -112,6 +136,38 @@ const positive = (env: Env, name: string, dflt: number): number => {
   if (n <= 0) throw new Error(`${name} must be positive, got ${JSON.stringify(env[name])}`);
   return n;
 };
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** An allowance written `N/unit` or `N/<k>unit` (units ms, s, min, h, d): `20/h`, `3/10min`, `50/s`. */
+export const allowance = (env: Env, name: string, dflt: string): Allowance => {
+  const v = env[name] || dflt;
+  const m = /^\s*(\d+)\s*\/\s*(\d*)\s*(ms|s|min|h|d)\s*$/.exec(v);
+  const count = m ? Number(m[1]) : 0;
+  const perMs = m ? Number(m[2] || 1) * UNIT_MS[m[3]!]! : 0;
+  if (!(count > 0 && perMs > 0)) throw new Error(`${name} must look like 20/h or 3/10min (a positive count per time), got ${JSON.stringify(v)}`);
+  return { count, perMs };
+};
+
+function otpConfig(env: Env): OtpConfig {
+  const cooldownMaxMs = int(env, 'PARLEY_OTP_COOLDOWN_MAX_MS', 3_600_000);
+  const cooldownResetMs = int(env, 'PARLEY_OTP_COOLDOWN_RESET_MS', 6 * 3_600_000);
+  // A streak that ended before its longest wait would cap the wait at the reset instead.
+  if (cooldownResetMs < cooldownMaxMs) throw new Error('PARLEY_OTP_COOLDOWN_RESET_MS must be at least PARLEY_OTP_COOLDOWN_MAX_MS');
+  return {
+    ttlMs: int(env, 'PARLEY_OTP_TTL_MS', 5 * 60_000),
+    maxAttempts: int(env, 'PARLEY_OTP_MAX_ATTEMPTS', 5),
+    cooldownMs: int(env, 'PARLEY_OTP_COOLDOWN_MS', 30_000),
+    cooldownMaxMs,
+    cooldownResetMs,
+    phoneGuesses: allowance(env, 'PARLEY_OTP_PHONE_GUESSES', '30/d'),
+    phoneIpGuesses: positive(env, 'PARLEY_OTP_PHONE_IP_GUESSES', 10),
+    ipGuesses: allowance(env, 'PARLEY_OTP_IP_GUESSES', '30/h'),
+    ipCodes: allowance(env, 'PARLEY_OTP_IP_CODES', '20/h'),
+    keyCodes: allowance(env, 'PARLEY_OTP_KEY_CODES', '20/s'),
+    nodeCodes: allowance(env, 'PARLEY_OTP_NODE_CODES', '50/s'),
+  };
+}
 
 export function loadConfig(env: Env = process.env): Config {
   const mode = (env.PARLEY_ENV ?? 'development') as Config['env'];
@@ -154,11 +210,7 @@ export function loadConfig(env: Env = process.env): Config {
     secret: env.PARLEY_SECRET,
     apiKeys: (env.PARLEY_API_KEYS ?? DEV_API_KEY).split(',').map((s) => s.trim()).filter(Boolean),
     sms: { provider: sms, url: env.PARLEY_SMS_URL },
-    otp: {
-      ttlMs: int(env, 'PARLEY_OTP_TTL_MS', 5 * 60_000),
-      cooldownMs: int(env, 'PARLEY_OTP_COOLDOWN_MS', 30_000),
-      maxAttempts: int(env, 'PARLEY_OTP_MAX_ATTEMPTS', 5),
-    },
+    otp: otpConfig(env),
     tokenTtlMs: int(env, 'PARLEY_TOKEN_TTL_MS', 90 * 86_400_000),
     inboxTtlMs: int(env, 'PARLEY_INBOX_TTL_MS', 30 * 86_400_000),
     inboxDeferMs: int(env, 'PARLEY_INBOX_DEFER_MS', 300),

@@ -29,7 +29,7 @@ function request(agent: http.Agent, base: URL, method: string, path: string, bod
 
 /**
  * Signs in users by phone number the way an app does (code → dev outbox → verify), `concurrency` at a time
- * over keep-alive connections. The node should run with PARLEY_OTP_COOLDOWN_MS=0.
+ * over keep-alive connections. The node should run with the one-time-code limits opened wide (bench/targets/targets.ts `parleyEnv`).
  */
 export async function signIn(baseUrl: string, phones: string[], concurrency: number, onProgress?: (done: number) => void): Promise<Account[]> {
   const base = new URL(baseUrl);

@@ -43,7 +43,10 @@ export interface TargetOptions {
 
 export function parleyEnv(ctx: BenchContext, o: TargetOptions = {}): Record<string, string> {
   return {
-    PARLEY_PORT: '0', PARLEY_HOST: '127.0.0.1', PARLEY_DATA: ctx.dataDir, PARLEY_OTP_COOLDOWN_MS: '0',
+    PARLEY_PORT: '0', PARLEY_HOST: '127.0.0.1', PARLEY_DATA: ctx.dataDir,
+    // Thousands of users sign in from 127.0.0.1: the one-time-code limits are opened wide.
+    PARLEY_OTP_COOLDOWN_MS: '0', PARLEY_OTP_IP_CODES: '1000000/s', PARLEY_OTP_KEY_CODES: '1000000/s', PARLEY_OTP_NODE_CODES: '1000000/s',
+    PARLEY_OTP_IP_GUESSES: '1000000/s', PARLEY_OTP_PHONE_GUESSES: '1000000/d', PARLEY_OTP_PHONE_IP_GUESSES: '1000000',
     PARLEY_RATE_PER_S: '1000000', PARLEY_RATE_BURST: '1000000', PARLEY_LOG_LEVEL: 'warn', PARLEY_SMS: 'dev',
     PARLEY_MAX_CONNECTIONS: String(o.maxConnections ?? 19_500),
     ...ctx.parleyEnv,

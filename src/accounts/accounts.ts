@@ -1,4 +1,3 @@
-import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import { ParleyError } from '../protocol/errors.js';
 import { newId, type DeviceId, type UserId } from '../protocol/ids.js';
 import type { Store, UserRecord } from '../store/store.js';
@@ -6,6 +5,7 @@ import type { Config } from '../config.js';
 import type { SmsGateway } from './sms-gateway.js';
 import type { TokenSigner } from './tokens.js';
 import { log } from '../log.js';
+import { OneTimeCodes, type RequestSource } from './otp.js';
 
 const PHONE_RE = /^\+[1-9]\d{6,14}$/;
 
@@ -16,55 +16,35 @@ export interface Session { user: UserId; device: DeviceId; token: string; create
  * phone; the right code creates the user if the number is new, and a device with a session token either way.
  */
 export class Accounts {
+  private readonly codes: OneTimeCodes;
+
   constructor(
     private readonly store: Store,
-    private readonly sms: SmsGateway,
+    sms: SmsGateway,
     private readonly tokens: TokenSigner,
-    private readonly secret: Buffer,
+    secret: Buffer,
     private readonly cfg: Pick<Config, 'otp' | 'tokenTtlMs' | 'apiKeys'>,
     /**
      * Told when an existing user gets a new device, so a live user entity starts filling its inbox; resolves
      * once the entity knows it (and so do the sessions of the user's other devices).
      */
     private readonly onDeviceAdded?: (user: UserId, device: DeviceId) => Promise<unknown>,
-  ) {}
+  ) {
+    this.codes = new OneTimeCodes(store, sms, secret, cfg.otp);
+  }
 
   checkApiKey(key: string | undefined): void {
     if (!key || !this.cfg.apiKeys.includes(key)) throw new ParleyError('unauthorized', 'missing or unknown API key');
   }
 
-  async requestCode(phoneRaw: unknown): Promise<{ ttlMs: number }> {
-    const phone = normalizePhone(phoneRaw);
-    const prior = await this.store.getOtp(phone);
-    if (prior && Date.now() - prior.sentAt < this.cfg.otp.cooldownMs) {
-      throw new ParleyError('rate_limited', `a code was sent less than ${Math.round(this.cfg.otp.cooldownMs / 1000)} s ago`);
-    }
-    const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-    const now = Date.now();
-    await this.store.putOtp(phone, { codeHash: this.hash(phone, code), expiresAt: now + this.cfg.otp.ttlMs, attempts: 0, sentAt: now });
-    try {
-      await this.sms.send(phone, `Your Parley code is ${code}`);
-    } catch (err) {
-      log('warn', 'sms not sent', { error: String(err) });
-      await this.store.deleteOtp(phone);
-      throw new ParleyError('over_capacity', 'the code could not be sent; try again');
-    }
-    return { ttlMs: this.cfg.otp.ttlMs };
+  /** Sends a one-time code by SMS; `from` is who asks (limits per address and app key, src/accounts/otp.ts). */
+  async requestCode(phoneRaw: unknown, from: RequestSource): Promise<{ ttlMs: number }> {
+    return this.codes.send(normalizePhone(phoneRaw), from);
   }
 
-  async verify(phoneRaw: unknown, codeRaw: unknown, deviceInfo: { name?: unknown; platform?: unknown } = {}): Promise<Session> {
+  async verify(phoneRaw: unknown, codeRaw: unknown, deviceInfo: { name?: unknown; platform?: unknown }, from: RequestSource): Promise<Session> {
     const phone = normalizePhone(phoneRaw);
-    const code = typeof codeRaw === 'string' ? codeRaw.trim() : '';
-    const otp = await this.store.getOtp(phone);
-    if (!otp) throw new ParleyError('otp_expired', 'no valid code for this number; request a new one');
-    if (otp.attempts >= this.cfg.otp.maxAttempts) throw new ParleyError('otp_locked', 'too many wrong codes; request a new one');
-    const given = Buffer.from(this.hash(phone, code));
-    const ok = given.length === otp.codeHash.length && timingSafeEqual(given, Buffer.from(otp.codeHash));
-    if (!ok) {
-      await this.store.putOtp(phone, { ...otp, attempts: otp.attempts + 1 });
-      throw new ParleyError('otp_invalid', 'wrong code');
-    }
-    await this.store.deleteOtp(phone);
+    await this.codes.check(phone, codeRaw, from);
 
     let user: UserRecord | undefined;
     const existing = await this.store.userByPhone(phone);
@@ -101,10 +81,6 @@ export class Accounts {
       if (user) out[raw] = user;
     }));
     return out;
-  }
-
-  private hash(phone: string, code: string): string {
-    return createHmac('sha256', this.secret).update(`otp:${phone}:${code}`).digest('base64url');
   }
 }
 

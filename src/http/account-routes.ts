@@ -4,7 +4,7 @@ import type { Accounts } from '../accounts/accounts.js';
 import { normalizePhone } from '../accounts/accounts.js';
 import type { DevOutboxSms } from '../accounts/sms-gateway.js';
 import type { Store } from '../store/store.js';
-import { bearer, handle, headers, readJson, sendJson } from './http-io.js';
+import { bearer, handle, headers, readJson, remoteAddress, sendJson } from './http-io.js';
 import { OperatorAccess } from './operator-access.js';
 
 /**
@@ -17,22 +17,25 @@ import { OperatorAccess } from './operator-access.js';
 export function mountAccounts(app: TemplatedApp, deps: { accounts: Accounts; store: Store; devSms?: DevOutboxSms; access: OperatorAccess }): void {
   const { accounts } = deps;
 
+  // The peer's address is read before the first await (uWS frees the request): codes and guesses are limited by it.
   app.post('/v1/accounts/code', (res, req) => {
     const h = headers(req, 'x-api-key');
+    const ip = remoteAddress(res);
     handle(res, async (r) => {
       const body = await readJson(r);
       accounts.checkApiKey(h['x-api-key']);
-      sendJson(r, 200, { sent: true, ...(await accounts.requestCode(body.phone)) });
+      sendJson(r, 200, { sent: true, ...(await accounts.requestCode(body.phone, { ip, apiKey: h['x-api-key'] })) });
     });
   });
 
   app.post('/v1/accounts/verify', (res, req) => {
     const h = headers(req, 'x-api-key');
+    const ip = remoteAddress(res);
     handle(res, async (r) => {
       const body = await readJson(r);
       accounts.checkApiKey(h['x-api-key']);
       const device = (typeof body.device === 'object' && body.device) || {};
-      sendJson(r, 200, await accounts.verify(body.phone, body.code, device as Record<string, unknown>));
+      sendJson(r, 200, await accounts.verify(body.phone, body.code, device as Record<string, unknown>, { ip, apiKey: h['x-api-key'] }));
     });
   });
 

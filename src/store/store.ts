@@ -62,9 +62,16 @@ export interface Store {
   listDevices(user: UserId): Promise<DeviceRecord[]>;
   setDeviceAcked(user: UserId, device: DeviceId, ptr: number): Promise<void>;
   setDevicePush(user: UserId, device: DeviceId, push: PushRegistration): Promise<void>;
-  putOtp(phone: string, otp: OtpRecord): Promise<void>;
+  /** The phone's one-time-code state; undefined if none or expired (`expiresAt` passed). */
   getOtp(phone: string): Promise<OtpRecord | undefined>;
-  deleteOtp(phone: string): Promise<void>;
+  /**
+   * Changes the phone's one-time-code state atomically: `step` gets the state as stored (undefined if none or
+   * expired) and says what to store (`next`; none: leave it) and what to answer. Steps on one phone are
+   * serialized across every node, so no two see the same state: a guess is counted exactly once, and only a
+   * guess whose count was stored is answered. `step` must be pure and must not throw: a store may run it
+   * again on a newer state (a compare-and-set that lost a race); only the run whose write landed answers.
+   */
+  otpUpdate<T>(phone: string, step: (cur: OtpRecord | undefined) => OtpStep<T>): Promise<T>;
   getContacts(user: UserId): Promise<UserId[]>;
   setContacts(user: UserId, add: UserId[], remove: UserId[]): Promise<void>;
   setLastSeen(user: UserId, ts: number): Promise<void>;
@@ -130,7 +137,31 @@ export interface DeviceRecord {
   push?: PushRegistration;
 }
 
-export interface OtpRecord { codeHash: string; expiresAt: number; attempts: number; sentAt: number }
+/**
+ * One phone number's one-time-code state: the pending code and what outlives it (the cooldown streak, the
+ * wrong-code budget), so a new code resets neither. The policy over it is src/accounts/otp-policy.ts.
+ */
+export interface OtpRecord {
+  /** HMAC of the pending code; absent when none is pending (used, withdrawn). */
+  codeHash?: string;
+  /** When the pending code stops working. */
+  codeExpiresAt: number;
+  /** Wrong codes against the pending code. */
+  attempts: number;
+  /** When the last code went out, and how many went out in the current streak (the cooldown grows with it). */
+  sentAt: number;
+  sends: number;
+  /** Wrong codes against this number since `guessWindow` began, across codes... */
+  guesses: number;
+  guessWindow: number;
+  /** ...and how many of them came from each address (keyed as src/accounts/ip-key.ts does). */
+  guessers: Record<string, number>;
+  /** When the store may forget the record (a TTL). */
+  expiresAt: number;
+}
+
+/** What an otpUpdate step decides: the record to store (none: leave it as it is) and the caller's answer. */
+export interface OtpStep<T> { next?: OtpRecord; result: T }
 
 export interface GroupRecord {
   id: GroupId;

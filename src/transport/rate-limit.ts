@@ -17,6 +17,11 @@ export class TokenBucket {
     this.refill(now);
     return this.tokens >= cost ? 0 : Math.ceil(((cost - this.tokens) * 1000) / this.perSecond);
   }
+  /** Gives back `cost` taken for something that did not happen after all (never above the burst). */
+  refund(now: number, cost = 1): void {
+    this.refill(now);
+    this.tokens = Math.min(this.burst, this.tokens + cost);
+  }
   /** True once the bucket is full again: nothing is lost by forgetting it. */
   full(now: number): boolean {
     this.refill(now);
@@ -50,6 +55,14 @@ export class KeyedLimiter {
     }
     this.buckets.set(key, b);
     return b.take(now, cost) ? 0 : Math.max(1, b.waitMs(now, cost));
+  }
+
+  /**
+   * Gives back what `take` took (a reservation that was not used: the request failed for another reason).
+   * A key forgotten since has a full bucket already, so there is nothing to give back.
+   */
+  refund(key: string, now: number, cost = 1): void {
+    this.buckets.get(key)?.refund(now, cost);
   }
 
   get size(): number { return this.buckets.size; }

@@ -21,11 +21,21 @@ export interface RunningNode {
 
 const MAIN = resolve(__dirname, '../../src/main.js');
 
+/**
+ * Tests sign in hundreds of users from 127.0.0.1, so the one-time-code limits are opened wide here; a test of
+ * those limits sets strict ones explicitly (test/security/otp.test.ts).
+ */
+export const GENEROUS_OTP_ENV: Record<string, string> = {
+  PARLEY_OTP_COOLDOWN_MS: '0',
+  PARLEY_OTP_IP_CODES: '1000000/s', PARLEY_OTP_KEY_CODES: '1000000/s', PARLEY_OTP_NODE_CODES: '1000000/s',
+  PARLEY_OTP_IP_GUESSES: '1000000/s', PARLEY_OTP_PHONE_GUESSES: '1000000/d', PARLEY_OTP_PHONE_IP_GUESSES: '1000000',
+};
+
 /** Starts a real node process on a free port with its own data directory, and waits until it listens. */
 export async function startNodeProcess(env: Record<string, string> = {}, dataDir?: string): Promise<RunningNode> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'parley-test-'));
   const proc = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, PARLEY_PORT: '0', PARLEY_HOST: '127.0.0.1', PARLEY_DATA: dir, PARLEY_OTP_COOLDOWN_MS: '0', PARLEY_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, PARLEY_PORT: '0', PARLEY_HOST: '127.0.0.1', PARLEY_DATA: dir, ...GENEROUS_OTP_ENV, PARLEY_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { newId, directConversationId, groupConversationId } from '../../src/protocol/ids.js';
 import type { Message } from '../../src/protocol/frames.js';
-import type { Store, UserRecord } from '../../src/store/store.js';
+import type { OtpRecord, OtpStep, Store, UserRecord } from '../../src/store/store.js';
 
 /**
  * The Store conformance suite: every implementation (LMDB, Scylla) must pass it unchanged.
@@ -9,6 +9,9 @@ import type { Store, UserRecord } from '../../src/store/store.js';
  * serves the whole suite and tests don't see each other's data.
  *
  *   runStoreConformance(t, 'lmdb', () => LmdbStore.open(...))
+ *
+ * `openPeer`, for a store that several nodes share, opens another client of the same data (another node):
+ * the atomicity cases then run their writers through both.
  */
 /** The root `t` of 'tap' or any subtest. */
 export type TapTest = typeof t | tap.Test;
@@ -53,10 +56,14 @@ function history(c: string): Message[] {
   return out;
 }
 
-export function runStoreConformance(parent: TapTest, name: string, open: () => Promise<Store>): void {
+export function runStoreConformance(parent: TapTest, name: string, open: () => Promise<Store>, openPeer?: () => Promise<Store>): void {
   parent.test(`${name} store conformance`, async (t) => {
     const store = await open();
     t.teardown(() => store.close());
+    const peer = openPeer ? await openPeer() : undefined;
+    if (peer) t.teardown(() => peer.close());
+    /** Every client of the store: writer i goes through writers[i % n]. */
+    const writers = peer ? [store, peer] : [store];
 
     t.test('kind', async (t) => {
       t.ok(store.kind === 'lmdb' || store.kind === 'scylla');
@@ -479,25 +486,56 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.strictSame((await store.listDevices(u)).map((d) => d.id), [d2.id, d1.id]);
     });
 
-    t.test('otp', async (t) => {
+    const otpRecord = (over: Partial<OtpRecord> = {}): OtpRecord => {
+      const now = Date.now();
+      return { codeHash: 'h1', codeExpiresAt: now + 60_000, attempts: 0, sentAt: now, sends: 1, guesses: 0, guessWindow: 0, guessers: {}, expiresAt: now + 60_000, ...over };
+    };
+    const look = (cur: OtpRecord | undefined): OtpStep<OtpRecord | undefined> => ({ result: cur });
+
+    t.test('otp: a step sees the stored record, replaces it or leaves it; expired records are gone', async (t) => {
       const phone = user().phone;
+      const rec = otpRecord();
       t.equal(await store.getOtp(phone), undefined);
-      const otp = { codeHash: 'h1', expiresAt: Date.now() + 60_000, attempts: 0, sentAt: Date.now() };
-      await store.putOtp(phone, otp);
-      t.strictSame(await store.getOtp(phone), otp);
-      await store.putOtp(phone, { ...otp, attempts: 1 });
-      t.strictSame(await store.getOtp(phone), { ...otp, attempts: 1 }, 'overwritten');
-      await store.deleteOtp(phone);
-      t.equal(await store.getOtp(phone), undefined, 'deleted');
-      await store.deleteOtp(phone);
-      t.pass('deleting twice is harmless');
-      await store.putOtp(phone, { ...otp, expiresAt: Date.now() - 1 });
-      t.equal(await store.getOtp(phone), undefined, 'an expired code is not returned');
-      const soon = { ...otp, expiresAt: Date.now() + 1100 };
-      await store.putOtp(phone, soon);
+      t.equal(await store.otpUpdate(phone, (cur) => ({ next: rec, result: cur })), undefined, 'the first step sees nothing');
+      t.strictSame(await store.getOtp(phone), rec, 'stored');
+      t.strictSame(await store.otpUpdate(phone, look), rec, 'a step sees the stored record');
+      t.strictSame(await store.getOtp(phone), rec, 'a step without next writes nothing');
+      const { codeHash: _spent, ...rest } = rec;
+      const next: OtpRecord = { ...rest, attempts: 2, guesses: 2, guessWindow: rec.sentAt, guessers: { '127.0.0.1': 1, '2001:db8:0:1::/64': 1 } };
+      t.equal(await store.otpUpdate(phone, () => ({ next, result: 'done' })), 'done', 'the answer is the step\'s');
+      t.strictSame(await store.getOtp(phone), next, 'replaced: no code hash stays none, every field round-trips');
+
+      await store.otpUpdate(phone, () => ({ next: { ...rec, expiresAt: Date.now() - 1 }, result: null }));
+      t.equal(await store.getOtp(phone), undefined, 'an expired record is not returned');
+      t.equal(await store.otpUpdate(phone, look), undefined, 'nor given to a step');
+      await store.otpUpdate(phone, () => ({ next: rec, result: null }));
+      t.strictSame(await store.getOtp(phone), rec, 'and a new one takes its place');
+
+      const soon = otpRecord({ expiresAt: Date.now() + 1100 });
+      await store.otpUpdate(phone, () => ({ next: soon, result: null }));
       t.strictSame(await store.getOtp(phone), soon);
-      await sleep(1300);
+      await sleep(2100); // past the expiry, and past a TTL rounded up to the next second
       t.equal(await store.getOtp(phone), undefined, 'expires while stored');
+      t.equal(await store.otpUpdate(phone, (cur) => ({ next: rec, result: cur })), undefined, 'a step after the expiry sees nothing');
+      t.strictSame(await store.getOtp(phone), rec, 'and stores afresh');
+    });
+
+    t.test('otp: parallel steps on one phone are serialized (a bounded counter grants exactly its bound)', async (t) => {
+      const phone = user().phone;
+      await store.otpUpdate(phone, () => ({ next: otpRecord(), result: null }));
+      // The brief's bug: each guess read the count and wrote count + 1, so parallel guesses all read the old count.
+      const grant = (cur: OtpRecord | undefined): OtpStep<number> =>
+        cur && cur.attempts < 5 ? { next: { ...cur, attempts: cur.attempts + 1 }, result: cur.attempts } : { result: -1 };
+      const results = await Promise.all(Array.from({ length: 200 }, (_, i) => writers[i % writers.length]!.otpUpdate(phone, grant)));
+      t.strictSame(results.filter((r) => r >= 0).sort(), [0, 1, 2, 3, 4], 'five granted, each after the one before');
+      t.equal(results.filter((r) => r < 0).length, 195, 'the rest refused');
+      t.equal((await store.getOtp(phone))!.attempts, 5);
+
+      // No update is lost: every one of 60 parallel increments lands, each seeing a different count.
+      const inc = (cur: OtpRecord | undefined): OtpStep<number> => ({ next: { ...cur!, guesses: cur!.guesses + 1 }, result: cur!.guesses });
+      const seen = await Promise.all(Array.from({ length: 60 }, (_, i) => writers[i % writers.length]!.otpUpdate(phone, inc)));
+      t.strictSame([...seen].sort((a, b) => a - b), range(0, 59));
+      t.equal((await store.getOtp(phone))!.guesses, 60);
     });
 
     t.test('contacts', async (t) => {

@@ -108,7 +108,7 @@ t.test('schema: created at open, idempotent, safe to run from many openers at on
   const names = tables.rows.map((r) => r.get('table_name') as string).sort();
   t.strictSame(names, [
     'chat_groups', 'client_ids', 'contacts', 'conv_buckets', 'devices', 'inbox', 'journal', 'journal_partitions', 'last_seen',
-    'media', 'messages', 'otps', 'phones', 'receipt_cursors', 'schema_lock', 'schema_version', 'snapshots', 'user_groups', 'users',
+    'media', 'messages', 'otp_state', 'otps', 'phones', 'receipt_cursors', 'schema_lock', 'schema_version', 'snapshots', 'user_groups', 'users',
   ]);
   const lock = await admin.execute(`SELECT * FROM ${ks}.schema_lock`);
   t.equal(lock.rowLength, 0, 'the migration lock is released');
@@ -125,12 +125,12 @@ t.test('schema: a migration cut short after its ALTER runs again cleanly', async
   t.teardown(() => admin.execute(`DROP KEYSPACE IF EXISTS ${ks}`).then(() => undefined));
   const first = await ScyllaStore.open({ ...opts, keyspace: ks });
   await first.close();
-  // As if the node died between the ALTER and recording the version.
-  await admin.execute(`DELETE FROM ${ks}.schema_version WHERE scope = 'parley' AND version = 3`);
+  // As if the node died between the ALTER and recording the version (so nothing after it ran either).
+  await admin.execute(`DELETE FROM ${ks}.schema_version WHERE scope = 'parley' AND version >= 3`);
   const store = await ScyllaStore.open({ ...opts, keyspace: ks });
   t.teardown(() => store.close());
   const versions = await admin.execute(`SELECT version FROM ${ks}.schema_version WHERE scope = 'parley'`);
-  t.equal(versions.rows[0]!.get('version'), 3, 'version 3 recorded again');
+  t.strictSame(versions.rows.map((r) => r.get('version')), MIGRATIONS.map((m) => m.version).reverse(), 'version 3 and those after it recorded again');
   await store.setCursor('g.abc', 'u1', { delivered: 1, read: 1, from: 2 });
   t.strictSame((await store.getCursors('g.abc')).get('u1'), { delivered: 1, read: 1, from: 2 });
 });
@@ -244,17 +244,51 @@ t.test('a failed append is rolled back, even when its writes landed (or land lat
   t.strictSame((await store.getMessages(conv, { limit: 10 })).map((x) => [x.seq, x.body]), [[1, { text: 'ok-1' }], [4, { text: 'away' }], [5, undefined]]);
 });
 
+t.test('otpUpdate: a compare-and-set whose answer was lost is settled by a serial read', async (t) => {
+  const store = await ScyllaStore.open(opts);
+  t.teardown(() => store.close());
+  const client = (store as unknown as { client: Client }).client;
+  const execute = client.execute.bind(client);
+  let fail: 'before' | 'after' | 'lost' | undefined;
+  client.execute = (async (query: string, params: unknown[], o: unknown) => {
+    const mode = query.includes('otp_state') && query.startsWith('UPDATE') ? fail : undefined;
+    if (mode === 'before') throw new errors.NoHostAvailableError({ '127.0.0.1:9042': 'Host considered as DOWN' });
+    if (mode === 'lost') throw new errors.OperationTimedOutError('the coordinator never answered');
+    const rs = await execute(query, params as never, o as never);
+    if (mode === 'after') throw new errors.OperationTimedOutError('the answer was lost');
+    return rs;
+  }) as typeof client.execute;
+  t.teardown(() => { client.execute = execute as typeof client.execute; });
+
+  const phone = '+15550009876';
+  const now = Date.now();
+  const rec = { codeHash: 'h', codeExpiresAt: now + 60_000, attempts: 0, sentAt: now, sends: 1, guesses: 0, guessWindow: 0, guessers: {}, expiresAt: now + 60_000 };
+  fail = 'after';
+  t.equal(await store.otpUpdate(phone, () => ({ next: rec, result: 'landed' })), 'landed', 'the write landed: its answer is given');
+  t.strictSame(await store.getOtp(phone), rec);
+  t.equal(await store.otpUpdate(phone, (cur) => ({ next: { ...cur!, attempts: 1 }, result: 'again' })), 'again', 'on an existing row too');
+  fail = 'before';
+  await t.rejects(store.otpUpdate(phone, (cur) => ({ next: { ...cur!, attempts: 2 }, result: 'x' })), { code: 'store_unavailable' }, 'never sent: retryable');
+  fail = 'lost';
+  await t.rejects(store.otpUpdate(phone, (cur) => ({ next: { ...cur!, attempts: 3 }, result: 'x' })), { code: 'store_unavailable' }, 'sent, did not land: retryable');
+  fail = undefined;
+  t.equal((await store.getOtp(phone))!.attempts, 1, 'neither failed write changed anything');
+});
+
 t.test('the database expires inbox entries, OTPs and client ids (TTL, not a sweeper)', async (t) => {
   const store = await ScyllaStore.open(opts);
   t.teardown(() => store.close());
   const now = Date.now();
   await store.inboxPut('ttl.dev', { ptr: 1, conv: 'd.aaaa.bbbb', seq: 1, packed: new Uint8Array([1]), expiresAt: now + 3_600_000 });
-  await store.putOtp('+15550000001', { codeHash: 'h', expiresAt: now + 300_000, attempts: 0, sentAt: now });
+  await store.otpUpdate('+15550000001', () => ({
+    next: { codeHash: 'h', codeExpiresAt: now + 300_000, attempts: 0, sentAt: now, sends: 1, guesses: 0, guessWindow: 0, guessers: {}, expiresAt: now + 300_000 },
+    result: null,
+  }));
   await store.appendMessage({ conv: 'd.aaaa.cccc', seq: 1, from: 'aaaa', dev: 'd', cid: 'ttl-cid', kind: 'text', ts: now });
   const ttl = async (q: string, p: unknown[]) => Number((await admin.execute(q, p, { prepare: true })).first().get(0));
   const inboxTtl = await ttl(`SELECT TTL(packed) FROM ${keyspace}.inbox WHERE device = ? AND ptr = 1`, ['ttl.dev']);
   t.ok(inboxTtl > 3590 && inboxTtl <= 3600, `inbox TTL ${inboxTtl}`);
-  const otpTtl = await ttl(`SELECT TTL(code_hash) FROM ${keyspace}.otps WHERE phone = ?`, ['+15550000001']);
+  const otpTtl = await ttl(`SELECT TTL(code_hash) FROM ${keyspace}.otp_state WHERE phone = ?`, ['+15550000001']);
   t.ok(otpTtl > 290 && otpTtl <= 300, `otp TTL ${otpTtl}`);
   const cidTtl = await ttl(`SELECT TTL(seq) FROM ${keyspace}.client_ids WHERE conv = ? AND sender = ? AND cid = ?`, ['d.aaaa.cccc', 'aaaa', 'ttl-cid']);
   t.ok(cidTtl > 7 * 86_400 - 60 && cidTtl <= 7 * 86_400, `client id TTL ${cidTtl}`);
@@ -287,4 +321,4 @@ t.test('messages land in day buckets with an index', async (t) => {
   t.strictSame((await other.getMessages(conv, { after: 8, limit: 10 })).map((m) => m.seq), [9, 10, 11]);
 });
 
-runStoreConformance(t, 'scylla', () => ScyllaStore.open(opts));
+runStoreConformance(t, 'scylla', () => ScyllaStore.open(opts), () => ScyllaStore.open(opts));

@@ -28,3 +28,18 @@ t.test('memory is bounded: the least recently used key is forgotten first', asyn
   t.not(l.take('a', 0), 0, 'a kept its empty bucket');
   t.equal(l.take('b', 0), 0, 'b was forgotten, so it starts full');
 });
+
+t.test('a refund gives back a reservation that was not used, never above the burst', async (t) => {
+  const l = new KeyedLimiter({ perSecond: 1, burst: 2 });
+  t.equal(l.take('a', 0), 0);
+  t.equal(l.take('a', 0), 0);
+  l.refund('a', 0);
+  t.equal(l.take('a', 0), 0, 'the refunded token is there again');
+  t.equal(l.take('a', 0), 1000, 'and only that one');
+  l.refund('a', 5000, 10);
+  t.equal(l.take('a', 5000), 0);
+  t.equal(l.take('a', 5000), 0);
+  t.not(l.take('a', 5000), 0, 'a refund never fills past the burst');
+  l.refund('never-seen', 0);
+  t.equal(l.size, 1, 'refunding an unknown key creates nothing');
+});

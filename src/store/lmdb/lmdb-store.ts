@@ -6,7 +6,7 @@ import { pack } from '../../protocol/codec.js';
 import { Table } from './table.js';
 import { WriteBatch } from './write-batch.js';
 import type {
-  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaRecord, OtpRecord, PushRegistration,
+  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaRecord, OtpRecord, OtpStep, PushRegistration,
   ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 
@@ -39,7 +39,7 @@ export class LmdbStore implements Store {
   private readonly users: Table<UserRecord, string>;
   private readonly phones: Table<UserId, string>;
   private readonly devices: Table<DeviceRecord, Key>;
-  private readonly otps: Table<OtpRecord, string>;
+  private readonly otpState: Table<OtpRecord, string>;
   private readonly contacts: Table<true, Key>;
   private readonly lastSeen: Table<number, string>;
   private readonly groups: Table<GroupRecord, string>;
@@ -67,7 +67,8 @@ export class LmdbStore implements Store {
     this.users = db('users');
     this.phones = db('phones');
     this.devices = db('devices');
-    this.otps = db('otps');
+    // Not 'otps': the one-time-code record changed shape, and codes in that table lived 5 minutes anyway.
+    this.otpState = db('otp_state');
     this.contacts = db('contacts');
     this.lastSeen = db('last_seen');
     this.groups = db('groups');
@@ -75,7 +76,7 @@ export class LmdbStore implements Store {
     this.media = db('media');
     this.journal = db('journal');
     this.snapshots = db('snapshots');
-    // LMDB has no TTL: expired inbox entries are filtered on read and swept here.
+    // LMDB has no TTL: expired inbox entries and one-time-code records are filtered on read and swept here.
     this.sweeper = setInterval(() => void this.sweepExpired().catch(() => undefined), opts.sweepEveryMs ?? 3_600_000);
     this.sweeper.unref();
   }
@@ -199,6 +200,7 @@ export class LmdbStore implements Store {
         this.inbox.remove(key);
         this.raiseHigh(key[0] as string, key[1] as number);
       }
+      for (const { key, value } of this.otpState.entries({})) if (value.expiresAt <= now) this.otpState.remove(key);
     });
   }
 
@@ -252,12 +254,24 @@ export class LmdbStore implements Store {
     });
   }
 
-  putOtp(phone: string, otp: OtpRecord): Promise<void> { return this.batch.run(() => this.otps.put(phone, otp)); }
-  async getOtp(phone: string): Promise<OtpRecord | undefined> {
-    const otp = this.otps.get(phone);
+  async getOtp(phone: string): Promise<OtpRecord | undefined> { return this.liveOtp(phone); }
+
+  /**
+   * The step runs inside the group-commit transaction, after every op queued before it, so parallel steps on
+   * one phone each see the one before: nothing is read outside the transaction and written back later.
+   */
+  otpUpdate<T>(phone: string, step: (cur: OtpRecord | undefined) => OtpStep<T>): Promise<T> {
+    return this.batch.run(() => {
+      const { next, result } = step(this.liveOtp(phone));
+      if (next) this.otpState.put(phone, next);
+      return result;
+    });
+  }
+
+  private liveOtp(phone: string): OtpRecord | undefined {
+    const otp = this.otpState.get(phone);
     return otp && otp.expiresAt > Date.now() ? otp : undefined;
   }
-  deleteOtp(phone: string): Promise<void> { return this.batch.run(() => void this.otps.remove(phone)); }
 
   async getContacts(user: UserId): Promise<UserId[]> {
     return [...this.contacts.keys({ start: [user], end: [user, '\uffff'] })].map((k) => k[1] as UserId);

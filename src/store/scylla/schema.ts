@@ -130,6 +130,21 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: [`ALTER TABLE {ks}.receipt_cursors ADD visible_from bigint`],
     done: /conflicts with an existing column|already exist/i,
   },
+  {
+    version: 4,
+    description: 'one-time-code state changed by compare-and-set',
+    statements: [
+      // A phone's pending code and what outlives it (the cooldown streak, the wrong-code budget and who spent
+      // it). Every change is a lightweight transaction on `rev` that rewrites the whole row with one TTL;
+      // `op` names the change that wrote it, so a writer whose answer was lost can tell whether it landed.
+      // Replaces `otps` (v1), which nothing reads any more; it stays until every node runs v4.
+      `CREATE TABLE IF NOT EXISTS {ks}.otp_state (
+        phone text PRIMARY KEY, rev int, op text,
+        code_hash text, code_expires_at bigint, attempts int, sent_at bigint, sends int,
+        guesses int, guess_window bigint, guessers frozen<map<text, int>>, expires_at bigint
+      ) WITH gc_grace_seconds = 10800`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
