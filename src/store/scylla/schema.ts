@@ -130,6 +130,12 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: [`ALTER TABLE {ks}.receipt_cursors ADD visible_from bigint`],
     done: /conflicts with an existing column|already exist/i,
   },
+  {
+    version: 4,
+    description: 'when each device was last connected',
+    statements: [`ALTER TABLE {ks}.devices ADD last_active bigint`],
+    done: /conflicts with an existing column|already exist/i,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
