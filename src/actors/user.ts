@@ -568,6 +568,8 @@ export class User implements Entity<UserMsg> {
     await Promise.all(gone.map((d) => store.inboxDrop(deviceKey(this.id, d.id))
       .catch((err) => log('warn', 'inbox of a signed-out device not dropped', { user: this.id, device: d.id, error: String(err) }))));
     if (gone.length < targets.length) {
+      // The asker's session closes its socket only on success: signed out anyway, it is closed here.
+      if (m.asker && gone.some((d) => d.id === m.by)) this.deps.router.closeConnection(m.asker, CloseCodes.signedOut, 'this device was signed out');
       throw new ParleyError('store_unavailable', `${targets.length - gone.length} of ${targets.length} devices were not signed out; try again`);
     }
     return { signedOut: gone.map((d) => d.id) };
