@@ -37,7 +37,10 @@ export interface Config {
   apiKeys: string[];
   sms: { provider: 'dev' | 'http'; url?: string };
   otp: OtpConfig;
+  /** Lifetime of a session token; renewed while the device is in use (a sliding window). */
   tokenTtlMs: number;
+  /** A device signed in less than this long ago may not sign out older devices. */
+  deviceTrustMs: number;
   inboxTtlMs: number;
   /**
    * How long a delivery pushed to an online device may wait for its ack before it is written to the inbox
@@ -211,7 +214,8 @@ export function loadConfig(env: Env = process.env): Config {
     apiKeys: (env.PARLEY_API_KEYS ?? DEV_API_KEY).split(',').map((s) => s.trim()).filter(Boolean),
     sms: { provider: sms, url: env.PARLEY_SMS_URL },
     otp: otpConfig(env),
-    tokenTtlMs: int(env, 'PARLEY_TOKEN_TTL_MS', 90 * 86_400_000),
+    tokenTtlMs: positive(env, 'PARLEY_TOKEN_TTL_MS', 30 * 86_400_000),
+    deviceTrustMs: int(env, 'PARLEY_DEVICE_TRUST_MS', 86_400_000),
     inboxTtlMs: int(env, 'PARLEY_INBOX_TTL_MS', 30 * 86_400_000),
     inboxDeferMs: int(env, 'PARLEY_INBOX_DEFER_MS', 300),
     // Kept below the 20,000 open files a process may hold here, leaving room for the store and listeners.

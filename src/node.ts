@@ -21,6 +21,7 @@ import { DevOutboxSms, HttpSms } from './accounts/sms-gateway.js';
 import { OutboxPushGateway } from './push/push-gateway.js';
 import { MediaStore } from './media/media-store.js';
 import { mountAccounts } from './http/account-routes.js';
+import { mountDevices } from './http/device-routes.js';
 import { mountMedia } from './http/media-routes.js';
 import { mountOps } from './http/ops-routes.js';
 import { OperatorAccess } from './http/operator-access.js';
@@ -82,6 +83,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, limits: cfg.limits, allowedOrigins: cfg.allowedOrigins,
     });
     mountAccounts(app, { accounts, store, devSms, access });
+    mountDevices(app, { accounts, router });
     mountMedia(app, { accounts, store, media, maxBytes: cfg.limits.maxMediaBytes });
     mountOps(app, { node: id, metrics, accounts, access, tree: () => router.tree(), push: devSms ? push : undefined, faults });
     app.any('/*', (res) => sendJson(track(res), 404, { error: new ParleyError('not_found', 'no such route') }));

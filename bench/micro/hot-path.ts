@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   const system = startActorSystem(configurePersistence(new StorePersistenceEngine(store)));
   const conns = new ConnectionRegistry();
   const router = new LocalRouter('n1', system, conns, 120_000);
-  const deps = { store, router, push: new OutboxPushGateway(), config: { limits: DEFAULT_LIMITS, inboxTtlMs: 86_400_000, inboxDeferMs: Number(process.env.PARLEY_INBOX_DEFER_MS ?? 300) } };
+  const deps = { store, router, push: new OutboxPushGateway(), config: { limits: DEFAULT_LIMITS, inboxTtlMs: 86_400_000, inboxDeferMs: Number(process.env.PARLEY_INBOX_DEFER_MS ?? 300), deviceTrustMs: 86_400_000 } };
   router.host([User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[]);
   const directory = { lookup: async () => ({}) };
 

@@ -3,13 +3,15 @@ import { newId, type DeviceId, type UserId } from '../protocol/ids.js';
 import type { Store, UserRecord } from '../store/store.js';
 import type { Config } from '../config.js';
 import type { SmsGateway } from './sms-gateway.js';
-import type { TokenSigner } from './tokens.js';
+import { renewalDue, type TokenSigner } from './tokens.js';
 import { log } from '../log.js';
 import { OneTimeCodes, type RequestSource } from './otp.js';
 
 const PHONE_RE = /^\+[1-9]\d{6,14}$/;
 
-export interface Session { user: UserId; device: DeviceId; token: string; created: boolean }
+export interface Session { user: UserId; device: DeviceId; token: string; expiresAt: number; created: boolean }
+/** An authenticated request: whose device, and when its token was issued and expires. */
+export interface AuthSession { user: UserId; device: DeviceId; issuedAt: number; expiresAt: number }
 
 /**
  * Accounts by phone number and one-time code. Registering and logging in are one flow: a code goes to the
@@ -58,17 +60,34 @@ export class Accounts {
       name: clip(deviceInfo.name, 64) ?? 'device', platform: clip(deviceInfo.platform, 32) ?? 'unknown',
     });
     // A failure here is logged, not returned: the device is stored, and an entity that missed it loads it.
-    if (!created) await this.onDeviceAdded?.(user.id, device).catch((err) => log('warn', 'device not announced', { user: user.id, error: String(err) }));
-    return { user: user.id, device, token: this.tokens.sign(user.id, device, this.cfg.tokenTtlMs), created };
+    // Except a sign-out everywhere that the entity ordered before this sign-in: no token for a dead device.
+    if (!created) {
+      await this.onDeviceAdded?.(user.id, device).catch((err) => {
+        if (err instanceof ParleyError && err.code === 'signed_out') throw new ParleyError('signed_out', 'this device was signed out while signing in; sign in again');
+        log('warn', 'device not announced', { user: user.id, error: String(err) });
+      });
+    }
+    return { user: user.id, device, ...this.issue(user.id, device), created };
+  }
+
+  /** A fresh token for an authenticated device (the sliding window: see renewalDue). */
+  issue(user: UserId, device: DeviceId, now = Date.now()): { token: string; expiresAt: number } {
+    return { token: this.tokens.sign(user, device, this.cfg.tokenTtlMs, now), expiresAt: now + this.cfg.tokenTtlMs };
+  }
+
+  /** A renewed token when the one presented is due for it, else undefined. */
+  renewal(s: AuthSession, now = Date.now()): { token: string; expiresAt: number } | undefined {
+    return renewalDue({ iat: s.issuedAt, exp: s.expiresAt }, now) ? this.issue(s.user, s.device, now) : undefined;
   }
 
   /** The session behind a token, if the token is authentic and its device still exists. */
-  async authenticate(token: string | undefined): Promise<{ user: UserId; device: DeviceId }> {
+  async authenticate(token: string | undefined): Promise<AuthSession> {
     const claims = token ? this.tokens.verify(token) : undefined;
     if (!claims) throw new ParleyError('unauthorized', 'missing, invalid or expired token');
+    // Read on every use: a sign-out is immediate, on every node.
     const device = await this.store.getDevice(claims.u, claims.d);
-    if (!device) throw new ParleyError('unauthorized', 'this device was signed out');
-    return { user: claims.u, device: claims.d };
+    if (!device) throw new ParleyError('signed_out', 'this device was signed out; sign in again');
+    return { user: claims.u, device: claims.d, issuedAt: claims.iat, expiresAt: claims.exp };
   }
 
   /** Contact discovery (the Directory of client sessions). */

@@ -4,6 +4,18 @@ import type { DeviceId, UserId } from '../protocol/ids.js';
 /** A session token names one device of one user: `v1.<base64url claims>.<base64url HMAC-SHA256>`. */
 export interface Claims { u: UserId; d: DeviceId; iat: number; exp: number }
 
+/** A token in use is renewed once it is a day old (or half its lifetime, if that is less). */
+export const RENEW_AFTER_MS = 86_400_000;
+
+/**
+ * Whether a token presented now should be swapped for a fresh one: tokens are long-lived and revocable
+ * (the device record is read on every use), and renewing them while in use makes their lifetime a sliding
+ * window, so only a device left unused for a whole lifetime has to sign in again.
+ */
+export function renewalDue(c: Pick<Claims, 'iat' | 'exp'>, now: number): boolean {
+  return now - c.iat >= Math.min(RENEW_AFTER_MS, (c.exp - c.iat) / 2);
+}
+
 export class TokenSigner {
   constructor(private readonly secret: Buffer) {}
 

@@ -1,6 +1,6 @@
 import type { ConversationId, DeviceId, UserId } from '../protocol/ids.js';
 import type {
-  Body, ClientMessageKind, LastSeenPrivacy, MessageKind, PushPlatform,
+  Body, ClientMessageKind, LastSeenPrivacy, MessageKind, PushPlatform, SignOutTarget,
 } from '../protocol/frames.js';
 import type { ConnRef, ReplyTo } from '../transport/router.js';
 import type { HistoryQuery } from '../store/store.js';
@@ -57,9 +57,17 @@ export interface UserContacts extends Envelope { t: 'contacts'; reply: ReplyTo; 
 export interface UserPushRegister extends Envelope { t: 'push.register'; reply: ReplyTo; device: DeviceId; platform: PushPlatform; token: string }
 /** From accounts: a device was signed in for this user; from now on its inbox receives the user's messages. */
 export interface UserDeviceAdded extends Envelope { t: 'device.added'; reply: ReplyTo; device: DeviceId }
+/** The user's devices as its entity holds them; `device` (the asker's) is marked current. */
+export interface UserDevicesList extends Envelope { t: 'devices.list'; reply: ReplyTo; device: DeviceId }
+/**
+ * Signs devices out, asked by device `by`. `asker`: the socket it asked on, left open so that its session
+ * can send the answer before it closes it. Answered with SignOutResult.
+ */
+export interface UserDevicesRemove extends Envelope { t: 'devices.remove'; reply: ReplyTo; by: DeviceId; which: SignOutTarget; asker?: ConnRef }
 export type UserMsg =
   | UserAttach | UserDetach | UserSync | UserAck | UserDeliver | UserPresenceSub
-  | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded;
+  | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded
+  | UserDevicesList | UserDevicesRemove;
 
 // ---- group ----
 export interface GroupCreate extends Envelope { t: 'create'; reply: ReplyTo; by: UserId; name: string; members: UserId[] }

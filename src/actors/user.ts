@@ -1,14 +1,15 @@
 import { ParleyError } from '../protocol/errors.js';
 import { deviceKey, type ConversationId, type DeviceId, type UserId } from '../protocol/ids.js';
-import type { PresenceFrame } from '../protocol/frames.js';
+import type { DeviceEventFrame, DeviceInfo, PresenceFrame, SignOutResult } from '../protocol/frames.js';
 import type { DeviceRecord, PushRegistration, UserRecord } from '../store/store.js';
 import { connKey, type ConnRef } from '../transport/router.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { UserAck, UserAttach, UserDeliver, UserDetach, UserMsg, UserPresenceSub, UserSync } from './messages.js';
+import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserMsg, UserPresenceSub, UserSync } from './messages.js';
 import type { Entity, EntityKind } from './region.js';
 import { WrittenSeqs } from './written-seqs.js';
 import { Sweeper } from './sweeper.js';
+import { addedSince, deviceInfo, humanWait, signOutTargets, signOutWait } from './devices.js';
 
 const settled = (p: Promise<unknown> | undefined): Promise<unknown> => (p ? p.then(() => undefined, () => undefined) : Promise.resolve());
 
@@ -39,7 +40,7 @@ const deferredWrites = new Sweeper<User>(50, 50, (u, now) => u.writeDue(now));
 const ackStores = new Sweeper<User>(ACK_STORE_DELAY_MS, 100, (u) => (u.storeAcks(), false));
 
 /** Close codes the node uses on client sockets. */
-export const CloseCodes = { replaced: 4001, restart: 1012, unacked: 4009, slow: 4008 } as const;
+export const CloseCodes = { replaced: 4001, restart: 1012, unacked: 4009, slow: 4008, signedOut: 4401 } as const;
 
 /** A message's inbox writes or device acks still awaited across the user's devices: at 0 it is confirmed. */
 interface Fanning { m: UserDeliver; left: number }
@@ -59,6 +60,14 @@ interface Delivery {
 
 interface DeviceState {
   id: DeviceId;
+  name: string;
+  platform: string;
+  createdAt: number;
+  /**
+   * When it was last connected: stored when its socket goes, set in memory when it has synced. Devices
+   * signed in after it are news to it on its next sync.
+   */
+  lastActive: number | undefined;
   push?: PushRegistration;
   /** Highest inbox ptr handed out. */
   next: number;
@@ -125,7 +134,8 @@ export class User implements Entity<UserMsg> {
     await deps.store.inboxReserve(key, reserved);
     // Every field up front: a property added later costs V8 a separate backing array per device.
     return {
-      id: rec.id, push: rec.push, next, reserved, acked: rec.acked,
+      id: rec.id, name: rec.name, platform: rec.platform, createdAt: rec.createdAt, lastActive: rec.lastActive,
+      push: rec.push, next, reserved, acked: rec.acked,
       conn: undefined, synced: false, pending: undefined, deferred: 0, ackMs: 0, lastWrite: undefined, inboxed: undefined, swept: false,
     };
   }
@@ -171,7 +181,13 @@ export class User implements Entity<UserMsg> {
         this.broadcastPresence();
         return { contacts: [...contacts] };
       });
-      case 'device.added': return this.answer(msg.reply, async () => ({ devices: (await this.device(msg.device), this.devices.length) }));
+      case 'device.added': return this.answer(msg.reply, async () => {
+        const dev = await this.device(msg.device);
+        this.announce({ t: 'device', event: 'added', device: deviceInfo(dev), time: dev.createdAt }, dev.id);
+        return { devices: this.devices.length };
+      });
+      case 'devices.list': return this.answer(msg.reply, async () => ({ devices: this.deviceList(msg.device) }));
+      case 'devices.remove': return this.answer(msg.reply, () => this.signOut(msg));
       case 'push.register': return this.answer(msg.reply, async () => {
         const dev = await this.device(msg.device);
         const push = { platform: msg.platform, token: msg.token };
@@ -452,11 +468,17 @@ export class User implements Entity<UserMsg> {
     dev.synced = false;
     dev.pending = undefined;
     this.storeAcks();
-    if (!this.online()) {
-      this.lastSeen = Date.now();
-      this.deps.store.setLastSeen(this.id, this.lastSeen).catch((err) => log('warn', 'last seen not stored', { error: String(err) }));
-      this.broadcastPresence();
-    }
+    dev.lastActive = Date.now();
+    this.deps.store.setDeviceActive(this.id, dev.id, dev.lastActive).catch((err) => log('warn', 'device activity not stored', { error: String(err) }));
+    this.maybeOffline();
+  }
+
+  /** The user's last socket went: last seen is now. */
+  private maybeOffline(): void {
+    if (this.online()) return;
+    this.lastSeen = Date.now();
+    this.deps.store.setLastSeen(this.id, this.lastSeen).catch((err) => log('warn', 'last seen not stored', { error: String(err) }));
+    this.broadcastPresence();
   }
 
   /**
@@ -480,6 +502,7 @@ export class User implements Entity<UserMsg> {
     }
     const more = page.length === SYNC_PAGE && last < dev.next;
     dev.synced = !more;
+    if (!more) this.catchUpDevices(dev, m.conn);
     this.deps.router.toConnection(m.conn, { t: 'synced', ptr: last, ...(more ? { more: true } : {}) });
   }
 
@@ -493,7 +516,7 @@ export class User implements Entity<UserMsg> {
     if (!dev) {
       // Registered after this entity loaded.
       const rec = await this.deps.store.getDevice(this.id, id);
-      if (!rec) throw new ParleyError('unauthorized', 'unknown device');
+      if (!rec) throw new ParleyError('signed_out', 'this device was signed out');
       dev = await User.deviceState(rec, this.deps);
       this.devices.push(dev);
       // Sessions of a sole device stop skipping this entity when they send (ConvSend.solo).
@@ -501,6 +524,73 @@ export class User implements Entity<UserMsg> {
       for (const d of this.devices) if (d.conn) this.deps.router.toConnection(d.conn, news);
     }
     return dev;
+  }
+
+  // ---- the device list ----
+
+  private deviceList(current: DeviceId): DeviceInfo[] {
+    return this.devices
+      .map((d) => ({ ...deviceInfo(d), online: d.conn !== undefined, ...(d.id === current ? { current: true as const } : {}) }))
+      .sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  /** News of the device list, to the user's other sockets that have synced (the rest catch up when they do). */
+  private announce(frame: DeviceEventFrame, except: DeviceId): void {
+    for (const d of this.devices) if (d.id !== except && d.conn && d.synced) this.deps.router.toConnection(d.conn, frame);
+  }
+
+  /** A device that has just synced hears of the devices signed in since it was last connected. */
+  private catchUpDevices(dev: DeviceState, conn: ConnRef): void {
+    for (const d of addedSince(this.devices, dev.id, dev.lastActive ?? dev.createdAt)) {
+      this.deps.router.toConnection(conn, { t: 'device', event: 'added', device: deviceInfo(d), time: d.createdAt });
+    }
+    dev.lastActive = Date.now();
+  }
+
+  /**
+   * Signs devices out. The records go first, inside this turn: from then on their tokens are refused on
+   * every node (authenticate reads the record), and the messages queued behind this one (a delivery, a
+   * sync, an attach of that device, a sign-in) see the list without them, so nothing in flight brings one
+   * back. A sign-in this entity hasn't heard of yet is not in the list, and stays signed in.
+   */
+  private async signOut(m: UserDevicesRemove): Promise<SignOutResult> {
+    const by = this.find(m.by);
+    if (!by) throw new ParleyError('signed_out', 'this device was signed out');
+    const targets = signOutTargets(this.devices, m.by, m.which);
+    const wait = signOutWait(by, targets, Date.now(), this.deps.config.deviceTrustMs);
+    if (wait !== undefined) {
+      throw new ParleyError('device_too_new', `a device signed in this recently can't sign out older devices; use an older one, or try again in ${humanWait(wait)}`, wait);
+    }
+    const { store } = this.deps;
+    const done = await Promise.allSettled(targets.map((d) => store.deleteDevice(this.id, d.id)));
+    const gone = targets.filter((_, i) => done[i]!.status === 'fulfilled');
+    for (const d of gone) this.forget(d, m.asker);
+    // An inbox left behind (the store failed) is unreachable, and expires with its entries.
+    await Promise.all(gone.map((d) => store.inboxDrop(deviceKey(this.id, d.id))
+      .catch((err) => log('warn', 'inbox of a signed-out device not dropped', { user: this.id, device: d.id, error: String(err) }))));
+    if (gone.length < targets.length) {
+      // The asker's session closes its socket only on success: signed out anyway, it is closed here.
+      if (m.asker && gone.some((d) => d.id === m.by)) this.deps.router.closeConnection(m.asker, CloseCodes.signedOut, 'this device was signed out');
+      throw new ParleyError('store_unavailable', `${targets.length - gone.length} of ${targets.length} devices were not signed out; try again`);
+    }
+    return { signedOut: gone.map((d) => d.id) };
+  }
+
+  /** A signed-out device leaves the list; its socket closes, unless it is `asker` (its session closes it). */
+  private forget(dev: DeviceState, asker: ConnRef | undefined): void {
+    this.devices.splice(this.devices.indexOf(dev), 1);
+    // What waited for the device's ack needs no write now, and its senders' ticks must not wait for it.
+    if (dev.deferred) for (const d of dev.pending!.values()) if (d.fan) this.settle(take(dev, d));
+    this.ackDirty?.delete(dev);
+    const conn = dev.conn;
+    dev.conn = undefined;
+    dev.synced = false;
+    dev.pending = undefined;
+    if (conn && !(asker && connKey(asker) === connKey(conn))) {
+      this.deps.router.closeConnection(conn, CloseCodes.signedOut, 'this device was signed out');
+    }
+    this.announce({ t: 'device', event: 'removed', device: deviceInfo(dev), time: Date.now() }, dev.id);
+    if (conn) this.maybeOffline();
   }
 
   // ---- presence ----

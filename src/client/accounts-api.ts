@@ -1,5 +1,7 @@
-/** The HTTP half of the SDK: phone-number sign-in and media. Works wherever `fetch` does. */
-export interface SessionInfo { user: string; device: string; token: string; created: boolean }
+import type { DeviceInfo, SignOutResult } from '../protocol/frames.js';
+
+/** The HTTP half of the SDK: phone-number sign-in, devices and media. Works wherever `fetch` does. */
+export interface SessionInfo { user: string; device: string; token: string; expiresAt?: number; created: boolean }
 
 export class HttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) { super(message); }
@@ -36,6 +38,24 @@ export async function devSignIn(base: string, apiKey: string, phone: string, dev
 export function me(base: string, token: string): Promise<{ valid: boolean; user: string; device: string; phone: string; name: string }> {
   return call(`${base}/v1/accounts/me`, { method: 'GET', headers: { authorization: `Bearer ${token}` } });
 }
+
+/** A fresh token for this device (the old one keeps working until it expires or the device is signed out). */
+export function renewToken(base: string, token: string): Promise<{ token: string; expiresAt: number }> {
+  return call(`${base}/v1/accounts/token`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+}
+
+/** The user's signed-in devices, oldest first; the caller's is `current`. */
+export async function listDevices(base: string, token: string): Promise<DeviceInfo[]> {
+  return (await call<{ devices: DeviceInfo[] }>(`${base}/v1/devices`, { method: 'GET', headers: { authorization: `Bearer ${token}` } })).devices;
+}
+
+function signOutCall(base: string, token: string, body: { scope: 'this' | 'others' | 'all' } | { device: string }): Promise<SignOutResult> {
+  return call(`${base}/v1/devices/signout`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+}
+/** Signs this device out (`all`: every device of the user). */
+export const signOut = (base: string, token: string, scope: 'this' | 'all' = 'this'): Promise<SignOutResult> => signOutCall(base, token, { scope });
+export const signOutDevice = (base: string, token: string, device: string): Promise<SignOutResult> => signOutCall(base, token, { device });
+export const signOutOthers = (base: string, token: string): Promise<SignOutResult> => signOutCall(base, token, { scope: 'others' });
 
 export function uploadMedia(base: string, token: string, bytes: Uint8Array, mime: string): Promise<{ id: string; size: number; mime: string; url: string }> {
   return call(`${base}/v1/media`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': mime }, body: bytes as unknown as BodyInit });

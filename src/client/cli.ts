@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { createInterface } from 'node:readline';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { devCode, requestCode, verifyCode, type SessionInfo } from './accounts-api.js';
-import { ParleyClient } from './parley-client.js';
+import { ParleyClient, SIGNED_OUT_CLOSE } from './parley-client.js';
 import type { Message } from '../protocol/frames.js';
 
 /**
@@ -26,6 +26,8 @@ const HELP = `commands:
   /lastseen everyone|contacts|nobody
   /contact <phone>              add to your contacts
   /where <lat> <lng> [name]     send a location
+  /devices                      your signed-in devices
+  /signout [device|others|all]  sign out this terminal, another device, every other device, or all
   /whoami  /help  /quit
 anything else is sent as text to the current chat`;
 
@@ -94,7 +96,15 @@ async function main(): Promise<void> {
   client.on('typing', (t) => say(`  ${who(t.user)} ${t.on ? 'is typing…' : 'stopped typing'}`));
   client.on('presence', (p) => say(`  ${who(p.user)} is ${p.online ? 'online' : p.lastSeen ? `offline, last seen ${new Date(p.lastSeen).toLocaleString()}` : 'offline'}`));
   client.on('error', (e) => say(`! ${e.code}: ${e.message}`));
-  client.on('close', (code, reason) => say(`(disconnected ${code} ${reason}; reconnecting)`));
+  client.on('close', (code, reason) => { if (code !== SIGNED_OUT_CLOSE) say(`(disconnected ${code} ${reason}; reconnecting)`); });
+  client.on('deviceAdded', (d, at) => say(`* new device signed in: ${d.name} (${d.platform}) ${d.id}, ${new Date(at).toLocaleString()}`));
+  client.on('deviceRemoved', (d) => say(`* device signed out: ${d.name} (${d.platform}) ${d.id}`));
+  client.on('token', (token) => { session.token = token; writeFileSync(file, JSON.stringify(session), { mode: 0o600 }); });
+  client.on('signedOut', () => {
+    rmSync(file, { force: true }); // the saved token is dead
+    say('this device was signed out; run again to sign in');
+    process.exit(0);
+  });
   await client.connect();
 
   rl.setPrompt('> ');
@@ -160,6 +170,18 @@ async function main(): Promise<void> {
         const sent = await client.send(current, 'location', { lat: Number(lat), lng: Number(lng), ...(name.length ? { name: name.join(' ') } : {}) });
         currentConv = sent.conv;
         return say(`  ✓ sent #${sent.seq}`);
+      }
+      case '/devices':
+        for (const d of await client.listDevices()) {
+          const when = d.online ? 'online' : d.lastActive ? `last active ${new Date(d.lastActive).toLocaleString()}` : 'not connected yet';
+          say(`${d.current ? '*' : ' '} ${d.id}  ${d.name} (${d.platform}), signed in ${new Date(d.createdAt).toLocaleString()}, ${when}`);
+        }
+        return;
+      case '/signout': {
+        const which = rest[0];
+        const r = !which ? await client.signOut() : which === 'all' ? await client.signOut('all')
+          : which === 'others' ? await client.signOutOthers() : await client.signOutDevice(which);
+        return say(`signed out ${r.signedOut.length} device(s)`);
       }
       default: return say(`unknown command ${cmd}; /help`);
     }

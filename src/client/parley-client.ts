@@ -1,7 +1,7 @@
 import { Packr } from 'msgpackr';
 import type {
-  Body, ClientFrame, ClientMessageKind, ErrorFrame, GroupInfo, LastSeenPrivacy, Message, PresenceFrame, Profile,
-  ReceiptFrame, SentFrame, ServerFrame, TypingEventFrame, WelcomeFrame,
+  Body, ClientFrame, ClientMessageKind, DeviceInfo, ErrorFrame, GroupInfo, LastSeenPrivacy, Message, PresenceFrame, Profile,
+  ReceiptFrame, SentFrame, ServerFrame, SignOutResult, TypingEventFrame, WelcomeFrame,
 } from '../protocol/frames.js';
 import { parseConversationId } from '../protocol/ids.js';
 import { Emitter } from './emitter.js';
@@ -50,7 +50,17 @@ interface Events {
   presence: (p: PresenceFrame) => void;
   error: (e: ErrorFrame) => void;
   close: (code: number, reason: string) => void;
+  /** Another device of this user signed in (told live, or after the sync that follows being offline). */
+  deviceAdded: (device: DeviceInfo, time: number) => void;
+  deviceRemoved: (device: DeviceInfo, time: number) => void;
+  /** This device was signed out (here or from another device): the client stops; sign in again. */
+  signedOut: () => void;
+  /** The node renewed this device's token: persist it in place of the old one. */
+  token: (token: string) => void;
 }
+
+/** The close code of a socket whose device was signed out (docs/protocol.md). */
+export const SIGNED_OUT_CLOSE = 4401;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const ACK_DELAY_MS = 20;
@@ -88,6 +98,8 @@ function jsonReviver(_key: string, value: unknown): unknown {
 export class ParleyClient extends Emitter<Events> {
   /** Highest inbox pointer received; what `sync` resumes from. */
   ptr: number;
+  /** This device's session token: the one it was given, or the node's renewal of it. */
+  token: string;
   user?: string;
   device?: string;
   private ws?: SocketLike;
@@ -105,6 +117,7 @@ export class ParleyClient extends Emitter<Events> {
   constructor(private readonly opts: ClientOptions) {
     super();
     this.ptr = opts.ptr ?? 0;
+    this.token = opts.token;
     this.acked = this.ptr;
     this.format = opts.format ?? 'msgpack';
   }
@@ -113,7 +126,7 @@ export class ParleyClient extends Emitter<Events> {
   connect(): Promise<WelcomeFrame> {
     this.closedByUser = false;
     const Ctor = this.opts.WebSocket ?? (globalThis as { WebSocket?: SocketCtor }).WebSocket ?? loadNodeWs();
-    const url = `${this.opts.url.replace(/^http/, 'ws')}/v1/ws?token=${encodeURIComponent(this.opts.token)}&format=${this.format}`;
+    const url = `${this.opts.url.replace(/^http/, 'ws')}/v1/ws?token=${encodeURIComponent(this.token)}&format=${this.format}`;
     const ws = new Ctor(url);
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
@@ -178,6 +191,25 @@ export class ParleyClient extends Emitter<Events> {
   registerPush(platform: 'apns' | 'fcm' | 'wns', token: string): Promise<unknown> { return this.request({ t: 'push.register', rid: '', platform, token }); }
   ping(): Promise<unknown> { return this.request({ t: 'ping', rid: '' }); }
 
+  // ---- devices ----
+
+  /** This user's signed-in devices, oldest first; this one is `current`. */
+  async listDevices(): Promise<DeviceInfo[]> {
+    return ((await this.request({ t: 'devices.list', rid: '' })) as { devices: DeviceInfo[] }).devices;
+  }
+  /** Signs this device out (`all`: every device of the user); the socket closes and `signedOut` follows. */
+  signOut(scope: 'this' | 'all' = 'this'): Promise<SignOutResult> {
+    return this.request({ t: 'devices.signout', rid: '', scope }) as Promise<SignOutResult>;
+  }
+  /** Signs another device out by id (see listDevices). */
+  signOutDevice(device: string): Promise<SignOutResult> {
+    return this.request({ t: 'devices.signout', rid: '', device }) as Promise<SignOutResult>;
+  }
+  /** Signs out every device of the user but this one. */
+  signOutOthers(): Promise<SignOutResult> {
+    return this.request({ t: 'devices.signout', rid: '', scope: 'others' }) as Promise<SignOutResult>;
+  }
+
   /** Sends any frame as is (for tools and tests that speak the protocol directly). */
   raw(frame: ClientFrame | Record<string, unknown>): void {
     const ws = this.ws;
@@ -219,6 +251,10 @@ export class ParleyClient extends Emitter<Events> {
       case 'welcome':
         this.user = f.user;
         this.device = f.device;
+        if (f.token) {
+          this.token = f.token; // reconnects use it
+          this.emit('token', f.token);
+        }
         this.backoff = 250;
         this.acked = this.ptr; // sync acks everything up to ptr
         this.raw({ t: 'sync', since: this.ptr });
@@ -245,6 +281,7 @@ export class ParleyClient extends Emitter<Events> {
       case 'receipt': this.receipt(f); return;
       case 'typing': this.emit('typing', f); return;
       case 'presence': this.emit('presence', f); return;
+      case 'device': this.emit(f.event === 'added' ? 'deviceAdded' : 'deviceRemoved', f.device, f.time); return;
       case 'error': {
         const settled = (f.cid && this.settle(`cid:${f.cid}`, undefined, f)) || (f.rid && this.settle(`rid:${f.rid}`, undefined, f));
         if (!settled) this.emit('error', f);
@@ -333,6 +370,11 @@ export class ParleyClient extends Emitter<Events> {
     this.readyWaiter?.reject(new ServerError('connect_failed', `socket closed (${code}) ${reason}`, true));
     this.readyWaiter = undefined;
     this.emit('close', code, reason);
+    if (code === SIGNED_OUT_CLOSE) {
+      this.closedByUser = true; // the token is dead: reconnecting would be refused
+      this.emit('signedOut');
+      return;
+    }
     if (this.closedByUser || this.opts.reconnect === false) return;
     const delay = this.backoff;
     this.backoff = Math.min(this.backoff * 2, 10_000);

@@ -12,6 +12,7 @@ import { OperatorAccess } from './operator-access.js';
  *   POST /v1/accounts/code    {phone}                      (x-api-key)  → a one-time code goes out by SMS
  *   POST /v1/accounts/verify  {phone, code, device?}       (x-api-key)  → {user, device, token, created}
  *   GET  /v1/accounts/me                                   (Bearer)     → {user, device, phone, name}
+ *   POST /v1/accounts/token                                (Bearer)     → {token, expiresAt}: a fresh token, same device
  *   GET  /v1/dev/otp?phone=…  the dev SMS outbox (only with PARLEY_SMS=dev; admin key unless a development node on loopback)
  */
 export function mountAccounts(app: TemplatedApp, deps: { accounts: Accounts; store: Store; devSms?: DevOutboxSms; access: OperatorAccess }): void {
@@ -46,6 +47,14 @@ export function mountAccounts(app: TemplatedApp, deps: { accounts: Accounts; sto
       const u = await deps.store.getUser(s.user);
       if (!u) throw new ParleyError('unauthorized', 'no such user');
       sendJson(r, 200, { valid: true, user: u.id, device: s.device, phone: u.phone, name: u.name });
+    });
+  });
+
+  app.post('/v1/accounts/token', (res, req) => {
+    const h = headers(req, 'authorization');
+    handle(res, async (r) => {
+      const s = await accounts.authenticate(bearer(h.authorization!));
+      sendJson(r, 200, accounts.issue(s.user, s.device));
     });
   });
 

@@ -9,6 +9,10 @@ export const ErrorCodes = {
   unknown_kind: { retryable: false, status: 400 },
   too_large: { retryable: false, status: 413 },
   unauthorized: { retryable: false, status: 401 },
+  /** The token is authentic but its device was signed out: sign in again (a new device). */
+  signed_out: { retryable: false, status: 401 },
+  /** A device signed in too recently to sign out older ones; `retryAfterMs` says when it may. */
+  device_too_new: { retryable: false, status: 403 },
   forbidden: { retryable: false, status: 403 },
   not_found: { retryable: false, status: 404 },
   conflict: { retryable: false, status: 409 },

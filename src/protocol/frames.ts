@@ -70,11 +70,20 @@ export interface ContactsFrame { t: 'contacts.add' | 'contacts.remove'; rid: str
 export interface LookupFrame { t: 'users.lookup'; rid: string; phones: string[] }
 export interface PushRegisterFrame { t: 'push.register'; rid: string; platform: PushPlatform; token: string }
 export interface PingFrame { t: 'ping'; rid?: string }
+/** The user's devices (DeviceInfo[], oldest first). */
+export interface DevicesListFrame { t: 'devices.list'; rid: string }
+/** `this`: the asking device; `others`: every device but it; `all`: every device, it too. */
+export type SignOutScope = 'this' | 'others' | 'all';
+/** Which devices a sign-out names: one by id, or a scope. */
+export type SignOutTarget = { device: DeviceId } | { scope: SignOutScope };
+/** Signs out one device (`device`) or a scope (default `this`); answered with `{signedOut: [ids]}`. */
+export type DevicesSignOutFrame = { t: 'devices.signout'; rid: string } & SignOutTarget;
 
 export type ClientFrame =
   | SyncFrame | SendFrame | AckFrame | ReadFrame | TypingFrame | HistoryFrame | ReceiptsFrame | PresenceSubFrame
   | GroupCreateFrame | GroupMembersFrame | GroupAdminFrame | GroupRenameFrame | GroupLeaveFrame
-  | ProfileSetFrame | ProfileGetFrame | SettingsSetFrame | ContactsFrame | LookupFrame | PushRegisterFrame | PingFrame;
+  | ProfileSetFrame | ProfileGetFrame | SettingsSetFrame | ContactsFrame | LookupFrame | PushRegisterFrame | PingFrame
+  | DevicesListFrame | DevicesSignOutFrame;
 
 export type ClientFrameType = ClientFrame['t'];
 
@@ -84,7 +93,8 @@ export interface Limits {
   maxFrameBytes: number; maxBodyBytes: number; maxTextChars: number; historyPageMax: number;
   maxGroupMembers: number; maxMediaBytes: number;
 }
-export interface WelcomeFrame { t: 'welcome'; user: UserId; device: DeviceId; acked: number; time: number; limits: Limits }
+/** `token`: a renewed session token for this device, when the one it connected with is due (keep it). */
+export interface WelcomeFrame { t: 'welcome'; user: UserId; device: DeviceId; acked: number; time: number; limits: Limits; token?: string }
 /** One inbox entry. `ptr` is this device's inbox pointer: ack it, and send the last one held in `sync`. */
 export interface DeliveryFrame { t: 'msg'; ptr: number; m: Message }
 /** The inbox is sent up to `ptr`; with `more`, ack and send `sync` again from `ptr` for the next page. */
@@ -99,15 +109,29 @@ export interface PresenceFrame { t: 'presence'; user: UserId; online: boolean; l
 export interface ResultFrame { t: 'res'; rid: string; data: unknown }
 export interface ErrorFrame { t: 'error'; rid?: string; cid?: string; code: ErrorCode; message: string; retryable: boolean }
 export interface PongFrame { t: 'pong'; rid?: string; time: number }
+/**
+ * Another device of this user was signed in (`added`) or signed out (`removed`), at `time`. A device that
+ * was offline when one was added is told after its next sync, before `synced`.
+ */
+export interface DeviceEventFrame { t: 'device'; event: 'added' | 'removed'; device: DeviceInfo; time: number }
 
 export type ServerFrame =
   | WelcomeFrame | DeliveryFrame | SyncedFrame | SentFrame | ReceiptFrame | TypingEventFrame
-  | PresenceFrame | ResultFrame | ErrorFrame | PongFrame;
+  | PresenceFrame | ResultFrame | ErrorFrame | PongFrame | DeviceEventFrame;
 
 // ---- shapes returned in `res` -----------------------------------------------------------------------------
 
 /** `name` is absent until the user sets one. */
 export interface Profile { id: UserId; name?: string; avatar?: string; createdAt: number }
+/** One signed-in device. `online` and `current` (the asking device) are in the device list only. */
+export interface DeviceInfo {
+  id: DeviceId; name: string; platform: string; createdAt: number;
+  /** When it was last connected (absent: not since it signed in). */
+  lastActive?: number;
+  online?: boolean;
+  current?: true;
+}
+export interface SignOutResult { signedOut: DeviceId[] }
 export interface GroupInfo {
   id: GroupId; conv: ConversationId; name: string; createdBy: UserId; createdAt: number;
   members: { user: UserId; role: GroupRole }[];

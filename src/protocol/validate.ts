@@ -1,6 +1,6 @@
 import { ParleyError } from './errors.js';
 import { isId, parseConversationId } from './ids.js';
-import { MESSAGE_KINDS, TARGETED_KINDS, type Body, type ClientFrame, type Limits, type MessageKind } from './frames.js';
+import { MESSAGE_KINDS, TARGETED_KINDS, type Body, type ClientFrame, type Limits, type MessageKind, type SignOutTarget } from './frames.js';
 import { pack } from './codec.js';
 
 /** Pure checks from a decoded value to a typed client frame. Each failure names the field and the rule. */
@@ -80,9 +80,22 @@ export function validateClientFrame(v: unknown, limits: Limits, frameBytes = Inf
       if (platform !== 'apns' && platform !== 'fcm' && platform !== 'wns') fail('platform must be apns, fcm or wns');
       return { t, rid: rid(v), platform: platform as 'apns' | 'fcm' | 'wns', token: str(v, 'token', 4096) };
     }
+    case 'devices.list': return { t, rid: rid(v) };
+    case 'devices.signout': return { t, rid: rid(v), ...signOutTarget(v) };
     default:
       throw new ParleyError('unknown_type', `unknown frame type ${JSON.stringify(typeof t === 'string' ? t.slice(0, 32) : t)}`);
   }
+}
+
+/** A sign-out names a device or a scope, not both; neither is this device (a frame, or an HTTP body). */
+export function signOutTarget(v: Obj): SignOutTarget {
+  if (v.device !== undefined) {
+    if (v.scope !== undefined) fail('a sign-out names either device or scope');
+    return { device: id(v, 'device') };
+  }
+  const scope = v.scope === undefined ? 'this' : v.scope;
+  if (scope !== 'this' && scope !== 'others' && scope !== 'all') fail('scope must be this, others or all');
+  return { scope: scope as 'this' | 'others' | 'all' };
 }
 
 function validateSend(v: Obj, limits: Limits, frameBytes: number): ClientFrame {

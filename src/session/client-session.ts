@@ -1,8 +1,9 @@
 import { ParleyError, errorFrame } from '../protocol/errors.js';
 import { directConversationId, newId, type ConversationId, type DeviceId, type UserId } from '../protocol/ids.js';
-import type { ClientFrame, SendFrame, ServerFrame } from '../protocol/frames.js';
+import type { ClientFrame, DevicesSignOutFrame, SendFrame, ServerFrame, SignOutResult } from '../protocol/frames.js';
 import type { ConvSend, EntityMessages, EntityType } from '../actors/messages.js';
 import type { ConnRef, ReplyTo, Router } from '../transport/router.js';
+import { CloseCodes } from '../actors/user.js';
 
 const MAX_PRESENCE_SUBS_PER_SOCKET = 1000;
 
@@ -37,7 +38,10 @@ export class ClientSession {
     return r;
   }
 
-  /** Devices are only ever added: the larger count wins, whatever order the news arrives in. */
+  /**
+   * The larger count wins, whatever order the news arrives in: a count too high (a device was signed out
+   * since) only costs a hop per message, one too low would keep the sender's other devices from their copy.
+   */
   devicesChanged(devices: number): void {
     this.devices = Math.max(this.devices, devices);
   }
@@ -98,7 +102,21 @@ export class ClientSession {
         return;
       case 'push.register':
         return this.request(f.rid, 'user', user, (reply) => ({ t: 'push.register', reply, device, platform: f.platform, token: f.token }));
+      case 'devices.list': return this.request(f.rid, 'user', user, (reply) => ({ t: 'devices.list', reply, device }));
+      case 'devices.signout': return this.signOut(f);
     }
+  }
+
+  /** The answer goes out first; a socket whose own device was signed out closes after it. */
+  private signOut(f: DevicesSignOutFrame): void {
+    const which = 'device' in f ? { device: f.device } : { scope: f.scope };
+    this.router.ask<'user', SignOutResult>('user', this.user, (reply) => ({ t: 'devices.remove', reply, by: this.device, which, asker: this.ref })).then(
+      (data) => {
+        this.send({ t: 'res', rid: f.rid, data });
+        if (data.signedOut.includes(this.device)) this.router.closeConnection(this.ref, CloseCodes.signedOut, 'this device was signed out');
+      },
+      (err) => this.send(errorFrame({ rid: f.rid }, err)),
+    );
   }
 
   private sendMessage(f: SendFrame): void {

@@ -50,6 +50,11 @@ export interface Store {
    * the inbox (a hint: an engine may remove just those keys instead of scanning the range).
    */
   inboxDeleteUpTo(device: DeviceKey, ptr: number, held?: readonly number[]): Promise<void>;
+  /**
+   * Drops the device's whole inbox, entries and high-water mark (the device was signed out; its key is never
+   * used again). Writes to the inbox that were issued before this call don't survive it.
+   */
+  inboxDrop(device: DeviceKey): Promise<void>;
 
   // ---- accounts ----
   /** Claims the phone number atomically: returns the user that holds it (the new one, or one that won a race). */
@@ -62,6 +67,14 @@ export interface Store {
   listDevices(user: UserId): Promise<DeviceRecord[]>;
   setDeviceAcked(user: UserId, device: DeviceId, ptr: number): Promise<void>;
   setDevicePush(user: UserId, device: DeviceId, push: PushRegistration): Promise<void>;
+  /** Raises the device's `lastActive` to `at` (never lowers it); on an unknown device it creates nothing. */
+  setDeviceActive(user: UserId, device: DeviceId, at: number): Promise<void>;
+  /**
+   * Signs the device out: its record (acked pointer, push registration) is gone, so its tokens stop
+   * authenticating. Device ids are never reused; acked/push/active writes issued before or after it
+   * don't bring the device back.
+   */
+  deleteDevice(user: UserId, device: DeviceId): Promise<void>;
   /** The phone's one-time-code state; undefined if none or expired (`expiresAt` passed). */
   getOtp(phone: string): Promise<OtpRecord | undefined>;
   /**
@@ -135,6 +148,8 @@ export interface DeviceRecord {
   /** Highest inbox ptr this device acknowledged. */
   acked: number;
   push?: PushRegistration;
+  /** When the device was last connected (ms; absent: not since it signed in). */
+  lastActive?: number;
 }
 
 /**

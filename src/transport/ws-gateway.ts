@@ -14,6 +14,7 @@ import { TokenBucket } from './rate-limit.js';
 import { originAllowed } from './origin.js';
 import { bearer, remoteAddress, statusLine } from '../http/http-io.js';
 import type { Metrics } from '../ops/metrics.js';
+import { CloseCodes } from '../actors/user.js';
 
 interface SocketData {
   id: number;
@@ -22,6 +23,8 @@ interface SocketData {
   format: WireFormat;
   /** The client's address (behind a trusted proxy, the one it passed), read at the upgrade. */
   addr: string;
+  /** A renewed token for the welcome, when the one presented was due for renewal. */
+  renewed: string | undefined;
   conn?: SocketConnection;
 }
 
@@ -85,7 +88,8 @@ export function mountGateway(
         (s) => {
           upgrading--;
           if (aborted) return;
-          res.cork(() => res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format, addr, conn: undefined }, key, protocol, extensions, context));
+          const renewed = accounts.renewal(s)?.token;
+          res.cork(() => res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format, addr, renewed, conn: undefined }, key, protocol, extensions, context));
         },
         (err) => {
           upgrading--;
@@ -106,10 +110,16 @@ export function mountGateway(
       log('debug', 'socket opened', { conn: data.id, user: data.user, device: data.device, addr: data.addr });
       conn.session.open().then(
         ({ acked }) => {
-          conn.send({ t: 'welcome', user: data.user, device: data.device, acked, time: Date.now(), limits: opts.limits });
+          conn.send({ t: 'welcome', user: data.user, device: data.device, acked, time: Date.now(), limits: opts.limits, ...(data.renewed ? { token: data.renewed } : {}) });
+          data.renewed = undefined; // not kept for the socket's life
           conn.ready = true;
         },
-        (err) => { conn.send(errorFrame({}, err)); conn.close(1011, 'could not attach'); },
+        (err) => {
+          conn.send(errorFrame({}, err));
+          // Signed out between the upgrade and the attach: the same close as a socket signed out while open.
+          if (err instanceof ParleyError && err.code === 'signed_out') conn.close(CloseCodes.signedOut, 'this device was signed out');
+          else conn.close(1011, 'could not attach');
+        },
       );
     },
 

@@ -486,6 +486,61 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.strictSame((await store.listDevices(u)).map((d) => d.id), [d2.id, d1.id]);
     });
 
+    t.test('devices: lastActive is a running max', async (t) => {
+      const u = uid();
+      const d = { user: u, id: 'aaaaaaaa', name: 'phone', platform: 'ios', createdAt: T0, acked: 0 };
+      await store.putDevice(d);
+      t.notOk('lastActive' in (await store.getDevice(u, d.id))!, 'absent until set');
+      await store.setDeviceActive(u, d.id, T0 + 5);
+      t.equal((await store.getDevice(u, d.id))!.lastActive, T0 + 5);
+      await Promise.all([T0 + 9, T0 + 12, T0 + 3].map((at) => store.setDeviceActive(u, d.id, at)));
+      t.equal((await store.getDevice(u, d.id))!.lastActive, T0 + 12, 'concurrent and late writes: the highest');
+      t.strictSame(await store.listDevices(u), [{ ...d, lastActive: T0 + 12 }], 'listed with it');
+      await store.setDeviceActive(u, 'zzzzzzzz', T0);
+      t.equal(await store.getDevice(u, 'zzzzzzzz'), undefined, 'on an unknown device it creates nothing');
+    });
+
+    t.test('deleteDevice: the record is gone for good, the user\'s other devices stay', async (t) => {
+      const u = uid();
+      const gone = { user: u, id: 'bbbbbbbb', name: 'old phone', platform: 'ios', createdAt: T0, acked: 4, push: { platform: 'apns' as const, token: 'tok' } };
+      const kept = { user: u, id: 'aaaaaaaa', name: 'laptop', platform: 'web', createdAt: T0 + 1, acked: 0 };
+      await store.putDevice(gone);
+      await store.putDevice(kept);
+      await store.setDeviceActive(u, gone.id, T0 + 10);
+      await store.deleteDevice(u, gone.id);
+      t.equal(await store.getDevice(u, gone.id), undefined, 'gone');
+      t.strictSame(await store.listDevices(u), [kept], 'not listed; the other device untouched');
+      // What a user entity may still have in flight for the device: none of it brings it back.
+      await Promise.all([
+        store.setDeviceAcked(u, gone.id, 9),
+        store.setDevicePush(u, gone.id, { platform: 'fcm', token: 'late' }),
+        store.setDeviceActive(u, gone.id, Date.now()),
+      ]);
+      t.equal(await store.getDevice(u, gone.id), undefined, 'late acked / push / active writes create nothing');
+      t.strictSame((await store.listDevices(u)).map((d) => d.id), [kept.id]);
+      await store.deleteDevice(u, gone.id);
+      await store.deleteDevice(uid(), 'cccccccc');
+      t.pass('deleting again, or an unknown device, is harmless');
+    });
+
+    t.test('inboxDrop: entries and the high-water mark go, other inboxes stay', async (t) => {
+      const dev = `${uid()}.${uid()}`;
+      const other = `${uid()}.${uid()}`;
+      for (const p of range(1, 30)) await store.inboxPut(dev, entry(p));
+      await store.inboxReserve(dev, 1000);
+      await store.inboxPut(other, entry(7));
+      // Writes still in flight when the drop is issued (a delivery racing a sign-out) don't survive it.
+      const late = range(31, 40).map((p) => store.inboxPut(dev, entry(p)));
+      await store.inboxDrop(dev);
+      await Promise.all(late);
+      t.strictSame(await store.inboxRange(dev, 0, 100), [], 'no entry left');
+      t.equal(await store.inboxLastPtr(dev), 0, 'no high-water mark left');
+      t.strictSame(ptrs(await store.inboxRange(other, 0, 10)), [7], 'another device\'s inbox is untouched');
+      t.equal(await store.inboxLastPtr(other), 7);
+      await store.inboxDrop(`${uid()}.${uid()}`);
+      t.pass('an unknown inbox is harmless');
+    });
+
     const otpRecord = (over: Partial<OtpRecord> = {}): OtpRecord => {
       const now = Date.now();
       return { codeHash: 'h1', codeExpiresAt: now + 60_000, attempts: 0, sentAt: now, sends: 1, guesses: 0, guessWindow: 0, guessers: {}, expiresAt: now + 60_000, ...over };

@@ -133,6 +133,9 @@ t.test('schema: a migration cut short after its ALTER runs again cleanly', async
   t.strictSame(versions.rows.map((r) => r.get('version')), MIGRATIONS.map((m) => m.version).reverse(), 'version 3 and those after it recorded again');
   await store.setCursor('g.abc', 'u1', { delivered: 1, read: 1, from: 2 });
   t.strictSame((await store.getCursors('g.abc')).get('u1'), { delivered: 1, read: 1, from: 2 });
+  await store.putDevice({ user: 'u1', id: 'aaaaaaaa', name: 'x', platform: 'y', createdAt: 1, acked: 0 });
+  await store.setDeviceActive('u1', 'aaaaaaaa', 5);
+  t.equal((await store.getDevice('u1', 'aaaaaaaa'))?.lastActive, 5, 'the columns the ALTERs added work');
 });
 
 t.test('schema: a keyspace at version 1 is migrated on open, its data kept', async (t) => {

@@ -192,6 +192,13 @@ export class LmdbStore implements Store {
     });
   }
 
+  inboxDrop(device: DeviceKey): Promise<void> {
+    return this.batch.run(() => {
+      for (const key of this.inbox.keys({ start: [device, 0], end: [device, Number.MAX_SAFE_INTEGER] })) this.inbox.remove(key);
+      this.inboxHigh.remove(device);
+    });
+  }
+
   private sweepExpired(): Promise<void> {
     const now = Date.now();
     return this.batch.run(() => {
@@ -245,6 +252,16 @@ export class LmdbStore implements Store {
 
   setDevicePush(user: UserId, device: DeviceId, push: PushRegistration): Promise<void> {
     return this.patchDevice(user, device, (d) => ({ ...d, push }));
+  }
+
+  setDeviceActive(user: UserId, device: DeviceId, at: number): Promise<void> {
+    return this.patchDevice(user, device, (d) => (at > (d.lastActive ?? 0) ? { ...d, lastActive: at } : d));
+  }
+
+  // Writes run in the order they were issued (one queue, one transaction at a time), so nothing issued
+  // before the delete lands after it, and patches after it find no record.
+  deleteDevice(user: UserId, device: DeviceId): Promise<void> {
+    return this.batch.run(() => void this.devices.remove([user, device]));
   }
 
   private patchDevice(user: UserId, device: DeviceId, f: (d: DeviceRecord) => DeviceRecord): Promise<void> {

@@ -145,6 +145,12 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITH gc_grace_seconds = 10800`,
     ],
   },
+  {
+    version: 5,
+    description: 'when each device was last connected',
+    statements: [`ALTER TABLE {ks}.devices ADD last_active bigint`],
+    done: /conflicts with an existing column|already exist/i,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

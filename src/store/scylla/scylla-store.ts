@@ -538,6 +538,15 @@ export class ScyllaStore implements Store {
     await this.write(this.q.inboxDeleteUpTo, [device, ptr]);
   }
 
+  /**
+   * One partition tombstone: entries and the static high-water mark. Inbox writes issued before it carry
+   * earlier client timestamps (and last_ptr's are tiny: see inboxHigh), so none of them outlives it, in
+   * whatever order they reach the replicas.
+   */
+  async inboxDrop(device: DeviceKey): Promise<void> {
+    await this.write(this.q.inboxDrop, [device]);
+  }
+
   // ---- accounts ----
 
   async createUser(user: UserRecord): Promise<UserRecord> {
@@ -640,6 +649,20 @@ export class ScyllaStore implements Store {
     const rs = await this.read(this.q.getDevice, [user, device]);
     if (!rs.rowLength || !toDevice(user, rs.first())) return;
     await this.write(this.q.devicePush, [push.platform, push.token, user, device]);
+  }
+
+  async setDeviceActive(user: UserId, device: DeviceId, at: number): Promise<void> {
+    // A max-register like acked; on an unknown (or deleted) device, a lone cell no read treats as a device.
+    await this.write(this.q.deviceActive, [maxRegisterTimestamp(at), at, user, device]);
+  }
+
+  /**
+   * A row tombstone at the current (client) time: it shadows the device's cells whenever they were written,
+   * since acked and last_active are written with register timestamps far below it (buckets.ts), and ids are
+   * never reused.
+   */
+  async deleteDevice(user: UserId, device: DeviceId): Promise<void> {
+    await this.write(this.q.deleteDevice, [user, device]);
   }
 
   async getOtp(phone: string): Promise<OtpRecord | undefined> {
@@ -927,6 +950,7 @@ function statements(ks: string) {
     inboxRange: `SELECT ptr, conv, seq, packed, expires_at FROM ${ks}.inbox WHERE device = ? AND ptr > ?`,
     inboxLastPtr: `SELECT last_ptr FROM ${ks}.inbox WHERE device = ? LIMIT 1`,
     inboxDeleteUpTo: `DELETE FROM ${ks}.inbox WHERE device = ? AND ptr <= ?`,
+    inboxDrop: `DELETE FROM ${ks}.inbox WHERE device = ?`,
 
     insertUser: `INSERT INTO ${ks}.users (id, phone, name, avatar, created_at, last_seen_privacy) VALUES (?, ?, ?, ?, ?, ?)`,
     deleteUser: `DELETE FROM ${ks}.users WHERE id = ?`,
@@ -938,8 +962,10 @@ function statements(ks: string) {
     insertDevice: `INSERT INTO ${ks}.devices (user_id, id, name, platform, created_at, push_platform, push_token) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     deviceAcked: `UPDATE ${ks}.devices USING TIMESTAMP ? SET acked = ? WHERE user_id = ? AND id = ?`,
     devicePush: `UPDATE ${ks}.devices SET push_platform = ?, push_token = ? WHERE user_id = ? AND id = ?`,
-    getDevice: `SELECT id, name, platform, created_at, acked, push_platform, push_token FROM ${ks}.devices WHERE user_id = ? AND id = ?`,
-    listDevices: `SELECT id, name, platform, created_at, acked, push_platform, push_token FROM ${ks}.devices WHERE user_id = ?`,
+    deviceActive: `UPDATE ${ks}.devices USING TIMESTAMP ? SET last_active = ? WHERE user_id = ? AND id = ?`,
+    deleteDevice: `DELETE FROM ${ks}.devices WHERE user_id = ? AND id = ?`,
+    getDevice: `SELECT id, name, platform, created_at, acked, push_platform, push_token, last_active FROM ${ks}.devices WHERE user_id = ? AND id = ?`,
+    listDevices: `SELECT id, name, platform, created_at, acked, push_platform, push_token, last_active FROM ${ks}.devices WHERE user_id = ?`,
 
     otpGet: `SELECT rev, op, code_hash, code_expires_at, attempts, sent_at, sends, guesses, guess_window, guessers, expires_at FROM ${ks}.otp_state WHERE phone = ?`,
     otpUpdate: `UPDATE ${ks}.otp_state USING TTL ? SET rev = ?, op = ?, code_hash = ?, code_expires_at = ?, attempts = ?, sent_at = ?, sends = ?,
@@ -1014,6 +1040,8 @@ function toDevice(user: UserId, r: types.Row): DeviceRecord | undefined {
   if (r.get('push_platform') != null && r.get('push_token') != null) {
     d.push = { platform: r.get('push_platform') as PushPlatform, token: r.get('push_token') };
   }
+  const lastActive = num(r.get('last_active'));
+  if (lastActive !== undefined) d.lastActive = lastActive;
   return d;
 }
 
