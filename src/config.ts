@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { DEFAULT_LIMITS } from './protocol/limits.js';
 import type { Limits } from './protocol/frames.js';
+import type { Rate } from './transport/rate-limit.js';
 
 /** Every knob of a node, read once from the environment. Names and defaults are listed in README.md. */
 export interface Config {
@@ -40,6 +41,20 @@ export interface Config {
   idleTimeoutSec: number;
   passivateAfterMs: number;
   rate: { perSecond: number; burst: number };
+  /** Request shaping: token buckets (`perSecond` sustained, `burst` at once); docs/protocol.md lists them. */
+  shaping: {
+    /** HTTP requests per client address; /healthz is exempt. */
+    ipHttp: Rate;
+    /** WebSocket upgrades per client address, and per user. */
+    ipUpgrades: Rate;
+    userUpgrades: Rate;
+    /** Cost units of expensive frames per device (src/transport/frame-cost.ts). */
+    frameCost: Rate;
+    /** Inbox entries a device's syncs may send again (sent to it before, not acked). */
+    syncResend: Rate;
+    /** Recipients of the messages of one sender, on one node. */
+    fanout: Rate;
+  };
   limits: Limits;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Enables GET /v1/admin/* when set. */
@@ -63,6 +78,9 @@ const positive = (env: Env, name: string, dflt: number): number => {
   if (n <= 0) throw new Error(`${name} must be positive, got ${JSON.stringify(env[name])}`);
   return n;
 };
+
+const rate = (env: Env, prefix: string, perSecond: number, burst: number): Rate =>
+  ({ perSecond: positive(env, `${prefix}_PER_S`, perSecond), burst: positive(env, `${prefix}_BURST`, burst) });
 
 export function loadConfig(env: Env = process.env): Config {
   const store = (env.PARLEY_STORE ?? 'lmdb') as Config['store'];
@@ -108,6 +126,15 @@ export function loadConfig(env: Env = process.env): Config {
     idleTimeoutSec: int(env, 'PARLEY_IDLE_TIMEOUT_S', 60),
     passivateAfterMs: int(env, 'PARLEY_PASSIVATE_AFTER_MS', 120_000),
     rate: { perSecond: int(env, 'PARLEY_RATE_PER_S', 200), burst: int(env, 'PARLEY_RATE_BURST', 400) },
+    shaping: {
+      ipHttp: rate(env, 'PARLEY_IP_HTTP', 100, 500),
+      ipUpgrades: rate(env, 'PARLEY_IP_UPGRADE', 20, 200),
+      userUpgrades: rate(env, 'PARLEY_USER_UPGRADE', 1, 10),
+      frameCost: rate(env, 'PARLEY_FRAME_COST', 100, 2000),
+      syncResend: rate(env, 'PARLEY_SYNC_RESEND', 20, 2000),
+      // A sender may reach 5,000 devices' users a second (≈ 5 messages/s into a full group of 1,024), 25,000 at once.
+      fanout: rate(env, 'PARLEY_FANOUT', 5000, 25_000),
+    },
     limits: {
       ...DEFAULT_LIMITS,
       maxBodyBytes: int(env, 'PARLEY_MAX_BODY_BYTES', DEFAULT_LIMITS.maxBodyBytes),

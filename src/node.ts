@@ -9,6 +9,8 @@ import { newId } from './protocol/ids.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { LocalRouter } from './transport/local-router.js';
+import { KeyedLimiter } from './transport/rate-limit.js';
+import { limitRoutesByIp } from './transport/ip-limit.js';
 import { ConnectionRegistry } from './transport/connections.js';
 import { mountGateway } from './transport/ws-gateway.js';
 import { Conversation } from './actors/conversation.js';
@@ -50,7 +52,8 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const faults = cfg.faults ? new FaultInjector() : undefined;
   const router = new LocalRouter(id, system, conns, cfg.passivateAfterMs, faults);
   const push = new OutboxPushGateway();
-  const deps: ActorDeps = { store, router, push, config: cfg };
+  const budgets = { fanout: new KeyedLimiter(cfg.shaping.fanout), syncResend: new KeyedLimiter(cfg.shaping.syncResend) };
+  const deps: ActorDeps = { store, router, push, budgets, config: cfg };
   router.host([User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[]);
 
   const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms() : undefined;
@@ -64,10 +67,11 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     metrics.gauge(`entities_${kind}`, () => (router.tree().find((r) => r.type === kind)?.active ?? 0));
   }
 
-  const app = uWS.App();
+  // Every HTTP route behind a per-address budget (but /healthz); the WebSocket upgrade has its own.
+  const app = limitRoutesByIp(uWS.App(), new KeyedLimiter(cfg.shaping.ipHttp), new Set(['/healthz']), metrics);
   mountGateway(app, { accounts, router, conns, metrics, directory: accounts }, {
     node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
-    idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, limits: cfg.limits,
+    idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, shaping: cfg.shaping, limits: cfg.limits,
   });
   mountAccounts(app, { accounts, store, devSms });
   mountMedia(app, { accounts, store, media, maxBytes: cfg.limits.maxMediaBytes });

@@ -58,7 +58,7 @@ export class LocalRouter implements Router {
     this.pending.delete(to);
     clearTimeout(p.timer);
     if (result.ok) p.resolve(result.value);
-    else p.reject(new ParleyError(result.error.code, result.error.message));
+    else p.reject(new ParleyError(result.error.code, result.error.message, result.error.retryAfterMs));
   }
 
   toConnection(conn: ConnRef, frame: Outbound): boolean {
