@@ -132,7 +132,8 @@ export function loadConfig(env: Env = process.env): Config {
       userUpgrades: rate(env, 'PARLEY_USER_UPGRADE', 1, 10),
       frameCost: rate(env, 'PARLEY_FRAME_COST', 100, 2000),
       syncResend: rate(env, 'PARLEY_SYNC_RESEND', 20, 2000),
-      // A sender may reach 5,000 devices' users a second (≈ 5 messages/s into a full group of 1,024), 25,000 at once.
+      // Recipients a second per sender: ~5 messages/s into a full group of 1,024, 24 at once. The group bench's
+      // busiest sender needs ~25/s, a whole group of 100 at full speed 2,400/s (docs/architecture.md).
       fanout: rate(env, 'PARLEY_FANOUT', 5000, 25_000),
     },
     limits: {
