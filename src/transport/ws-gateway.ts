@@ -182,14 +182,15 @@ class SocketConnection implements Connection {
   receive(message: ArrayBuffer, isBinary: boolean, limits: Limits): void {
     this.metrics.count('frames_in');
     try {
-      if (!this.bucket.take(Date.now())) throw new ParleyError('rate_limited', 'slow down: too many frames');
+      const now = Date.now();
+      if (!this.bucket.take(now)) throw rateLimited('slow down: too many frames', this.bucket.waitMs(now));
       // A JSON frame can be far smaller than its body packed (a float: 4 characters, 9 bytes), so only a
       // binary frame's size bounds its body's.
       const frame = validateClientFrame(decodeFrame(message, isBinary), limits, isBinary ? message.byteLength : Infinity);
       // Expensive frames also draw on the device's budget, which a reconnect does not refill.
       const cost = frameCost(frame);
       if (cost > 0) {
-        const wait = this.edge.costs.take(this.key, Date.now(), Math.min(cost, this.edge.costBurst));
+        const wait = this.edge.costs.take(this.key, now, Math.min(cost, this.edge.costBurst));
         if (wait) throw rateLimited(`slow down: this ${frame.t} costs ${cost} of your device's budget`, wait);
       }
       this.session.handle(frame);
