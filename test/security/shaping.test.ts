@@ -210,6 +210,30 @@ t.test('reconnecting in a loop with sync since:0 and no acks: bounded per device
   t.equal(back.ptrs[back.messages.indexOf(m)], N + 1, 'live again, right after the inbox');
 });
 
+t.test('the SDK, refused a sync that would resend too much, asks again once the wait is over', async (t) => {
+  const r = await Fixture.start({ ...DEFAULTS, ...FAST, PARLEY_SYNC_RESEND_PER_S: '500', PARLEY_SYNC_RESEND_BURST: '1000' });
+  t.teardown(() => r.destroy());
+  const N = 1000;
+  const alice = await r.device(t);
+  const bob = await r.signInOnly();
+  await fill(alice, bob.user, N, textBody(100));
+  // Two sockets that never ack: the first page is free, the second resend takes the whole budget.
+  for (let i = 0; i < 2; i++) {
+    const raw = await r.raw(t, bob.session.token);
+    raw.send({ t: 'sync', since: 0 });
+    await raw.next((x) => x.t === 'synced', 'synced', 10_000);
+    await raw.close();
+  }
+  // An app that lost its pointer (ptr 0) is refused at first, then served by itself.
+  const app = await r.device(t, { session: bob.session, phone: bob.phone });
+  const refused = await app.waitFrame((x) => x.t === 'error', 'the refusal');
+  t.match(refused, { code: 'rate_limited', retryable: true });
+  t.ok((refused as { retryAfterMs?: number }).retryAfterMs! > 0, 'with retryAfterMs');
+  await app.waitFor(() => app.messages.length >= N || undefined, 15_000, 'the inbox, after the wait');
+  t.same(app.messages.map((m) => (m.body as { text: string }).text.split(':')[0]), Array.from({ length: N }, (_, i) => String(i + 1)), 'every message once, in order');
+  await app.waitFrame((x) => x.t === 'synced', 'synced');
+});
+
 t.test('an inbox of large messages drains in one sync through a 1 MiB send buffer, without a slow-consumer close', async (t) => {
   const N = 300;
   const BODY = 32_000; // near the 32 KiB body limit: ~9.6 MB, nine times the send buffer's cap
