@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { DEFAULT_LIMITS } from './protocol/limits.js';
 import type { Limits } from './protocol/frames.js';
 import { parseTrustedProxies } from './transport/client-address.js';
+import type { Rate } from './transport/rate-limit.js';
 
 /** Every knob of a node, read once from the environment. Names and defaults are listed in README.md. */
 export interface Config {
@@ -53,6 +54,20 @@ export interface Config {
   idleTimeoutSec: number;
   passivateAfterMs: number;
   rate: { perSecond: number; burst: number };
+  /** Request shaping: token buckets (`perSecond` sustained, `burst` at once); docs/protocol.md lists them. */
+  shaping: {
+    /** HTTP requests per client address; /healthz is exempt. */
+    ipHttp: Rate;
+    /** WebSocket upgrades per client address, and per user. */
+    ipUpgrades: Rate;
+    userUpgrades: Rate;
+    /** Cost units of expensive frames per device (src/transport/frame-cost.ts). */
+    frameCost: Rate;
+    /** Inbox entries a device's syncs may send again (sent to it before, not acked). */
+    syncResend: Rate;
+    /** Recipients of the messages of one sender, on one node. */
+    fanout: Rate;
+  };
   limits: Limits;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Enables GET /v1/admin/* when set. */
@@ -171,6 +186,8 @@ function otpConfig(env: Env): OtpConfig {
     nodeCodes: allowance(env, 'PARLEY_OTP_NODE_CODES', '50/s'),
   };
 }
+const rate = (env: Env, prefix: string, perSecond: number, burst: number): Rate =>
+  ({ perSecond: positive(env, `${prefix}_PER_S`, perSecond), burst: positive(env, `${prefix}_BURST`, burst) });
 
 export function loadConfig(env: Env = process.env): Config {
   const mode = (env.PARLEY_ENV ?? 'development') as Config['env'];
@@ -224,6 +241,16 @@ export function loadConfig(env: Env = process.env): Config {
     idleTimeoutSec: int(env, 'PARLEY_IDLE_TIMEOUT_S', 60),
     passivateAfterMs: int(env, 'PARLEY_PASSIVATE_AFTER_MS', 120_000),
     rate: { perSecond: int(env, 'PARLEY_RATE_PER_S', 200), burst: int(env, 'PARLEY_RATE_BURST', 400) },
+    shaping: {
+      ipHttp: rate(env, 'PARLEY_IP_HTTP', 100, 500),
+      ipUpgrades: rate(env, 'PARLEY_IP_UPGRADE', 20, 200),
+      userUpgrades: rate(env, 'PARLEY_USER_UPGRADE', 1, 10),
+      frameCost: rate(env, 'PARLEY_FRAME_COST', 100, 2000),
+      syncResend: rate(env, 'PARLEY_SYNC_RESEND', 20, 2000),
+      // Recipients a second per sender: ~5 messages/s into a full group of 1,024, 24 at once. The group bench's
+      // busiest sender needs ~25/s, a whole group of 100 at full speed 2,400/s (docs/architecture.md).
+      fanout: rate(env, 'PARLEY_FANOUT', 5000, 25_000),
+    },
     limits: {
       ...DEFAULT_LIMITS,
       maxBodyBytes: int(env, 'PARLEY_MAX_BODY_BYTES', DEFAULT_LIMITS.maxBodyBytes),

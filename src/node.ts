@@ -9,6 +9,8 @@ import { newId } from './protocol/ids.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
 import { LocalRouter } from './transport/local-router.js';
+import { KeyedLimiter } from './transport/rate-limit.js';
+import { limitRoutesByIp } from './transport/ip-limit.js';
 import { ConnectionRegistry } from './transport/connections.js';
 import { mountGateway } from './transport/ws-gateway.js';
 import { Conversation } from './actors/conversation.js';
@@ -58,7 +60,8 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const faults = cfg.faults ? new FaultInjector() : undefined;
   const router = new LocalRouter(id, system, conns, cfg.passivateAfterMs, faults);
   const push = new OutboxPushGateway();
-  const deps: ActorDeps = { store, router, push, config: cfg };
+  const budgets = { fanout: new KeyedLimiter(cfg.shaping.fanout), syncResend: new KeyedLimiter(cfg.shaping.syncResend) };
+  const deps: ActorDeps = { store, router, push, budgets, config: cfg };
   router.host([User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[]);
 
   const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms() : undefined;
@@ -76,11 +79,14 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
 
   trustProxies(cfg.trustProxy);
   const access = new OperatorAccess(cfg.adminKey, cfg.env === 'development' && isLoopback(cfg.host));
+  const ipHttp = new KeyedLimiter(cfg.shaping.ipHttp);
   // Runs once per app: again on every TLS reload, so per-node state lives out here, not in the mount functions.
-  const mount = (app: TemplatedApp) => {
+  const mount = (raw: TemplatedApp) => {
+    // Every HTTP route behind a per-address budget (but /healthz); the WebSocket upgrade has its own.
+    const app = limitRoutesByIp(raw, ipHttp, new Set(['/healthz']), metrics);
     mountGateway(app, { accounts, router, conns, metrics, directory: accounts }, {
       node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
-      idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, limits: cfg.limits, allowedOrigins: cfg.allowedOrigins,
+      idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, shaping: cfg.shaping, limits: cfg.limits, allowedOrigins: cfg.allowedOrigins,
     });
     mountAccounts(app, { accounts, store, devSms, access });
     mountDevices(app, { accounts, router });

@@ -25,6 +25,8 @@ import { validateClientFrame } from '../../src/protocol/validate.js';
 import { DEFAULT_LIMITS } from '../../src/protocol/limits.js';
 import { newId } from '../../src/protocol/ids.js';
 import type { ServerFrame } from '../../src/protocol/frames.js';
+import { KeyedLimiter } from '../../src/transport/rate-limit.js';
+import { loadConfig } from '../../src/config.js';
 
 const [rate = 5000, seconds = 5, pairs = 500] = process.argv.slice(2).map(Number);
 
@@ -40,6 +42,7 @@ class FakeSocket implements Connection {
   constructor(readonly id: number, readonly user: string, readonly device: string) {}
   send(frame: Outbound): boolean {
     if (frame.t === 'session.devices') return (this.session.devicesChanged(frame.devices), true);
+    if (frame.t === 'session.drain') return (this.session.drained(512 * 1024), true); // nothing buffers here
     // Encoded as the gateway would; read back as the client would.
     if (frame.t === 'delivery') {
       encodeDelivery(frame.ptr, frame.packed, 'msgpack');
@@ -77,7 +80,9 @@ async function main(): Promise<void> {
   const system = startActorSystem(configurePersistence(new StorePersistenceEngine(store)));
   const conns = new ConnectionRegistry();
   const router = new LocalRouter('n1', system, conns, 120_000);
-  const deps = { store, router, push: new OutboxPushGateway(), config: { limits: DEFAULT_LIMITS, inboxTtlMs: 86_400_000, inboxDeferMs: Number(process.env.PARLEY_INBOX_DEFER_MS ?? 300), deviceTrustMs: 86_400_000 } };
+  const { shaping } = loadConfig({});
+  const budgets = { fanout: new KeyedLimiter(shaping.fanout), syncResend: new KeyedLimiter(shaping.syncResend) };
+  const deps = { store, router, push: new OutboxPushGateway(), budgets, config: { limits: DEFAULT_LIMITS, inboxTtlMs: 86_400_000, inboxDeferMs: Number(process.env.PARLEY_INBOX_DEFER_MS ?? 300), deviceTrustMs: 86_400_000, shaping } };
   router.host([User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[]);
   const directory = { lookup: async () => ({}) };
 

@@ -49,6 +49,9 @@ export function parleyEnv(ctx: BenchContext, o: TargetOptions = {}): Record<stri
     PARLEY_OTP_IP_GUESSES: '1000000/s', PARLEY_OTP_PHONE_GUESSES: '1000000/d', PARLEY_OTP_PHONE_IP_GUESSES: '1000000',
     PARLEY_RATE_PER_S: '1000000', PARLEY_RATE_BURST: '1000000', PARLEY_LOG_LEVEL: 'warn', PARLEY_SMS: 'dev',
     PARLEY_MAX_CONNECTIONS: String(o.maxConnections ?? 19_500),
+    // Thousands of clients from one address, reconnecting on purpose: per-address and per-account limits off.
+    // The fan-out budget keeps its default: the group scenario shows it does not bind.
+    ...Object.fromEntries(['IP_HTTP', 'IP_UPGRADE', 'USER_UPGRADE', 'FRAME_COST', 'SYNC_RESEND'].flatMap((k) => [[`PARLEY_${k}_PER_S`, '1000000'], [`PARLEY_${k}_BURST`, '1000000']])),
     ...ctx.parleyEnv,
     ...o.env,
   };

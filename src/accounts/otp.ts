@@ -5,7 +5,7 @@ import type { Allowance, OtpConfig } from '../config.js';
 import { KeyedLimiter, type Rate } from '../transport/rate-limit.js';
 import type { SmsGateway } from './sms-gateway.js';
 import { guessStep, issueStep, withdrawStep, type GuessOutcome } from './otp-policy.js';
-import { ipKey } from './ip-key.js';
+import { ipKey } from '../transport/ip-key.js';
 import { log } from '../log.js';
 
 /** Where a request came from: the peer's address and the app key it presented (already checked). */

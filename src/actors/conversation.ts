@@ -1,4 +1,4 @@
-import { ParleyError, errorFrame } from '../protocol/errors.js';
+import { ParleyError, errorFrame, rateLimited } from '../protocol/errors.js';
 import { parseConversationId, type ConversationId, type UserId } from '../protocol/ids.js';
 import type { Message, ReceiptFrame, ReceiptStatus, SentFrame } from '../protocol/frames.js';
 import { pack } from '../protocol/codec.js';
@@ -114,6 +114,8 @@ export class Conversation implements Entity<ConvMsg> {
       if (!this.fanout.whenDone(known.seq, tick)) tick('done');
       return;
     }
+    // Before the seq: a refused send takes none. A resend of a stored message fans it out again, so it costs too.
+    this.charge(m.from, this.members.size - (m.solo ? 1 : 0));
     const stored = await this.deps.store.seqForClientId(this.id, m.from, m.cid);
     if (stored !== undefined) {
       // Stored before this entity started: its fan-out may have died with the node, so it runs again
@@ -142,6 +144,17 @@ export class Conversation implements Entity<ConvMsg> {
     const recipients: UserId[] = [];
     for (const u of this.members.keys()) if (!m.solo || u !== m.from) recipients.push(u);
     this.append(message, recipients, m, key);
+  }
+
+  /**
+   * Takes `recipients` from the sender's fan-out budget (node-wide, per sender): one sender can't drive a big
+   * group faster than PARLEY_FANOUT_PER_S recipients a second. A cost over the burst is charged as the burst,
+   * so even the largest group can be written to.
+   */
+  private charge(sender: UserId, recipients: number): void {
+    const { budgets, config } = this.deps;
+    const wait = budgets.fanout.take(sender, Date.now(), Math.min(recipients, config.shaping.fanout.burst));
+    if (wait) throw rateLimited(`over your fan-out budget: this message goes to ${recipients} recipients; not stored`, wait);
   }
 
   /**
@@ -341,8 +354,11 @@ export class Conversation implements Entity<ConvMsg> {
 
   // ---- the rest ----
 
+  /** Over the sender's fan-out budget a typing frame is dropped: it is transient, and nobody waits for it. */
   private typing(m: ConvTyping): void {
     if (!this.members.has(m.user)) return;
+    const { budgets, config } = this.deps;
+    if (budgets.fanout.take(m.user, Date.now(), Math.min(this.members.size - 1, config.shaping.fanout.burst))) return;
     const frame = { t: 'typing' as const, conv: this.id, user: m.user, on: m.on };
     for (const u of this.members.keys()) if (u !== m.user) this.deps.router.toUser(u, frame);
   }

@@ -1,12 +1,20 @@
 import type { Store } from '../store/store.js';
 import type { Router } from '../transport/router.js';
 import type { PushGateway } from '../push/push-gateway.js';
+import type { KeyedLimiter } from '../transport/rate-limit.js';
 import type { Config } from '../config.js';
 
-/** What entities may touch: the store, the router and the push seam. Nothing else leaves an actor. */
+/**
+ * Budgets entities draw on, one per node (in a cluster a sender's budget is per node): recipients per sender
+ * (`fanout`, in the conversation), inbox entries sent again per device (`syncResend`, in the user).
+ */
+export interface Budgets { fanout: KeyedLimiter; syncResend: KeyedLimiter }
+
+/** What entities may touch: the store, the router, the push seam and the node's budgets. Nothing else leaves an actor. */
 export interface ActorDeps {
   store: Store;
   router: Router;
   push: PushGateway;
-  config: Pick<Config, 'limits' | 'inboxTtlMs' | 'inboxDeferMs' | 'deviceTrustMs'>;
+  budgets: Budgets;
+  config: Pick<Config, 'limits' | 'inboxTtlMs' | 'inboxDeferMs' | 'deviceTrustMs' | 'shaping'>;
 }

@@ -36,7 +36,10 @@ export interface GroupEvent { event: 'created' | 'added' | 'removed' | 'left' | 
 // ---- user ----
 export interface UserAttach extends Envelope { t: 'attach'; reply: ReplyTo; device: DeviceId; conn: ConnRef }
 export interface UserDetach extends Envelope { t: 'detach'; device: DeviceId; conn: ConnRef }
-export interface UserSync extends Envelope { t: 'sync'; device: DeviceId; conn: ConnRef; since: number }
+/** `room`: bytes the socket can take now; the page goes in slices of what it can take (`sync.more` asks for the next). */
+export interface UserSync extends Envelope { t: 'sync'; device: DeviceId; conn: ConnRef; since: number; room: number }
+/** From the socket: its send buffer drained while a sync waited; it can take `room` bytes. */
+export interface UserSyncMore extends Envelope { t: 'sync.more'; device: DeviceId; conn: ConnRef; room: number }
 export interface UserAck extends Envelope { t: 'ack'; device: DeviceId; ptr: number }
 /**
  * One stored message for every device of this user; `packed` is the Message as msgpack, packed once.
@@ -65,7 +68,7 @@ export interface UserDevicesList extends Envelope { t: 'devices.list'; reply: Re
  */
 export interface UserDevicesRemove extends Envelope { t: 'devices.remove'; reply: ReplyTo; by: DeviceId; which: SignOutTarget; asker?: ConnRef }
 export type UserMsg =
-  | UserAttach | UserDetach | UserSync | UserAck | UserDeliver | UserPresenceSub
+  | UserAttach | UserDetach | UserSync | UserSyncMore | UserAck | UserDeliver | UserPresenceSub
   | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded
   | UserDevicesList | UserDevicesRemove;
 

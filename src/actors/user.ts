@@ -1,19 +1,20 @@
-import { ParleyError } from '../protocol/errors.js';
+import { ParleyError, errorFrame, rateLimited } from '../protocol/errors.js';
 import { deviceKey, type ConversationId, type DeviceId, type UserId } from '../protocol/ids.js';
 import type { DeviceEventFrame, DeviceInfo, PresenceFrame, SignOutResult } from '../protocol/frames.js';
-import type { DeviceRecord, PushRegistration, UserRecord } from '../store/store.js';
+import type { DeviceRecord, InboxEntry, PushRegistration, UserRecord } from '../store/store.js';
 import { connKey, type ConnRef } from '../transport/router.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserMsg, UserPresenceSub, UserSync } from './messages.js';
+import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserMsg, UserPresenceSub, UserSync, UserSyncMore } from './messages.js';
 import type { Entity, EntityKind } from './region.js';
 import { WrittenSeqs } from './written-seqs.js';
 import { Sweeper } from './sweeper.js';
 import { addedSince, deviceInfo, humanWait, signOutTargets, signOutWait } from './devices.js';
+import { DELIVERY_OVERHEAD, FIRST_AVG_BYTES, averageBytes, readCount, resendCount } from './sync-slice.js';
 
 const settled = (p: Promise<unknown> | undefined): Promise<unknown> => (p ? p.then(() => undefined, () => undefined) : Promise.resolve());
 
-/** Inbox entries sent per sync page; the client acks and syncs again while `more` is set. */
+/** Inbox entries sent per sync page (in slices the socket can take); the client acks and syncs again while `more` is set. */
 export const SYNC_PAGE = 1000;
 /** Deliveries a device may leave unacknowledged before its socket is closed (it resyncs by pointer). */
 export const MAX_UNACKED = 10_000;
@@ -89,6 +90,28 @@ interface DeviceState {
   inboxed?: number[];
   /** The inbox was range-deleted up to the acked ptr once in this entity's life (entries of earlier lives). */
   swept: boolean;
+  /** Highest ptr sent on the current socket: a sync there starts after it (TCP delivered what it was sent). */
+  sent: number;
+  /** Highest ptr sent to this device on any socket in this entity's life: below it, a sync sends again. */
+  sentMax: number;
+  /** The sync running on the current socket, if any: one at a time. */
+  sync: SyncRun | undefined;
+}
+
+/** A sync sending its page in slices, as the socket drains. */
+interface SyncRun {
+  conn: ConnRef;
+  /** The sync frame's rid, for an error that ends it between slices. */
+  rid: string | undefined;
+  /** The last ptr sent (or skipped); the next read starts after it. */
+  last: number;
+  /** Entries of this page sent so far (a page is SYNC_PAGE). */
+  count: number;
+  /** Read and not sent yet (from `at`): what the last slice had no room for; at most one read. */
+  ahead: InboxEntry[];
+  at: number;
+  /** Average frame size of the entries read so far, to size the next read. */
+  avg: number;
 }
 
 /**
@@ -137,6 +160,7 @@ export class User implements Entity<UserMsg> {
       id: rec.id, name: rec.name, platform: rec.platform, createdAt: rec.createdAt, lastActive: rec.lastActive,
       push: rec.push, next, reserved, acked: rec.acked,
       conn: undefined, synced: false, pending: undefined, deferred: 0, ackMs: 0, lastWrite: undefined, inboxed: undefined, swept: false,
+      sent: 0, sentMax: 0, sync: undefined,
     };
   }
 
@@ -158,6 +182,7 @@ export class User implements Entity<UserMsg> {
       case 'attach': return this.attach(msg);
       case 'detach': return this.detach(msg);
       case 'sync': return this.sync(msg);
+      case 'sync.more': return this.syncMore(msg);
       case 'presence.sub': return this.subscribe(msg);
       case 'presence.unsub': this.subscribers?.delete(connKey(msg.conn)); return;
       case 'profile.set': return this.answer(msg.reply, async () => {
@@ -265,6 +290,8 @@ export class User implements Entity<UserMsg> {
     if (pending.size > MAX_UNACKED) {
       router.closeConnection(dev.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
     } else if (router.toConnection(dev.conn, { t: 'delivery', ptr, packed: m.packed })) {
+      dev.sent = ptr;
+      if (ptr > dev.sentMax) dev.sentMax = ptr;
       return d;
     }
     this.release(dev);
@@ -451,6 +478,8 @@ export class User implements Entity<UserMsg> {
     dev.conn = m.conn;
     dev.synced = false;
     dev.pending = undefined;
+    dev.sent = 0;
+    dev.sync = undefined;
     dev.ackMs = 0; // a new socket: its round trip is timed afresh
     if (!wasOnline) this.broadcastPresence();
     this.deps.router.reply(m.reply, { ok: true, value: { acked: dev.acked, devices: this.devices.length } });
@@ -467,6 +496,8 @@ export class User implements Entity<UserMsg> {
     dev.conn = undefined;
     dev.synced = false;
     dev.pending = undefined;
+    dev.sent = 0;
+    dev.sync = undefined;
     this.storeAcks();
     dev.lastActive = Date.now();
     this.deps.store.setDeviceActive(this.id, dev.id, dev.lastActive).catch((err) => log('warn', 'device activity not stored', { error: String(err) }));
@@ -482,28 +513,112 @@ export class User implements Entity<UserMsg> {
   }
 
   /**
-   * Streams the inbox after the client's pointer, in order. The actor is busy meanwhile, so live deliveries
-   * wait in its mailbox and follow the sync: no gap, no duplicate. `since` also acks everything up to it.
+   * Streams the inbox after the client's pointer, in order, a page (SYNC_PAGE) at a time, each page in slices
+   * the socket can take: `room` bytes now, the next slice when its send buffer has drained (`sync.more`), so
+   * a page of large messages never meets the backpressure cap. Until the page's last slice the device is not
+   * `synced`: live deliveries meanwhile are written to the inbox at once, and the sync reaches them in ptr
+   * order; the read that finds nothing more and the `synced` frame happen in one actor turn (the actor is
+   * busy while it reads, so live deliveries wait in its mailbox), and from then on deliveries are pushed.
+   * So live deliveries follow the sync: no gap, no duplicate. `since` also acks everything up to it.
+   *
+   * Work per device is bounded: one sync at a time per socket (another meanwhile only acks; the running one's
+   * `synced` answers both); a sync never sends again what its own socket was sent (TCP delivered it, or the
+   * socket is gone); what an earlier socket of the device was sent and never acked draws on the device's
+   * resend budget, so a client reconnecting in a loop with `since: 0` is refused (`rate_limited`) past it.
    */
   private async sync(m: UserSync): Promise<void> {
     const dev = this.find(m.device);
     if (!dev?.conn || connKey(dev.conn) !== connKey(m.conn)) return;
     const since = Math.min(m.since, dev.next);
     this.ackUpTo(dev, since);
-    await settled(dev.lastWrite);
-    const page = await this.deps.store.inboxRange(deviceKey(this.id, dev.id), Math.max(since, dev.acked), SYNC_PAGE);
-    if (!dev.conn || connKey(dev.conn) !== connKey(m.conn)) return; // the socket went away while we read
-    let last = Math.max(since, dev.acked);
-    for (const e of page) {
-      (dev.pending ??= new Map()).set(e.ptr, { ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0, at: 0 });
-      if ((dev.inboxed ??= []).push(e.ptr) > INBOXED_MAX) this.forgetInboxed(dev);
-      if (!this.deps.router.toConnection(m.conn, { t: 'delivery', ptr: e.ptr, packed: e.packed })) return this.release(dev);
-      last = e.ptr;
+    if (dev.sync) return;
+    const start = Math.max(since, dev.acked, dev.sent);
+    if (start >= dev.next) {
+      // Every ptr handed out is acked or was sent on this socket: nothing to read.
+      return this.sendSynced(dev, m.conn, start, false);
     }
-    const more = page.length === SYNC_PAGE && last < dev.next;
+    const resend = resendCount(start, dev.sentMax, SYNC_PAGE);
+    if (resend > 0) {
+      const { budgets, config } = this.deps;
+      const wait = budgets.syncResend.take(deviceKey(this.id, dev.id), Date.now(), Math.min(resend, config.shaping.syncResend.burst));
+      if (wait) throw rateLimited(`this device was sent ${resend} of these messages before and has not acked them`, wait);
+    }
+    dev.synced = false;
+    const run: SyncRun = { conn: m.conn, rid: m.rid, last: start, count: 0, ahead: [], at: 0, avg: FIRST_AVG_BYTES };
+    dev.sync = run;
+    await this.slice(dev, run, m.room);
+  }
+
+  private async syncMore(m: UserSyncMore): Promise<void> {
+    const dev = this.find(m.device);
+    const run = dev?.sync;
+    if (!run || connKey(run.conn) !== connKey(m.conn)) return; // the socket went, or the sync ended
+    await this.slice(dev!, run, m.room);
+  }
+
+  /** A slice whose store read failed ends the sync with the error (so the client may sync again); a bug still crashes. */
+  private async slice(dev: DeviceState, run: SyncRun, room: number): Promise<void> {
+    try {
+      await this.sendSlice(dev, run, room);
+    } catch (err) {
+      if (dev.sync === run) dev.sync = undefined;
+      if (!(err instanceof ParleyError)) throw err;
+      this.deps.router.toConnection(run.conn, errorFrame({ rid: run.rid }, err));
+    }
+  }
+
+  /**
+   * Sends entries while the socket has room, reading the inbox as needed (about a slice at a time); then ends
+   * the page with `synced`, or asks the socket to say when it has drained (`session.drain` → `sync.more`).
+   */
+  private async sendSlice(dev: DeviceState, run: SyncRun, room: number): Promise<void> {
+    const { router, store } = this.deps;
+    let exhausted = false; // a read in this turn found fewer than it asked for: the inbox has nothing more
+    for (;;) {
+      if (run.at === run.ahead.length) {
+        const left = SYNC_PAGE - run.count;
+        if (left === 0 || exhausted) return this.endSync(dev, run, !exhausted && run.last < dev.next);
+        if (room <= 0) break;
+        await settled(dev.lastWrite); // the inbox holds every entry written so far
+        run.last = Math.max(run.last, dev.acked); // a sync coalesced into this one may have acked further
+        const n = readCount(room, run.avg, left);
+        const read = await store.inboxRange(deviceKey(this.id, dev.id), run.last, n);
+        if (dev.sync !== run) return; // the socket went (or was replaced) while we read
+        exhausted = read.length < n;
+        run.ahead = read;
+        run.at = 0;
+        if (read.length) run.avg = averageBytes(read);
+        continue;
+      }
+      if (room <= 0) break;
+      const e = run.ahead[run.at++]!;
+      const pending = (dev.pending ??= new Map());
+      pending.set(e.ptr, { ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0, at: 0 });
+      if ((dev.inboxed ??= []).push(e.ptr) > INBOXED_MAX) this.forgetInboxed(dev);
+      if (pending.size > MAX_UNACKED) {
+        router.closeConnection(run.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
+        return this.release(dev);
+      }
+      if (!router.toConnection(run.conn, { t: 'delivery', ptr: e.ptr, packed: e.packed })) return this.release(dev);
+      run.last = e.ptr;
+      run.count++;
+      dev.sent = e.ptr;
+      if (e.ptr > dev.sentMax) dev.sentMax = e.ptr;
+      room -= e.packed.byteLength + DELIVERY_OVERHEAD;
+    }
+    router.toConnection(run.conn, { t: 'session.drain' });
+  }
+
+  private endSync(dev: DeviceState, run: SyncRun, more: boolean): void {
+    dev.sync = undefined;
+    this.sendSynced(dev, run.conn, run.last, more);
+  }
+
+  /** The end of a sync page; after the last, first the news of devices added while this one was away. */
+  private sendSynced(dev: DeviceState, conn: ConnRef, ptr: number, more: boolean): void {
     dev.synced = !more;
-    if (!more) this.catchUpDevices(dev, m.conn);
-    this.deps.router.toConnection(m.conn, { t: 'synced', ptr: last, ...(more ? { more: true } : {}) });
+    if (!more) this.catchUpDevices(dev, conn);
+    this.deps.router.toConnection(conn, { t: 'synced', ptr, ...(more ? { more: true as const } : {}) });
   }
 
   private find(id: DeviceId): DeviceState | undefined {

@@ -38,7 +38,8 @@ interface Cursor { delivered: number; read: number }
 export interface Receipts { conv: string; members: Record<string, Cursor>; all?: Cursor }
 
 export class ServerError extends Error {
-  constructor(readonly code: string, message: string, readonly retryable: boolean) { super(message); }
+  /** `retryAfterMs`: a rate limit's wait before the same request may pass. */
+  constructor(readonly code: string, message: string, readonly retryable: boolean, readonly retryAfterMs?: number) { super(message); }
 }
 
 interface Events {
@@ -113,6 +114,7 @@ export class ParleyClient extends Emitter<Events> {
   private readyWaiter?: { resolve(w: WelcomeFrame): void; reject(e: unknown): void };
   private readonly seen = new Set<string>();
   private readonly awaiting = new Map<string, Awaiting>();
+  private syncRid?: string;
 
   constructor(private readonly opts: ClientOptions) {
     super();
@@ -238,7 +240,7 @@ export class ParleyClient extends Emitter<Events> {
     const w = this.waiting.get(key);
     if (!w) return false;
     this.waiting.delete(key);
-    if (error) w.reject(new ServerError(error.code, error.message, error.retryable));
+    if (error) w.reject(new ServerError(error.code, error.message, error.retryable, error.retryAfterMs));
     else w.resolve(value);
     return true;
   }
@@ -257,7 +259,7 @@ export class ParleyClient extends Emitter<Events> {
         }
         this.backoff = 250;
         this.acked = this.ptr; // sync acks everything up to ptr
-        this.raw({ t: 'sync', since: this.ptr });
+        this.sync();
         this.emit('welcome', f);
         this.readyWaiter?.resolve(f);
         this.readyWaiter = undefined;
@@ -272,7 +274,7 @@ export class ParleyClient extends Emitter<Events> {
         return;
       case 'synced':
         this.flushAck();
-        if (f.more) this.raw({ t: 'sync', since: this.ptr });
+        if (f.more) this.sync();
         else this.emit('synced', f.ptr);
         return;
       case 'sent': this.await(f); this.settle(`cid:${f.cid}`, f); return;
@@ -283,11 +285,26 @@ export class ParleyClient extends Emitter<Events> {
       case 'presence': this.emit('presence', f); return;
       case 'device': this.emit(f.event === 'added' ? 'deviceAdded' : 'deviceRemoved', f.device, f.time); return;
       case 'error': {
+        if (f.rid !== undefined && f.rid === this.syncRid) return this.syncRefused(f);
         const settled = (f.cid && this.settle(`cid:${f.cid}`, undefined, f)) || (f.rid && this.settle(`rid:${f.rid}`, undefined, f));
         if (!settled) this.emit('error', f);
         return;
       }
     }
+  }
+
+  /** Asks for the inbox after the pointer held; the rid matches a refusal to it. */
+  private sync(): void {
+    this.syncRid = `s${(++this.seq).toString(36)}`;
+    this.raw({ t: 'sync', since: this.ptr, rid: this.syncRid });
+  }
+
+  /** A refused sync (rate limited, a store outage) is asked again on the same socket once the node says it may. */
+  private syncRefused(f: ErrorFrame): void {
+    this.emit('error', f);
+    if (!f.retryable) return;
+    const ws = this.ws;
+    setTimeout(() => { if (this.ws === ws && this.connected) this.sync(); }, f.retryAfterMs ?? 1000);
   }
 
   // ---- receipts missed while offline ----

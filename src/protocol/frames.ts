@@ -40,7 +40,8 @@ export type GroupRole = 'admin' | 'member';
 
 // ---- client → server -------------------------------------------------------------------------------------
 
-export interface SyncFrame { t: 'sync'; since: number }
+/** `rid`, optional, is echoed by an error refusing the sync. */
+export interface SyncFrame { t: 'sync'; since: number; rid?: string }
 export interface SendFrame {
   t: 'send'; rid?: string; cid: string; kind: ClientMessageKind;
   /** Either `to` (a user: the 1:1 conversation is derived) or `conv`. */
@@ -107,7 +108,7 @@ export interface TypingEventFrame { t: 'typing'; conv: ConversationId; user: Use
 /** `lastSeen` is absent while online and when the user's privacy hides it from you. */
 export interface PresenceFrame { t: 'presence'; user: UserId; online: boolean; lastSeen?: number }
 export interface ResultFrame { t: 'res'; rid: string; data: unknown }
-export interface ErrorFrame { t: 'error'; rid?: string; cid?: string; code: ErrorCode; message: string; retryable: boolean }
+export interface ErrorFrame { t: 'error'; rid?: string; cid?: string; code: ErrorCode; message: string; retryable: boolean; retryAfterMs?: number }
 export interface PongFrame { t: 'pong'; rid?: string; time: number }
 /**
  * Another device of this user was signed in (`added`) or signed out (`removed`), at `time`. A device that

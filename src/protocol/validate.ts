@@ -38,7 +38,7 @@ export function validateClientFrame(v: unknown, limits: Limits, frameBytes = Inf
   if (!isObj(v) || typeof v.t !== 'string') throw new ParleyError('bad_frame', 'a frame is a map with a type field "t"');
   const t = v.t;
   switch (t) {
-    case 'sync': return { t, since: uint(v, 'since') };
+    case 'sync': { const r = optRid(v); return r === undefined ? { t, since: uint(v, 'since') } : { t, since: uint(v, 'since'), rid: r }; }
     case 'ack': return { t, ptr: uint(v, 'ptr') };
     case 'ping': return { t, rid: optRid(v) };
     case 'send': return validateSend(v, limits, frameBytes);

@@ -6,6 +6,8 @@ import type { ConnRef, ReplyTo, Router } from '../transport/router.js';
 import { CloseCodes } from '../actors/user.js';
 
 const MAX_PRESENCE_SUBS_PER_SOCKET = 1000;
+/** What a sync may send at once when the socket can't say (half the default 1 MiB backpressure cap). */
+const DEFAULT_SYNC_ROOM = 512 * 1024;
 
 /** Phone number → user id, for contact discovery. Unknown and malformed numbers are left out. */
 export interface Directory {
@@ -28,6 +30,8 @@ export class ClientSession {
     private readonly router: Router,
     private readonly send: (frame: ServerFrame) => void,
     private readonly directory: Directory,
+    /** Bytes the socket can take now without nearing its backpressure cap: the size of a sync's slice. */
+    private readonly room: () => number = () => DEFAULT_SYNC_ROOM,
   ) {}
 
   /** Announces the socket to its user entity; the welcome carries the device's acked pointer. */
@@ -46,6 +50,11 @@ export class ClientSession {
     this.devices = Math.max(this.devices, devices);
   }
 
+  /** The socket's buffer drained while a sync waited: it sends its next slice. */
+  drained(room: number): void {
+    this.router.tell('user', this.user, { t: 'sync.more', device: this.device, conn: this.ref, room });
+  }
+
   closed(): void {
     this.router.tell('user', this.user, { t: 'detach', device: this.device, conn: this.ref });
     if (this.presenceSubs) for (const u of this.presenceSubs) this.router.tell('user', u, { t: 'presence.unsub', viewer: this.user, conn: this.ref });
@@ -54,7 +63,7 @@ export class ClientSession {
   handle(f: ClientFrame): void {
     const { router, user, device, ref } = this;
     switch (f.t) {
-      case 'sync': return router.tell('user', user, { t: 'sync', device, conn: ref, since: f.since });
+      case 'sync': return router.tell('user', user, { t: 'sync', device, conn: ref, since: f.since, room: this.room(), origin: ref, ...(f.rid ? { rid: f.rid } : {}) });
       case 'ack': return router.tell('user', user, { t: 'ack', device, ptr: f.ptr });
       case 'send': return this.sendMessage(f);
       case 'read': return router.tell('conv', f.conv, { t: 'read', user, seq: f.seq, origin: ref });

@@ -169,7 +169,7 @@ export interface OtpRecord {
   /** Wrong codes against this number since `guessWindow` began, across codes... */
   guesses: number;
   guessWindow: number;
-  /** ...and how many of them came from each address (keyed as src/accounts/ip-key.ts does). */
+  /** ...and how many of them came from each address (keyed as src/transport/ip-key.ts does). */
   guessers: Record<string, number>;
   /** When the store may forget the record (a TTL). */
   expiresAt: number;

@@ -38,9 +38,10 @@ export type Reply = { ok: true; value: unknown } | { ok: false; error: import('.
 
 /**
  * A frame for a socket: a ready frame, a delivery whose message was packed once for the whole fan-out, or
- * news for the socket's session that is never written to the socket (how many devices its user has).
+ * news for the socket's session that is never written to the socket (how many devices its user has; a sync
+ * waiting to hear, as `sync.more`, when the socket's send buffer has drained).
  */
 export type Outbound = ServerFrame | { t: 'delivery'; ptr: number; packed: Uint8Array } | SessionNews;
-export interface SessionNews { t: 'session.devices'; devices: number }
+export type SessionNews = { t: 'session.devices'; devices: number } | { t: 'session.drain' };
 
 export const connKey = (c: ConnRef): string => `${c.node}/${c.id}`;

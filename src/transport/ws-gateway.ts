@@ -1,7 +1,7 @@
-import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
+import type { HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import uWS from 'uWebSockets.js';
-import { ParleyError, errorFrame } from '../protocol/errors.js';
-import type { DeviceId, UserId } from '../protocol/ids.js';
+import { ParleyError, errorFrame, rateLimited, toErrorBody } from '../protocol/errors.js';
+import { deviceKey, type DeviceId, type UserId } from '../protocol/ids.js';
 import type { Limits, ServerFrame } from '../protocol/frames.js';
 import { decodeFrame, encodeDelivery, encodeFrame, type WireFormat } from '../protocol/codec.js';
 import { validateClientFrame } from '../protocol/validate.js';
@@ -10,11 +10,13 @@ import { ClientSession, type Directory } from '../session/client-session.js';
 import { log } from '../log.js';
 import type { ConnectionRegistry, Connection } from './connections.js';
 import type { Outbound, Router } from './router.js';
-import { TokenBucket } from './rate-limit.js';
+import { KeyedLimiter, TokenBucket, type Rate } from './rate-limit.js';
 import { originAllowed } from './origin.js';
 import { bearer, remoteAddress, statusLine } from '../http/http-io.js';
 import type { Metrics } from '../ops/metrics.js';
 import { CloseCodes } from '../actors/user.js';
+import { ipKey } from './ip-key.js';
+import { frameCost } from './frame-cost.js';
 
 interface SocketData {
   id: number;
@@ -34,6 +36,8 @@ export interface GatewayOptions {
   maxBackpressure: number;
   idleTimeoutSec: number;
   rate: { perSecond: number; burst: number };
+  /** Upgrades per client address and per user; cost units of expensive frames per device. */
+  shaping: { ipUpgrades: Rate; userUpgrades: Rate; frameCost: Rate };
   limits: Limits;
   /** Browser origins allowed besides the node's own (config `allowedOrigins`). */
   allowedOrigins: readonly string[];
@@ -51,6 +55,9 @@ export function mountGateway(
 ): void {
   const { accounts, router, conns, metrics, directory } = deps;
   let upgrading = 0;
+  const ipUpgrades = new KeyedLimiter(opts.shaping.ipUpgrades);
+  const userUpgrades = new KeyedLimiter(opts.shaping.userUpgrades);
+  const edge: Edge = { costs: new KeyedLimiter(opts.shaping.frameCost), costBurst: opts.shaping.frameCost.burst, maxBackpressure: opts.maxBackpressure };
 
   app.ws<SocketData>('/v1/ws', {
     compression: uWS.DISABLED,
@@ -71,15 +78,19 @@ export function mountGateway(
       const extensions = req.getHeader('sec-websocket-extensions');
       if (!originAllowed(req.getHeader('origin'), req.getHeader('host'), opts.allowedOrigins)) {
         metrics.count('ws_refused_origin');
-        res.writeStatus(statusLine(403)).writeHeader('content-type', 'application/json')
-          .end('{"error":{"code":"forbidden","message":"this origin may not open a socket here (PARLEY_ALLOWED_ORIGINS)","retryable":false}}');
-        return;
+        return refuse(res, new ParleyError('forbidden', 'this origin may not open a socket here (PARLEY_ALLOWED_ORIGINS)'));
       }
       const addr = remoteAddress(res);
       if (conns.size + upgrading >= opts.maxConnections) {
         metrics.count('ws_refused_capacity');
         res.writeStatus(statusLine(503)).writeHeader('retry-after', '5').end('{"error":{"code":"over_capacity","message":"this node is at its connection limit","retryable":true}}');
         return;
+      }
+      // Before the token is checked: a refused upgrade costs no store read.
+      const ipWait = ipUpgrades.take(ipKey(addr), Date.now());
+      if (ipWait) {
+        metrics.count('ws_refused_rate');
+        return refuse(res, rateLimited('too many connections from your address', ipWait));
       }
       let aborted = false;
       res.onAborted(() => { aborted = true; });
@@ -88,6 +99,12 @@ export function mountGateway(
         (s) => {
           upgrading--;
           if (aborted) return;
+          // A device reconnecting in a loop re-runs attach and sync each time: bounded per user.
+          const userWait = userUpgrades.take(s.user, Date.now());
+          if (userWait) {
+            metrics.count('ws_refused_rate');
+            return res.cork(() => refuse(res, rateLimited('this account connects too often', userWait)));
+          }
           const renewed = accounts.renewal(s)?.token;
           res.cork(() => res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format, addr, renewed, conn: undefined }, key, protocol, extensions, context));
         },
@@ -95,15 +112,14 @@ export function mountGateway(
           upgrading--;
           if (aborted) return;
           const e = err instanceof ParleyError ? err : new ParleyError('internal', 'could not authenticate');
-          res.cork(() => res.writeStatus(statusLine(e.status)).writeHeader('content-type', 'application/json')
-            .end(JSON.stringify({ error: { code: e.code, message: e.message, retryable: e.retryable } })));
+          res.cork(() => refuse(res, e));
         },
       );
     },
 
     open: (ws) => {
       const data = ws.getUserData();
-      const conn = new SocketConnection(ws, data, opts.node, router, opts.rate, metrics, directory);
+      const conn = new SocketConnection(ws, data, opts.node, router, opts.rate, metrics, directory, edge);
       data.conn = conn;
       conns.add(conn);
       metrics.count('ws_opened');
@@ -132,6 +148,8 @@ export function mountGateway(
       ws.getUserData().conn?.receive(message, isBinary, opts.limits);
     },
 
+    drain: (ws) => ws.getUserData().conn?.checkDrain(),
+
     close: (ws) => {
       const conn = ws.getUserData().conn;
       if (!conn) return;
@@ -143,6 +161,16 @@ export function mountGateway(
   });
 }
 
+/** An upgrade refused: the error as JSON, with Retry-After when it will pass later. */
+function refuse(res: HttpResponse, e: ParleyError): void {
+  res.writeStatus(statusLine(e.status)).writeHeader('content-type', 'application/json');
+  if (e.retryAfterMs !== undefined) res.writeHeader('retry-after', String(Math.ceil(e.retryAfterMs / 1000)));
+  res.end(JSON.stringify({ error: toErrorBody(e) }));
+}
+
+/** What every socket of this gateway shares: the per-device cost budgets and the send buffer's cap. */
+interface Edge { costs: KeyedLimiter; costBurst: number; maxBackpressure: number }
+
 class SocketConnection implements Connection {
   readonly id: number;
   readonly user: UserId;
@@ -151,28 +179,41 @@ class SocketConnection implements Connection {
   closed = false;
   ready = false;
   private outbox?: (Uint8Array | string)[];
+  /** Bytes in `outbox`, not yet handed to uWS. */
+  private queued = 0;
+  /** The user entity waits to hear that the send buffer has drained (a sync is sending its page in slices). */
+  private drainWanted = false;
   private readonly format: WireFormat;
   private readonly bucket: TokenBucket;
+  private readonly key: string;
 
   constructor(
     private readonly ws: WebSocket<SocketData>, data: SocketData, node: string, router: Router,
-    rate: { perSecond: number; burst: number }, private readonly metrics: Metrics, directory: Directory,
+    rate: { perSecond: number; burst: number }, private readonly metrics: Metrics, directory: Directory, private readonly edge: Edge,
   ) {
     this.id = data.id;
     this.user = data.user;
     this.device = data.device;
     this.format = data.format;
+    this.key = deviceKey(data.user, data.device);
     this.bucket = new TokenBucket(rate.perSecond, rate.burst, Date.now());
-    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, router, (f) => this.send(f), directory);
+    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, router, (f) => this.send(f), directory, () => this.room());
   }
 
   receive(message: ArrayBuffer, isBinary: boolean, limits: Limits): void {
     this.metrics.count('frames_in');
     try {
-      if (!this.bucket.take(Date.now())) throw new ParleyError('rate_limited', 'slow down: too many frames');
+      const now = Date.now();
+      if (!this.bucket.take(now)) throw rateLimited('slow down: too many frames', this.bucket.waitMs(now));
       // A JSON frame can be far smaller than its body packed (a float: 4 characters, 9 bytes), so only a
       // binary frame's size bounds its body's.
       const frame = validateClientFrame(decodeFrame(message, isBinary), limits, isBinary ? message.byteLength : Infinity);
+      // Expensive frames also draw on the device's budget, which a reconnect does not refill.
+      const cost = frameCost(frame);
+      if (cost > 0) {
+        const wait = this.edge.costs.take(this.key, now, Math.min(cost, this.edge.costBurst));
+        if (wait) throw rateLimited(`slow down: this ${frame.t} costs ${cost} of your device's budget`, wait);
+      }
       this.session.handle(frame);
     } catch (err) {
       if (!(err instanceof ParleyError)) log('error', 'frame handler failed', { error: (err as Error)?.stack ?? String(err) });
@@ -185,7 +226,13 @@ class SocketConnection implements Connection {
   send(frame: Outbound): boolean {
     if (this.closed) return false;
     if (frame.t === 'session.devices') return (this.session.devicesChanged(frame.devices), true);
+    if (frame.t === 'session.drain') {
+      this.drainWanted = true;
+      if (!this.outbox) this.checkDrain(); // else the flush checks
+      return true;
+    }
     const data = frame.t === 'delivery' ? encodeDelivery(frame.ptr, frame.packed, this.format) : encodeFrame(frame as ServerFrame, this.format);
+    this.queued += typeof data === 'string' ? data.length * 3 : data.byteLength; // a UTF-16 unit is at most 3 UTF-8 bytes
     if (this.outbox) this.outbox.push(data);
     else {
       this.outbox = [data];
@@ -197,17 +244,38 @@ class SocketConnection implements Connection {
   flush(): void {
     const frames = this.outbox;
     this.outbox = undefined;
+    this.queued = 0;
     if (this.closed || !frames) return;
     this.ws.cork(() => {
       for (const data of frames) {
         if (this.ws.send(data, typeof data !== 'string') === 2) {
           // Over the backpressure cap: uWS closes the socket; the device resyncs by pointer when it returns.
           this.metrics.count('ws_slow_consumer');
+          this.closed = true;
           return;
         }
       }
     });
     this.metrics.count('frames_out', frames.length);
+    this.checkDrain();
+  }
+
+  /**
+   * Bytes the socket can take now without nearing the backpressure cap: a sync sends its page in slices of
+   * this size, so the buffer stays under half the cap (live frames have the other half). A JSON frame may be
+   * up to twice its packed size (base64 bodies, escapes), so a JSON socket offers half.
+   */
+  room(): number {
+    const free = this.edge.maxBackpressure / 2 - (this.closed ? Infinity : this.ws.getBufferedAmount() + this.queued);
+    return Math.max(0, Math.floor(this.format === 'json' ? free / 2 : free));
+  }
+
+  /** Tells the waiting sync to go on once the buffer is down to a quarter of the cap (uWS `drain`, or a flush). */
+  checkDrain(): void {
+    if (!this.drainWanted || this.closed) return;
+    if (this.ws.getBufferedAmount() + this.queued > this.edge.maxBackpressure / 4) return;
+    this.drainWanted = false;
+    this.session.drained(this.room());
   }
 
   close(code: number, reason: string): void {

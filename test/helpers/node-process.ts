@@ -31,11 +31,19 @@ export const GENEROUS_OTP_ENV: Record<string, string> = {
   PARLEY_OTP_IP_GUESSES: '1000000/s', PARLEY_OTP_PHONE_GUESSES: '1000000/d', PARLEY_OTP_PHONE_IP_GUESSES: '1000000',
 };
 
+/**
+ * Request shaping out of the way: tests run every client from 127.0.0.1 and flood on purpose. A test of the
+ * limits themselves (test/security/shaping.test.ts) passes strict values.
+ */
+export const UNSHAPED: Record<string, string> = Object.fromEntries(
+  ['IP_HTTP', 'IP_UPGRADE', 'USER_UPGRADE', 'FRAME_COST', 'SYNC_RESEND', 'FANOUT'].flatMap((k) => [[`PARLEY_${k}_PER_S`, '1000000'], [`PARLEY_${k}_BURST`, '1000000']]),
+);
+
 /** Starts a real node process on a free port with its own data directory, and waits until it listens. */
 export async function startNodeProcess(env: Record<string, string> = {}, dataDir?: string): Promise<RunningNode> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'parley-test-'));
   const proc = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, PARLEY_PORT: '0', PARLEY_HOST: '127.0.0.1', PARLEY_DATA: dir, ...GENEROUS_OTP_ENV, PARLEY_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, PARLEY_PORT: '0', PARLEY_HOST: '127.0.0.1', PARLEY_DATA: dir, ...GENEROUS_OTP_ENV, PARLEY_LOG_LEVEL: 'warn', ...UNSHAPED, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { cooldownAfter, guessStep, issueStep, withdrawStep, type GuessOutcome, type IssueOutcome, type OtpPolicy } from '../../src/accounts/otp-policy.js';
-import { ipKey } from '../../src/accounts/ip-key.js';
+import { ipKey } from '../../src/transport/ip-key.js';
 import { allowance, loadConfig } from '../../src/config.js';
 import type { OtpRecord, OtpStep } from '../../src/store/store.js';
 
