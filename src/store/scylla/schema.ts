@@ -130,6 +130,19 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: [`ALTER TABLE {ks}.receipt_cursors ADD visible_from bigint`],
     done: /conflicts with an existing column|already exist/i,
   },
+  {
+    version: 4,
+    description: 'who may fetch a media',
+    statements: [
+      // One partition per media: a row per holder (a user, or a group conversation with the highest seq of
+      // a message there naming it, a max-register kept with write timestamps). Fetches read the rows of the
+      // caller's own holders only (holder IN …), so a media sent to many chats costs its readers nothing.
+      `CREATE TABLE IF NOT EXISTS {ks}.media_refs (
+        media text, holder text, seq bigint,
+        PRIMARY KEY ((media), holder)
+      )`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

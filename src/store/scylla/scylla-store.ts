@@ -5,8 +5,8 @@ import type { GroupRole, LastSeenPrivacy, Message, MessageKind, PushPlatform } f
 import { ParleyError } from '../../protocol/errors.js';
 import { pack, unpack } from '../../protocol/codec.js';
 import type {
-  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaRecord, OtpRecord, PushRegistration,
-  ReceiptCursor, SnapshotRecord, Store, UserRecord,
+  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaHolder, MediaRecord, MediaRef, OtpRecord,
+  PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 import { log } from '../../log.js';
 import { DAY_MS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, ttlUntil } from './buckets.js';
@@ -56,6 +56,7 @@ export interface ScyllaOptions {
 
 const LWT_APPLIED = '[applied]';
 const PAGE = 1000;
+const MEDIA_IN_MAX = 100;
 const BUCKET_CACHE_MAX = 100_000;
 /** How often failed appends are rolled back again while the database is away. */
 const ROLLBACK_RETRY_MS = 1000;
@@ -717,6 +718,26 @@ export class ScyllaStore implements Store {
     return { id, mime: r.get('mime'), size: num(r.get('size'))!, owner: r.get('owner'), createdAt: num(r.get('created_at'))! };
   }
 
+  async putMediaRefs(media: string, refs: MediaRef[]): Promise<void> {
+    // A conversation holder's seq is a max-register (timestamp = seq); the others are written at the time,
+    // so a later delete of them (an account's data) is not shadowed forever by a tiny timestamp.
+    const now = Date.now() * 1000;
+    const queries = refs.map((r) => ({
+      query: this.q.putMediaRef, params: [media, r.holder, r.seq, r.holder.startsWith('c:') ? maxRegisterTimestamp(r.seq) : now],
+    }));
+    if (queries.length === 1) await this.write(queries[0]!.query, queries[0]!.params);
+    else if (queries.length > 1) await this.batch(queries); // one partition: one mutation
+  }
+
+  async getMediaRefs(media: string, holders: MediaHolder[]): Promise<MediaRef[]> {
+    const all = [...new Set(holders)];
+    const chunks: MediaHolder[][] = [];
+    // ScyllaDB refuses more than 100 values in one IN restriction (max_clustering_key_restrictions_per_query).
+    for (let i = 0; i < all.length; i += MEDIA_IN_MAX) chunks.push(all.slice(i, i + MEDIA_IN_MAX));
+    const results = await Promise.all(chunks.map((c) => this.read(this.q.getMediaRefs, [media, c])));
+    return results.flatMap((rs) => rs.rows.map((r) => ({ holder: r.get('holder') as MediaHolder, seq: num(r.get('seq')) ?? 0 })));
+  }
+
   // ---- journal and snapshots ----
 
   private journalPartition(seq: number): number {
@@ -861,6 +882,8 @@ function statements(ks: string) {
 
     putMedia: `INSERT INTO ${ks}.media (id, mime, size, owner, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`,
     getMedia: `SELECT mime, size, owner, created_at FROM ${ks}.media WHERE id = ?`,
+    putMediaRef: `INSERT INTO ${ks}.media_refs (media, holder, seq) VALUES (?, ?, ?) USING TIMESTAMP ?`,
+    getMediaRefs: `SELECT holder, seq FROM ${ks}.media_refs WHERE media = ? AND holder IN ?`,
 
     journalIndex: `INSERT INTO ${ks}.journal_partitions (key, partition_nr) VALUES (?, ?)`,
     journalInsert: `INSERT INTO ${ks}.journal (key, partition_nr, seq, data, tags, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
