@@ -20,6 +20,9 @@ import { Accounts } from './accounts/accounts.js';
 import { DevOutboxSms, HttpSms } from './accounts/sms-gateway.js';
 import { OutboxPushGateway } from './push/push-gateway.js';
 import { MediaStore } from './media/media-store.js';
+import { MediaAccess } from './media/media-access.js';
+import { MediaUrlSigner } from './media/media-urls.js';
+import { UploadGate } from './media/upload-gate.js';
 import { mountAccounts } from './http/account-routes.js';
 import { mountMedia } from './http/media-routes.js';
 import { mountOps } from './http/ops-routes.js';
@@ -54,23 +57,33 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   router.host([User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[]);
 
   const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms() : undefined;
-  const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), new TokenSigner(secret), secret, cfg,
+  const tokens = new TokenSigner(secret);
+  const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), tokens, secret, cfg,
     (user, device) => router.ask('user', user, (reply) => ({ t: 'device.added', reply, device })));
   const media = new MediaStore(join(cfg.dataDir, 'media'));
+  // A group's conversation says who may see which of its messages (members added later see from their join).
+  const mediaAccess = new MediaAccess(store, (conv, user, seq) => router.ask<'conv', boolean>('conv', conv, (reply) => ({ t: 'visible', reply, user, seq })));
+  const { media: m } = cfg;
+  const uploads = new UploadGate({
+    perUser: m.uploadsPerUser, inFlight: m.uploadsInFlight, diskBytes: m.uploadDiskBytes, graceMs: m.uploadGraceMs, minBytesPerSec: m.uploadMinBytesPerSec,
+  });
 
   metrics.gauge('connections', () => conns.size);
   metrics.gauge('heap_bytes', () => process.memoryUsage().heapUsed);
+  metrics.gauge('uploads_in_flight', () => uploads.inFlight);
   for (const kind of ['user', 'conv', 'group']) {
     metrics.gauge(`entities_${kind}`, () => (router.tree().find((r) => r.type === kind)?.active ?? 0));
   }
 
   const app = uWS.App();
-  mountGateway(app, { accounts, router, conns, metrics, directory: accounts }, {
+  mountGateway(app, { accounts, router, conns, metrics, directory: accounts, media: mediaAccess }, {
     node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
     idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, limits: cfg.limits,
   });
   mountAccounts(app, { accounts, store, devSms });
-  mountMedia(app, { accounts, store, media, maxBytes: cfg.limits.maxMediaBytes });
+  mountMedia(app, {
+    accounts, tokens, store, media, access: mediaAccess, urls: new MediaUrlSigner(secret, m.urlTtlMs), gate: uploads, maxBytes: cfg.limits.maxMediaBytes,
+  });
   mountOps(app, { node: id, metrics, accounts, adminKey: cfg.adminKey, tree: () => router.tree(), push: devSms ? push : undefined, faults });
   app.any('/*', (res) => sendJson(track(res), 404, { error: new ParleyError('not_found', 'no such route') }));
 

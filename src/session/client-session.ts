@@ -3,6 +3,7 @@ import { directConversationId, newId, type ConversationId, type DeviceId, type U
 import type { ClientFrame, SendFrame, ServerFrame } from '../protocol/frames.js';
 import type { ConvSend, EntityMessages, EntityType } from '../actors/messages.js';
 import type { ConnRef, ReplyTo, Router } from '../transport/router.js';
+import { isMediaId, mediaOf, type MediaGate } from '../media/media-access.js';
 
 const MAX_PRESENCE_SUBS_PER_SOCKET = 1000;
 
@@ -19,6 +20,8 @@ export class ClientSession {
   private presenceSubs?: Set<UserId>;
   /** How many devices the user has, as its entity last said (0: not known yet). */
   private devices = 0;
+  /** The last send still waiting for a media check: later sends wait behind it, so a socket's sends keep their order. */
+  private sendQueue?: Promise<void>;
 
   constructor(
     readonly ref: ConnRef,
@@ -27,6 +30,8 @@ export class ClientSession {
     private readonly router: Router,
     private readonly send: (frame: ServerFrame) => void,
     private readonly directory: Directory,
+    /** Checks that media a message or profile names is the sender's to share; without it nothing is checked. */
+    private readonly media?: MediaGate,
   ) {}
 
   /** Announces the socket to its user entity; the welcome carries the device's acked pointer. */
@@ -83,7 +88,19 @@ export class ClientSession {
         const t = f.t === 'group.leave' ? 'leave' as const : 'info' as const;
         return this.request(f.rid, 'group', f.group, (reply) => ({ t, reply, by: user }));
       }
-      case 'profile.set': return this.request(f.rid, 'user', user, (reply) => ({ t: 'profile.set', reply, name: f.name, avatar: f.avatar }));
+      case 'profile.set': {
+        const set = () => this.request(f.rid, 'user', user, (reply) => ({ t: 'profile.set', reply, name: f.name, avatar: f.avatar }));
+        // A profile picture is anyone's to see: it must be the user's to share, and it becomes public.
+        if (!this.media || !isMediaId(f.avatar)) return set();
+        const media = this.media;
+        media.mayFetch(user, f.avatar)
+          .then((ok) => {
+            if (!ok) throw new ParleyError('not_found', 'no such media (upload it first)');
+            return media.makePublic(f.avatar!);
+          })
+          .then(set, (err) => this.send(errorFrame({ rid: f.rid }, err)));
+        return;
+      }
       case 'profile.get': return this.request(f.rid, 'user', f.user, (reply) => ({ t: 'profile.get', reply, viewer: user }));
       case 'settings.set': return this.request(f.rid, 'user', user, (reply) => ({ t: 'settings.set', reply, lastSeen: f.lastSeen }));
       case 'contacts.add': case 'contacts.remove': {
@@ -116,7 +133,17 @@ export class ClientSession {
     if (f.body !== undefined) m.body = f.body;
     if (f.reply !== undefined) m.replyTo = f.reply;
     if (f.target !== undefined) m.target = f.target;
-    this.router.tell('conv', conv, m);
+    const media = this.media && mediaOf(f.kind, f.body);
+    if (!media && !this.sendQueue) return this.router.tell('conv', conv, m);
+    // A message may name only media its sender may fetch: otherwise naming someone else's media id in a message
+    // to yourself would let you read it. Checks run at once; the sends leave in the order they came.
+    const allowed = media ? this.media!.mayFetch(this.user, media) : Promise.resolve(true);
+    const done = Promise.all([this.sendQueue, allowed]).then(([, ok]) => {
+      if (ok) this.router.tell('conv', conv, m);
+      else this.send(errorFrame(f, new ParleyError('not_found', 'no such media (upload it first)')));
+    }, (err: unknown) => this.send(errorFrame(f, err)));
+    this.sendQueue = done;
+    void done.then(() => { if (this.sendQueue === done) this.sendQueue = undefined; });
   }
 
   /** An ask whose answer (or error) goes back as a `res` (or `error`) frame with the request's rid. */

@@ -19,8 +19,10 @@ export interface Store {
    * again, so a resend of the cid is never matched to a copy nobody was told about. A seq whose append
    * succeeded is never appended again by its conversation, so the rollback only ever removes the failed attempt.
    * `packed`, when given, is `m` as msgpack (packed once for delivery): a store that keeps bytes reuses it.
+   * `media`, when the message names a media, is who may fetch it because of this message: its refs are
+   * durable before (or with) the message, never after, so no stored message names media its readers can't fetch.
    */
-  appendMessage(m: Message, packed?: Uint8Array): Promise<void>;
+  appendMessage(m: Message, packed?: Uint8Array, media?: MediaGrant): Promise<void>;
   getMessage(conv: ConversationId, seq: number): Promise<Message | undefined>;
   /**
    * Ascending by seq. `before`/`after` bound seq (exclusive), `from`/`until` bound ts (inclusive).
@@ -164,3 +166,5 @@ export interface MediaRecord { id: string; mime: string; size: number; owner: Us
 export type MediaHolder = `u:${UserId}` | `c:${ConversationId}` | '*';
 /** `seq`: for a conversation holder the highest seq naming the media; 0 for the others. */
 export interface MediaRef { holder: MediaHolder; seq: number }
+/** The refs a stored message adds to the media it names (see appendMessage). */
+export interface MediaGrant { media: string; refs: MediaRef[] }

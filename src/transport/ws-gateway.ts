@@ -7,6 +7,7 @@ import { decodeFrame, encodeDelivery, encodeFrame, type WireFormat } from '../pr
 import { validateClientFrame } from '../protocol/validate.js';
 import type { Accounts } from '../accounts/accounts.js';
 import { ClientSession, type Directory } from '../session/client-session.js';
+import type { MediaGate } from '../media/media-access.js';
 import { log } from '../log.js';
 import type { ConnectionRegistry, Connection } from './connections.js';
 import type { Outbound, Router } from './router.js';
@@ -38,10 +39,10 @@ export interface GatewayOptions {
  */
 export function mountGateway(
   app: TemplatedApp,
-  deps: { accounts: Accounts; router: Router; conns: ConnectionRegistry; metrics: Metrics; directory: Directory },
+  deps: { accounts: Accounts; router: Router; conns: ConnectionRegistry; metrics: Metrics; directory: Directory; media?: MediaGate },
   opts: GatewayOptions,
 ): void {
-  const { accounts, router, conns, metrics, directory } = deps;
+  const { accounts, router, conns, metrics, directory, media } = deps;
   let upgrading = 0;
 
   app.ws<SocketData>('/v1/ws', {
@@ -87,7 +88,7 @@ export function mountGateway(
 
     open: (ws) => {
       const data = ws.getUserData();
-      const conn = new SocketConnection(ws, data, opts.node, router, opts.rate, metrics, directory);
+      const conn = new SocketConnection(ws, data, opts.node, router, opts.rate, metrics, directory, media);
       data.conn = conn;
       conns.add(conn);
       metrics.count('ws_opened');
@@ -133,14 +134,14 @@ class SocketConnection implements Connection {
 
   constructor(
     private readonly ws: WebSocket<SocketData>, data: SocketData, node: string, router: Router,
-    rate: { perSecond: number; burst: number }, private readonly metrics: Metrics, directory: Directory,
+    rate: { perSecond: number; burst: number }, private readonly metrics: Metrics, directory: Directory, media?: MediaGate,
   ) {
     this.id = data.id;
     this.user = data.user;
     this.device = data.device;
     this.format = data.format;
     this.bucket = new TokenBucket(rate.perSecond, rate.burst, Date.now());
-    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, router, (f) => this.send(f), directory);
+    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, router, (f) => this.send(f), directory, media);
   }
 
   receive(message: ArrayBuffer, isBinary: boolean, limits: Limits): void {

@@ -1,6 +1,8 @@
 import t from 'tap';
 import { Fixture, http } from '../helpers/fixture.js';
 import { API_KEY, newPhone } from '../helpers/clients.js';
+import { randomBytes } from 'node:crypto';
+import { uploadMedia } from '../../src/client/accounts-api.js';
 
 /** Issue #2 §1: phone-number accounts over HTTP, and the profile over the WebSocket. */
 
@@ -139,14 +141,15 @@ t.test('profile set and get over the WebSocket', async (t) => {
   t.equal(initial.id, alice.user);
   t.equal(initial.name, alice.phone, 'a new user is named by its number');
 
-  const set = await alice.client.setProfile({ name: 'Alice', avatar: 'a'.repeat(64) });
-  t.match(set, { id: alice.user, name: 'Alice', avatar: 'a'.repeat(64) });
+  const pic = (await uploadMedia(f.url, alice.session.token, randomBytes(200), 'image/jpeg')).id; // a profile picture is an upload of hers
+  const set = await alice.client.setProfile({ name: 'Alice', avatar: pic });
+  t.match(set, { id: alice.user, name: 'Alice', avatar: pic });
   const seen = await bob.client.getProfile(alice.user);
-  t.match(seen, { id: alice.user, name: 'Alice', avatar: 'a'.repeat(64) });
+  t.match(seen, { id: alice.user, name: 'Alice', avatar: pic });
   t.equal(seen.createdAt, initial.createdAt);
 
   await alice.client.setProfile({ name: 'Alice L.' });
-  t.match(await bob.client.getProfile(alice.user), { name: 'Alice L.', avatar: 'a'.repeat(64) }, 'a partial update keeps the rest');
+  t.match(await bob.client.getProfile(alice.user), { name: 'Alice L.', avatar: pic }, 'a partial update keeps the rest');
 
   const me = await http(f.url, '/v1/accounts/me', { headers: { authorization: `Bearer ${alice.session.token}` } });
   t.equal(me.json.name, 'Alice L.', '/me shows the profile name');

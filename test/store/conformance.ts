@@ -698,6 +698,16 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       await store.putMediaRefs(media, [{ holder: groups[0]!, seq: 1 }, { holder: groups[249]!, seq: 2 }]);
       t.strictSame(byHolder(await store.getMediaRefs(media, [`u:${stranger}`, ...groups])),
         byHolder([{ holder: groups[0]!, seq: 1 }, { holder: groups[249]!, seq: 2 }]), '250 holders in one call');
+
+      // A message naming a media is stored with its refs.
+      const c = conv();
+      const shared = newId(32) + newId(32);
+      const [x, y] = c.split('.').slice(1) as [string, string];
+      await store.appendMessage(msg(c, 1, T0, { kind: 'image', body: { media: shared } }), undefined,
+        { media: shared, refs: [{ holder: `u:${x}`, seq: 0 }, { holder: `u:${y}`, seq: 0 }] });
+      t.strictSame(byHolder(await store.getMediaRefs(shared, [`u:${x}`, `u:${y}`, `u:${stranger}`])),
+        byHolder([{ holder: `u:${x}`, seq: 0 }, { holder: `u:${y}`, seq: 0 }]), 'with the append');
+      t.equal((await store.getMessage(c, 1))?.kind, 'image');
     });
   });
 }

@@ -6,7 +6,7 @@ import { pack } from '../../protocol/codec.js';
 import { Table } from './table.js';
 import { WriteBatch } from './write-batch.js';
 import type {
-  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaHolder, MediaRecord, MediaRef, OtpRecord,
+  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
   PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 
@@ -84,8 +84,9 @@ export class LmdbStore implements Store {
 
   // ---- messages ----
 
-  appendMessage(m: Message, packed?: Uint8Array): Promise<void> {
+  appendMessage(m: Message, packed?: Uint8Array, media?: MediaGrant): Promise<void> {
     return this.batch.run(() => {
+      if (media) this.putRefs(media.media, media.refs); // one transaction: both or neither
       this.dedupe.put([m.conv, m.from, m.cid], m.seq);
       this.messages.putPacked([m.conv, m.seq], packed ?? pack(m));
     });
@@ -300,13 +301,15 @@ export class LmdbStore implements Store {
   async getMedia(id: string): Promise<MediaRecord | undefined> { return this.media.get(id); }
 
   putMediaRefs(media: string, refs: MediaRef[]): Promise<void> {
-    return this.batch.run(() => {
-      for (const r of refs) {
-        const key = [media, r.holder];
-        const had = this.mediaRefs.get(key);
-        if (had === undefined || r.seq > had) this.mediaRefs.put(key, r.seq);
-      }
-    });
+    return this.batch.run(() => this.putRefs(media, refs));
+  }
+
+  private putRefs(media: string, refs: MediaRef[]): void {
+    for (const r of refs) {
+      const key = [media, r.holder];
+      const had = this.mediaRefs.get(key);
+      if (had === undefined || r.seq > had) this.mediaRefs.put(key, r.seq);
+    }
   }
 
   async getMediaRefs(media: string, holders: MediaHolder[]): Promise<MediaRef[]> {

@@ -5,7 +5,7 @@ import type { GroupRole, LastSeenPrivacy, Message, MessageKind, PushPlatform } f
 import { ParleyError } from '../../protocol/errors.js';
 import { pack, unpack } from '../../protocol/codec.js';
 import type {
-  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaHolder, MediaRecord, MediaRef, OtpRecord,
+  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
   PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 import { log } from '../../log.js';
@@ -212,9 +212,9 @@ export class ScyllaStore implements Store {
 
   // ---- messages ----
 
-  async appendMessage(m: Message): Promise<void> {
+  async appendMessage(m: Message, _packed?: Uint8Array, media?: MediaGrant): Promise<void> {
     const key = `${m.conv}\u0000${m.seq}`;
-    const done = this.append(m);
+    const done = this.append(m, media);
     this.inFlight.set(key, done);
     try {
       await done;
@@ -223,10 +223,12 @@ export class ScyllaStore implements Store {
     }
   }
 
-  private async append(m: Message): Promise<void> {
+  private async append(m: Message, media?: MediaGrant): Promise<void> {
     const bucket = bucketOf(m.ts, this.bucketMs);
-    // 1. The bucket index first: every stored message is then findable by seq and by lastSeq.
-    await this.indexBucket(m.conv, bucket, m.seq);
+    // 1. The bucket index first: every stored message is then findable by seq and by lastSeq. With it, the
+    // refs of the media it names: every stored message's media is then fetchable by its readers. (Left
+    // behind by a failed append, either is harmless: an index entry over no message, a ref the sender gave.)
+    await Promise.all([this.indexBucket(m.conv, bucket, m.seq), media ? this.putMediaRefs(media.media, media.refs) : undefined]);
     // 2. The message. 3. Then its client id: a resend can only be answered with a seq that is stored.
     // Both carry one write timestamp, so a failed attempt can be removed exactly (see rollBack).
     const ts = this.writeTimestamp();
