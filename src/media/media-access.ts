@@ -52,11 +52,13 @@ export class MediaAccess implements MediaGate {
       this.store.userGroups(user),
     ]);
     if (own.length > 0) return true;
-    if (groups.length === 0) return false;
-    const refs = await this.store.getMediaRefs(media, groups.map((g) => convHolder(groupConversationId(g))));
-    // user → groups may be a step behind a removal: the conversation has the last word.
-    for (const r of refs) if (await this.sees(r.holder.slice(2), user, r.seq)) return true;
-    return false;
+    if (groups.length > 0) {
+      const refs = await this.store.getMediaRefs(media, groups.map((g) => convHolder(groupConversationId(g))));
+      // user → groups may be a step behind a removal: the conversation has the last word.
+      for (const r of refs) if (await this.sees(r.holder.slice(2), user, r.seq)) return true;
+    }
+    // Media uploaded before refs were kept has none: its first uploader still has it.
+    return (await this.store.getMedia(media))?.owner === user;
   }
 
   makePublic(media: string): Promise<void> {

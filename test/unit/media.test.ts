@@ -1,7 +1,11 @@
 import t from 'tap';
 import { MediaUrlSigner } from '../../src/media/media-urls.js';
 import { UploadGate, tooSlow } from '../../src/media/upload-gate.js';
-import { isMediaId, mediaOf, refsForMessage } from '../../src/media/media-access.js';
+import { MediaAccess, isMediaId, mediaOf, refsForMessage } from '../../src/media/media-access.js';
+import { LmdbStore } from '../../src/store/lmdb/lmdb-store.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { mediaHeaders } from '../../src/http/media-routes.js';
 import { directConversationId } from '../../src/protocol/ids.js';
 
@@ -97,4 +101,15 @@ t.test('which refs a message grants, which media it names, what media responses 
     'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'; sandbox", 'content-disposition': `inline; filename="${MEDIA}.jpg"`,
   });
   t.equal(mediaHeaders(MEDIA, 'application/octet-stream')['content-disposition'], `attachment; filename="${MEDIA}.bin"`, 'anything else downloads');
+});
+
+t.test('media uploaded before refs were kept stays its first uploader\'s', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-media-'));
+  const store = new LmdbStore(join(dir, 'db'));
+  t.teardown(async () => { await store.close(); rmSync(dir, { recursive: true, force: true }); });
+  const access = new MediaAccess(store, async () => { throw new Error('no group holds it: no conversation is asked'); });
+  await store.putMedia({ id: MEDIA, mime: 'image/png', size: 10, owner: 'alice', createdAt: T0 });
+  t.equal(await access.mayFetch('alice', MEDIA), true, 'the owner in its metadata');
+  t.equal(await access.mayFetch('bobby', MEDIA), false, 'nobody else');
+  t.equal(await access.mayFetch('alice', '../' + MEDIA), false, 'not an id');
 });
