@@ -226,11 +226,12 @@ function upload(res: HttpResponse, h: Record<string, string>, deps: MediaRouteDe
       } catch (err) {
         return fail(err);
       }
+      // Resumed even when the whole body is in: a paused socket would never read the connection's next request.
+      res.resume();
       const chunks = early!;
       early = undefined;
       if (chunks.length === 0 && lastSeen) return take(new Uint8Array(0), true);
       chunks.forEach((c, i) => { if (!over) take(c, lastSeen && i === chunks.length - 1); });
-      if (!over && !lastSeen) res.resume();
     },
     fail,
   );

@@ -234,6 +234,7 @@ t.test('uploads in flight are bounded per user and per node; an abandoned one le
   const full = rawUpload(head(carol.session.token));
   const r5 = await full.response;
   t.same([statusOf(r5), jsonOf(r5).error.code], [503, 'over_capacity'], 'the node\'s cap (4 here): carol waits her turn');
+  await waitFor(() => tmpFiles().length === 4 || undefined, 3000, 'a temp file for each upload admitted');
   t.equal(tmpFiles().length, 4, 'one temp file per upload in flight, none for the refused');
 
   // The clients give up: every slot and temp file goes with them.
