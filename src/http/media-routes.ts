@@ -25,6 +25,7 @@ export interface MediaRouteDeps {
 }
 
 const NOT_FOUND = 'no such media';
+const TOKEN_IN_URL = 'a session token is not accepted in a URL: send it as Authorization: Bearer, or use a signed URL from GET /v1/media/<id>/url';
 /** How much of a chunked upload past the limit is read (and dropped) so its sender sees the 413. */
 const DRAIN_MAX = 1024 * 1024;
 const EXTENSIONS: Record<string, string> = {
@@ -57,7 +58,9 @@ export function mountMedia(app: TemplatedApp, deps: MediaRouteDeps): void {
   app.get('/v1/media/:id/url', (res, req) => {
     const id = req.getParameter(0) ?? '';
     const auth = req.getHeader('authorization');
+    const query = new URLSearchParams(req.getQuery() ?? '');
     handle(res, async (r) => {
+      if (query.has('token')) throw new ParleyError('unauthorized', TOKEN_IN_URL);
       const { user } = await deps.accounts.authenticate(bearer(auth));
       if (!(await deps.access.mayFetch(user, id))) throw new ParleyError('not_found', NOT_FOUND);
       sendJson(r, 200, deps.urls.sign(id, user));
@@ -107,7 +110,7 @@ export function mountMedia(app: TemplatedApp, deps: MediaRouteDeps): void {
 /** Who asks: a signed media URL's user, or the session's behind `Authorization: Bearer`. Never `?token=`. */
 async function caller(id: string, authorization: string, query: URLSearchParams, deps: MediaRouteDeps): Promise<UserId> {
   if (query.has('token')) {
-    throw new ParleyError('unauthorized', 'a session token is not accepted in a URL: send it as Authorization: Bearer, or use a signed URL from GET /v1/media/<id>/url');
+    throw new ParleyError('unauthorized', TOKEN_IN_URL);
   }
   if (query.has('sig')) {
     const user = deps.urls.verify(id, query);

@@ -157,6 +157,7 @@ t.test('tokens in URLs: never the session token; a signed URL for one media, one
   t.equal((await http(f.url, swap('u', alice.user))).status, 401, 'nor its user changed');
   t.equal((await http(f.url, swap('exp', String(Date.now() - 1)))).status, 401, 'an expired one (whatever its signature)');
   t.equal((await http(f.url, `/v1/media/${up.id}/url`)).status, 401, 'a signed URL is asked for with the session token');
+  t.equal((await http(f.url, `/v1/media/${up.id}/url?token=${bob.session.token}`)).status, 401, 'in its header, never in the URL');
 });
 
 t.test('media responses: no sniffing, a sandbox, a file name made from the id', async (t) => {
