@@ -69,6 +69,15 @@ export interface Config {
     fanout: Rate;
   };
   limits: Limits;
+  /** Media: signed URL lifetime, and what bounds uploads (src/media/upload-gate.ts). */
+  media: {
+    urlTtlMs: number;
+    uploadsPerUser: number;
+    uploadsInFlight: number;
+    uploadDiskBytes: number;
+    uploadGraceMs: number;
+    uploadMinBytesPerSec: number;
+  };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Enables GET /v1/admin/* when set. */
   adminKey?: string;
@@ -255,6 +264,15 @@ export function loadConfig(env: Env = process.env): Config {
       ...DEFAULT_LIMITS,
       maxBodyBytes: int(env, 'PARLEY_MAX_BODY_BYTES', DEFAULT_LIMITS.maxBodyBytes),
       maxMediaBytes: int(env, 'PARLEY_MAX_MEDIA_BYTES', DEFAULT_LIMITS.maxMediaBytes),
+    },
+    media: {
+      urlTtlMs: positive(env, 'PARLEY_MEDIA_URL_TTL_MS', 5 * 60_000),
+      uploadsPerUser: positive(env, 'PARLEY_MEDIA_UPLOADS_PER_USER', 4),
+      // Each upload in flight holds two file descriptors (socket, temp file) and up to its length of disk.
+      uploadsInFlight: positive(env, 'PARLEY_MEDIA_UPLOADS_MAX', 128),
+      uploadDiskBytes: positive(env, 'PARLEY_MEDIA_UPLOAD_DISK_BYTES', 2 * 1024 ** 3),
+      uploadGraceMs: int(env, 'PARLEY_MEDIA_UPLOAD_GRACE_MS', 10_000),
+      uploadMinBytesPerSec: positive(env, 'PARLEY_MEDIA_UPLOAD_MIN_BPS', 16 * 1024),
     },
     logLevel: (env.PARLEY_LOG_LEVEL ?? 'info') as Config['logLevel'],
     adminKey: env.PARLEY_ADMIN_KEY || undefined,

@@ -22,6 +22,9 @@ import { Accounts } from './accounts/accounts.js';
 import { DevOutboxSms, HttpSms } from './accounts/sms-gateway.js';
 import { OutboxPushGateway } from './push/push-gateway.js';
 import { MediaStore } from './media/media-store.js';
+import { MediaAccess } from './media/media-access.js';
+import { MediaUrlSigner } from './media/media-urls.js';
+import { UploadGate } from './media/upload-gate.js';
 import { mountAccounts } from './http/account-routes.js';
 import { mountDevices } from './http/device-routes.js';
 import { mountMedia } from './http/media-routes.js';
@@ -65,14 +68,22 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   router.host([User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[]);
 
   const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms() : undefined;
-  const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), new TokenSigner(secret), secret, cfg,
+  const tokens = new TokenSigner(secret);
+  const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), tokens, secret, cfg,
     (user, device) => router.ask('user', user, (reply) => ({ t: 'device.added', reply, device })));
   const media = new MediaStore(join(cfg.dataDir, 'media'));
+  // A group's conversation says who may see which of its messages (members added later see from their join).
+  const mediaAccess = new MediaAccess(store, (conv, user, seq) => router.ask<'conv', boolean>('conv', conv, (reply) => ({ t: 'visible', reply, user, seq })));
+  const { media: m } = cfg;
+  const uploads = new UploadGate({
+    perUser: m.uploadsPerUser, inFlight: m.uploadsInFlight, diskBytes: m.uploadDiskBytes, graceMs: m.uploadGraceMs, minBytesPerSec: m.uploadMinBytesPerSec,
+  });
 
   metrics.gauge('connections', () => conns.size);
   metrics.gauge('heap_bytes', () => process.memoryUsage().heapUsed);
   const loop = new EventLoopMonitor();
   metrics.gauge('event_loop_delay_max_10s_ms', () => Math.round(loop.maxMs()));
+  metrics.gauge('uploads_in_flight', () => uploads.inFlight);
   for (const kind of ['user', 'conv', 'group']) {
     metrics.gauge(`entities_${kind}`, () => (router.tree().find((r) => r.type === kind)?.active ?? 0));
   }
@@ -80,17 +91,20 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   trustProxies(cfg.trustProxy);
   const access = new OperatorAccess(cfg.adminKey, cfg.env === 'development' && isLoopback(cfg.host));
   const ipHttp = new KeyedLimiter(cfg.shaping.ipHttp);
+  const mediaUrls = new MediaUrlSigner(secret, m.urlTtlMs);
   // Runs once per app: again on every TLS reload, so per-node state lives out here, not in the mount functions.
   const mount = (raw: TemplatedApp) => {
     // Every HTTP route behind a per-address budget (but /healthz); the WebSocket upgrade has its own.
     const app = limitRoutesByIp(raw, ipHttp, new Set(['/healthz']), metrics);
-    mountGateway(app, { accounts, router, conns, metrics, directory: accounts }, {
+    mountGateway(app, { accounts, router, conns, metrics, directory: accounts, media: mediaAccess }, {
       node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
       idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, shaping: cfg.shaping, limits: cfg.limits, allowedOrigins: cfg.allowedOrigins,
     });
     mountAccounts(app, { accounts, store, devSms, access });
     mountDevices(app, { accounts, router });
-    mountMedia(app, { accounts, store, media, maxBytes: cfg.limits.maxMediaBytes });
+    mountMedia(app, {
+      accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes,
+    });
     mountOps(app, { node: id, metrics, accounts, access, tree: () => router.tree(), push: devSms ? push : undefined, faults });
     app.any('/*', (res) => sendJson(track(res), 404, { error: new ParleyError('not_found', 'no such route') }));
   };

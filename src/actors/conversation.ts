@@ -5,12 +5,13 @@ import { pack } from '../protocol/codec.js';
 import type { ReceiptCursor } from '../store/store.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { ConvDelivered, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvTyping } from './messages.js';
+import type { ConvDelivered, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvTyping, ConvVisible } from './messages.js';
 import type { Entity, EntityKind } from './region.js';
 import { RecentWindow } from './recent-window.js';
 import { allWatermark } from './receipts.js';
 import { FanOut, SLOW_MS, type Outcome } from './fanout.js';
 import { Sweeper } from './sweeper.js';
+import { mediaOf, refsForMessage } from '../media/media-access.js';
 
 /**
  * Client ids of messages being stored or fanned out, for resends meanwhile; once the sender is ticked the
@@ -98,6 +99,7 @@ export class Conversation implements Entity<ConvMsg> {
       case 'receipts': return this.receipts(msg);
       case 'members': return this.membersChanged(msg);
       case 'fanned': return this.fanout.confirm(msg.user, msg.seqs);
+      case 'visible': return this.visible(msg);
     }
   }
 
@@ -164,7 +166,10 @@ export class Conversation implements Entity<ConvMsg> {
   private append(message: Message, recipients: UserId[], origin?: ConvSend, cidKey?: string): void {
     const { store, router } = this.deps;
     const packed = pack(message);
-    const stored = store.appendMessage(message, packed);
+    // Who may fetch the media it names is stored with it (not after: a crash can't leave a message whose
+    // media its readers can't fetch; if that write fails, so does the send).
+    const media = mediaOf(message.kind, message.body);
+    const stored = store.appendMessage(message, packed, media ? { media, refs: refsForMessage(this.id, message.seq) } : undefined);
     const durable = message.kind === 'delete' ? Promise.all([stored, store.redactMessage(this.id, message.target!)]) : stored;
     if (cidKey) this.rememberCid(cidKey, message.seq, message.ts, durable);
     durable.then(
@@ -353,6 +358,11 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   // ---- the rest ----
+
+  private visible(m: ConvVisible): void {
+    const ok = this.members.has(m.user) && m.seq >= (this.cursors.get(m.user)?.from ?? 0) && m.seq <= this.lastSeq;
+    this.deps.router.reply(m.reply, { ok: true, value: ok });
+  }
 
   /** Over the sender's fan-out budget a typing frame is dropped: it is transient, and nobody waits for it. */
   private typing(m: ConvTyping): void {

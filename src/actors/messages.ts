@@ -29,7 +29,9 @@ export interface ConvReceipts extends Envelope { t: 'receipts'; reply: ReplyTo; 
 export interface ConvMembers extends Envelope { t: 'members'; members: Record<UserId, string>; event: GroupEvent; notify: UserId[] }
 /** From a user entity: these seqs are in all its devices' inboxes. */
 export interface ConvFanned extends Envelope { t: 'fanned'; user: UserId; seqs: number[] }
-export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned;
+/** May `user` see message `seq` (a member, added at or before it)? Answers a boolean: media access asks it. */
+export interface ConvVisible extends Envelope { t: 'visible'; reply: ReplyTo; user: UserId; seq: number }
+export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned | ConvVisible;
 
 export interface GroupEvent { event: 'created' | 'added' | 'removed' | 'left' | 'admin' | 'renamed'; by: UserId; users?: UserId[]; name?: string }
 

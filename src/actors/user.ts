@@ -9,6 +9,7 @@ import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, U
 import type { Entity, EntityKind } from './region.js';
 import { WrittenSeqs } from './written-seqs.js';
 import { Sweeper } from './sweeper.js';
+import { PUBLIC_HOLDER } from '../media/media-access.js';
 import { addedSince, deviceInfo, humanWait, signOutTargets, signOutWait } from './devices.js';
 import { DELIVERY_OVERHEAD, FIRST_AVG_BYTES, averageBytes, readCount, resendCount } from './sync-slice.js';
 
@@ -186,7 +187,7 @@ export class User implements Entity<UserMsg> {
       case 'presence.sub': return this.subscribe(msg);
       case 'presence.unsub': this.subscribers?.delete(connKey(msg.conn)); return;
       case 'profile.set': return this.answer(msg.reply, async () => {
-        await this.checkAvatar(msg.avatar);
+        await this.publishAvatar(msg.avatar);
         await this.deps.store.updateUser(this.id, { name: msg.name, avatar: msg.avatar });
         this.rec = { ...this.rec, ...(msg.name !== undefined ? { name: msg.name } : {}), ...(msg.avatar !== undefined ? { avatar: msg.avatar } : {}) };
         return this.profile();
@@ -742,13 +743,17 @@ export class User implements Entity<UserMsg> {
     return { id, ...(name && name !== phone ? { name } : {}), createdAt, ...(avatar ? { avatar } : {}) };
   }
 
-  /** An avatar is an image this user uploaded: not a URL to track viewers with, nor someone else's picture. */
-  private async checkAvatar(avatar: string | undefined): Promise<void> {
+  /**
+   * An avatar is an image this user uploaded: not a URL to track viewers with, nor a picture someone shared
+   * with them (a profile picture is anyone's to see, so it becomes public here).
+   */
+  private async publishAvatar(avatar: string | undefined): Promise<void> {
     if (avatar === undefined) return;
     const media = await this.deps.store.getMedia(avatar);
     if (!media || media.owner !== this.id || !media.mime.startsWith('image/')) {
       throw new ParleyError('invalid', 'avatar must be the id of an image you uploaded');
     }
+    await this.deps.store.putMediaRefs(avatar, [{ holder: PUBLIC_HOLDER, seq: 0 }]);
   }
 
   private async answer(reply: string, f: () => Promise<unknown>): Promise<void> {

@@ -57,6 +57,25 @@ export const signOut = (base: string, token: string, scope: 'this' | 'all' = 'th
 export const signOutDevice = (base: string, token: string, device: string): Promise<SignOutResult> => signOutCall(base, token, { device });
 export const signOutOthers = (base: string, token: string): Promise<SignOutResult> => signOutCall(base, token, { scope: 'others' });
 
-export function uploadMedia(base: string, token: string, bytes: Uint8Array, mime: string): Promise<{ id: string; size: number; mime: string; url: string }> {
+/** `url` is a signed URL for this media (relative to `base`), good until `urlExpiresAt`, for tags that can't send headers. */
+export function uploadMedia(base: string, token: string, bytes: Uint8Array, mime: string): Promise<{ id: string; size: number; mime: string; url: string; urlExpiresAt: number }> {
   return call(`${base}/v1/media`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': mime }, body: bytes as unknown as BodyInit });
+}
+
+/**
+ * A short-lived signed URL (relative to `base`) for media the user may see, for <img>/<video> tags and other
+ * places that can't send an Authorization header. The session token itself never goes in a URL.
+ */
+export function mediaUrl(base: string, token: string, id: string): Promise<{ url: string; expiresAt: number }> {
+  return call(`${base}/v1/media/${encodeURIComponent(id)}/url`, { method: 'GET', headers: { authorization: `Bearer ${token}` } });
+}
+
+/** The media's bytes, for a user who may see it (the uploader, or a member of a conversation that names it). */
+export async function downloadMedia(base: string, token: string, id: string): Promise<Uint8Array> {
+  const res = await fetch(`${base}/v1/media/${encodeURIComponent(id)}`, { headers: { authorization: `Bearer ${token}` } });
+  if (!res.ok) {
+    const body = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
+    throw new HttpError(res.status, body.error?.code ?? 'http_error', body.error?.message ?? `HTTP ${res.status}`);
+  }
+  return new Uint8Array(await res.arrayBuffer());
 }

@@ -10,35 +10,38 @@ import { clientAddress, trustedProxies, type TrustedProxies } from '../transport
 export interface Reply {
   readonly aborted: boolean;
   res: HttpResponse;
+  /** Runs if the client goes away before the answer is done (uWS keeps one abort handler per response). */
+  onAbort?: () => void;
 }
 
-export function track(res: HttpResponse): Reply {
-  const r = { aborted: false, res };
-  res.onAborted(() => { r.aborted = true; });
+export function track(res: HttpResponse, onAbort?: () => void): Reply {
+  const r: Reply & { aborted: boolean } = { aborted: false, res, onAbort };
+  res.onAborted(() => { r.aborted = true; r.onAbort?.(); });
   return r;
 }
 
 const STATUS_TEXT: Record<number, string> = {
   200: 'OK', 201: 'Created', 206: 'Partial Content', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden',
-  404: 'Not Found', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type',
+  404: 'Not Found', 408: 'Request Timeout', 409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type',
   416: 'Range Not Satisfiable', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
 export const statusLine = (code: number): string => `${code} ${STATUS_TEXT[code] ?? ''}`.trim();
 
-export function sendJson(r: Reply, status: number, body: unknown, extra?: Record<string, string>): void {
+/** `close`: the connection is closed after the answer (a request body still coming is never read). */
+export function sendJson(r: Reply, status: number, body: unknown, extra?: Record<string, string>, close = false): void {
   if (r.aborted) return;
   r.res.cork(() => {
     r.res.writeStatus(statusLine(status)).writeHeader('content-type', 'application/json');
     if (extra) for (const k in extra) r.res.writeHeader(k, extra[k]!);
-    r.res.end(JSON.stringify(body));
+    r.res.end(JSON.stringify(body), close);
   });
 }
 
-export function sendError(r: Reply, err: unknown): void {
+export function sendError(r: Reply, err: unknown, close = false): void {
   const body: ErrorBody = toErrorBody(err);
   if (!(err instanceof ParleyError)) log('error', 'http handler failed', { error: (err as Error)?.stack ?? String(err) });
   const retryAfter = body.retryAfterMs === undefined ? undefined : { 'retry-after': String(Math.ceil(body.retryAfterMs / 1000)) };
-  sendJson(r, err instanceof ParleyError ? err.status : 500, { error: body }, retryAfter);
+  sendJson(r, err instanceof ParleyError ? err.status : 500, { error: body }, retryAfter, close);
 }
 
 let proxies: TrustedProxies | undefined;

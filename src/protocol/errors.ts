@@ -22,6 +22,8 @@ export const ErrorCodes = {
   otp_locked: { retryable: false, status: 429 },
   unsupported_media_type: { retryable: false, status: 415 },
   range_not_satisfiable: { retryable: false, status: 416 },
+  /** An upload that fell behind the minimum rate: cut off, nothing kept. */
+  request_timeout: { retryable: true, status: 408 },
   over_capacity: { retryable: true, status: 503 },
   store_unavailable: { retryable: true, status: 503 },
   timeout: { retryable: true, status: 504 },

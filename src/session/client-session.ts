@@ -4,6 +4,7 @@ import type { ClientFrame, DevicesSignOutFrame, SendFrame, ServerFrame, SignOutR
 import type { ConvSend, EntityMessages, EntityType } from '../actors/messages.js';
 import type { ConnRef, ReplyTo, Router } from '../transport/router.js';
 import { CloseCodes } from '../actors/user.js';
+import { mediaOf, type MediaGate } from '../media/media-access.js';
 
 const MAX_PRESENCE_SUBS_PER_SOCKET = 1000;
 /** What a sync may send at once when the socket can't say (half the default 1 MiB backpressure cap). */
@@ -22,6 +23,8 @@ export class ClientSession {
   private presenceSubs?: Set<UserId>;
   /** How many devices the user has, as its entity last said (0: not known yet). */
   private devices = 0;
+  /** The last send still waiting for a media check: later sends wait behind it, so a socket's sends keep their order. */
+  private sendQueue?: Promise<void>;
 
   constructor(
     readonly ref: ConnRef,
@@ -32,6 +35,8 @@ export class ClientSession {
     private readonly directory: Directory,
     /** Bytes the socket can take now without nearing its backpressure cap: the size of a sync's slice. */
     private readonly room: () => number = () => DEFAULT_SYNC_ROOM,
+    /** Checks that media a message or profile names is the sender's to share; without it nothing is checked. */
+    private readonly media?: MediaGate,
   ) {}
 
   /** Announces the socket to its user entity; the welcome carries the device's acked pointer. */
@@ -143,7 +148,17 @@ export class ClientSession {
     if (f.body !== undefined) m.body = f.body;
     if (f.reply !== undefined) m.replyTo = f.reply;
     if (f.target !== undefined) m.target = f.target;
-    this.router.tell('conv', conv, m);
+    const media = this.media && mediaOf(f.kind, f.body);
+    if (!media && !this.sendQueue) return this.router.tell('conv', conv, m);
+    // A message may name only media its sender may fetch: otherwise naming someone else's media id in a message
+    // to yourself would let you read it. Checks run at once; the sends leave in the order they came.
+    const allowed = media ? this.media!.mayFetch(this.user, media) : Promise.resolve(true);
+    const done = Promise.all([this.sendQueue, allowed]).then(([, ok]) => {
+      if (ok) this.router.tell('conv', conv, m);
+      else this.send(errorFrame(f, new ParleyError('not_found', 'no such media (upload it first)')));
+    }, (err: unknown) => this.send(errorFrame(f, err)));
+    this.sendQueue = done;
+    void done.then(() => { if (this.sendQueue === done) this.sendQueue = undefined; });
   }
 
   /** An ask whose answer (or error) goes back as a `res` (or `error`) frame with the request's rid. */

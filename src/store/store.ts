@@ -19,8 +19,10 @@ export interface Store {
    * again, so a resend of the cid is never matched to a copy nobody was told about. A seq whose append
    * succeeded is never appended again by its conversation, so the rollback only ever removes the failed attempt.
    * `packed`, when given, is `m` as msgpack (packed once for delivery): a store that keeps bytes reuses it.
+   * `media`, when the message names a media, is who may fetch it because of this message: its refs are
+   * durable before (or with) the message, never after, so no stored message names media its readers can't fetch.
    */
-  appendMessage(m: Message, packed?: Uint8Array): Promise<void>;
+  appendMessage(m: Message, packed?: Uint8Array, media?: MediaGrant): Promise<void>;
   getMessage(conv: ConversationId, seq: number): Promise<Message | undefined>;
   /**
    * Ascending by seq. `before`/`after` bound seq (exclusive), `from`/`until` bound ts (inclusive).
@@ -98,6 +100,15 @@ export interface Store {
   // ---- media metadata (the bytes live in the media store) ----
   putMedia(m: MediaRecord): Promise<void>;
   getMedia(id: string): Promise<MediaRecord | undefined>;
+  /**
+   * Media references: who may fetch a media (media → holder). A user holder is an uploader or one of the two
+   * in a 1:1 chat where it was sent; a group conversation holder keeps the highest seq of a message there
+   * naming it (a running max: writes may land in any order), so members added later see only what they
+   * may see. Durable when the promise resolves; writing a ref again is harmless.
+   */
+  putMediaRefs(media: string, refs: MediaRef[]): Promise<void>;
+  /** Those of `holders` that hold a ref to the media, with their seq (any number of holders, in no order). */
+  getMediaRefs(media: string, holders: MediaHolder[]): Promise<MediaRef[]>;
 
   // ---- event journal and snapshots: per key (a persistent entity), the events by seq and its latest snapshot ----
   // The nact PersistenceEngine over them is src/store/persistence-engine.ts. A key has one writer, which
@@ -196,3 +207,10 @@ export interface JournalEvent { seq: number; data: unknown; tags: string[]; crea
 export interface SnapshotRecord { seq: number; data: unknown; createdAt: number }
 
 export interface MediaRecord { id: string; mime: string; size: number; owner: UserId; createdAt: number }
+
+/** `u:<user>`, `c:<conversation>`, or `*` (anyone signed in: a profile picture). */
+export type MediaHolder = `u:${UserId}` | `c:${ConversationId}` | '*';
+/** `seq`: for a conversation holder the highest seq naming the media; 0 for the others. */
+export interface MediaRef { holder: MediaHolder; seq: number }
+/** The refs a stored message adds to the media it names (see appendMessage). */
+export interface MediaGrant { media: string; refs: MediaRef[] }

@@ -7,6 +7,7 @@ import { decodeFrame, encodeDelivery, encodeFrame, type WireFormat } from '../pr
 import { validateClientFrame } from '../protocol/validate.js';
 import type { Accounts } from '../accounts/accounts.js';
 import { ClientSession, type Directory } from '../session/client-session.js';
+import type { MediaGate } from '../media/media-access.js';
 import { log } from '../log.js';
 import type { ConnectionRegistry, Connection } from './connections.js';
 import type { Outbound, Router } from './router.js';
@@ -50,10 +51,10 @@ export interface GatewayOptions {
  */
 export function mountGateway(
   app: TemplatedApp,
-  deps: { accounts: Accounts; router: Router; conns: ConnectionRegistry; metrics: Metrics; directory: Directory },
+  deps: { accounts: Accounts; router: Router; conns: ConnectionRegistry; metrics: Metrics; directory: Directory; media?: MediaGate },
   opts: GatewayOptions,
 ): void {
-  const { accounts, router, conns, metrics, directory } = deps;
+  const { accounts, router, conns, metrics, directory, media } = deps;
   let upgrading = 0;
   const ipUpgrades = new KeyedLimiter(opts.shaping.ipUpgrades);
   const userUpgrades = new KeyedLimiter(opts.shaping.userUpgrades);
@@ -119,7 +120,7 @@ export function mountGateway(
 
     open: (ws) => {
       const data = ws.getUserData();
-      const conn = new SocketConnection(ws, data, opts.node, router, opts.rate, metrics, directory, edge);
+      const conn = new SocketConnection(ws, data, opts.node, router, opts.rate, metrics, directory, edge, media);
       data.conn = conn;
       conns.add(conn);
       metrics.count('ws_opened');
@@ -190,6 +191,7 @@ class SocketConnection implements Connection {
   constructor(
     private readonly ws: WebSocket<SocketData>, data: SocketData, node: string, router: Router,
     rate: { perSecond: number; burst: number }, private readonly metrics: Metrics, directory: Directory, private readonly edge: Edge,
+    media?: MediaGate,
   ) {
     this.id = data.id;
     this.user = data.user;
@@ -197,7 +199,7 @@ class SocketConnection implements Connection {
     this.format = data.format;
     this.key = deviceKey(data.user, data.device);
     this.bucket = new TokenBucket(rate.perSecond, rate.burst, Date.now());
-    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, router, (f) => this.send(f), directory, () => this.room());
+    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, router, (f) => this.send(f), directory, () => this.room(), media);
   }
 
   receive(message: ArrayBuffer, isBinary: boolean, limits: Limits): void {

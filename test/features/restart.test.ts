@@ -23,6 +23,8 @@ t.test('a graceful restart keeps accounts, history, groups, settings and undeliv
   await bob.waitMessage((m) => m.seq === first.seq);
   const photo = randomBytes(2000);
   const media = await uploadMedia(f.url, alice.session.token, photo, 'image/webp');
+  const shown = await alice.client.send({ conv: g.conv }, 'image', { media: media.id }); // so bob may fetch it
+  await bob.waitMessage((m) => m.conv === g.conv && m.seq === shown.seq);
   const ptr = bob.client.ptr;
   await bob.close();
 
@@ -60,7 +62,7 @@ t.test('a graceful restart keeps accounts, history, groups, settings and undeliv
   t.same(await aliceBack.waitFrame((x): x is PresenceFrame => x.t === 'presence' && x.user === bob.user), { t: 'presence', user: bob.user, online: false },
     'bob\'s privacy survived: online, but hidden');
   const got = await http(f.url, `/v1/media/${media.id}`, { headers: { authorization: `Bearer ${bob.session.token}` } });
-  t.ok(got.bytes.equals(photo), 'media survived');
+  t.ok(got.bytes.equals(photo), 'media survived, and who may see it');
 
   // The push registration survived too.
   await bobBack.close();

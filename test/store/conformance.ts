@@ -761,5 +761,46 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       await store.putMedia(big);
       t.strictSame(await store.getMedia(big.id), big, 'sizes beyond 32 bits');
     });
+
+    t.test('media references: per media, per holder, a group conversation keeps its highest seq', async (t) => {
+      const media = newId(32) + newId(32);
+      const other = newId(32) + newId(32);
+      const [a, b, stranger] = [uid(), uid(), uid()];
+      const g = `c:${groupConversationId(uid())}` as const;
+      const byHolder = (refs: { holder: string; seq: number }[]) => [...refs].sort((x, y) => (x.holder < y.holder ? -1 : 1));
+      t.strictSame(await store.getMediaRefs(media, [`u:${a}`, g, '*']), [], 'none yet');
+      t.strictSame(await store.getMediaRefs(media, []), [], 'no holders asked');
+      await store.putMediaRefs(media, [{ holder: `u:${a}`, seq: 0 }]);
+      await store.putMediaRefs(media, [{ holder: `u:${a}`, seq: 0 }, { holder: `u:${b}`, seq: 0 }]);
+      t.strictSame(byHolder(await store.getMediaRefs(media, [`u:${a}`, `u:${b}`, `u:${stranger}`, g])),
+        byHolder([{ holder: `u:${a}`, seq: 0 }, { holder: `u:${b}`, seq: 0 }]), 'only the holders asked about that hold it; again is harmless');
+      t.strictSame(await store.getMediaRefs(other, [`u:${a}`]), [], 'per media');
+
+      // Writes of a conversation's refs may land in any order: the highest seq wins.
+      await Promise.all([7, 3, 12, 5].map((seq) => store.putMediaRefs(media, [{ holder: g, seq }])));
+      await store.putMediaRefs(media, [{ holder: g, seq: 9 }]);
+      t.strictSame(await store.getMediaRefs(media, [g]), [{ holder: g, seq: 12 }], 'a running max');
+      await store.putMediaRefs(media, [{ holder: g, seq: 13 }]);
+      t.strictSame(await store.getMediaRefs(media, [g, g]), [{ holder: g, seq: 13 }], 'raised; a holder asked twice answers once');
+
+      await store.putMediaRefs(other, [{ holder: '*', seq: 0 }]);
+      t.strictSame(await store.getMediaRefs(other, ['*', `u:${a}`]), [{ holder: '*', seq: 0 }], 'the public holder');
+
+      // A user in many groups asks about all of them at once (more than one IN list's worth in Scylla).
+      const groups = Array.from({ length: 250 }, () => `c:${groupConversationId(uid())}` as const);
+      await store.putMediaRefs(media, [{ holder: groups[0]!, seq: 1 }, { holder: groups[249]!, seq: 2 }]);
+      t.strictSame(byHolder(await store.getMediaRefs(media, [`u:${stranger}`, ...groups])),
+        byHolder([{ holder: groups[0]!, seq: 1 }, { holder: groups[249]!, seq: 2 }]), '250 holders in one call');
+
+      // A message naming a media is stored with its refs.
+      const c = conv();
+      const shared = newId(32) + newId(32);
+      const [x, y] = c.split('.').slice(1) as [string, string];
+      await store.appendMessage(msg(c, 1, T0, { kind: 'image', body: { media: shared } }), undefined,
+        { media: shared, refs: [{ holder: `u:${x}`, seq: 0 }, { holder: `u:${y}`, seq: 0 }] });
+      t.strictSame(byHolder(await store.getMediaRefs(shared, [`u:${x}`, `u:${y}`, `u:${stranger}`])),
+        byHolder([{ holder: `u:${x}`, seq: 0 }, { holder: `u:${y}`, seq: 0 }]), 'with the append');
+      t.equal((await store.getMessage(c, 1))?.kind, 'image');
+    });
   });
 }

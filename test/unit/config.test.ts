@@ -28,3 +28,15 @@ t.test('Scylla settings: from the environment', async (t) => {
   t.throws(() => loadConfig({ PARLEY_SCYLLA_REQUEST_TIMEOUT_MS: '0' }), /must be positive/);
   t.throws(() => loadConfig({ PARLEY_SCYLLA_RECONNECT_MAX_MS: 'soon' }), /non-negative number/);
 });
+
+t.test('media settings: defaults and from the environment', async (t) => {
+  t.strictSame(loadConfig({}).media, {
+    urlTtlMs: 300_000, uploadsPerUser: 4, uploadsInFlight: 128, uploadDiskBytes: 2 * 1024 ** 3, uploadGraceMs: 10_000, uploadMinBytesPerSec: 16_384,
+  });
+  t.strictSame(loadConfig({
+    PARLEY_MEDIA_URL_TTL_MS: '1000', PARLEY_MEDIA_UPLOADS_PER_USER: '1', PARLEY_MEDIA_UPLOADS_MAX: '2', PARLEY_MEDIA_UPLOAD_DISK_BYTES: '3',
+    PARLEY_MEDIA_UPLOAD_GRACE_MS: '0', PARLEY_MEDIA_UPLOAD_MIN_BPS: '5',
+  }).media, { urlTtlMs: 1000, uploadsPerUser: 1, uploadsInFlight: 2, uploadDiskBytes: 3, uploadGraceMs: 0, uploadMinBytesPerSec: 5 });
+  t.throws(() => loadConfig({ PARLEY_MEDIA_UPLOADS_MAX: '0' }), /must be positive/);
+  t.throws(() => loadConfig({ PARLEY_MEDIA_UPLOAD_MIN_BPS: 'fast' }), /non-negative number/);
+});

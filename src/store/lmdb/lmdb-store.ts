@@ -6,8 +6,8 @@ import { pack } from '../../protocol/codec.js';
 import { Table } from './table.js';
 import { WriteBatch } from './write-batch.js';
 import type {
-  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaRecord, OtpRecord, OtpStep, PushRegistration,
-  ReceiptCursor, SnapshotRecord, Store, UserRecord,
+  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
+  OtpStep, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 
 type Key = (string | number)[];
@@ -45,6 +45,7 @@ export class LmdbStore implements Store {
   private readonly groups: Table<GroupRecord, string>;
   private readonly userGroupsDb: Table<true, Key>;
   private readonly media: Table<MediaRecord, string>;
+  private readonly mediaRefs: Table<number, Key>;
   private readonly journal: Table<JournalEvent, Key>;
   private readonly snapshots: Table<SnapshotRecord, Key>;
   private sweeper: NodeJS.Timeout;
@@ -74,6 +75,7 @@ export class LmdbStore implements Store {
     this.groups = db('groups');
     this.userGroupsDb = db('user_groups');
     this.media = db('media');
+    this.mediaRefs = db('media_refs');
     this.journal = db('journal');
     this.snapshots = db('snapshots');
     // LMDB has no TTL: expired inbox entries and one-time-code records are filtered on read and swept here.
@@ -83,8 +85,9 @@ export class LmdbStore implements Store {
 
   // ---- messages ----
 
-  appendMessage(m: Message, packed?: Uint8Array): Promise<void> {
+  appendMessage(m: Message, packed?: Uint8Array, media?: MediaGrant): Promise<void> {
     return this.batch.run(() => {
+      if (media) this.putRefs(media.media, media.refs); // one transaction: both or neither
       this.dedupe.put([m.conv, m.from, m.cid], m.seq);
       this.messages.putPacked([m.conv, m.seq], packed ?? pack(m));
     });
@@ -327,6 +330,27 @@ export class LmdbStore implements Store {
     return this.batch.run(() => { if (this.media.get(m.id) === undefined) this.media.put(m.id, m); });
   }
   async getMedia(id: string): Promise<MediaRecord | undefined> { return this.media.get(id); }
+
+  putMediaRefs(media: string, refs: MediaRef[]): Promise<void> {
+    return this.batch.run(() => this.putRefs(media, refs));
+  }
+
+  private putRefs(media: string, refs: MediaRef[]): void {
+    for (const r of refs) {
+      const key = [media, r.holder];
+      const had = this.mediaRefs.get(key);
+      if (had === undefined || r.seq > had) this.mediaRefs.put(key, r.seq);
+    }
+  }
+
+  async getMediaRefs(media: string, holders: MediaHolder[]): Promise<MediaRef[]> {
+    const out: MediaRef[] = [];
+    for (const holder of new Set(holders)) {
+      const seq = this.mediaRefs.get([media, holder]);
+      if (seq !== undefined) out.push({ holder, seq });
+    }
+    return out;
+  }
 
   // ---- journal and snapshots ----
 

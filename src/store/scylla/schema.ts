@@ -151,6 +151,19 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: [`ALTER TABLE {ks}.devices ADD last_active bigint`],
     done: /conflicts with an existing column|already exist/i,
   },
+  {
+    version: 6,
+    description: 'who may fetch a media',
+    statements: [
+      // One partition per media: a row per holder (a user, or a group conversation with the highest seq of
+      // a message there naming it, a max-register kept with write timestamps). Fetches read the rows of the
+      // caller's own holders only (holder IN …), so a media sent to many chats costs its readers nothing.
+      `CREATE TABLE IF NOT EXISTS {ks}.media_refs (
+        media text, holder text, seq bigint,
+        PRIMARY KEY ((media), holder)
+      )`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

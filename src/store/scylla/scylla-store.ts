@@ -5,8 +5,8 @@ import type { GroupRole, LastSeenPrivacy, Message, MessageKind, PushPlatform } f
 import { ParleyError } from '../../protocol/errors.js';
 import { pack, unpack } from '../../protocol/codec.js';
 import type {
-  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaRecord, OtpRecord, OtpStep, PushRegistration,
-  ReceiptCursor, SnapshotRecord, Store, UserRecord,
+  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
+  OtpStep, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 import { log } from '../../log.js';
 import { DAY_MS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, ttlUntil } from './buckets.js';
@@ -63,6 +63,7 @@ const OTP_BATCH_MAX = 500;
 
 interface OtpWaiter { step: (cur: OtpRecord | undefined) => OtpStep<unknown>; resolve(v: unknown): void; reject(e: unknown): void }
 const PAGE = 1000;
+const MEDIA_IN_MAX = 100;
 const BUCKET_CACHE_MAX = 100_000;
 /** How often failed appends are rolled back again while the database is away. */
 const ROLLBACK_RETRY_MS = 1000;
@@ -220,9 +221,9 @@ export class ScyllaStore implements Store {
 
   // ---- messages ----
 
-  async appendMessage(m: Message): Promise<void> {
+  async appendMessage(m: Message, _packed?: Uint8Array, media?: MediaGrant): Promise<void> {
     const key = `${m.conv}\u0000${m.seq}`;
-    const done = this.append(m);
+    const done = this.append(m, media);
     this.inFlight.set(key, done);
     try {
       await done;
@@ -231,10 +232,12 @@ export class ScyllaStore implements Store {
     }
   }
 
-  private async append(m: Message): Promise<void> {
+  private async append(m: Message, media?: MediaGrant): Promise<void> {
     const bucket = bucketOf(m.ts, this.bucketMs);
-    // 1. The bucket index first: every stored message is then findable by seq and by lastSeq.
-    await this.indexBucket(m.conv, bucket, m.seq);
+    // 1. The bucket index first: every stored message is then findable by seq and by lastSeq. With it, the
+    // refs of the media it names: every stored message's media is then fetchable by its readers. (Left
+    // behind by a failed append, either is harmless: an index entry over no message, a ref the sender gave.)
+    await Promise.all([this.indexBucket(m.conv, bucket, m.seq), media ? this.putMediaRefs(media.media, media.refs) : undefined]);
     // 2. The message. 3. Then its client id: a resend can only be answered with a seq that is stored.
     // Both carry one write timestamp, so a failed attempt can be removed exactly (see rollBack).
     const ts = this.writeTimestamp();
@@ -839,6 +842,26 @@ export class ScyllaStore implements Store {
     return { id, mime: r.get('mime'), size: num(r.get('size'))!, owner: r.get('owner'), createdAt: num(r.get('created_at'))! };
   }
 
+  async putMediaRefs(media: string, refs: MediaRef[]): Promise<void> {
+    // A conversation holder's seq is a max-register (timestamp = seq); the others are written at the time,
+    // so a later delete of them (an account's data) is not shadowed forever by a tiny timestamp.
+    const now = Date.now() * 1000;
+    const queries = refs.map((r) => ({
+      query: this.q.putMediaRef, params: [media, r.holder, r.seq, r.holder.startsWith('c:') ? maxRegisterTimestamp(r.seq) : now],
+    }));
+    if (queries.length === 1) await this.write(queries[0]!.query, queries[0]!.params);
+    else if (queries.length > 1) await this.batch(queries); // one partition: one mutation
+  }
+
+  async getMediaRefs(media: string, holders: MediaHolder[]): Promise<MediaRef[]> {
+    const all = [...new Set(holders)];
+    const chunks: MediaHolder[][] = [];
+    // ScyllaDB refuses more than 100 values in one IN restriction (max_clustering_key_restrictions_per_query).
+    for (let i = 0; i < all.length; i += MEDIA_IN_MAX) chunks.push(all.slice(i, i + MEDIA_IN_MAX));
+    const results = await Promise.all(chunks.map((c) => this.read(this.q.getMediaRefs, [media, c])));
+    return results.flatMap((rs) => rs.rows.map((r) => ({ holder: r.get('holder') as MediaHolder, seq: num(r.get('seq')) ?? 0 })));
+  }
+
   // ---- journal and snapshots ----
 
   private journalPartition(seq: number): number {
@@ -986,6 +1009,8 @@ function statements(ks: string) {
 
     putMedia: `INSERT INTO ${ks}.media (id, mime, size, owner, created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS`,
     getMedia: `SELECT mime, size, owner, created_at FROM ${ks}.media WHERE id = ?`,
+    putMediaRef: `INSERT INTO ${ks}.media_refs (media, holder, seq) VALUES (?, ?, ?) USING TIMESTAMP ?`,
+    getMediaRefs: `SELECT holder, seq FROM ${ks}.media_refs WHERE media = ? AND holder IN ?`,
 
     journalIndex: `INSERT INTO ${ks}.journal_partitions (key, partition_nr) VALUES (?, ?)`,
     journalInsert: `INSERT INTO ${ks}.journal (key, partition_nr, seq, data, tags, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
