@@ -107,7 +107,10 @@ export function mountGateway(
             return res.cork(() => refuse(res, rateLimited('this account connects too often', userWait)));
           }
           const renewed = accounts.renewal(s)?.token;
-          res.cork(() => res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format, addr, renewed, conn: undefined }, key, protocol, extensions, context));
+          // Not inside res.cork: in this uWS build, cork() after an asynchronous upgrade may read the new
+          // WebSocket's memory as the HTTP response's and close the socket right after `open` (1006, seen on
+          // the Scylla store, where authentication is a real round trip; fixed upstream in uWebSockets #1929).
+          res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format, addr, renewed, conn: undefined }, key, protocol, extensions, context);
         },
         (err) => {
           upgrading--;

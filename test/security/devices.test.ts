@@ -386,7 +386,10 @@ async function raceSignIns(
     const list = await listIds();
     const what = `round ${round} (sign-out after ${delay.toFixed(1)} ms)`;
     t.notOk(out.signedOut.includes(a.device), `${what}: never the asker`);
-    t.ok(out.signedOut.every((id) => known.has(id) || (v.status === 200 && id === v.json.device)), `${what}: only devices that were signed in`);
+    // Besides the known devices, only the racing sign-in's: kept and then signed out, or refused (its record was
+    // stored, and the sign-out took it before the entity heard of the sign-in).
+    const others = out.signedOut.filter((id) => !known.has(id));
+    t.ok(others.length <= 1 && (v.status !== 200 || others.every((id) => id === v.json.device)), `${what}: only devices that were signed in`);
     if (v.status === 200 && out.signedOut.includes(v.json.device)) {
       outcomes.signedOutAfter++;
       t.same(list, [a.device], `${what}: signed in, then out`);
