@@ -8,5 +8,5 @@ export interface ActorDeps {
   store: Store;
   router: Router;
   push: PushGateway;
-  config: Pick<Config, 'limits' | 'inboxTtlMs' | 'inboxDeferMs' | 'deviceTrustMs'>;
+  config: Pick<Config, 'limits' | 'inboxTtlMs' | 'inboxDeferMs' | 'deviceTrustMs' | 'fanout'>;
 }
