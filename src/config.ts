@@ -3,6 +3,7 @@ import { DEFAULT_LIMITS } from './protocol/limits.js';
 import type { Limits } from './protocol/frames.js';
 import { parseTrustedProxies } from './transport/client-address.js';
 import type { Rate } from './transport/rate-limit.js';
+import { RETRY_MS, SLOW_MS } from './actors/fanout.js';
 
 /** Every knob of a node, read once from the environment. Names and defaults are listed in README.md. */
 export interface Config {
@@ -48,6 +49,11 @@ export interface Config {
    * anyway; one acked in time is never written. 0 writes every delivery at once.
    */
   inboxDeferMs: number;
+  /**
+   * A delivery no recipient entity confirmed is sent again after `retryMs` (doubling, up to a minute); a
+   * sender still without its tick after `slowMs` hears a retryable `timeout` while delivery goes on.
+   */
+  fanout: { retryMs: number; slowMs: number };
   maxConnections: number;
   /** Bytes buffered for one socket before the node closes it as a slow consumer. */
   maxBackpressure: number;
@@ -244,6 +250,7 @@ export function loadConfig(env: Env = process.env): Config {
     deviceTrustMs: int(env, 'PARLEY_DEVICE_TRUST_MS', 86_400_000),
     inboxTtlMs: int(env, 'PARLEY_INBOX_TTL_MS', 30 * 86_400_000),
     inboxDeferMs: int(env, 'PARLEY_INBOX_DEFER_MS', 300),
+    fanout: fanoutConfig(env),
     // Kept below the 20,000 open files a process may hold here, leaving room for the store and listeners.
     maxConnections: int(env, 'PARLEY_MAX_CONNECTIONS', 19_500),
     maxBackpressure: int(env, 'PARLEY_MAX_BACKPRESSURE', 1024 * 1024),
@@ -279,6 +286,14 @@ export function loadConfig(env: Env = process.env): Config {
     faults: env.PARLEY_FAULTS === '1',
     allowedOrigins: (env.PARLEY_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean),
   };
+}
+
+function fanoutConfig(env: Env): Config['fanout'] {
+  const retryMs = positive(env, 'PARLEY_FANOUT_RETRY_MS', RETRY_MS);
+  const slowMs = positive(env, 'PARLEY_FANOUT_SLOW_MS', SLOW_MS);
+  // Else a delivery lost with a crashed entity would alarm its sender before it was even retried.
+  if (slowMs <= retryMs) throw new Error('PARLEY_FANOUT_SLOW_MS must be longer than PARLEY_FANOUT_RETRY_MS');
+  return { retryMs, slowMs };
 }
 
 function tlsFiles(env: Env): TlsFiles | undefined {

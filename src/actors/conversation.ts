@@ -5,11 +5,11 @@ import { pack } from '../protocol/codec.js';
 import type { ReceiptCursor } from '../store/store.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { ConvDelivered, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvTyping, ConvVisible } from './messages.js';
+import type { ConvDelivered, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvTyping, ConvVisible, UserDeliver } from './messages.js';
 import type { Entity, EntityKind } from './region.js';
 import { RecentWindow } from './recent-window.js';
 import { allWatermark } from './receipts.js';
-import { FanOut, SLOW_MS, type Outcome } from './fanout.js';
+import { FanOut, type Outcome } from './fanout.js';
 import { Sweeper } from './sweeper.js';
 import { mediaOf, refsForMessage } from '../media/media-access.js';
 
@@ -50,8 +50,9 @@ export class Conversation implements Entity<ConvMsg> {
     private lastSeq: number,
     private lastTs: number,
   ) {
-    this.fanout = new FanOut((user, deliver) => this.deps.router.tell('user', user,
-      deliver.redelivery ? { ...deliver, deliveredUpTo: this.cursors.get(user)?.delivered ?? 0 } : deliver));
+    const send = (user: UserId, deliver: UserDeliver) => this.deps.router.tell('user', user,
+      deliver.redelivery ? { ...deliver, deliveredUpTo: this.cursors.get(user)?.delivered ?? 0 } : deliver);
+    this.fanout = new FanOut(send, deps.config.fanout.retryMs, deps.config.fanout.slowMs);
   }
 
   /** A conversation with deliveries not yet confirmed stays in memory to retry them. */
@@ -195,7 +196,7 @@ export class Conversation implements Entity<ConvMsg> {
       const { router } = this.deps;
       if (outcome === 'slow') {
         return void router.toConnection(m.origin, errorFrame(m, new ParleyError('timeout',
-          `message ${seq} is stored but not yet in every recipient's inbox after ${SLOW_MS / 1000} s; send it again (same cid) for its tick`)));
+          `message ${seq} is stored but not yet in every recipient's inbox after ${this.deps.config.fanout.slowMs / 1000} s; send it again (same cid) for its tick`)));
       }
       if (cidKey) this.cids.delete(cidKey);
       if (outcome === 'abandoned') return void router.toConnection(m.origin, errorFrame(m, new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)')));

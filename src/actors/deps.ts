@@ -16,5 +16,5 @@ export interface ActorDeps {
   router: Router;
   push: PushGateway;
   budgets: Budgets;
-  config: Pick<Config, 'limits' | 'inboxTtlMs' | 'inboxDeferMs' | 'deviceTrustMs' | 'shaping'>;
+  config: Pick<Config, 'limits' | 'inboxTtlMs' | 'inboxDeferMs' | 'deviceTrustMs' | 'shaping' | 'fanout'>;
 }

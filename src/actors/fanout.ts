@@ -11,9 +11,11 @@ export type Done = (outcome: Outcome) => void;
 /** A stored message whose inbox writes are not all confirmed yet, and who waits on it (until `slowAt`). */
 interface Pending { deliver: UserDeliver; waiting: Set<UserId>; done: { f: Done; slowAt: number }[]; due: number; backoff: number }
 
+/** An unconfirmed delivery is sent again after this, then after twice as long, up to a minute. */
+export const RETRY_MS = 5000;
 /**
  * A sender waits at most this long without an answer: an inbox write can wait that long only on a store
- * that doesn't answer, and until it does the sender would hear nothing. Past the first retry (5 s), so a
+ * that doesn't answer, and until it does the sender would hear nothing. Past the first retry, so a
  * delivery lost with a crashed user entity is redelivered and ticked without a false alarm.
  */
 export const SLOW_MS = 7000;
@@ -32,7 +34,7 @@ export class FanOut {
 
   constructor(
     private readonly send: (user: UserId, deliver: UserDeliver) => void,
-    private readonly retryMs = 5000,
+    private readonly retryMs = RETRY_MS,
     private readonly slowMs = SLOW_MS,
   ) {}
 

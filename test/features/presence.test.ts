@@ -15,6 +15,16 @@ const waitPresence = (d: TestDevice, user: string, online: boolean, from = 0) =>
   d.waitFor(() => presenceOf(d, user).slice(from).find((p) => p.online === online), 5000, `${user} ${online ? 'online' : 'offline'}`);
 /** Presence frames reach a viewer through the watched user's entity: a request to it orders after them. */
 const throughUser = async (viewer: TestDevice, watched: string) => { await viewer.client.getProfile(watched); await viewer.client.ping(); };
+/**
+ * Typing goes through the conversation entity, which writes it to the members' sockets (`router.toUser`) in
+ * the turn that takes it. The typist asks the conversation something on the socket it typed on (answered,
+ * or refused, in a later turn), then each viewer makes a round trip on its own socket: any typing frame the
+ * conversation sent it is ahead of that answer.
+ */
+const afterTyping = async (typist: TestDevice, conv: string, viewers: TestDevice[]) => {
+  await typist.client.receipts(conv);
+  for (const v of viewers) await v.client.ping();
+};
 
 t.test('a subscriber sees online, then offline with last seen once the last device goes', async (t) => {
   const alice = await f.device(t);
@@ -93,20 +103,23 @@ t.test('typing reaches the other members\' devices, never the typist, and is nev
   await carol.waitFrame(inGroup, 'typing in the group');
   await alice.waitFrame(inGroup, 'typing in the group');
   await alice2.waitFrame(inGroup, 'typing in the group');
-  // An outsider's typing goes nowhere.
+  await afterTyping(alice, conv, [alice2]);
+  t.notOk(alice.frames.some((x) => x.t === 'typing' && x.conv === conv), 'the typist is not told about their own typing');
+  t.notOk(alice2.frames.some((x) => x.t === 'typing' && x.conv === conv), 'nor are their other devices');
+  await afterTyping(bob, g.conv, [bob2]);
+  t.notOk([bob, bob2].some((d) => d.frames.some(inGroup)), 'nor in a group');
+
+  // An outsider's typing goes nowhere: her next ask of the conversation is refused, in a later turn.
   const eve = await f.device(t);
   eve.client.typing(g.conv, true);
-  await eve.client.ping();
+  await t.rejects(eve.client.receipts(g.conv), { code: 'forbidden' }, 'eve is no member');
+  for (const d of [alice, alice2, bob, bob2, carol]) await d.client.ping();
+  t.notOk([alice, alice2, bob, bob2, carol].some((d) => d.frames.some((x) => x.t === 'typing' && (x as TypingEventFrame).user === eve.user)),
+    'eve\'s typing reached nobody');
 
   const last = await alice.client.text({ to: bob.user }, 'done typing');
   await bob.waitMessage((m) => m.seq === last.seq);
   await carol.client.text({ conv: g.conv }, 'done too');
-  await throughUser(alice, alice.user);
-  await throughUser(alice2, alice2.user);
-  await throughUser(bob, bob.user);
-  t.notOk(alice.frames.some((x) => x.t === 'typing' && x.conv === conv), 'the typist is not told about their own typing');
-  t.notOk(alice2.frames.some((x) => x.t === 'typing' && x.conv === conv), 'nor are their other devices');
-  t.notOk([alice, bob, carol].some((d) => d.frames.some((x) => x.t === 'typing' && (x as TypingEventFrame).user === eve.user)), 'eve\'s typing reached nobody');
   t.same((await bob.client.history(conv)).map((m) => m.kind), ['text', 'text'], 'history holds the messages only');
   t.same((await carol.client.history(g.conv)).map((m) => m.kind), ['system', 'text']);
   t.notOk([...bob.messages, ...carol.messages].some((m) => (m.kind as string) === 'typing'), 'and no typing was delivered as a message');

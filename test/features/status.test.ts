@@ -1,6 +1,7 @@
 import t from 'tap';
 import { Fixture } from '../helpers/fixture.js';
 import { sleep, type TestDevice } from '../helpers/clients.js';
+import type { Receipts } from '../../src/client/parley-client.js';
 import type { ReceiptFrame, ReceiptStatus, ServerFrame } from '../../src/protocol/frames.js';
 
 /** Issue #2 §6: sent → delivered (on the recipient's ack) → read (on `read`), per member and for all in groups. */
@@ -15,10 +16,18 @@ const waitReceipt = (d: TestDevice, conv: string, status: ReceiptStatus, upTo: n
   d.waitFrame((x): x is ReceiptFrame => isReceipt(x) && x.conv === conv && x.status === status && x.upTo >= upTo && x.user === user,
     `${status}${user ? ` by ${user}` : ''} up to ${upTo}`);
 /**
- * A round trip through the user entity of `d`: receipts reach a socket through its user entity in order,
- * so any receipt told to it before this call has been written to the socket when this resolves.
+ * Receipts go from the conversation straight to the senders' sockets (`router.toUser`), through no user
+ * entity: a delivered receipt in the turn that takes the ack, a read receipt once its cursor is stored. Acks
+ * reach the conversation through the acking user's entity, reads straight from the reader's socket. So
+ * `settle` makes a round trip through each `via` device's user entity (its reads and acks are then queued at
+ * the conversation), then `viewer` asks the conversation: answered in a later turn, so every receipt sent
+ * before is ahead of the answer on the viewer's socket, and a read receipt still waiting for its store write
+ * shows in the answer's cursors.
  */
-const throughUser = async (d: TestDevice) => { await d.client.getProfile(d.user); };
+const settle = async (viewer: TestDevice, conv: string, ...via: TestDevice[]): Promise<Receipts> => {
+  for (const d of via) await d.client.getProfile(d.user);
+  return viewer.client.receipts(conv);
+};
 
 t.test('1:1: sent, then delivered once the recipient acks, then read once it says so', async (t) => {
   const alice = await f.device(t);
@@ -29,14 +38,16 @@ t.test('1:1: sent, then delivered once the recipient acks, then read once it say
   const conv = sent.conv;
   await bob.waitMessage((m) => m.seq === sent.seq);
   await bob2.waitMessage((m) => m.seq === sent.seq);
-  await throughUser(alice);
+  let seen = await settle(alice, conv, bob, bob2);
   t.same(receipts(alice, conv), [], 'received but not acked: not yet delivered');
+  t.same(seen.members[bob.user], { delivered: 0, read: 0 }, 'and the conversation says so');
 
   bob.client.flushAck();
   const delivered = await waitReceipt(alice, conv, 'delivered', sent.seq, bob.user);
   t.same(delivered, { t: 'receipt', conv, status: 'delivered', upTo: sent.seq, user: bob.user });
-  await throughUser(alice);
+  seen = await settle(alice, conv, bob, bob2);
   t.same(receipts(alice, conv).map((r) => r.status), ['delivered'], 'no read receipt before bob reads');
+  t.same(seen.members[bob.user], { delivered: sent.seq, read: 0 }, 'nor a read cursor');
 
   bob.client.read(conv, sent.seq);
   const read = await waitReceipt(alice, conv, 'read', sent.seq, bob.user);
@@ -45,15 +56,18 @@ t.test('1:1: sent, then delivered once the recipient acks, then read once it say
   t.equal(other.upTo, sent.seq, 'bob\'s other device learns that bob read it');
   t.same(receipts(alice, conv).map((r) => r.status), ['delivered', 'read'], 'in order, once each');
 
-  // Reading again, or reading less, changes nothing.
+  // Reading again, or reading less, changes nothing. Bob's next read comes after them on his socket, and its
+  // receipt after any of theirs: the conversation takes reads in order and the store writes cursors in order.
   bob.client.read(conv, sent.seq);
   bob.client.read(conv, 0);
   const more = await alice.client.text({ to: bob.user }, 'and this?');
   await bob.waitMessage((m) => m.seq === more.seq);
   bob.client.flushAck();
   await waitReceipt(alice, conv, 'delivered', more.seq, bob.user);
-  await throughUser(alice);
-  t.same(receipts(alice, conv).map((r) => `${r.status}:${r.upTo}`), [`delivered:${sent.seq}`, `read:${sent.seq}`, `delivered:${more.seq}`]);
+  bob.client.read(conv, more.seq);
+  await waitReceipt(alice, conv, 'read', more.seq, bob.user);
+  t.same(receipts(alice, conv).map((r) => `${r.status}:${r.upTo}`),
+    [`delivered:${sent.seq}`, `read:${sent.seq}`, `delivered:${more.seq}`, `read:${more.seq}`], 'the repeated reads told alice nothing');
 });
 
 t.test('receipts are watermarks: one ack or read covers everything before it', async (t) => {
@@ -106,8 +120,9 @@ t.test('groups: senders are told delivered_all and read_all; per-member detail i
   }, 'nobody acked yet (a sender\'s own messages move no cursor of hers)');
   bob.client.flushAck();
   await until(bob.user, { delivered: sent.seq, read: 0 });
-  await throughUser(alice);
+  let seen = await settle(alice, conv, bob, bob2, carol);
   t.same(receipts(alice, conv), [], 'no per-member receipt is pushed, and no delivered_all while carol has not acked');
+  t.same(seen.all, { delivered: 0, read: 0 }, 'the conversation agrees');
   carol.client.flushAck();
   t.same(await waitReceipt(alice, conv, 'delivered_all', sent.seq), { t: 'receipt', conv, status: 'delivered_all', upTo: sent.seq },
     'delivered_all names no user');
@@ -116,8 +131,9 @@ t.test('groups: senders are told delivered_all and read_all; per-member detail i
   t.same(await waitReceipt(bob2, conv, 'read', sent.seq, bob.user), { t: 'receipt', conv, status: 'read', upTo: sent.seq, user: bob.user },
     'bob\'s other device learns he read it');
   await until(bob.user, { delivered: sent.seq, read: sent.seq });
-  await throughUser(alice);
-  t.notOk(receipts(alice, conv).some((r) => r.status === 'read_all' || r.status === 'read'), 'not read by all while carol has not read');
+  seen = await settle(alice, conv, bob, bob2, carol);
+  t.same(receipts(alice, conv).map((r) => r.status), ['delivered_all'], 'not read by all while carol has not read');
+  t.same(seen.all, { delivered: sent.seq, read: 0 }, 'the conversation agrees');
   carol.client.read(conv, sent.seq);
   t.same(await waitReceipt(alice, conv, 'read_all', sent.seq), { t: 'receipt', conv, status: 'read_all', upTo: sent.seq });
   t.same(receipts(alice, conv).map((r) => r.status), ['delivered_all', 'read_all'], 'alice was told only the watermarks');
@@ -128,7 +144,7 @@ t.test('groups: senders are told delivered_all and read_all; per-member detail i
   bob.client.flushAck();
   await waitReceipt(carol, conv, 'delivered_all', fromCarol.seq);
   t.pass('carol learns her message reached everyone (alice acks by herself)');
-  await throughUser(alice);
+  await settle(alice, conv, alice, bob, bob2, carol);
   t.notOk(receipts(alice, conv).some((r) => r.upTo >= fromCarol.seq), 'alice is not told about carol\'s message');
 
   const outsider = await f.device(t);
@@ -157,6 +173,7 @@ t.test('a sender offline while its messages were delivered and read learns it wh
   const readsTaken = async () => ((await bob.client.receipts(g.conv)).all?.read ?? 0) >= inGroup.seq
     && (await bob.client.receipts(first.conv)).members[bob.user]!.read >= first.seq;
   for (let i = 0; i < 250 && !(await readsTaken()); i++) await sleep(20);
+  t.ok(await readsTaken(), 'the conversations took the reads');
   t.same(receipts(alice, first.conv), [], 'nothing reached alice while she was away');
 
   await alice.client.connect();
@@ -173,7 +190,9 @@ t.test('a sender offline while its messages were delivered and read learns it wh
   alice.client.close();
   await alice.waitFor(() => !alice.client.connected || undefined, 5000, 'alice offline again');
   await alice.client.connect();
-  await alice.client.receipts(first.conv); // answered after the catch-up's own ask of the same conversation
+  // Answered after the catch-up's own asks of the same conversations (one socket, one entity each).
+  await alice.client.receipts(first.conv);
+  await alice.client.receipts(g.conv);
   t.equal(alice.frames.filter(isReceipt).length, told, 'no receipt twice');
 });
 
