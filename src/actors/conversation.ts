@@ -43,8 +43,9 @@ interface Writing {
 
 /**
  * One conversation (1:1 or group): the single writer of its log. It gives each accepted message the next
- * seq, stores it, acks the sender once the store says durable, then fans it out to every member's user
- * entity. It also keeps the per-member receipt cursors and answers history.
+ * seq and stores it; the store's answer comes back into its mailbox, and stored messages are fanned out to
+ * every member's user entity in seq order; the sender is ticked once every recipient holds it. It also keeps
+ * the per-member receipt cursors and answers history.
  */
 export class Conversation implements Entity<ConvMsg> {
   static kind(deps: ActorDeps): EntityKind<ConvMsg> {
