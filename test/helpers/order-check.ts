@@ -11,7 +11,7 @@ export interface Ticked { user: string; cid: string; seq: number; text: string }
 /**
  * Every sender sends `perSender` texts into `conv` at once. A retryable refusal (the entity crashed, a slow
  * fan-out) is resent with the same cid, as the SDK's users are told to, up to `attempts` times. Resolves with
- * every tick, and the number of resends that were needed.
+ * every tick, the number of resends that were needed and the refusals by code.
  */
 /** A group of `senders` and `readers`, created by the first sender: its conversation. */
 export async function groupOf(senders: TestDevice[], readers: TestDevice[]): Promise<string> {
@@ -20,9 +20,10 @@ export async function groupOf(senders: TestDevice[], readers: TestDevice[]): Pro
   return g.conv;
 }
 
-export async function sendAllAtOnce(senders: TestDevice[], conv: string, perSender: number, attempts = 5): Promise<{ ticked: Ticked[]; resends: number }> {
+export async function sendAllAtOnce(senders: TestDevice[], conv: string, perSender: number, attempts = 5): Promise<{ ticked: Ticked[]; resends: number; refusals: Record<string, number> }> {
   const ticked: Ticked[] = [];
   let resends = 0;
+  const refusals: Record<string, number> = {};
   const one = async (d: TestDevice, i: number): Promise<void> => {
     const cid = `${d.user}-${i}`;
     const text = `m ${d.user} ${i}`;
@@ -32,13 +33,15 @@ export async function sendAllAtOnce(senders: TestDevice[], conv: string, perSend
         ticked.push({ user: d.user, cid, seq: s.seq, text });
         return;
       } catch (err) {
+        const code = (err as { code?: string }).code ?? String(err);
+        refusals[code] = (refusals[code] ?? 0) + 1;
         if (a >= attempts || !(err as { retryable?: boolean }).retryable) throw err;
         resends++;
       }
     }
   };
   await Promise.all(senders.flatMap((d) => Array.from({ length: perSender }, (_, i) => one(d, i))));
-  return { ticked, resends };
+  return { ticked, resends, refusals };
 }
 
 /**
