@@ -5,6 +5,7 @@ import type {
 } from '../protocol/frames.js';
 import { parseConversationId } from '../protocol/ids.js';
 import { Emitter } from './emitter.js';
+import { SeqOrder } from './seq-order.js';
 
 /** The subset of the WebSocket API the client needs: the browser's, or the `ws` package's in Node. */
 interface SocketLike {
@@ -121,8 +122,8 @@ export class ParleyClient extends Emitter<Events> {
   private backoff = 250;
   private readyWaiter?: { resolve(w: WelcomeFrame): void; reject(e: unknown): void };
   private readonly seen = new Set<string>();
-  /** Per conversation, the highest seq emitted as `message` (the most recently active SEEN_MAX conversations). */
-  private readonly top = new Map<string, number>();
+  /** Per conversation, the highest seq emitted as `message`. */
+  private readonly order = new SeqOrder(SEEN_MAX);
   private readonly awaiting = new Map<string, Awaiting>();
   private syncRid?: string;
 
@@ -363,12 +364,7 @@ export class ParleyClient extends Emitter<Events> {
 
   /** The node delivers a conversation in seq order; one below a seq already emitted can only come late. */
   private emitInOrder(m: Message, ptr: number): void {
-    const top = this.top.get(m.conv) ?? 0;
-    if (m.seq < top) return void this.emit('late', m, ptr);
-    this.top.delete(m.conv); // re-inserted: the map's order is by last activity
-    this.top.set(m.conv, m.seq);
-    if (this.top.size > SEEN_MAX) this.top.delete(this.top.keys().next().value!);
-    this.emit('message', m, ptr);
+    this.emit(this.order.place(m.conv, m.seq), m, ptr);
   }
 
   /** False if (conv, seq) was seen among the last SEEN_MAX messages. */
