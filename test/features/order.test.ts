@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ADMIN_KEY, Fixture, http } from '../helpers/fixture.js';
-import { checkDelivered, groupOf, sendAllAtOnce } from '../helpers/order-check.js';
+import { checkDelivered, groupOf, resendWhileStoring, sendAllAtOnce } from '../helpers/order-check.js';
 
 /**
  * Ordered delivery on the LMDB store: many concurrent senders into one conversation, and a conversation
@@ -52,3 +52,5 @@ t.test('a conversation crashed with writes in flight: nothing of the dead incarn
   const history = await reader.client.history(conv, { limit: 500 });
   await checkDelivered(t, conv, ticked, history, [reader, ...senders], { allowLate: true });
 });
+
+t.test('a cid resent while its first send is being stored: one seq, one tick and one dup, delivered once', (t) => resendWhileStoring(t, f));

@@ -1,5 +1,6 @@
 import type { Message, SentFrame } from '../../src/protocol/frames.js';
-import type { TestDevice } from './clients.js';
+import { texts, type TestDevice } from './clients.js';
+import type { Fixture } from './fixture.js';
 import type t from 'tap';
 
 /** The root `t` of tap or any subtest. */
@@ -84,4 +85,27 @@ export async function checkDelivered(
     if (opts.allowLate) t.pass(`${d.user}: ${late} came late (after a crash)`);
     else t.equal(late, 0, `${d.user}: none came late`);
   }
+}
+
+/**
+ * A cid sent twice back to back (the second while the first is still being stored, on a store with a real
+ * round trip): both are answered with the same seq, the second `dup`, and the recipient gets it once, before
+ * the message sent after it.
+ */
+export async function resendWhileStoring(t: Asserts & { teardown(f: () => unknown): void }, f: Fixture): Promise<void> {
+  const alice = await f.signInOnly();
+  const bob = await f.device(t);
+  const raw = await f.raw(t, alice.session.token);
+  const send = (cid: string, text: string) => raw.send({ t: 'send', cid, to: bob.user, kind: 'text', body: { text } });
+  send('twice', 'once');
+  send('twice', 'once');
+  send('after', 'next');
+  const sentOf = (cid: string) => raw.frames.filter((x) => x.t === 'sent' && x.cid === cid);
+  await raw.next(() => sentOf('twice').length === 2 && sentOf('after').length === 1, 'three ticks', 15_000);
+  const [a, b] = sentOf('twice');
+  t.equal(a!.seq, b!.seq, 'both sends of the cid are answered with one seq');
+  t.strictSame([a!.dup, b!.dup], [undefined, true], 'the second as a duplicate');
+  t.equal(sentOf('after')[0]!.seq, a!.seq + 1, 'the next message took the next seq');
+  await bob.waitMessage((m) => m.seq === a!.seq + 1, 'the next message', 10_000);
+  t.strictSame(texts(bob.messages), ['once', 'next'], 'the recipient got it once, in order');
 }
