@@ -1,17 +1,19 @@
-import { ParleyError, errorFrame, rateLimited } from '../protocol/errors.js';
+import { randomBytes } from 'node:crypto';
+import { ParleyError, errorFrame, rateLimited, toErrorBody, type ErrorBody } from '../protocol/errors.js';
 import { parseConversationId, type ConversationId, type UserId } from '../protocol/ids.js';
 import type { Message, ReceiptFrame, ReceiptStatus, SentFrame } from '../protocol/frames.js';
 import { pack } from '../protocol/codec.js';
 import type { ReceiptCursor } from '../store/store.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { ConvDelivered, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvTyping, ConvVisible, UserDeliver } from './messages.js';
+import type { ConvDelivered, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvStored, ConvTyping, ConvVisible, UserDeliver } from './messages.js';
 import type { Entity, EntityKind } from './region.js';
 import { RecentWindow } from './recent-window.js';
 import { allWatermark } from './receipts.js';
 import { FanOut, type Outcome } from './fanout.js';
 import { Sweeper } from './sweeper.js';
 import { mediaOf, refsForMessage } from '../media/media-access.js';
+import { ReorderBuffer } from './reorder.js';
 
 /**
  * Client ids of messages being stored or fanned out, for resends meanwhile; once the sender is ticked the
@@ -23,11 +25,27 @@ const HISTORY_DEFAULT = 50;
 /** Delivered-only cursor moves are stored once per this period, in one write per moved cursor. */
 const cursorStores = new Sweeper<Conversation>(1000, 100, (c) => (c.storeCursors(), false));
 const CONTENT_KINDS = new Set(['text', 'image', 'video', 'location']);
+/** Incarnation names: unique per node process (the prefix) and per entity activation (the counter). */
+const INCARNATION_PREFIX = randomBytes(4).toString('hex');
+let incarnations = 0;
+
+/** A message whose write is in flight, and what waits on it: its sender, and resends of its cid meanwhile. */
+interface Writing {
+  message: Message;
+  packed: Uint8Array;
+  recipients: UserId[];
+  origin?: ConvSend;
+  cidKey?: string;
+  resends?: ConvSend[];
+  /** The write itself: a delete's redact waits for its target's write, so it can't land first and miss it. */
+  write: Promise<unknown>;
+}
 
 /**
  * One conversation (1:1 or group): the single writer of its log. It gives each accepted message the next
- * seq, stores it, acks the sender once the store says durable, then fans it out to every member's user
- * entity. It also keeps the per-member receipt cursors and answers history.
+ * seq and stores it; the store's answer comes back into its mailbox, and stored messages are fanned out to
+ * every member's user entity in seq order; the sender is ticked once every recipient holds it. It also keeps
+ * the per-member receipt cursors and answers history.
  */
 export class Conversation implements Entity<ConvMsg> {
   static kind(deps: ActorDeps): EntityKind<ConvMsg> {
@@ -35,9 +53,13 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   private readonly recent = new RecentWindow();
-  /** `durable` is set while the message is being stored. */
-  private readonly cids = new Map<string, { seq: number; ts: number; durable?: Promise<unknown> }>();
+  /** `storing` while the message is being stored (its resends wait on the write, in `writing`). */
+  private readonly cids = new Map<string, { seq: number; ts: number; storing: boolean }>();
   private readonly fanout: FanOut;
+  /** This activation: store completions and timers it started are tagged with it, and only it acts on them. */
+  private readonly inc = `${INCARNATION_PREFIX}.${(++incarnations).toString(36)}`;
+  /** Writes in flight, released in seq order whatever order the store completes them in. */
+  private readonly writing = new ReorderBuffer<Writing, ErrorBody | undefined>();
   private deliveredAll = 0;
   private readAll = 0;
 
@@ -52,15 +74,24 @@ export class Conversation implements Entity<ConvMsg> {
   ) {
     const send = (user: UserId, deliver: UserDeliver) => this.deps.router.tell('user', user,
       deliver.redelivery ? { ...deliver, deliveredUpTo: this.cursors.get(user)?.delivered ?? 0 } : deliver);
-    this.fanout = new FanOut(send, deps.config.fanout.retryMs, deps.config.fanout.slowMs);
+    this.fanout = new FanOut(send, deps.config.fanout.retryMs, deps.config.fanout.slowMs,
+      () => this.deps.router.tell('conv', this.id, { t: 'fanout.retry', inc: this.inc }));
   }
 
-  /** A conversation with deliveries not yet confirmed stays in memory to retry them. */
+  /** A conversation with writes in flight or deliveries not yet confirmed stays in memory to finish them. */
   canPassivate(): boolean {
-    return this.fanout.idle;
+    return this.fanout.idle && this.writing.size === 0;
   }
 
+  /**
+   * Crashed or passivated: whoever waits on a write in flight or a fan-out is told to resend (same cid); the
+   * completions still to come belong to this incarnation and change nothing in the next one.
+   */
   dispose(): void {
+    const interrupted = new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)');
+    for (const w of this.writing.clear()) {
+      for (const m of w.origin ? [w.origin, ...(w.resends ?? [])] : w.resends ?? []) this.deps.router.toConnection(m.origin, errorFrame(m, interrupted));
+    }
     this.fanout.abandon();
     cursorStores.delete(this);
     this.storeCursors();
@@ -101,6 +132,8 @@ export class Conversation implements Entity<ConvMsg> {
       case 'members': return this.membersChanged(msg);
       case 'fanned': return this.fanout.confirm(msg.user, msg.seqs);
       case 'visible': return this.visible(msg);
+      case 'stored': return this.stored(msg);
+      case 'fanout.retry': if (msg.inc === this.inc) this.fanout.retry(); return;
     }
   }
 
@@ -111,8 +144,9 @@ export class Conversation implements Entity<ConvMsg> {
     const key = `${m.from}\u0000${m.cid}`;
     const known = this.cids.get(key);
     if (known) {
-      // Still being stored or fanned out: the resend is answered with the original's tick.
-      await known.durable;
+      // Still being stored or fanned out: the resend is answered with the original's tick (or its failure).
+      const w = known.storing ? this.writing.get(known.seq) : undefined;
+      if (w) return void (w.resends ??= []).push(m);
       const tick = this.ticker(m, known.seq, known.ts, true);
       if (!this.fanout.whenDone(known.seq, tick)) tick('done');
       return;
@@ -161,8 +195,8 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   /**
-   * Stores, then fans out in store order, then ticks the sender once every recipient's inboxes hold it.
-   * The actor goes on with the next message meanwhile.
+   * Stores; the outcome comes back into the mailbox (`stored`), where the fan-out starts in seq order and the
+   * sender is ticked once every recipient's inboxes hold it. The actor goes on with the next message meanwhile.
    */
   private append(message: Message, recipients: UserId[], origin?: ConvSend, cidKey?: string): void {
     const { store, router } = this.deps;
@@ -171,19 +205,43 @@ export class Conversation implements Entity<ConvMsg> {
     // media its readers can't fetch; if that write fails, so does the send).
     const media = mediaOf(message.kind, message.body);
     const stored = store.appendMessage(message, packed, media ? { media, refs: refsForMessage(this.id, message.seq) } : undefined);
-    const durable = message.kind === 'delete' ? Promise.all([stored, store.redactMessage(this.id, message.target!)]) : stored;
-    if (cidKey) this.rememberCid(cidKey, message.seq, message.ts, durable);
-    durable.then(
-      () => {
-        if (cidKey) this.cidStored(cidKey);
-        this.fanout.start(this.deliverOf(message, packed), recipients, origin ? this.ticker(origin, message.seq, message.ts, false, cidKey) : () => undefined);
-      },
-      (err: unknown) => {
-        if (cidKey) this.cids.delete(cidKey);
-        log('warn', 'message not stored', { conv: this.id, seq: message.seq, error: String(err) });
-        if (origin) router.toConnection(origin.origin, errorFrame(origin, err));
-      },
+    let write: Promise<unknown> = stored;
+    if (message.kind === 'delete') {
+      // A target still being written is redacted once its write is done (on Scylla the redact could land first
+      // and find nothing); a target whose write failed has nothing to redact.
+      const target = this.writing.get(message.target!)?.write;
+      const redact = () => store.redactMessage(this.id, message.target!);
+      write = Promise.all([stored, target ? target.then(redact, () => undefined) : redact()]);
+    }
+    this.writing.add(message.seq, { message, packed, recipients, origin, cidKey, write });
+    if (cidKey) this.rememberCid(cidKey, message.seq, message.ts, true);
+    const { id, inc } = this;
+    const seq = message.seq;
+    write.then(
+      () => router.tell('conv', id, { t: 'stored', inc, seq }),
+      (err: unknown) => router.tell('conv', id, { t: 'stored', inc, seq, error: toErrorBody(err) }),
     );
+  }
+
+  /** A write came back: what it releases, in seq order, fans out (or fails) now. Another incarnation's: nothing. */
+  private stored(m: ConvStored): void {
+    if (m.inc !== this.inc) return;
+    for (const { value: w, outcome: error } of this.writing.settle(m.seq, m.error)) {
+      const { message, origin, cidKey } = w;
+      if (error) {
+        if (cidKey) this.cids.delete(cidKey);
+        log('warn', 'message not stored', { conv: this.id, seq: message.seq, error: error.message });
+        const err = new ParleyError(error.code, error.message);
+        for (const s of origin ? [origin, ...(w.resends ?? [])] : w.resends ?? []) this.deps.router.toConnection(s.origin, errorFrame(s, err));
+        continue;
+      }
+      if (cidKey) this.cidStored(cidKey);
+      this.fanout.start(this.deliverOf(message, w.packed), w.recipients, origin ? this.ticker(origin, message.seq, message.ts, false, cidKey) : () => undefined);
+      for (const r of w.resends ?? []) {
+        const tick = this.ticker(r, message.seq, message.ts, true);
+        if (!this.fanout.whenDone(message.seq, tick)) tick('done');
+      }
+    }
   }
 
   /**
@@ -211,15 +269,15 @@ export class Conversation implements Entity<ConvMsg> {
     return { t: 'deliver' as const, conv: this.id, seq: m.seq, from: m.from, dev: m.dev, kind: m.kind, packed };
   }
 
-  private rememberCid(key: string, seq: number, ts: number, durable?: Promise<unknown>): void {
-    this.cids.set(key, { seq, ts, durable });
+  private rememberCid(key: string, seq: number, ts: number, storing = false): void {
+    this.cids.set(key, { seq, ts, storing });
     if (this.cids.size > DEDUPE_MEMORY) this.cids.delete(this.cids.keys().next().value!);
   }
 
   /** The message behind a client id is stored: the cache no longer holds its promise. */
   private cidStored(cidKey: string): void {
     const e = this.cids.get(cidKey);
-    if (e) e.durable = undefined;
+    if (e) e.storing = false;
   }
 
   /** Edits and deletes are the sender's own; reactions may target anyone's message. */

@@ -28,22 +28,32 @@ export const SLOW_MS = 7000;
  * redeliveries so the user entity writes nothing twice.
  */
 export class FanOut {
-  /** In seq order: fan-outs start when their writes resolve, and writes resolve in seq order. */
+  /** New fan-outs start in seq order (the conversation releases stored writes in order); redeliveries anywhere. */
   private readonly pending = new Map<number, Pending>();
   private timer?: NodeJS.Timeout;
+  private abandoned = false;
 
+  /**
+   * `wake` is all the timer does: the conversation's asks the entity for a turn, in which it calls `retry` —
+   * so retries run inside the entity's turn, and a disposed entity (`abandon`) has no timer left. Without
+   * one, the timer retries itself.
+   */
   constructor(
     private readonly send: (user: UserId, deliver: UserDeliver) => void,
     private readonly retryMs = RETRY_MS,
     private readonly slowMs = SLOW_MS,
+    private readonly wake: () => void = () => this.retry(),
   ) {}
 
   start(deliver: UserDeliver, recipients: UserId[], done: Done): void {
     if (recipients.length === 0) return done('done');
+    if (this.abandoned) return done('abandoned'); // its entity is gone: no fan-out, no timer
+    // Already fanning out (a resend whose cid memory had forgotten): wait on it rather than replace its waiters.
+    if (this.whenDone(deliver.seq, done)) return;
     const now = Date.now();
     this.pending.set(deliver.seq, { deliver, waiting: new Set(recipients), done: [{ f: done, slowAt: now + this.slowMs }], due: now + this.retryMs, backoff: this.retryMs });
     for (const u of recipients) this.send(u, deliver);
-    this.timer ??= setInterval(() => this.retry(), Math.min(this.retryMs, this.slowMs, 1000)).unref();
+    this.timer ??= setInterval(this.wake, Math.min(this.retryMs, this.slowMs, 1000)).unref();
   }
 
   /** Runs `f` once `seq` is fully fanned out; false if it isn't fanning out (done long ago, or never). */
@@ -74,14 +84,18 @@ export class FanOut {
 
   /** Gives up every fan-out in progress (the conversation entity is going away). */
   abandon(): void {
+    this.abandoned = true;
     this.stop();
     const all = [...this.pending.values()];
     this.pending.clear();
     for (const p of all) for (const w of p.done) w.f('abandoned');
   }
 
-  /** Backs off (×2, up to a minute) so that an overloaded node is not handed its own work twice. */
-  private retry(): void {
+  /**
+   * Called in the entity's turn after a `wake`: slow notices, and redeliveries of what is still unconfirmed,
+   * backing off (×2, up to a minute) so that an overloaded node is not handed its own work twice.
+   */
+  retry(): void {
     // The timer outlives one fan-out (a timer per message would cost more than the message); it stops here.
     if (this.pending.size === 0) return this.stop();
     const now = Date.now();

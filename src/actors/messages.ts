@@ -4,6 +4,7 @@ import type {
 } from '../protocol/frames.js';
 import type { ConnRef, ReplyTo } from '../transport/router.js';
 import type { HistoryQuery } from '../store/store.js';
+import type { ErrorBody } from '../protocol/errors.js';
 
 /**
  * The messages entities exchange, as plain data. `reply` marks an ask (answered through the router);
@@ -31,7 +32,14 @@ export interface ConvMembers extends Envelope { t: 'members'; members: Record<Us
 export interface ConvFanned extends Envelope { t: 'fanned'; user: UserId; seqs: number[] }
 /** May `user` see message `seq` (a member, added at or before it)? Answers a boolean: media access asks it. */
 export interface ConvVisible extends Envelope { t: 'visible'; reply: ReplyTo; user: UserId; seq: number }
-export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned | ConvVisible;
+/**
+ * A conversation's own store write came back (its append, and for a delete the redact too): `error` when it
+ * failed. `inc` names the incarnation that issued it; any other incarnation ignores it (the sender resends by cid).
+ */
+export interface ConvStored extends Envelope { t: 'stored'; inc: string; seq: number; error?: ErrorBody }
+/** The conversation's fan-out timer: retry and slow notices are due, in a turn of incarnation `inc`. */
+export interface ConvRetry extends Envelope { t: 'fanout.retry'; inc: string }
+export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned | ConvVisible | ConvStored | ConvRetry;
 
 export interface GroupEvent { event: 'created' | 'added' | 'removed' | 'left' | 'admin' | 'renamed'; by: UserId; users?: UserId[]; name?: string }
 

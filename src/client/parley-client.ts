@@ -5,6 +5,7 @@ import type {
 } from '../protocol/frames.js';
 import { parseConversationId } from '../protocol/ids.js';
 import { Emitter } from './emitter.js';
+import { SeqOrder } from './seq-order.js';
 
 /** The subset of the WebSocket API the client needs: the browser's, or the `ws` package's in Node. */
 interface SocketLike {
@@ -44,7 +45,13 @@ export class ServerError extends Error {
 
 interface Events {
   welcome: (w: WelcomeFrame) => void;
+  /** A conversation's messages, in increasing seq (gaps are normal: see `late`). */
   message: (m: Message, ptr: number) => void;
+  /**
+   * A message that came after a later one of its conversation: its first delivery was interrupted by a crash
+   * and it came again when its sender resent it. Emitted, never dropped, for the app to put in its place by seq.
+   */
+  late: (m: Message, ptr: number) => void;
   synced: (ptr: number) => void;
   receipt: (r: ReceiptFrame) => void;
   typing: (t: TypingEventFrame) => void;
@@ -94,7 +101,9 @@ function jsonReviver(_key: string, value: unknown): unknown {
 /**
  * A Parley client for Node and browsers. It keeps the device's inbox pointer: on every (re)connect it
  * syncs from it, drops any delivery it already holds, and acks in batches, so the app sees each message
- * exactly once, in order.
+ * exactly once, each conversation's in seq order (`message`). A gap in a conversation's seqs is not waited
+ * for: it is a message whose write failed, one this device may not see (before it joined a group, or its
+ * own), or, rarely, one still to come as `late` after a crash interrupted its delivery.
  */
 export class ParleyClient extends Emitter<Events> {
   /** Highest inbox pointer received; what `sync` resumes from. */
@@ -113,6 +122,8 @@ export class ParleyClient extends Emitter<Events> {
   private backoff = 250;
   private readyWaiter?: { resolve(w: WelcomeFrame): void; reject(e: unknown): void };
   private readonly seen = new Set<string>();
+  /** Per conversation, the highest seq emitted as `message`. */
+  private readonly order = new SeqOrder(SEEN_MAX);
   private readonly awaiting = new Map<string, Awaiting>();
   private syncRid?: string;
 
@@ -269,7 +280,7 @@ export class ParleyClient extends Emitter<Events> {
         if (f.ptr <= this.ptr) return; // already held: a resend after a reconnect
         this.ptr = f.ptr;
         // A redelivery after a server crash can carry a message again under a new ptr.
-        if (!this.remember(`${f.m.conv}:${f.m.seq}`)) this.emit('message', f.m, f.ptr);
+        if (!this.remember(`${f.m.conv}:${f.m.seq}`)) this.emitInOrder(f.m, f.ptr);
         this.scheduleAck();
         return;
       case 'synced':
@@ -349,6 +360,11 @@ export class ParleyClient extends Emitter<Events> {
         }
       }, () => undefined); // gone, or no longer a member: nothing to catch up
     }
+  }
+
+  /** The node delivers a conversation in seq order; one below a seq already emitted can only come late. */
+  private emitInOrder(m: Message, ptr: number): void {
+    this.emit(this.order.place(m.conv, m.seq), m, ptr);
   }
 
   /** False if (conv, seq) was seen among the last SEEN_MAX messages. */

@@ -17,6 +17,8 @@ export interface TestDevice {
   messages: Message[];
   /** Inbox pointers of `messages`, index for index. */
   ptrs: number[];
+  /** Messages the client emitted as `late` (after a later one of their conversation). */
+  late: Message[];
   frames: ServerFrame[];
   /** Every close the client saw, in order. */
   closes: { code: number; reason: string }[];
@@ -62,15 +64,17 @@ export async function device(
   const client = new ParleyClient({ url, token: session.token, reconnect: false, WebSocket: capturingWebSocket(sockets), ...clientOpts });
   const messages: Message[] = [];
   const ptrs: number[] = [];
+  const late: Message[] = [];
   const frames: ServerFrame[] = [];
   const closes: { code: number; reason: string }[] = [];
   client.on('message', (m, ptr) => { messages.push(m); ptrs.push(ptr); });
+  client.on('late', (m) => late.push(m));
   client.on('close', (code, reason) => closes.push({ code, reason }));
   for (const ev of ['receipt', 'typing', 'presence', 'error', 'synced', 'welcome'] as const) {
     client.on(ev, ((f: ServerFrame | number) => frames.push(typeof f === 'number' ? { t: 'synced', ptr: f } : f)) as never);
   }
   const dev: TestDevice = {
-    session, user: session.user, client, phone, messages, ptrs, frames, closes, sockets,
+    session, user: session.user, client, phone, messages, ptrs, late, frames, closes, sockets,
     waitFor: (pick, ms = 5000, what = 'condition') => waitFor(pick, ms, what),
     waitMessage: (pred, what = 'message', ms = 5000) => waitFor(() => messages.find(pred), ms, what),
     waitFrame: ((pred: (f: ServerFrame) => boolean, what = 'frame', ms = 5000) => waitFor(() => frames.find(pred), ms, what)) as TestDevice['waitFrame'],

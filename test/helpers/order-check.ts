@@ -1,0 +1,111 @@
+import type { Message, SentFrame } from '../../src/protocol/frames.js';
+import { texts, type TestDevice } from './clients.js';
+import type { Fixture } from './fixture.js';
+import type t from 'tap';
+
+/** The root `t` of tap or any subtest. */
+type Asserts = typeof t | tap.Test;
+
+/** One message a sender got its `sent` tick for. */
+export interface Ticked { user: string; cid: string; seq: number; text: string }
+
+/**
+ * Every sender sends `perSender` texts into `conv` at once. A retryable refusal (the entity crashed, a slow
+ * fan-out) is resent with the same cid, as the SDK's users are told to, up to `attempts` times. Resolves with
+ * every tick, the number of resends that were needed and the refusals by code.
+ */
+/** A group of `senders` and `readers`, created by the first sender: its conversation. */
+export async function groupOf(senders: TestDevice[], readers: TestDevice[]): Promise<string> {
+  const [first, ...rest] = senders;
+  const g = await first!.client.createGroup('order', [...rest, ...readers].map((d) => d.user));
+  return g.conv;
+}
+
+export async function sendAllAtOnce(senders: TestDevice[], conv: string, perSender: number, attempts = 5): Promise<{ ticked: Ticked[]; resends: number; refusals: Record<string, number> }> {
+  const ticked: Ticked[] = [];
+  let resends = 0;
+  const refusals: Record<string, number> = {};
+  const one = async (d: TestDevice, i: number): Promise<void> => {
+    const cid = `${d.user}-${i}`;
+    const text = `m ${d.user} ${i}`;
+    for (let a = 1; ; a++) {
+      try {
+        const s: SentFrame = await d.client.send({ conv }, 'text', { text }, { cid });
+        ticked.push({ user: d.user, cid, seq: s.seq, text });
+        return;
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? String(err);
+        refusals[code] = (refusals[code] ?? 0) + 1;
+        if (a >= attempts || !(err as { retryable?: boolean }).retryable) throw err;
+        resends++;
+      }
+    }
+  };
+  await Promise.all(senders.flatMap((d) => Array.from({ length: perSender }, (_, i) => one(d, i))));
+  return { ticked, resends, refusals };
+}
+
+/**
+ * The checker. No two ticks share a seq; every ticked message is in `history`; each device receives every
+ * ticked message of the others exactly once (after the SDK's dedupe) and nothing else, its `message`s in
+ * strictly increasing seq. `late` (a message delivered after a later one, which the SDK emits apart) is
+ * counted, and allowed only if `allowLate`. Waits up to `ms` for the deliveries.
+ */
+export async function checkDelivered(
+  t: Asserts,
+  conv: string,
+  ticked: Ticked[],
+  history: Message[],
+  devices: TestDevice[],
+  opts: { allowLate?: boolean; ms?: number } = {},
+): Promise<void> {
+  const bySeq = new Map<number, Ticked>();
+  const shared = ticked.filter((x) => bySeq.has(x.seq) || (bySeq.set(x.seq, x), false));
+  t.strictSame(shared.map((x) => x.seq), [], 'no two ticked messages share a seq');
+
+  const stored = new Map(history.map((m) => [m.seq, m]));
+  const missing = ticked.filter((x) => stored.get(x.seq)?.cid !== x.cid || (stored.get(x.seq)?.body as { text?: string } | undefined)?.text !== x.text);
+  t.strictSame(missing.map((x) => x.seq), [], 'every ticked message is in history, under its seq');
+
+  for (const d of devices) {
+    const expected = ticked.filter((x) => x.user !== d.user).map((x) => x.seq).sort((a, b) => a - b);
+    const got = () => [...d.messages, ...d.late].filter((m) => m.conv === conv && m.kind === 'text');
+    const want = new Set(expected);
+    await d.waitFor(() => (expected.every((s) => got().some((m) => m.seq === s)) ? true : undefined), opts.ms ?? 30_000,
+      `${expected.length} messages at ${d.user}`).catch(() => undefined); // what is missing is reported below
+    const inOrder = d.messages.filter((m) => m.conv === conv && m.kind === 'text').map((m) => m.seq);
+    const inversions = inOrder.filter((s, i) => i > 0 && s <= inOrder[i - 1]!).length;
+    t.equal(inversions, 0, `${d.user}: its messages arrive in strictly increasing seq (${inOrder.length} of them)`);
+    const all = got().map((m) => m.seq);
+    const counts = new Map<number, number>();
+    for (const s of all) counts.set(s, (counts.get(s) ?? 0) + 1);
+    t.strictSame(expected.filter((s) => counts.get(s) !== 1), [], `${d.user}: every ticked message of the others exactly once`);
+    t.strictSame(all.filter((s) => !want.has(s)), [], `${d.user}: nothing it wasn't meant to get`);
+    const late = d.late.filter((m) => m.conv === conv).length;
+    if (opts.allowLate) t.pass(`${d.user}: ${late} came late (after a crash)`);
+    else t.equal(late, 0, `${d.user}: none came late`);
+  }
+}
+
+/**
+ * A cid sent twice back to back (the second while the first is still being stored, on a store with a real
+ * round trip): both are answered with the same seq, the second `dup`, and the recipient gets it once, before
+ * the message sent after it.
+ */
+export async function resendWhileStoring(t: Asserts & { teardown(f: () => unknown): void }, f: Fixture): Promise<void> {
+  const alice = await f.signInOnly();
+  const bob = await f.device(t);
+  const raw = await f.raw(t, alice.session.token);
+  const send = (cid: string, text: string) => raw.send({ t: 'send', cid, to: bob.user, kind: 'text', body: { text } });
+  send('twice', 'once');
+  send('twice', 'once');
+  send('after', 'next');
+  const sentOf = (cid: string) => raw.frames.filter((x) => x.t === 'sent' && x.cid === cid);
+  await raw.next(() => sentOf('twice').length === 2 && sentOf('after').length === 1, 'three ticks', 15_000);
+  const [a, b] = sentOf('twice');
+  t.equal(a!.seq, b!.seq, 'both sends of the cid are answered with one seq');
+  t.strictSame([a!.dup, b!.dup], [undefined, true], 'the second as a duplicate');
+  t.equal(sentOf('after')[0]!.seq, a!.seq + 1, 'the next message took the next seq');
+  await bob.waitMessage((m) => m.seq === a!.seq + 1, 'the next message', 10_000);
+  t.strictSame(texts(bob.messages), ['once', 'next'], 'the recipient got it once, in order');
+}

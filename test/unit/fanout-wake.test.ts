@@ -1,0 +1,51 @@
+import t from 'tap';
+import FakeTimers from '@sinonjs/fake-timers';
+import { FanOut, type Outcome } from '../../src/actors/fanout.js';
+import type { UserDeliver } from '../../src/actors/messages.js';
+
+const deliver = (seq: number): UserDeliver => ({ t: 'deliver', conv: 'd.a.b', seq, from: 'a', dev: 'd1', kind: 'text', packed: new Uint8Array([seq]) });
+
+t.test('with a wake, the timer only asks for a turn; retries happen when the entity calls retry()', async (t) => {
+  const clock = FakeTimers.install({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+  t.teardown(() => clock.uninstall());
+  const sent: string[] = [];
+  let wakes = 0;
+  const f = new FanOut((u, d) => sent.push(`${u}:${d.seq}${d.redelivery ? ':re' : ''}`), 5000, 7000, () => wakes++);
+  f.start(deliver(1), ['b'], () => undefined);
+  clock.tick(6000);
+  t.ok(wakes >= 5, 'the timer woke the entity');
+  t.strictSame(sent, ['b:1'], 'but redelivered nothing by itself');
+  f.retry(); // the entity's turn
+  t.strictSame(sent, ['b:1', 'b:1:re'], 'the retry runs in the turn');
+  f.confirm('b', [1]);
+  f.retry();
+  t.equal(clock.countTimers(), 0, 'nothing pending: the timer stopped');
+});
+
+t.test('abandoned (the entity crashed or was passivated): waiters told once, no timer left, nothing starts again', async (t) => {
+  const clock = FakeTimers.install({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+  t.teardown(() => clock.uninstall());
+  let wakes = 0;
+  const sent: number[] = [];
+  const f = new FanOut((_u, d) => sent.push(d.seq), 5000, 7000, () => wakes++);
+  const heard: Outcome[] = [];
+  f.start(deliver(1), ['b'], (o) => heard.push(o));
+  f.abandon();
+  t.strictSame(heard, ['abandoned']);
+  t.equal(clock.countTimers(), 0, 'its timer is gone with it');
+  f.start(deliver(2), ['b'], (o) => heard.push(o));
+  t.strictSame(heard, ['abandoned', 'abandoned'], 'a fan-out started on a disposed entity is answered, not run');
+  t.strictSame(sent, [1], 'and sends nothing');
+  clock.tick(60_000);
+  t.equal(wakes, 0, 'nobody is woken');
+});
+
+t.test('a second start for a seq already fanning out waits on it instead of replacing its waiters', async (t) => {
+  const f = new FanOut(() => undefined, 5000, 7000, () => undefined);
+  const heard: string[] = [];
+  f.start(deliver(3), ['b'], (o) => heard.push(`first:${o}`));
+  f.start({ ...deliver(3), redelivery: true }, ['b'], (o) => heard.push(`resend:${o}`));
+  f.confirm('b', [3]);
+  t.strictSame(heard, ['first:done', 'resend:done']);
+  f.stop();
+});
