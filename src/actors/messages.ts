@@ -31,7 +31,12 @@ export interface ConvMembers extends Envelope { t: 'members'; members: Record<Us
 export interface ConvFanned extends Envelope { t: 'fanned'; user: UserId; seqs: number[] }
 /** May `user` see message `seq` (a member, added at or before it)? Answers a boolean: media access asks it. */
 export interface ConvVisible extends Envelope { t: 'visible'; reply: ReplyTo; user: UserId; seq: number }
-export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned | ConvVisible;
+/**
+ * From the conversation itself: how a seq reservation it started in the background ended. `epoch` is the
+ * activation that started it: another activation (after a crash) ignores it.
+ */
+export interface ConvFence extends Envelope { t: 'fence'; epoch: number; upTo: number; outcome: 'reserved' | 'stale' | 'failed' }
+export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned | ConvVisible | ConvFence;
 
 export interface GroupEvent { event: 'created' | 'added' | 'removed' | 'left' | 'admin' | 'renamed'; by: UserId; users?: UserId[]; name?: string }
 
