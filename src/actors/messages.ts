@@ -74,7 +74,13 @@ export interface UserDevicesList extends Envelope { t: 'devices.list'; reply: Re
  * can send the answer before it closes it. Answered with SignOutResult.
  */
 export interface UserDevicesRemove extends Envelope { t: 'devices.remove'; reply: ReplyTo; by: DeviceId; which: SignOutTarget; asker?: ConnRef }
+/**
+ * From the user entity itself: a renewal of a device's inbox pointers was refused because a newer activation
+ * (after a crash, or on another node) claimed them. `epoch` is the activation that asked: another ignores it.
+ */
+export interface UserInboxStale extends Envelope { t: 'inbox.stale'; device: DeviceId; epoch: number }
 export type UserMsg =
+  | UserInboxStale
   | UserAttach | UserDetach | UserSync | UserSyncMore | UserAck | UserDeliver | UserPresenceSub
   | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded
   | UserDevicesList | UserDevicesRemove;

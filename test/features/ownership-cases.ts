@@ -1,6 +1,7 @@
 import type { Test } from 'tap';
 import { ADMIN_KEY, http, type Fixture } from '../helpers/fixture.js';
-import { device, type TestDevice } from '../helpers/clients.js';
+import { device, signIn, waitFor, type TestDevice } from '../helpers/clients.js';
+import type { Message } from '../../src/protocol/frames.js';
 import { judge, resendFailed, sendBurst, type SendRecord } from '../helpers/ownership.js';
 
 /**
@@ -12,6 +13,8 @@ import { judge, resendFailed, sendBurst, type SendRecord } from '../helpers/owne
 
 /** Every node of these scenarios shares this secret: a token signed by one node is valid on the other. */
 export const SHARED_SECRET = 'ownership-tests-shared-secret-0123456789';
+/** A socket may send a thousand messages in a few seconds (the inbox scenario sends over one block of pointers). */
+export const MANY_FRAMES = { PARLEY_RATE_PER_S: '100000', PARLEY_RATE_BURST: '100000' };
 
 async function arm(f: Fixture, type: 'conv', id: string): Promise<void> {
   const r = await http(f.url, '/v1/admin/faults', { method: 'POST', headers: { 'x-admin-key': ADMIN_KEY }, json: { type, id, times: 1 } });
@@ -63,4 +66,34 @@ export async function twoNodesOneStore(t: Test, a: { url: string }, b: { url: st
     t.strictSame(v.failed.filter((x) => !x.endsWith(': stale_owner')), [], 'a send not ticked was refused as sent to a stale owner (retryable)');
     t.ok(v.ticked >= 46, `the owner's senders were ticked (${v.ticked} of 91)`);
   }
+}
+
+/**
+ * `a` and `b` on one store; bob is offline, so every delivery is an inbox write. Bob's user entity is alive
+ * on both nodes: alice's messages (through a) and carol's (through b) take inbox pointers from each. Alice
+ * sends more than one reserved block, so node a's entity renews its reservation after node b's claimed bob's
+ * pointers: unfenced, a's ptrs run on into b's block and replace carol's entries.
+ */
+export async function inboxTwoNodes(t: Test, a: { url: string }, b: { url: string }): Promise<void> {
+  const alice = await device(a.url);
+  const carol = await device(b.url);
+  t.teardown(() => Promise.all([alice.close(), carol.close()]));
+  const { session, phone } = await signIn(a.url);
+  const to = { to: session.user };
+  const records: SendRecord[] = await Promise.all(sendBurst(alice, to, 'a-first', 10));
+  records.push(...(await Promise.all(sendBurst(carol, to, 'c', 10))));
+  for (let round = 0; round < 11; round++) records.push(...(await Promise.all(sendBurst(alice, to, `a${round}`, 100))));
+  const all = await resendFailed(records, 2);
+  const ticked = all.filter((r) => r.seq !== undefined);
+  t.strictSame(all.filter((r) => r.seq === undefined).map((r) => `${r.cid}: ${r.error}`), [], 'every send ticked');
+  const bob = await device(a.url, { session, phone });
+  t.teardown(() => bob.close());
+  const text = (m: Message) => (m.body as { text?: string } | undefined)?.text;
+  const missing = () => {
+    const got = new Map(bob.messages.map((m) => [`${m.cid}`, text(m)]));
+    return ticked.filter((r) => got.get(r.cid) !== r.text).map((r) => r.cid);
+  };
+  await waitFor(() => (missing().length === 0 ? true : undefined), 30_000, 'every ticked message').catch(() => undefined);
+  t.strictSame(missing(), [], `bob's device got every ticked message (${ticked.length}) from its inbox, with its own body`);
+  t.equal(new Set(bob.ptrs).size, bob.ptrs.length, 'no inbox pointer came twice');
 }

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Fixture } from '../helpers/fixture.js';
 import { cqlAdmin, dropKeyspace, scyllaNodeEnv, testKeyspace } from '../helpers/cql.js';
-import { SHARED_SECRET, crashWithAppendsInFlight, twoNodesOneStore } from '../features/ownership-cases.js';
+import { MANY_FRAMES, SHARED_SECRET, crashWithAppendsInFlight, inboxTwoNodes, twoNodesOneStore } from '../features/ownership-cases.js';
 
 /**
  * Issue #11 on the Scylla store (a real CQL server): here a stale owner's appends are not checked (that
@@ -32,4 +32,18 @@ t.test('two nodes on one keyspace: one conversation, senders through both', asyn
     await admin.shutdown();
   });
   await twoNodesOneStore(t, a, b);
+});
+
+t.test('two nodes on one keyspace: one user\'s inbox pointers taken through both', async (t) => {
+  const ks = testKeyspace('parley_own_inbox');
+  const env = { ...scyllaNodeEnv(ks), PARLEY_SECRET: SHARED_SECRET, ...MANY_FRAMES };
+  const a = await Fixture.start(env);
+  const b = await Fixture.start(env).catch(async (err: unknown) => { await a.destroy(); throw err; });
+  t.teardown(async () => {
+    await Promise.all([a.destroy(), b.destroy()]);
+    const admin = await cqlAdmin();
+    await dropKeyspace(admin, ks);
+    await admin.shutdown();
+  });
+  await inboxTwoNodes(t, a, b);
 });
