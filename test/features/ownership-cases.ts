@@ -97,3 +97,28 @@ export async function inboxTwoNodes(t: Test, a: { url: string }, b: { url: strin
   t.strictSame(missing(), [], `bob's device got every ticked message (${ticked.length}) from its inbox, with its own body`);
   t.equal(new Set(bob.ptrs).size, bob.ptrs.length, 'no inbox pointer came twice');
 }
+
+/**
+ * `a` and `b` on one store. Node b's activation claims the conversation after node a's reserved its first
+ * block; node a's senders then go on past half of it, so its renewal is refused: from then on its senders
+ * get stale_owner (on LMDB already its next append is refused, inside the commit). Nothing either node
+ * ticked shares a seq or is missing from history.
+ */
+export async function staleAfterRenewal(t: Test, a: { url: string }, b: { url: string }): Promise<void> {
+  const alice = await device(a.url);
+  const bob = await device(b.url);
+  t.teardown(() => Promise.all([alice.close(), bob.close()]));
+  const first = await alice.client.send({ to: bob.user }, 'text', { text: 'hello' }, { cid: 'hello' });
+  const conv = first.conv;
+  const records: SendRecord[] = [firstRecord(alice, conv, first.seq, 'hello', 'hello')];
+  records.push(...(await Promise.all(sendBurst(bob, { conv }, 'b', 5))));
+  for (let round = 0; round < 7; round++) records.push(...(await Promise.all(sendBurst(alice, { conv }, `a${round}`, 100))));
+  records.push(...(await Promise.all(sendBurst(bob, { conv }, 'b-after', 5))));
+  const v = await judge(records, bob, conv);
+  t.strictSame(v.sharedSeqs, [], 'no two ticked messages share a seq');
+  t.strictSame(v.missing, [], 'every ticked message is in history with its own body');
+  t.strictSame(v.failed.filter((x) => !x.endsWith(': stale_owner')), [], 'what was not ticked was refused as sent to a stale owner');
+  const late = records.filter((r) => r.cid.startsWith('a6-'));
+  t.ok(late.every((r) => r.error === 'stale_owner'), 'past its renewal, node a\'s activation hands out no seq');
+  t.ok(records.filter((r) => r.from === bob).every((r) => r.seq !== undefined), 'the owner\'s senders were all ticked');
+}

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Fixture } from '../helpers/fixture.js';
 import { cqlAdmin, dropKeyspace, scyllaNodeEnv, testKeyspace } from '../helpers/cql.js';
-import { MANY_FRAMES, SHARED_SECRET, crashWithAppendsInFlight, inboxTwoNodes, twoNodesOneStore } from '../features/ownership-cases.js';
+import { MANY_FRAMES, SHARED_SECRET, crashWithAppendsInFlight, inboxTwoNodes, staleAfterRenewal, twoNodesOneStore } from '../features/ownership-cases.js';
 
 /**
  * Issue #11 on the Scylla store (a real CQL server): here a stale owner's appends are not checked (that
@@ -46,4 +46,18 @@ t.test('two nodes on one keyspace: one user\'s inbox pointers taken through both
     await admin.shutdown();
   });
   await inboxTwoNodes(t, a, b);
+});
+
+t.test('two nodes on one keyspace: the older activation goes on past its renewal', async (t) => {
+  const ks = testKeyspace('parley_own_renew');
+  const env = { ...scyllaNodeEnv(ks), PARLEY_SECRET: SHARED_SECRET, ...MANY_FRAMES };
+  const a = await Fixture.start(env);
+  const b = await Fixture.start(env).catch(async (err: unknown) => { await a.destroy(); throw err; });
+  t.teardown(async () => {
+    await Promise.all([a.destroy(), b.destroy()]);
+    const admin = await cqlAdmin();
+    await dropKeyspace(admin, ks);
+    await admin.shutdown();
+  });
+  await staleAfterRenewal(t, a, b);
 });
