@@ -134,7 +134,11 @@ export interface Store {
   // ---- event journal and snapshots: per key (a persistent entity), the events by seq and its latest snapshot ----
   // The nact PersistenceEngine over them is src/store/persistence-engine.ts. A key has one writer, which
   // numbers its events from 1 up; seqs may have gaps (an event whose write failed), never duplicates.
-  /** Durable when the promise resolves. Writing a seq that is already stored replaces it. */
+  /**
+   * Durable when the promise resolves. Never replaces a stored event: writing a seq that is already stored
+   * resolves if it is the same event (a retry: same data and createdAt), else rejects with stale_owner (another
+   * activation of the key wrote it first; replay and try again).
+   */
   journalAppend(key: string, event: JournalEvent): Promise<void>;
   /** The key's events with seq > afterSeq, ascending by seq (across gaps), at most `limit`. */
   journalRead(key: string, afterSeq: number, limit: number): Promise<JournalEvent[]>;

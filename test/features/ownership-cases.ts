@@ -122,3 +122,42 @@ export async function staleAfterRenewal(t: Test, a: { url: string }, b: { url: s
   t.ok(late.every((r) => r.error === 'stale_owner'), 'past its renewal, node a\'s activation hands out no seq');
   t.ok(records.filter((r) => r.from === bob).every((r) => r.seq !== undefined), 'the owner\'s senders were all ticked');
 }
+
+/**
+ * `a` and `b` on one store; a group has an activation on each node. Each node's admin changes it once:
+ * both activations take the same next journal seq, and one must not replace the other's event. The loser
+ * is told to retry (its activation replays the journal), and no change is lost.
+ */
+export async function groupTwoNodes(t: Test, a: { url: string }, b: { url: string }): Promise<void> {
+  const alice = await device(a.url);
+  const bob = await device(b.url);
+  const [dave, erin] = await Promise.all([signIn(a.url), signIn(a.url)]);
+  t.teardown(() => Promise.all([alice.close(), bob.close()]));
+  const g = await alice.client.createGroup('both', [bob.user]);
+  await alice.client.makeAdmin(g.id, bob.user);
+  await bob.client.groupInfo(g.id); // node b's activation replays the journal so far
+  const retrying = async (f: () => Promise<unknown>): Promise<string> => {
+    for (let i = 0; ; i++) {
+      try {
+        await f();
+        return 'done';
+      } catch (err) {
+        const e = err as { code?: string; retryable?: boolean };
+        if (!e.retryable || i >= 3) return e.code ?? String(err);
+      }
+    }
+  };
+  t.strictSame(await Promise.all([
+    retrying(() => alice.client.addMembers(g.id, [dave.session.user])),
+    retrying(() => bob.client.addMembers(g.id, [erin.session.user])),
+  ]), ['done', 'done'], 'both changes were accepted (one after a retry)');
+  // A stale activation learns of the other's change at its next write: a rename through each node.
+  t.equal(await retrying(() => alice.client.renameGroup(g.id, 'renamed on a')), 'done');
+  t.equal(await retrying(() => bob.client.renameGroup(g.id, 'renamed on b')), 'done');
+  for (const [reader, node] of [[alice, 'a'], [bob, 'b']] as const) {
+    const info = await reader.client.groupInfo(g.id);
+    t.same(new Set(info.members.map((m) => m.user)), new Set([alice.user, bob.user, dave.session.user, erin.session.user]),
+      `every member added is in the group (read through node ${node})`);
+  }
+  t.equal((await bob.client.groupInfo(g.id)).name, 'renamed on b', 'the last rename stands');
+}

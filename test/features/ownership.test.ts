@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Fixture } from '../helpers/fixture.js';
 import { startNodeProcess } from '../helpers/node-process.js';
-import { MANY_FRAMES, SHARED_SECRET, crashWithAppendsInFlight, inboxTwoNodes, staleAfterRenewal, twoNodesOneStore } from './ownership-cases.js';
+import { MANY_FRAMES, SHARED_SECRET, crashWithAppendsInFlight, groupTwoNodes, inboxTwoNodes, staleAfterRenewal, twoNodesOneStore } from './ownership-cases.js';
 
 /** Issue #11 on the embedded store: one writer per conversation, proven by crashes and by a second node. */
 
@@ -30,4 +30,11 @@ t.test('two node processes on one LMDB directory: the older activation goes on p
   const b = await startNodeProcess({ ...a.env }, a.node.dataDir).catch(async (err: unknown) => { await a.destroy(); throw err; });
   t.teardown(async () => { await b.destroy(); await a.destroy(); });
   await staleAfterRenewal(t, a, b);
+});
+
+t.test('two node processes on one LMDB directory: one group changed through both', async (t) => {
+  const a = await Fixture.start({ PARLEY_SECRET: SHARED_SECRET });
+  const b = await startNodeProcess({ ...a.env }, a.node.dataDir).catch(async (err: unknown) => { await a.destroy(); throw err; });
+  t.teardown(async () => { await b.destroy(); await a.destroy(); });
+  await groupTwoNodes(t, a, b);
 });

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Fixture } from '../helpers/fixture.js';
 import { cqlAdmin, dropKeyspace, scyllaNodeEnv, testKeyspace } from '../helpers/cql.js';
-import { MANY_FRAMES, SHARED_SECRET, crashWithAppendsInFlight, inboxTwoNodes, staleAfterRenewal, twoNodesOneStore } from '../features/ownership-cases.js';
+import { MANY_FRAMES, SHARED_SECRET, crashWithAppendsInFlight, groupTwoNodes, inboxTwoNodes, staleAfterRenewal, twoNodesOneStore } from '../features/ownership-cases.js';
 
 /**
  * Issue #11 on the Scylla store (a real CQL server): here a stale owner's appends are not checked (that
@@ -60,4 +60,18 @@ t.test('two nodes on one keyspace: the older activation goes on past its renewal
     await admin.shutdown();
   });
   await staleAfterRenewal(t, a, b);
+});
+
+t.test('two nodes on one keyspace: one group changed through both', async (t) => {
+  const ks = testKeyspace('parley_own_group');
+  const env = { ...scyllaNodeEnv(ks), PARLEY_SECRET: SHARED_SECRET };
+  const a = await Fixture.start(env);
+  const b = await Fixture.start(env).catch(async (err: unknown) => { await a.destroy(); throw err; });
+  t.teardown(async () => {
+    await Promise.all([a.destroy(), b.destroy()]);
+    const admin = await cqlAdmin();
+    await dropKeyspace(admin, ks);
+    await admin.shutdown();
+  });
+  await groupTwoNodes(t, a, b);
 });

@@ -798,15 +798,19 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.strictSame(paged, all, 'paging');
     });
 
-    t.test('journal: writing a seq again replaces it; bad seqs are refused', async (t) => {
+    t.test('journal: a seq is never replaced (the same event again is a harmless retry); bad seqs are refused', async (t) => {
       const key = `j:${uid()}`;
       await store.journalAppend(key, ev(1, 'first'));
-      await store.journalAppend(key, ev(1, 'again', ['retry']));
-      t.strictSame(await store.journalRead(key, 0, 10), [ev(1, 'again', ['retry'])]);
+      await store.journalAppend(key, ev(1, 'first')); // a retry after a lost answer
+      await t.rejects(writers[writers.length - 1]!.journalAppend(key, ev(1, 'other', ['retry'])), { code: 'stale_owner' }, 'another writer\'s event at a taken seq');
+      t.strictSame(await store.journalRead(key, 0, 10), [ev(1, 'first')]);
+      const racing = await Promise.allSettled(range(0, 5).map((i) => writers[i % writers.length]!.journalAppend(key, ev(2, `writer ${i}`))));
+      t.equal(racing.filter((r) => r.status === 'fulfilled').length, 1, 'of racing writers of one seq, one wins');
+      t.strictSame(evSeqs(await store.journalRead(key, 0, 10)), [1, 2]);
       for (const seq of [0, -1, 1.5, Number.NaN]) {
         await t.rejects(store.journalAppend(key, ev(seq)), { code: 'invalid' }, `seq ${seq}`);
       }
-      t.strictSame(evSeqs(await store.journalRead(key, 0, 10)), [1]);
+      t.strictSame(evSeqs(await store.journalRead(key, 0, 10)), [1, 2], "bad seqs stored nothing");
     });
 
     t.test('snapshots: the latest by seq, older ones superseded', async (t) => {

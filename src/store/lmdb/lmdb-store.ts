@@ -394,7 +394,15 @@ export class LmdbStore implements Store {
   // ---- journal and snapshots ----
 
   journalAppend(key: string, event: JournalEvent): Promise<void> {
-    return this.batch.run(() => checkSeq(event.seq) ?? this.journal.put([key, event.seq], { seq: event.seq, data: event.data, tags: [...event.tags], createdAt: event.createdAt }));
+    return this.batch.run(() => {
+      checkSeq(event.seq);
+      const stored = this.journal.get([key, event.seq]);
+      if (stored) {
+        if (sameEvent(stored, event)) return; // a retry of an append that landed
+        throw journalTaken(key, event.seq);
+      }
+      this.journal.put([key, event.seq], { seq: event.seq, data: event.data, tags: [...event.tags], createdAt: event.createdAt });
+    });
   }
 
   async journalRead(key: string, afterSeq: number, limit: number): Promise<JournalEvent[]> {
@@ -438,6 +446,12 @@ export class LmdbStore implements Store {
 }
 
 /** Journal seqs count from 1 (snapshots may be taken at 0, before any event). */
+const sameEvent = (a: JournalEvent, b: JournalEvent): boolean =>
+  a.createdAt === b.createdAt && Buffer.from(pack(a.data)).equals(Buffer.from(pack(b.data)));
+
+const journalTaken = (key: string, seq: number): ParleyError =>
+  new ParleyError('stale_owner', `event ${seq} of ${key} was written by another activation; replay and try again`);
+
 function checkSeq(seq: number, min = 1): void {
   if (!Number.isSafeInteger(seq) || seq < min) throw new ParleyError('invalid', `seq must be an integer >= ${min}, got ${seq}`);
 }

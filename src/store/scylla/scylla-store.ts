@@ -945,7 +945,19 @@ export class ScyllaStore implements Store {
       this.journalPartitionsWritten.add(indexed);
       if (this.journalPartitionsWritten.size > BUCKET_CACHE_MAX) this.journalPartitionsWritten.delete(this.journalPartitionsWritten.values().next().value!);
     }
-    await this.write(this.q.journalInsert, [key, partition, event.seq, Buffer.from(pack(event.data)), [...event.tags], event.createdAt]);
+    // IF NOT EXISTS: two activations of one key (a takeover) can't replace each other's events. A lightweight
+    // transaction per journaled event (a group change), never per chat message.
+    const data = Buffer.from(pack(event.data));
+    let rs: types.ResultSet;
+    try {
+      rs = await this.lwt(this.q.journalInsert, [key, partition, event.seq, data, [...event.tags], event.createdAt]);
+    } catch (err) {
+      throw storeError(err); // a retry compares with what landed
+    }
+    const r = rs.first();
+    if (r.get(LWT_APPLIED)) return;
+    const same = num(r.get('created_at')) === event.createdAt && Buffer.isBuffer(r.get('data')) && (r.get('data') as Buffer).equals(data);
+    if (!same) throw new ParleyError('stale_owner', `event ${event.seq} of ${key} was written by another activation; replay and try again`);
   }
 
   async journalRead(key: string, afterSeq: number, limit: number): Promise<JournalEvent[]> {
@@ -1087,7 +1099,7 @@ function statements(ks: string) {
     getMediaRefs: `SELECT holder, seq FROM ${ks}.media_refs WHERE media = ? AND holder IN ?`,
 
     journalIndex: `INSERT INTO ${ks}.journal_partitions (key, partition_nr) VALUES (?, ?)`,
-    journalInsert: `INSERT INTO ${ks}.journal (key, partition_nr, seq, data, tags, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+    journalInsert: `INSERT INTO ${ks}.journal (key, partition_nr, seq, data, tags, created_at) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
     journalPartitions: `SELECT partition_nr FROM ${ks}.journal_partitions WHERE key = ? AND partition_nr >= ?`,
     journalRange: `SELECT seq, data, tags, created_at FROM ${ks}.journal WHERE key = ? AND partition_nr = ? AND seq > ?`,
     snapshotInsert: `INSERT INTO ${ks}.snapshots (key, seq, data, created_at) VALUES (?, ?, ?, ?)`,
