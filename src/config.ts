@@ -89,6 +89,8 @@ export interface Config {
   adminKey?: string;
   /** Test and drill only: enables POST /v1/admin/faults. */
   faults: boolean;
+  /** Test and drill only (with `faults`): every message append waits this long before it reaches the store (a slow store). */
+  faultAppendDelayMs: number;
   /**
    * Origins (scheme://host[:port]) whose browser pages may open a WebSocket; the node's own origin always
    * may, and `*` allows any. A client that sends no Origin (an app, the CLI) is not a browser page and is let in.
@@ -284,6 +286,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: (env.PARLEY_LOG_LEVEL ?? 'info') as Config['logLevel'],
     adminKey: env.PARLEY_ADMIN_KEY || undefined,
     faults: env.PARLEY_FAULTS === '1',
+    faultAppendDelayMs: env.PARLEY_FAULTS === '1' ? Number(env.PARLEY_FAULT_APPEND_DELAY_MS ?? 0) || 0 : 0,
     allowedOrigins: (env.PARLEY_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean),
   };
 }

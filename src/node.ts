@@ -34,7 +34,7 @@ import { sendJson, track, trustProxies } from './http/http-io.js';
 import { listenEdge, type ReloadOutcome } from './transport/tls.js';
 import { ParleyError } from './protocol/errors.js';
 import { Metrics } from './ops/metrics.js';
-import { FaultInjector } from './ops/faults.js';
+import { FaultInjector, slowAppends } from './ops/faults.js';
 import { EventLoopMonitor } from './ops/event-loop.js';
 import { log, setLogLevel } from './log.js';
 
@@ -55,7 +55,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   const id = `n${newId(8)}`;
   const secret = cfg.secret ? Buffer.from(cfg.secret) : loadOrCreateSecret(cfg.dataDir);
-  const store = await openStore(cfg);
+  const store = slowAppends(await openStore(cfg), cfg.faultAppendDelayMs);
   const metrics = new Metrics();
 
   const system = startActorSystem(configurePersistence(new StorePersistenceEngine(store)));

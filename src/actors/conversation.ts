@@ -3,10 +3,11 @@ import { ParleyError, errorFrame, rateLimited, toErrorBody, type ErrorBody } fro
 import { parseConversationId, type ConversationId, type UserId } from '../protocol/ids.js';
 import type { Message, ReceiptFrame, ReceiptStatus, SentFrame } from '../protocol/frames.js';
 import { pack } from '../protocol/codec.js';
-import type { ReceiptCursor } from '../store/store.js';
+import { fenceKeys, type FenceKey, type ReceiptCursor } from '../store/store.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { ConvDelivered, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvStored, ConvTyping, ConvVisible, UserDeliver } from './messages.js';
+import type { ConvDelivered, ConvFence, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvStored, ConvTyping, ConvVisible, UserDeliver } from './messages.js';
+import { SEQ_BLOCK, SeqFence } from './seq-fence.js';
 import type { Entity, EntityKind } from './region.js';
 import { RecentWindow } from './recent-window.js';
 import { allWatermark } from './receipts.js';
@@ -69,8 +70,10 @@ export class Conversation implements Entity<ConvMsg> {
     private readonly isGroup: boolean,
     private members: Map<UserId, string>,
     private readonly cursors: Map<UserId, ReceiptCursor>,
+    /** The highest seq this activation handed out (or, before its first, where it starts). */
     private lastSeq: number,
     private lastTs: number,
+    private readonly fence: SeqFence,
   ) {
     const send = (user: UserId, deliver: UserDeliver) => this.deps.router.tell('user', user,
       deliver.redelivery ? { ...deliver, deliveredUpTo: this.cursors.get(user)?.delivered ?? 0 } : deliver);
@@ -80,7 +83,7 @@ export class Conversation implements Entity<ConvMsg> {
 
   /** A conversation with writes in flight or deliveries not yet confirmed stays in memory to finish them. */
   canPassivate(): boolean {
-    return this.fanout.idle && this.writing.size === 0;
+    return this.fanout.idle && this.writing.size === 0 && !this.fence.renewing;
   }
 
   /**
@@ -92,6 +95,7 @@ export class Conversation implements Entity<ConvMsg> {
     for (const w of this.writing.clear()) {
       for (const m of w.origin ? [w.origin, ...(w.resends ?? [])] : w.resends ?? []) this.deps.router.toConnection(m.origin, errorFrame(m, interrupted));
     }
+    this.handBack();
     this.fanout.abandon();
     cursorStores.delete(this);
     this.storeCursors();
@@ -110,10 +114,13 @@ export class Conversation implements Entity<ConvMsg> {
       const g = await deps.store.getGroup(parsed.group);
       members = new Map(Object.entries(g?.members ?? {}));
     }
-    const lastSeq = await deps.store.lastSeq(id);
-    const last = lastSeq ? await deps.store.getMessage(id, lastSeq) : undefined;
+    // This activation owns the log from here: seqs start above every earlier activation's reservation
+    // (their writes may still be in flight) and above the last stored seq (data from before fences).
+    const [claim, stored] = await Promise.all([deps.store.claimEpoch(fenceKeys.conv(id)), deps.store.lastSeq(id)]);
+    const last = stored ? await deps.store.getMessage(id, stored) : undefined;
     const cursors = await deps.store.getCursors(id);
-    const c = new Conversation(id, deps, parsed.kind === 'group', members, cursors, lastSeq, last?.ts ?? 0);
+    const start = Math.max(claim.reserved, stored);
+    const c = new Conversation(id, deps, parsed.kind === 'group', members, cursors, start, last?.ts ?? 0, new SeqFence(claim.epoch, start));
     if (c.isGroup) {
       c.deliveredAll = c.minCursor('delivered');
       c.readAll = c.minCursor('read');
@@ -134,7 +141,77 @@ export class Conversation implements Entity<ConvMsg> {
       case 'visible': return this.visible(msg);
       case 'stored': return this.stored(msg);
       case 'fanout.retry': if (msg.inc === this.inc) this.fanout.retry(); return;
+      case 'fence': return this.fenced(msg);
     }
+  }
+
+  // ---- seqs: reserved per activation (src/actors/seq-fence.ts) ----
+
+  private get fenceKey(): FenceKey {
+    return fenceKeys.conv(this.id);
+  }
+
+  /**
+   * The next seq. Out of reserved seqs (at the first send, or 500 sends within one renewal's round trip) it
+   * waits for a reservation in this turn; a renewal halfway through a block runs in the background.
+   */
+  private nextSeq(): number | Promise<number> {
+    if (this.fence.stale) throw this.staleError();
+    if (!this.fence.covers(this.lastSeq + 1)) return this.reserveNow().then(() => this.nextSeq());
+    const seq = ++this.lastSeq;
+    const upTo = this.fence.renewal(seq);
+    if (upTo !== undefined) {
+      const { epoch } = this.fence;
+      const tell = (outcome: ConvFence['outcome']) => this.deps.router.tell('conv', this.id, { t: 'fence', epoch, upTo, outcome });
+      this.deps.store.reserve(this.fenceKey, epoch, upTo).then(() => tell('reserved'), (err: unknown) => {
+        if (!isStale(err)) log('warn', 'conversation seqs not reserved; retried with the next message', { conv: this.id, error: String(err) });
+        tell(isStale(err) ? 'stale' : 'failed');
+      });
+    }
+    return seq;
+  }
+
+  private async reserveNow(): Promise<void> {
+    const upTo = this.lastSeq + SEQ_BLOCK;
+    try {
+      await this.deps.store.reserve(this.fenceKey, this.fence.epoch, upTo);
+    } catch (err) {
+      if (isStale(err)) this.superseded();
+      throw err;
+    }
+    this.fence.reservedUpTo(upTo);
+  }
+
+  /** A background reservation ended; one started by an earlier activation changes nothing. */
+  private fenced(m: ConvFence): void {
+    if (m.epoch !== this.fence.epoch) return;
+    this.fence.renewing = false;
+    if (m.outcome === 'reserved') this.fence.reservedUpTo(m.upTo);
+    else if (m.outcome === 'stale') this.superseded();
+  }
+
+  /**
+   * Another activation (a restart here, or another node on the same store) claimed the conversation: this one
+   * hands out no more seqs, and its senders are told to resend, which reaches the owner. It stays until it
+   * passivates; what it stored stays, at seqs no one else uses.
+   */
+  private superseded(): void {
+    if (this.fence.stale) return;
+    this.fence.stale = true;
+    log('warn', 'conversation taken over by a newer activation: no more seqs here', { conv: this.id, epoch: this.fence.epoch, lastSeq: this.lastSeq });
+  }
+
+  private staleError(): ParleyError {
+    return new ParleyError('stale_owner', 'this conversation moved to a newer owner; send the message again (same cid)');
+  }
+
+  /** A clean stop hands back the seqs it reserved and did not use, so seqs stay dense across it. */
+  private handBack(): void {
+    const { fence } = this;
+    if (fence.stale || fence.reserved <= this.lastSeq) return;
+    this.deps.store.release(this.fenceKey, fence.epoch, this.lastSeq).catch((err: unknown) => {
+      if (!isStale(err)) log('warn', 'unused conversation seqs not handed back (a gap follows)', { conv: this.id, error: String(err) });
+    });
   }
 
   // ---- messages ----
@@ -169,7 +246,8 @@ export class Conversation implements Entity<ConvMsg> {
       throw new ParleyError('not_found', `no message ${m.replyTo} in this conversation to reply to`);
     }
 
-    const seq = ++this.lastSeq;
+    const next = this.nextSeq();
+    const seq = typeof next === 'number' ? next : await next;
     const ts = (this.lastTs = Math.max(Date.now(), this.lastTs));
     const message: Message = { conv: this.id, seq, from: m.from, dev: m.dev, cid: m.cid, kind: m.kind, ts };
     if (m.body !== undefined) message.body = m.body;
@@ -204,7 +282,7 @@ export class Conversation implements Entity<ConvMsg> {
     // Who may fetch the media it names is stored with it (not after: a crash can't leave a message whose
     // media its readers can't fetch; if that write fails, so does the send).
     const media = mediaOf(message.kind, message.body);
-    const stored = store.appendMessage(message, packed, media ? { media, refs: refsForMessage(this.id, message.seq) } : undefined);
+    const stored = store.appendMessage(message, packed, media ? { media, refs: refsForMessage(this.id, message.seq) } : undefined, this.fence.epoch);
     let write: Promise<unknown> = stored;
     if (message.kind === 'delete') {
       // A target still being written is redacted once its write is done (on Scylla the redact could land first
@@ -217,9 +295,14 @@ export class Conversation implements Entity<ConvMsg> {
     if (cidKey) this.rememberCid(cidKey, message.seq, message.ts, true);
     const { id, inc } = this;
     const seq = message.seq;
+    const epoch = this.fence.epoch;
     write.then(
       () => router.tell('conv', id, { t: 'stored', inc, seq }),
-      (err: unknown) => router.tell('conv', id, { t: 'stored', inc, seq, error: toErrorBody(err) }),
+      (err: unknown) => {
+        // Refused as stale (LMDB checks the epoch in the commit): this activation learns it through its mailbox.
+        if (isStale(err)) router.tell('conv', id, { t: 'fence', epoch, upTo: seq, outcome: 'stale' });
+        router.tell('conv', id, { t: 'stored', inc, seq, error: toErrorBody(err) });
+      },
     );
   }
 
@@ -441,9 +524,14 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   /** A group's membership changed (already stored by the group): log it as a system message and fan it out. */
-  private membersChanged(m: ConvMembers): void {
+  private membersChanged(m: ConvMembers): void | Promise<void> {
     this.members = new Map(Object.entries(m.members));
-    const seq = ++this.lastSeq;
+    const next = this.nextSeq();
+    if (typeof next === 'number') return this.logMembers(m, next);
+    return next.then((seq) => this.logMembers(m, seq));
+  }
+
+  private logMembers(m: ConvMembers, seq: number): void {
     const ts = (this.lastTs = Math.max(Date.now(), this.lastTs));
     const message: Message = { conv: this.id, seq, from: m.event.by, dev: '', cid: `sys-${seq}`, kind: 'system', ts, body: { ...m.event } };
     this.recent.add(seq, m.event.by, 'system');
@@ -464,6 +552,8 @@ export class Conversation implements Entity<ConvMsg> {
 }
 
 /** A stored message as an edit/delete/reaction target; a redacted one (deleted for everyone) has no body. */
+const isStale = (err: unknown): boolean => err instanceof ParleyError && err.code === 'stale_owner';
+
 function toTarget(m: Message | undefined): { from: UserId; kind: Message['kind']; deleted: boolean } | undefined {
   return m && { from: m.from, kind: m.kind, deleted: CONTENT_KINDS.has(m.kind) && m.body === undefined };
 }

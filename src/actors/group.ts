@@ -92,7 +92,12 @@ export class Group implements JournaledEntity<GroupMsg> {
   private async commit(next: GroupRecord, event: GroupEvent, alsoNotify: UserId[] = []): Promise<GroupInfo> {
     this.checkSize(next.members);
     const change: GroupChanged = { record: next, event };
-    await this.persist!(change);
+    await this.persist!(change).catch((err: unknown) => {
+      // Another activation (another node) journaled this seq first: this one's state is behind. A crash
+      // replays the journal (the client is told to retry, and its retry sees the other change).
+      if (err instanceof ParleyError && err.code === 'stale_owner') throw new Error(`group ${this.id}: ${err.message}`);
+      throw err;
+    });
     this.apply(change);
     await this.deps.store.putGroup(next);
     this.deps.router.tell('conv', groupConversationId(this.id), { t: 'members', members: next.members, event, notify: alsoNotify });

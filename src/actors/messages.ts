@@ -39,7 +39,12 @@ export interface ConvVisible extends Envelope { t: 'visible'; reply: ReplyTo; us
 export interface ConvStored extends Envelope { t: 'stored'; inc: string; seq: number; error?: ErrorBody }
 /** The conversation's fan-out timer: retry and slow notices are due, in a turn of incarnation `inc`. */
 export interface ConvRetry extends Envelope { t: 'fanout.retry'; inc: string }
-export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned | ConvVisible | ConvStored | ConvRetry;
+/**
+ * From the conversation itself: how a seq reservation it started in the background ended. `epoch` is the
+ * activation that started it: another activation (after a crash) ignores it.
+ */
+export interface ConvFence extends Envelope { t: 'fence'; epoch: number; upTo: number; outcome: 'reserved' | 'stale' | 'failed' }
+export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned | ConvVisible | ConvStored | ConvRetry | ConvFence;
 
 export interface GroupEvent { event: 'created' | 'added' | 'removed' | 'left' | 'admin' | 'renamed'; by: UserId; users?: UserId[]; name?: string }
 
@@ -77,7 +82,13 @@ export interface UserDevicesList extends Envelope { t: 'devices.list'; reply: Re
  * can send the answer before it closes it. Answered with SignOutResult.
  */
 export interface UserDevicesRemove extends Envelope { t: 'devices.remove'; reply: ReplyTo; by: DeviceId; which: SignOutTarget; asker?: ConnRef }
+/**
+ * From the user entity itself: a renewal of a device's inbox pointers was refused because a newer activation
+ * (after a crash, or on another node) claimed them. `epoch` is the activation that asked: another ignores it.
+ */
+export interface UserInboxStale extends Envelope { t: 'inbox.stale'; device: DeviceId; epoch: number }
 export type UserMsg =
+  | UserInboxStale
   | UserAttach | UserDetach | UserSync | UserSyncMore | UserAck | UserDeliver | UserPresenceSub
   | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded
   | UserDevicesList | UserDevicesRemove;

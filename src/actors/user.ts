@@ -1,11 +1,11 @@
 import { ParleyError, errorFrame, rateLimited } from '../protocol/errors.js';
 import { deviceKey, type ConversationId, type DeviceId, type UserId } from '../protocol/ids.js';
 import type { DeviceEventFrame, DeviceInfo, PresenceFrame, SignOutResult } from '../protocol/frames.js';
-import type { DeviceRecord, InboxEntry, PushRegistration, UserRecord } from '../store/store.js';
+import { fenceKeys, type DeviceRecord, type InboxEntry, type PushRegistration, type UserRecord } from '../store/store.js';
 import { connKey, type ConnRef } from '../transport/router.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserMsg, UserPresenceSub, UserSync, UserSyncMore } from './messages.js';
+import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserInboxStale, UserMsg, UserPresenceSub, UserSync, UserSyncMore } from './messages.js';
 import type { Entity, EntityKind } from './region.js';
 import { WrittenSeqs } from './written-seqs.js';
 import { Sweeper } from './sweeper.js';
@@ -24,7 +24,8 @@ const ACK_STORE_DELAY_MS = 1000;
 /**
  * Inbox pointers are reserved this far ahead in the store, so an entity restarted after a crash starts above
  * every ptr a device may have seen (a client drops a delivery whose ptr it already holds). A reservation is
- * renewed halfway through, so it is durable long before it is needed.
+ * renewed halfway through, so it is durable long before it is needed. Reservations are fenced per device
+ * (Store.claimEpoch / reserve, as a conversation's seqs): two activations never write one (device, ptr).
  */
 const RESERVE_BLOCK = 1000;
 /** Inbox ptrs remembered per device for exact deletes; past it the next delete scans the range. */
@@ -75,6 +76,8 @@ interface DeviceState {
   next: number;
   /** Ptrs up to here are reserved in the store. */
   reserved: number;
+  /** This activation's epoch of the device's inbox pointers (fenceKeys.inbox). */
+  epoch: number;
   acked: number;
   conn?: ConnRef;
   /** True once the socket has caught up with the inbox; live deliveries are pushed only then. */
@@ -153,13 +156,17 @@ export class User implements Entity<UserMsg> {
 
   private static async deviceState(rec: DeviceRecord, deps: ActorDeps): Promise<DeviceState> {
     const key = deviceKey(rec.user, rec.id);
-    const next = Math.max(await deps.store.inboxLastPtr(key), rec.acked);
+    const fence = fenceKeys.inbox(key);
+    // Above every earlier activation's reservation (its writes may be in flight), and above what the inbox
+    // holds or the device acked (data from before fences).
+    const [claim, last] = await Promise.all([deps.store.claimEpoch(fence), deps.store.inboxLastPtr(key)]);
+    const next = Math.max(claim.reserved, last, rec.acked);
     const reserved = next + RESERVE_BLOCK;
-    await deps.store.inboxReserve(key, reserved);
+    await deps.store.reserve(fence, claim.epoch, reserved);
     // Every field up front: a property added later costs V8 a separate backing array per device.
     return {
       id: rec.id, name: rec.name, platform: rec.platform, createdAt: rec.createdAt, lastActive: rec.lastActive,
-      push: rec.push, next, reserved, acked: rec.acked,
+      push: rec.push, next, reserved, epoch: claim.epoch, acked: rec.acked,
       conn: undefined, synced: false, pending: undefined, deferred: 0, ackMs: 0, lastWrite: undefined, inboxed: undefined, swept: false,
       sent: 0, sentMax: 0, sync: undefined,
     };
@@ -180,6 +187,7 @@ export class User implements Entity<UserMsg> {
     switch (msg.t) {
       case 'deliver': return this.deliver(msg);
       case 'ack': return this.ack(msg);
+      case 'inbox.stale': return this.inboxStale(msg);
       case 'attach': return this.attach(msg);
       case 'detach': return this.detach(msg);
       case 'sync': return this.sync(msg);
@@ -271,12 +279,26 @@ export class User implements Entity<UserMsg> {
     if (fan.left === 0) this.confirmWritten(m);
   }
 
+  /**
+   * A newer activation claimed a device's pointers: this one may not hand out more of them. It crashes on
+   * purpose, which closes its sockets (the devices resync by pointer) and answers what it holds; the restart
+   * claims again, above every reservation. What it wrote stays, at ptrs in its own block. A refusal
+   * meant for an earlier activation changes nothing.
+   */
+  private inboxStale(m: UserInboxStale): void {
+    if (this.find(m.device)?.epoch !== m.epoch) return;
+    throw new Error(`inbox pointers of device ${m.device} were claimed by a newer activation (this one: epoch ${m.epoch})`);
+  }
+
   private nextPtr(dev: DeviceState): number {
     const ptr = ++dev.next;
     if (ptr > dev.reserved - RESERVE_BLOCK / 2) {
       dev.reserved = ptr + RESERVE_BLOCK;
-      this.deps.store.inboxReserve(deviceKey(this.id, dev.id), dev.reserved)
-        .catch((err) => log('warn', 'inbox pointers not reserved', { user: this.id, error: String(err) }));
+      const { id, epoch } = dev;
+      this.deps.store.reserve(fenceKeys.inbox(deviceKey(this.id, id)), epoch, dev.reserved).catch((err: unknown) => {
+        if (err instanceof ParleyError && err.code === 'stale_owner') this.deps.router.tell('user', this.id, { t: 'inbox.stale', device: id, epoch });
+        else log('warn', 'inbox pointers not reserved', { user: this.id, error: String(err) });
+      });
     }
     return ptr;
   }

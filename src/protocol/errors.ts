@@ -26,6 +26,11 @@ export const ErrorCodes = {
   request_timeout: { retryable: true, status: 408 },
   over_capacity: { retryable: true, status: 503 },
   store_unavailable: { retryable: true, status: 503 },
+  /**
+   * The entity that took the request is no longer its owner (another activation, on this node or another,
+   * claimed it in the store): nothing was stored; sent again, the request reaches the new owner.
+   */
+  stale_owner: { retryable: true, status: 503 },
   timeout: { retryable: true, status: 504 },
   internal: { retryable: true, status: 500 },
 } as const;

@@ -22,7 +22,7 @@ export interface Store {
    * `media`, when the message names a media, is who may fetch it because of this message: its refs are
    * durable before (or with) the message, never after, so no stored message names media its readers can't fetch.
    */
-  appendMessage(m: Message, packed?: Uint8Array, media?: MediaGrant): Promise<void>;
+  appendMessage(m: Message, packed?: Uint8Array, media?: MediaGrant, epoch?: number): Promise<void>;
   getMessage(conv: ConversationId, seq: number): Promise<Message | undefined>;
   /**
    * Ascending by seq. `before`/`after` bound seq (exclusive), `from`/`until` bound ts (inclusive).
@@ -34,6 +34,27 @@ export interface Store {
   seqForClientId(conv: ConversationId, from: UserId, cid: string): Promise<number | undefined>;
   /** Delete for everyone: the body is gone for good, the envelope stays so seqs have no holes. */
   redactMessage(conv: ConversationId, seq: number): Promise<void>;
+
+  // ---- fenced ownership: per entity, the epoch of its current activation and the numbers it reserved ----
+  // An entity that hands out numbers (a conversation's seqs, a device's inbox ptrs) claims an epoch when it
+  // starts and reserves numbers in blocks under it; a reservation from an older epoch is refused, so two
+  // activations (a crashed one with writes in flight and its successor, or two nodes) never use one number.
+  /**
+   * Atomically sets the key's epoch to max(stored + 1, atLeast) (stored: 0 for a new key) and returns it with
+   * the key's reserved mark as of that moment (0 for a new key). Racing claims get distinct epochs; each sees
+   * every reservation made under the epochs before it. `atLeast` is where a cluster lease's epoch plugs in.
+   */
+  claimEpoch(key: FenceKey, atLeast?: number): Promise<FenceClaim>;
+  /**
+   * Raises the key's reserved mark to `upTo` (never lowers it) if `epoch` is still the key's epoch; otherwise
+   * rejects with ParleyError('stale_owner') and changes nothing. Idempotent: safe to send again after a timeout.
+   */
+  reserve(key: FenceKey, epoch: number, upTo: number): Promise<void>;
+  /**
+   * A graceful stop hands back what it reserved and did not use: sets the reserved mark to `upTo` (the
+   * highest number it handed out) if `epoch` is still the key's epoch; else rejects with stale_owner.
+   */
+  release(key: FenceKey, epoch: number, upTo: number): Promise<void>;
 
   // ---- receipt cursors: per (conv, user) the highest seq delivered to and read by that user, and the first it may see ----
   getCursors(conv: ConversationId): Promise<Map<UserId, ReceiptCursor>>;
@@ -113,7 +134,11 @@ export interface Store {
   // ---- event journal and snapshots: per key (a persistent entity), the events by seq and its latest snapshot ----
   // The nact PersistenceEngine over them is src/store/persistence-engine.ts. A key has one writer, which
   // numbers its events from 1 up; seqs may have gaps (an event whose write failed), never duplicates.
-  /** Durable when the promise resolves. Writing a seq that is already stored replaces it. */
+  /**
+   * Durable when the promise resolves. Never replaces a stored event: writing a seq that is already stored
+   * resolves if it is the same event (a retry: same data and createdAt), else rejects with stale_owner (another
+   * activation of the key wrote it first; replay and try again).
+   */
   journalAppend(key: string, event: JournalEvent): Promise<void>;
   /** The key's events with seq > afterSeq, ascending by seq (across gaps), at most `limit`. */
   journalRead(key: string, afterSeq: number, limit: number): Promise<JournalEvent[]>;
@@ -126,6 +151,15 @@ export interface Store {
 }
 
 export type DeviceKey = string;
+
+/** The entity a fence belongs to: `c/<conversation>` or `i/<device key>` (see fenceKeys). */
+export type FenceKey = `c/${string}` | `i/${string}`;
+export const fenceKeys = {
+  conv: (conv: ConversationId): FenceKey => `c/${conv}`,
+  inbox: (device: DeviceKey): FenceKey => `i/${device}`,
+};
+/** An activation's claim: its epoch and the numbers reserved (by any epoch) up to then. */
+export interface FenceClaim { epoch: number; reserved: number }
 
 export interface HistoryQuery { before?: number; after?: number; from?: number; until?: number; limit: number }
 /** A member's state in a conversation: `from`, the first seq it may see (set when added to a group; absent: all). */

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { newId, directConversationId, groupConversationId } from '../../src/protocol/ids.js';
 import type { Message } from '../../src/protocol/frames.js';
-import type { OtpRecord, OtpStep, Store, UserRecord } from '../../src/store/store.js';
+import { fenceKeys, type OtpRecord, type OtpStep, type Store, type UserRecord } from '../../src/store/store.js';
+import { ParleyError } from '../../src/protocol/errors.js';
 
 /**
  * The Store conformance suite: every implementation (LMDB, Scylla) must pass it unchanged.
@@ -230,6 +231,88 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.equal(await store.seqForClientId(c, b, 'x2'), undefined);
       t.equal(await store.seqForClientId(c, a, 'nope'), undefined);
       t.equal(await store.seqForClientId(conv(), a, 'x1'), undefined, 'per conversation');
+    });
+
+    // ---- fences ----
+
+    const isStale = (err: unknown) => err instanceof ParleyError && err.code === 'stale_owner';
+
+    t.test('fences: a claim takes the next epoch (or atLeast) and sees the reserved mark', async (t) => {
+      const key = fenceKeys.conv(conv());
+      t.strictSame(await store.claimEpoch(key), { epoch: 1, reserved: 0 }, 'a new key');
+      await store.reserve(key, 1, 1000);
+      t.strictSame(await store.claimEpoch(key), { epoch: 2, reserved: 1000 }, 'the next activation starts above the reservation');
+      t.strictSame(await store.claimEpoch(key, 10), { epoch: 10, reserved: 1000 }, 'atLeast (a lease epoch) above the stored one');
+      t.strictSame(await store.claimEpoch(key, 5), { epoch: 11, reserved: 1000 }, 'atLeast below the stored one');
+      t.strictSame(await store.claimEpoch(fenceKeys.inbox(`${uid()}.${uid()}`)), { epoch: 1, reserved: 0 }, 'per key');
+    });
+
+    t.test('fences: reserve raises the mark under the current epoch only; release hands back', async (t) => {
+      const key = fenceKeys.conv(conv());
+      const old = await store.claimEpoch(key);
+      await store.reserve(key, old.epoch, 100);
+      const cur = await store.claimEpoch(key);
+      await t.rejects(store.reserve(key, old.epoch, 5000), { code: 'stale_owner' }, 'a stale epoch is refused');
+      await t.rejects(store.release(key, old.epoch, 0), { code: 'stale_owner' }, 'a stale release is refused');
+      await store.reserve(key, cur.epoch, 300);
+      await store.reserve(key, cur.epoch, 200); // late, lower: never lowers
+      await store.reserve(key, cur.epoch, 300); // again (a retry after a timeout): harmless
+      t.strictSame(await store.claimEpoch(key, cur.epoch + 1), { epoch: cur.epoch + 1, reserved: 300 }, 'the stale reservation changed nothing');
+      await t.rejects(store.reserve(key, cur.epoch, 400), { code: 'stale_owner' }, 'replaced in turn');
+      const last = await store.claimEpoch(key);
+      await store.reserve(key, last.epoch, 1000);
+      await store.release(key, last.epoch, 340);
+      t.strictSame((await store.claimEpoch(key)).reserved, 340, 'a release hands back the unused part');
+      await t.rejects(store.reserve(fenceKeys.conv(conv()), 1, 10), { code: 'stale_owner' }, 'a key never claimed');
+    });
+
+    t.test('fences: racing activations through every client get distinct epochs and disjoint blocks', async (t) => {
+      const key = fenceKeys.conv(conv());
+      const claims = await Promise.all(range(0, 7).map((i) => writers[i % writers.length]!.claimEpoch(key)));
+      const epochs = claims.map((c) => c.epoch);
+      t.equal(new Set(epochs).size, epochs.length, `distinct epochs: ${epochs.join(' ')}`);
+      t.equal(Math.max(...epochs), 8);
+      // Activations that each claim and then reserve the block above what they saw, racing: whichever
+      // reservations succeed cover disjoint ranges, so no two activations hand out one number.
+      const won: [number, number][] = [];
+      await Promise.all(range(0, 5).map(async (i) => {
+        const s = writers[i % writers.length]!;
+        for (let round = 0; round < 3; round++) {
+          const c = await s.claimEpoch(key);
+          try {
+            await s.reserve(key, c.epoch, c.reserved + 100);
+            won.push([c.reserved + 1, c.reserved + 100]);
+          } catch (err) {
+            if (!isStale(err)) throw err;
+          }
+        }
+      }));
+      t.ok(won.length >= 1, `${won.length} activations reserved a block`);
+      won.sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < won.length; i++) t.ok(won[i]![0] > won[i - 1]![1], `block ${won[i]} after ${won[i - 1]}`);
+    });
+
+    t.test('fences: a stale writer after a new activation replaces nothing', async (t) => {
+      const c = conv();
+      const key = fenceKeys.conv(c);
+      const [a] = c.split('.').slice(1) as [string];
+      const old = await store.claimEpoch(key);
+      await store.reserve(key, old.epoch, 10);
+      await store.appendMessage(msg(c, 1, T0, { from: a, cid: 'o1' }), undefined, undefined, old.epoch);
+      // A new activation, through the other client: it starts above the old one's reservation.
+      const next = await writers[writers.length - 1]!.claimEpoch(key);
+      t.equal(next.reserved, 10);
+      await writers[writers.length - 1]!.reserve(key, next.epoch, 20);
+      await writers[writers.length - 1]!.appendMessage(msg(c, 11, T0 + 2, { from: a, cid: 'n11' }), undefined, undefined, next.epoch);
+      // The old activation, not knowing, goes on within its block: refused where the store can check it in
+      // the write (LMDB), stored at its own seq otherwise (Scylla); never over the new owner's message.
+      const late = await store.appendMessage(msg(c, 2, T0 + 1, { from: a, cid: 'o2' }), undefined, undefined, old.epoch)
+        .then(() => 'stored', (err: unknown) => (isStale(err) ? 'refused' : Promise.reject(err)));
+      await t.rejects(store.reserve(key, old.epoch, 30), { code: 'stale_owner' }, 'its renewal is refused');
+      t.equal((await store.getMessage(c, 11))?.cid, 'n11', 'the new owner\'s message stands');
+      t.equal((await store.getMessage(c, 1))?.cid, 'o1', 'what the old owner stored before stands');
+      t.equal((await store.getMessage(c, 2))?.cid, late === 'stored' ? 'o2' : undefined, `the late write was ${late}`);
+      if (store.kind === 'lmdb') t.equal(late, 'refused', 'LMDB checks the epoch inside the commit');
     });
 
     t.test('redactMessage keeps the envelope and drops the body for good', async (t) => {
@@ -715,15 +798,19 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.strictSame(paged, all, 'paging');
     });
 
-    t.test('journal: writing a seq again replaces it; bad seqs are refused', async (t) => {
+    t.test('journal: a seq is never replaced (the same event again is a harmless retry); bad seqs are refused', async (t) => {
       const key = `j:${uid()}`;
       await store.journalAppend(key, ev(1, 'first'));
-      await store.journalAppend(key, ev(1, 'again', ['retry']));
-      t.strictSame(await store.journalRead(key, 0, 10), [ev(1, 'again', ['retry'])]);
+      await store.journalAppend(key, ev(1, 'first')); // a retry after a lost answer
+      await t.rejects(writers[writers.length - 1]!.journalAppend(key, ev(1, 'other', ['retry'])), { code: 'stale_owner' }, 'another writer\'s event at a taken seq');
+      t.strictSame(await store.journalRead(key, 0, 10), [ev(1, 'first')]);
+      const racing = await Promise.allSettled(range(0, 5).map((i) => writers[i % writers.length]!.journalAppend(key, ev(2, `writer ${i}`))));
+      t.equal(racing.filter((r) => r.status === 'fulfilled').length, 1, 'of racing writers of one seq, one wins');
+      t.strictSame(evSeqs(await store.journalRead(key, 0, 10)), [1, 2]);
       for (const seq of [0, -1, 1.5, Number.NaN]) {
         await t.rejects(store.journalAppend(key, ev(seq)), { code: 'invalid' }, `seq ${seq}`);
       }
-      t.strictSame(evSeqs(await store.journalRead(key, 0, 10)), [1]);
+      t.strictSame(evSeqs(await store.journalRead(key, 0, 10)), [1, 2], "bad seqs stored nothing");
     });
 
     t.test('snapshots: the latest by seq, older ones superseded', async (t) => {

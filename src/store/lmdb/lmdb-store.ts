@@ -1,4 +1,5 @@
 import { open, type RootDatabase } from 'lmdb';
+import { fenceKeys } from '../store.js';
 import type { ConversationId, DeviceId, GroupId, UserId } from '../../protocol/ids.js';
 import type { Message } from '../../protocol/frames.js';
 import { ParleyError } from '../../protocol/errors.js';
@@ -6,7 +7,7 @@ import { pack } from '../../protocol/codec.js';
 import { Table } from './table.js';
 import { WriteBatch } from './write-batch.js';
 import type {
-  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
+  DeviceKey, DeviceRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
   OtpStep, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 
@@ -48,6 +49,7 @@ export class LmdbStore implements Store {
   private readonly mediaRefs: Table<number, Key>;
   private readonly journal: Table<JournalEvent, Key>;
   private readonly snapshots: Table<SnapshotRecord, Key>;
+  private readonly fences: Table<FenceClaim, string>;
   private sweeper: NodeJS.Timeout;
   private syncer?: NodeJS.Timeout;
 
@@ -78,6 +80,7 @@ export class LmdbStore implements Store {
     this.mediaRefs = db('media_refs');
     this.journal = db('journal');
     this.snapshots = db('snapshots');
+    this.fences = db('fences');
     // LMDB has no TTL: expired inbox entries and one-time-code records are filtered on read and swept here.
     this.sweeper = setInterval(() => void this.sweepExpired().catch(() => undefined), opts.sweepEveryMs ?? 3_600_000);
     this.sweeper.unref();
@@ -85,8 +88,10 @@ export class LmdbStore implements Store {
 
   // ---- messages ----
 
-  appendMessage(m: Message, packed?: Uint8Array, media?: MediaGrant): Promise<void> {
+  appendMessage(m: Message, packed?: Uint8Array, media?: MediaGrant, epoch?: number): Promise<void> {
     return this.batch.run(() => {
+      // Inside the commit, before any write: one read refuses an owner that a newer activation replaced.
+      if (epoch !== undefined) this.checkEpoch(fenceKeys.conv(m.conv), epoch);
       if (media) this.putRefs(media.media, media.refs); // one transaction: both or neither
       this.dedupe.put([m.conv, m.from, m.cid], m.seq);
       this.messages.putPacked([m.conv, m.seq], packed ?? pack(m));
@@ -135,6 +140,40 @@ export class LmdbStore implements Store {
       const { body: _gone, ...envelope } = m;
       this.messages.put([conv, seq], envelope);
     });
+  }
+
+  // ---- fences ----
+  // Every step runs inside the group-commit transaction, which LMDB's write lock serializes across every
+  // process sharing the directory: the read and the write of a claim are one atomic step.
+
+  claimEpoch(key: FenceKey, atLeast = 0): Promise<FenceClaim> {
+    return this.batch.run(() => {
+      const cur = this.fences.get(key);
+      const claim = { epoch: Math.max((cur?.epoch ?? 0) + 1, atLeast), reserved: cur?.reserved ?? 0 };
+      this.fences.put(key, claim);
+      return claim;
+    });
+  }
+
+  reserve(key: FenceKey, epoch: number, upTo: number): Promise<void> {
+    return this.batch.run(() => {
+      const cur = this.checkEpoch(key, epoch);
+      if (upTo > cur.reserved) this.fences.put(key, { epoch, reserved: upTo });
+    });
+  }
+
+  release(key: FenceKey, epoch: number, upTo: number): Promise<void> {
+    return this.batch.run(() => {
+      const cur = this.checkEpoch(key, epoch);
+      if (upTo !== cur.reserved) this.fences.put(key, { epoch, reserved: upTo });
+    });
+  }
+
+  /** Throws stale_owner unless `epoch` is the key's current epoch; inside a batch op, before it writes. */
+  private checkEpoch(key: FenceKey, epoch: number): FenceClaim {
+    const cur = this.fences.get(key);
+    if (!cur || cur.epoch !== epoch) throw staleOwner(key, epoch, cur?.epoch);
+    return cur;
   }
 
   // ---- cursors ----
@@ -355,7 +394,15 @@ export class LmdbStore implements Store {
   // ---- journal and snapshots ----
 
   journalAppend(key: string, event: JournalEvent): Promise<void> {
-    return this.batch.run(() => checkSeq(event.seq) ?? this.journal.put([key, event.seq], { seq: event.seq, data: event.data, tags: [...event.tags], createdAt: event.createdAt }));
+    return this.batch.run(() => {
+      checkSeq(event.seq);
+      const stored = this.journal.get([key, event.seq]);
+      if (stored) {
+        if (sameEvent(stored, event)) return; // a retry of an append that landed
+        throw journalTaken(key, event.seq);
+      }
+      this.journal.put([key, event.seq], { seq: event.seq, data: event.data, tags: [...event.tags], createdAt: event.createdAt });
+    });
   }
 
   async journalRead(key: string, afterSeq: number, limit: number): Promise<JournalEvent[]> {
@@ -399,6 +446,12 @@ export class LmdbStore implements Store {
 }
 
 /** Journal seqs count from 1 (snapshots may be taken at 0, before any event). */
+const sameEvent = (a: JournalEvent, b: JournalEvent): boolean =>
+  a.createdAt === b.createdAt && Buffer.from(pack(a.data)).equals(Buffer.from(pack(b.data)));
+
+const journalTaken = (key: string, seq: number): ParleyError =>
+  new ParleyError('stale_owner', `event ${seq} of ${key} was written by another activation; replay and try again`);
+
 function checkSeq(seq: number, min = 1): void {
   if (!Number.isSafeInteger(seq) || seq < min) throw new ParleyError('invalid', `seq must be an integer >= ${min}, got ${seq}`);
 }
@@ -408,6 +461,10 @@ function definedOnly<T extends object>(o: T): Partial<T> {
 }
 
 /** LMDB failures (disk full, map full) reach clients as a retryable store error; client errors pass through. */
+function staleOwner(key: FenceKey, epoch: number, current: number | undefined): ParleyError {
+  return new ParleyError('stale_owner', `${key}: epoch ${epoch} is no longer its owner's (now ${current ?? 'none'}); send it again`);
+}
+
 function storeError(err: unknown): unknown {
   return err instanceof ParleyError ? err : new ParleyError('store_unavailable', `store write failed: ${(err as Error).message}`);
 }

@@ -164,6 +164,18 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 7,
+    description: 'fenced ownership: epochs and reservations per entity',
+    statements: [
+      // One row per entity that hands out numbers (c/<conv>, i/<device>), changed only by lightweight
+      // transactions: a claim once per activation, a reservation once per block. `owner` is the claim's
+      // random id, so a claim whose answer was lost is settled by a serial read.
+      `CREATE TABLE IF NOT EXISTS {ks}.fences (
+        entity text PRIMARY KEY, epoch bigint, reserved bigint, owner text
+      )`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

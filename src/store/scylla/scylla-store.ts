@@ -5,7 +5,7 @@ import type { GroupRole, LastSeenPrivacy, Message, MessageKind, PushPlatform } f
 import { ParleyError } from '../../protocol/errors.js';
 import { pack, unpack } from '../../protocol/codec.js';
 import type {
-  DeviceKey, DeviceRecord, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
+  DeviceKey, DeviceRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
   OtpStep, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 import { log } from '../../log.js';
@@ -58,6 +58,8 @@ const LWT_APPLIED = '[applied]';
 /** Compare-and-set rounds one otpUpdate may lose before it answers store_unavailable, and the longest pause between two. */
 const OTP_CAS_ROUNDS = 24;
 const OTP_CAS_BACKOFF_MS = 50;
+/** Claims of one entity lost in a row before giving up (racing activations are a handful, not thousands). */
+const FENCE_CAS_ROUNDS = 16;
 /** Steps in one otpUpdate batch at most (a batch is run again whole when it loses a round). */
 const OTP_BATCH_MAX = 500;
 
@@ -221,7 +223,11 @@ export class ScyllaStore implements Store {
 
   // ---- messages ----
 
-  async appendMessage(m: Message, _packed?: Uint8Array, media?: MediaGrant): Promise<void> {
+  /**
+   * `_epoch` is not checked here: that would be a Paxos round per message. The seq lies in its owner's
+   * reservation, which no other activation hands out, so a stale owner's write can't replace anyone's.
+   */
+  async appendMessage(m: Message, _packed?: Uint8Array, media?: MediaGrant, _epoch?: number): Promise<void> {
     const key = `${m.conv}\u0000${m.seq}`;
     const done = this.append(m, media);
     this.inFlight.set(key, done);
@@ -688,6 +694,67 @@ export class ScyllaStore implements Store {
     });
   }
 
+  // ---- fences: every change a lightweight transaction (one per activation, one per reserved block) ----
+
+  async claimEpoch(key: FenceKey, atLeast = 0): Promise<FenceClaim> {
+    const owner = randomBytes(8).toString('hex');
+    let row = await this.readFence(key);
+    for (let round = 0; round < FENCE_CAS_ROUNDS; round++) {
+      const claim: FenceClaim = { epoch: Math.max((row?.epoch ?? 0) + 1, atLeast), reserved: row?.reserved ?? 0 };
+      try {
+        const rs = row
+          ? await this.lwt(this.q.fenceClaim, [claim.epoch, owner, key, row.epoch, row.reserved])
+          : await this.lwt(this.q.fenceCreate, [key, claim.epoch, owner]);
+        if (rs.first().get(LWT_APPLIED)) return claim;
+      } catch (err) {
+        const mapped = storeError(err);
+        if (!(mapped instanceof ParleyError) || neverSent(err)) throw mapped;
+        // The outcome is unknown (a Paxos round timed out): a serial read completes any round in flight.
+        const now = await this.readFence(key).catch(() => { throw mapped; });
+        if (now?.owner === owner) return { epoch: now.epoch, reserved: claim.reserved };
+        throw mapped;
+      }
+      // Lost to another claim or reservation: read again, after a short random pause so racers drift apart.
+      await new Promise((r) => setTimeout(r, randomInt(0, Math.min(OTP_CAS_BACKOFF_MS, 2 ** round) + 1)));
+      row = await this.readFence(key);
+    }
+    throw new ParleyError('store_unavailable', `${key} is being claimed too often; try again`);
+  }
+
+  async reserve(key: FenceKey, epoch: number, upTo: number): Promise<void> {
+    await this.fenced(this.q.fenceReserve, [upTo, key, epoch, upTo], key, epoch);
+  }
+
+  async release(key: FenceKey, epoch: number, upTo: number): Promise<void> {
+    await this.fenced(this.q.fenceRelease, [upTo, key, epoch], key, epoch);
+  }
+
+  /** A conditional write on the key's epoch: not applied under the same epoch is fine (the mark was higher). */
+  private async fenced(query: string, params: Params, key: FenceKey, epoch: number): Promise<void> {
+    let rs: types.ResultSet;
+    try {
+      rs = await this.lwt(query, params);
+    } catch (err) {
+      throw storeError(err); // reserve and release may be sent again: both are idempotent
+    }
+    const r = rs.first();
+    if (r.get(LWT_APPLIED)) return;
+    const seen = r.get('epoch') == null ? (await this.readFence(key))?.epoch : num(r.get('epoch'));
+    if (seen !== epoch) throw new ParleyError('stale_owner', `${key}: epoch ${epoch} is no longer its owner's (now ${seen ?? 'none'}); send it again`);
+  }
+
+  private async readFence(key: FenceKey): Promise<{ epoch: number; reserved: number; owner?: string } | undefined> {
+    let rs: types.ResultSet;
+    try {
+      rs = await this.track(this.client.execute(this.q.fenceGet, [key], { prepare: true, consistency: this.serialCl, isIdempotent: true }));
+    } catch (err) {
+      throw storeError(err);
+    }
+    const r = rs.first();
+    if (!r) return undefined;
+    return { epoch: num(r.get('epoch')) ?? 0, reserved: num(r.get('reserved')) ?? 0, owner: r.get('owner') ?? undefined };
+  }
+
   private async drainOtp(phone: string, q: OtpWaiter[]): Promise<void> {
     while (q.length) {
       const batch = q.slice(0, OTP_BATCH_MAX);
@@ -878,7 +945,19 @@ export class ScyllaStore implements Store {
       this.journalPartitionsWritten.add(indexed);
       if (this.journalPartitionsWritten.size > BUCKET_CACHE_MAX) this.journalPartitionsWritten.delete(this.journalPartitionsWritten.values().next().value!);
     }
-    await this.write(this.q.journalInsert, [key, partition, event.seq, Buffer.from(pack(event.data)), [...event.tags], event.createdAt]);
+    // IF NOT EXISTS: two activations of one key (a takeover) can't replace each other's events. A lightweight
+    // transaction per journaled event (a group change), never per chat message.
+    const data = Buffer.from(pack(event.data));
+    let rs: types.ResultSet;
+    try {
+      rs = await this.lwt(this.q.journalInsert, [key, partition, event.seq, data, [...event.tags], event.createdAt]);
+    } catch (err) {
+      throw storeError(err); // a retry compares with what landed
+    }
+    const r = rs.first();
+    if (r.get(LWT_APPLIED)) return;
+    const same = num(r.get('created_at')) === event.createdAt && Buffer.isBuffer(r.get('data')) && (r.get('data') as Buffer).equals(data);
+    if (!same) throw new ParleyError('stale_owner', `event ${event.seq} of ${key} was written by another activation; replay and try again`);
   }
 
   async journalRead(key: string, afterSeq: number, limit: number): Promise<JournalEvent[]> {
@@ -990,6 +1069,13 @@ function statements(ks: string) {
     getDevice: `SELECT id, name, platform, created_at, acked, push_platform, push_token, last_active FROM ${ks}.devices WHERE user_id = ? AND id = ?`,
     listDevices: `SELECT id, name, platform, created_at, acked, push_platform, push_token, last_active FROM ${ks}.devices WHERE user_id = ?`,
 
+    fenceGet: `SELECT epoch, reserved, owner FROM ${ks}.fences WHERE entity = ?`,
+    fenceCreate: `INSERT INTO ${ks}.fences (entity, epoch, reserved, owner) VALUES (?, ?, 0, ?) IF NOT EXISTS`,
+    // On the reserved mark too: a claim between a read and a reservation of the old owner would miss it.
+    fenceClaim: `UPDATE ${ks}.fences SET epoch = ?, owner = ? WHERE entity = ? IF epoch = ? AND reserved = ?`,
+    fenceReserve: `UPDATE ${ks}.fences SET reserved = ? WHERE entity = ? IF epoch = ? AND reserved < ?`,
+    fenceRelease: `UPDATE ${ks}.fences SET reserved = ? WHERE entity = ? IF epoch = ?`,
+
     otpGet: `SELECT rev, op, code_hash, code_expires_at, attempts, sent_at, sends, guesses, guess_window, guessers, expires_at FROM ${ks}.otp_state WHERE phone = ?`,
     otpUpdate: `UPDATE ${ks}.otp_state USING TTL ? SET rev = ?, op = ?, code_hash = ?, code_expires_at = ?, attempts = ?, sent_at = ?, sends = ?,
       guesses = ?, guess_window = ?, guessers = ?, expires_at = ? WHERE phone = ? IF rev = ?`,
@@ -1013,7 +1099,7 @@ function statements(ks: string) {
     getMediaRefs: `SELECT holder, seq FROM ${ks}.media_refs WHERE media = ? AND holder IN ?`,
 
     journalIndex: `INSERT INTO ${ks}.journal_partitions (key, partition_nr) VALUES (?, ?)`,
-    journalInsert: `INSERT INTO ${ks}.journal (key, partition_nr, seq, data, tags, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+    journalInsert: `INSERT INTO ${ks}.journal (key, partition_nr, seq, data, tags, created_at) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
     journalPartitions: `SELECT partition_nr FROM ${ks}.journal_partitions WHERE key = ? AND partition_nr >= ?`,
     journalRange: `SELECT seq, data, tags, created_at FROM ${ks}.journal WHERE key = ? AND partition_nr = ? AND seq > ?`,
     snapshotInsert: `INSERT INTO ${ks}.snapshots (key, seq, data, created_at) VALUES (?, ?, ?, ?)`,
