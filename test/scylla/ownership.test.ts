@@ -20,9 +20,10 @@ t.test('a conversation crashing with appends in flight hands out no seq twice', 
   await crashWithAppendsInFlight(t, f);
 });
 
-t.test('two nodes on one keyspace: one conversation, senders through both', async (t) => {
-  const ks = testKeyspace('parley_own_two');
-  const env = { ...scyllaNodeEnv(ks), PARLEY_SECRET: SHARED_SECRET };
+/** Two nodes on a fresh keyspace of their own for one test; both stop and the keyspace goes when it ends. */
+async function twoNodes(t: tap.Test, prefix: string, extra: Record<string, string> = {}): Promise<[Fixture, Fixture]> {
+  const ks = testKeyspace(prefix);
+  const env = { ...scyllaNodeEnv(ks), PARLEY_SECRET: SHARED_SECRET, ...extra };
   const a = await Fixture.start(env); // creates the keyspace first: the second node finds it migrated
   const b = await Fixture.start(env).catch(async (err: unknown) => { await a.destroy(); throw err; });
   t.teardown(async () => {
@@ -31,47 +32,21 @@ t.test('two nodes on one keyspace: one conversation, senders through both', asyn
     await dropKeyspace(admin, ks);
     await admin.shutdown();
   });
-  await twoNodesOneStore(t, a, b);
+  return [a, b];
+}
+
+t.test('two nodes on one keyspace: one conversation, senders through both', async (t) => {
+  await twoNodesOneStore(t, ...(await twoNodes(t, 'parley_own_two')));
 });
 
 t.test('two nodes on one keyspace: one user\'s inbox pointers taken through both', async (t) => {
-  const ks = testKeyspace('parley_own_inbox');
-  const env = { ...scyllaNodeEnv(ks), PARLEY_SECRET: SHARED_SECRET, ...MANY_FRAMES };
-  const a = await Fixture.start(env);
-  const b = await Fixture.start(env).catch(async (err: unknown) => { await a.destroy(); throw err; });
-  t.teardown(async () => {
-    await Promise.all([a.destroy(), b.destroy()]);
-    const admin = await cqlAdmin();
-    await dropKeyspace(admin, ks);
-    await admin.shutdown();
-  });
-  await inboxTwoNodes(t, a, b);
+  await inboxTwoNodes(t, ...(await twoNodes(t, 'parley_own_inbox', MANY_FRAMES)));
 });
 
 t.test('two nodes on one keyspace: the older activation goes on past its renewal', async (t) => {
-  const ks = testKeyspace('parley_own_renew');
-  const env = { ...scyllaNodeEnv(ks), PARLEY_SECRET: SHARED_SECRET, ...MANY_FRAMES };
-  const a = await Fixture.start(env);
-  const b = await Fixture.start(env).catch(async (err: unknown) => { await a.destroy(); throw err; });
-  t.teardown(async () => {
-    await Promise.all([a.destroy(), b.destroy()]);
-    const admin = await cqlAdmin();
-    await dropKeyspace(admin, ks);
-    await admin.shutdown();
-  });
-  await staleAfterRenewal(t, a, b);
+  await staleAfterRenewal(t, ...(await twoNodes(t, 'parley_own_renew', MANY_FRAMES)));
 });
 
 t.test('two nodes on one keyspace: one group changed through both', async (t) => {
-  const ks = testKeyspace('parley_own_group');
-  const env = { ...scyllaNodeEnv(ks), PARLEY_SECRET: SHARED_SECRET };
-  const a = await Fixture.start(env);
-  const b = await Fixture.start(env).catch(async (err: unknown) => { await a.destroy(); throw err; });
-  t.teardown(async () => {
-    await Promise.all([a.destroy(), b.destroy()]);
-    const admin = await cqlAdmin();
-    await dropKeyspace(admin, ks);
-    await admin.shutdown();
-  });
-  await groupTwoNodes(t, a, b);
+  await groupTwoNodes(t, ...(await twoNodes(t, 'parley_own_group')));
 });
