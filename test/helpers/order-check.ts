@@ -1,6 +1,6 @@
 import type { Message, SentFrame } from '../../src/protocol/frames.js';
 import { texts, type TestDevice } from './clients.js';
-import type { Fixture } from './fixture.js';
+import { ADMIN_KEY, http, type Fixture } from './fixture.js';
 import type t from 'tap';
 
 /** The root `t` of tap or any subtest. */
@@ -9,11 +9,6 @@ type Asserts = typeof t | tap.Test;
 /** One message a sender got its `sent` tick for. */
 export interface Ticked { user: string; cid: string; seq: number; text: string }
 
-/**
- * Every sender sends `perSender` texts into `conv` at once. A retryable refusal (the entity crashed, a slow
- * fan-out) is resent with the same cid, as the SDK's users are told to, up to `attempts` times. Resolves with
- * every tick, the number of resends that were needed and the refusals by code.
- */
 /** A group of `senders` and `readers`, created by the first sender: its conversation. */
 export async function groupOf(senders: TestDevice[], readers: TestDevice[]): Promise<string> {
   const [first, ...rest] = senders;
@@ -21,6 +16,11 @@ export async function groupOf(senders: TestDevice[], readers: TestDevice[]): Pro
   return g.conv;
 }
 
+/**
+ * Every sender sends `perSender` texts into `conv` at once. A retryable refusal (the entity crashed, a slow
+ * fan-out) is resent with the same cid, as the SDK's users are told to, up to `attempts` times. Resolves with
+ * every tick, the number of resends that were needed and the refusals by code.
+ */
 export async function sendAllAtOnce(senders: TestDevice[], conv: string, perSender: number, attempts = 5): Promise<{ ticked: Ticked[]; resends: number; refusals: Record<string, number> }> {
   const ticked: Ticked[] = [];
   let resends = 0;
@@ -108,4 +108,45 @@ export async function resendWhileStoring(t: Asserts & { teardown(f: () => unknow
   t.equal(sentOf('after')[0]!.seq, a!.seq + 1, 'the next message took the next seq');
   await bob.waitMessage((m) => m.seq === a!.seq + 1, 'the next message', 10_000);
   t.strictSame(texts(bob.messages), ['once', 'next'], 'the recipient got it once, in order');
+}
+
+type Scenario = Asserts & { teardown(f: () => unknown): void };
+
+/** 400 concurrent sends from four senders into one group: each device gets them in seq order, once. */
+export async function concurrentSends(t: Scenario, f: Fixture): Promise<void> {
+  const senders = await Promise.all([1, 2, 3, 4].map(() => f.device(t)));
+  const reader = await f.device(t);
+  const conv = await groupOf(senders, [reader]);
+  const { ticked, refusals } = await sendAllAtOnce(senders, conv, 100);
+  t.equal(ticked.length, 400, 'every send was ticked');
+  t.strictSame(refusals, {}, 'none refused on the way');
+  const history = await reader.client.history(conv, { limit: 500 });
+  await checkDelivered(t, conv, ticked, history, [reader, ...senders]);
+}
+
+/** A conversation crashed with writes in flight (node started with PARLEY_FAULTS=1): nothing of the dead incarnation ticks or fans out. */
+export async function crashMidBurst(t: Scenario, f: Fixture): Promise<void> {
+  const senders = await Promise.all([1, 2, 3, 4].map(() => f.device(t)));
+  const reader = await f.device(t);
+  const conv = await groupOf(senders, [reader]);
+  const crashesBefore = (await f.actors()).conv!.crashes;
+  // Crash it while the burst is going: after the first ticks, with the rest being stored and fanned out.
+  let armed = false;
+  const armWhenBusy = (async () => {
+    await reader.waitFor(() => (reader.messages.length >= 40 ? true : undefined), 20_000, 'the burst under way');
+    const r = await http(f.url, '/v1/admin/faults', { method: 'POST', headers: { 'x-admin-key': ADMIN_KEY }, json: { type: 'conv', id: conv, times: 1 } });
+    if (r.status !== 200) throw new Error(`arming failed: ${r.status}`);
+    armed = true;
+  })();
+  const { ticked, resends, refusals } = await sendAllAtOnce(senders, conv, 100, 10);
+  await armWhenBusy;
+  t.ok(armed, 'the crash was armed mid-burst');
+  t.equal((await f.actors()).conv!.crashes, crashesBefore + 1, 'the conversation crashed once');
+  t.ok(resends > 0, `senders were told to resend (${resends} resends)`);
+  // What was in flight at the crash is answered at once ('internal', resend), never left to the slow
+  // fan-out notice of an incarnation that is gone ('timeout', after 7 s).
+  t.strictSame(Object.keys(refusals), ['internal'], `every refusal says the delivery was interrupted (${JSON.stringify(refusals)})`);
+  t.equal(ticked.length, 400, 'every send was ticked in the end');
+  const history = await reader.client.history(conv, { limit: 500 });
+  await checkDelivered(t, conv, ticked, history, [reader, ...senders], { allowLate: true });
 }
