@@ -91,6 +91,8 @@ export interface Config {
   faults: boolean;
   /** Test and drill only (with `faults`): every message append waits this long before it reaches the store (a slow store). */
   faultAppendDelayMs: number;
+  /** Every message crossing the routing seam goes through its cluster codec (src/routing/seam-check.ts): on in tests. */
+  seamCheck: boolean;
   /**
    * Origins (scheme://host[:port]) whose browser pages may open a WebSocket; the node's own origin always
    * may, and `*` allows any. A client that sends no Origin (an app, the CLI) is not a browser page and is let in.
@@ -287,6 +289,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminKey: env.PARLEY_ADMIN_KEY || undefined,
     faults: env.PARLEY_FAULTS === '1',
     faultAppendDelayMs: env.PARLEY_FAULTS === '1' ? Number(env.PARLEY_FAULT_APPEND_DELAY_MS ?? 0) || 0 : 0,
+    seamCheck: env.PARLEY_SEAM_CHECK === '1',
     allowedOrigins: (env.PARLEY_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean),
   };
 }

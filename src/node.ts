@@ -8,15 +8,17 @@ import { DEV_API_KEY, isLoopback, type Config } from './config.js';
 import { newId } from './protocol/ids.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/store.js';
-import { LocalRouter } from './transport/local-router.js';
+import { LocalSharding } from './routing/local-sharding.js';
+import { LocalGateway, LocalPubSub } from './routing/local-gateway.js';
 import { KeyedLimiter } from './transport/rate-limit.js';
 import { limitRoutesByIp } from './transport/ip-limit.js';
-import { ConnectionRegistry } from './transport/connections.js';
+import { ConnectionRegistry } from './routing/connections.js';
 import { mountGateway } from './transport/ws-gateway.js';
 import { Conversation } from './actors/conversation.js';
 import { User } from './actors/user.js';
 import { Group } from './actors/group.js';
 import type { ActorDeps } from './actors/deps.js';
+import { Regions, answerErrors } from './actors/regions.js';
 import { TokenSigner } from './accounts/tokens.js';
 import { Accounts } from './accounts/accounts.js';
 import { DevOutboxSms, HttpSms } from './accounts/sms-gateway.js';
@@ -49,7 +51,7 @@ export interface ParleyNode {
   close(): Promise<void>;
 }
 
-/** Wires one node: store → actor system and regions → router → HTTP and WebSocket edge. */
+/** Wires one node: store → routing seams → actor system and regions → HTTP and WebSocket edge. */
 export async function startNode(cfg: Config): Promise<ParleyNode> {
   setLogLevel(cfg.logLevel);
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
@@ -61,19 +63,23 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const system = startActorSystem(configurePersistence(new StorePersistenceEngine(store)));
   const conns = new ConnectionRegistry();
   const faults = cfg.faults ? new FaultInjector() : undefined;
-  const router = new LocalRouter(id, system, conns, cfg.passivateAfterMs, faults);
+  const sharding = new LocalSharding(id, cfg.seamCheck);
+  const gateway = new LocalGateway(id, conns, cfg.seamCheck);
+  const pubsub = new LocalPubSub(conns, cfg.seamCheck);
   const push = new OutboxPushGateway();
   const budgets = { fanout: new KeyedLimiter(cfg.shaping.fanout), syncResend: new KeyedLimiter(cfg.shaping.syncResend) };
-  const deps: ActorDeps = { store, router, push, budgets, config: cfg };
-  router.host([User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[]);
+  const deps: ActorDeps = { store, sharding, gateway, pubsub, push, budgets, config: cfg };
+  const regions = new Regions(system, [User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[],
+    answerErrors(sharding, gateway), cfg.passivateAfterMs, faults);
+  sharding.serve(regions);
 
   const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms() : undefined;
   const tokens = new TokenSigner(secret);
   const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), tokens, secret, cfg,
-    (user, device) => router.ask('user', user, (reply) => ({ t: 'device.added', reply, device })));
+    (user, device) => sharding.ask('user', user, (reply) => ({ t: 'device.added', reply, device })));
   const media = new MediaStore(join(cfg.dataDir, 'media'));
   // A group's conversation says who may see which of its messages (members added later see from their join).
-  const mediaAccess = new MediaAccess(store, (conv, user, seq) => router.ask<'conv', boolean>('conv', conv, (reply) => ({ t: 'visible', reply, user, seq })));
+  const mediaAccess = new MediaAccess(store, (conv, user, seq) => sharding.ask<'conv', boolean>('conv', conv, (reply) => ({ t: 'visible', reply, user, seq })));
   const { media: m } = cfg;
   const uploads = new UploadGate({
     perUser: m.uploadsPerUser, inFlight: m.uploadsInFlight, diskBytes: m.uploadDiskBytes, graceMs: m.uploadGraceMs, minBytesPerSec: m.uploadMinBytesPerSec,
@@ -85,7 +91,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   metrics.gauge('event_loop_delay_max_10s_ms', () => Math.round(loop.maxMs()));
   metrics.gauge('uploads_in_flight', () => uploads.inFlight);
   for (const kind of ['user', 'conv', 'group']) {
-    metrics.gauge(`entities_${kind}`, () => (router.tree().find((r) => r.type === kind)?.active ?? 0));
+    metrics.gauge(`entities_${kind}`, () => (regions.tree().find((r) => r.type === kind)?.active ?? 0));
   }
 
   trustProxies(cfg.trustProxy);
@@ -96,16 +102,16 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const mount = (raw: TemplatedApp) => {
     // Every HTTP route behind a per-address budget (but /healthz); the WebSocket upgrade has its own.
     const app = limitRoutesByIp(raw, ipHttp, new Set(['/healthz']), metrics);
-    mountGateway(app, { accounts, router, conns, metrics, directory: accounts, media: mediaAccess }, {
+    mountGateway(app, { accounts, sharding, conns, metrics, directory: accounts, media: mediaAccess }, {
       node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
       idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, shaping: cfg.shaping, limits: cfg.limits, allowedOrigins: cfg.allowedOrigins,
     });
     mountAccounts(app, { accounts, store, devSms, access });
-    mountDevices(app, { accounts, router });
+    mountDevices(app, { accounts, sharding });
     mountMedia(app, {
       accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes,
     });
-    mountOps(app, { node: id, metrics, accounts, access, tree: () => router.tree(), push: devSms ? push : undefined, faults });
+    mountOps(app, { node: id, metrics, accounts, access, tree: () => regions.tree(), push: devSms ? push : undefined, faults });
     app.any('/*', (res) => sendJson(track(res), 404, { error: new ParleyError('not_found', 'no such route') }));
   };
   const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);
@@ -120,8 +126,9 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       edge.close();
       for (const c of [...conns.all()]) c.close(1001, 'node shutting down');
       // Let accepted work finish: stored messages still fan out to inboxes, acks still land.
-      await router.drain();
-      router.stop();
+      await regions.drain(() => sharding.asking > 0);
+      regions.stop();
+      sharding.stop();
       stopActor(system);
       await store.close();
       loop.stop();

@@ -12,9 +12,11 @@ import { join } from 'node:path';
 import { configurePersistence, start as startActorSystem, stop as stopActor } from 'nact';
 import { LmdbStore } from '../../src/store/lmdb/lmdb-store.js';
 import { StorePersistenceEngine } from '../../src/store/persistence-engine.js';
-import { LocalRouter } from '../../src/transport/local-router.js';
-import { ConnectionRegistry, type Connection } from '../../src/transport/connections.js';
-import type { Outbound } from '../../src/transport/router.js';
+import { LocalSharding } from '../../src/routing/local-sharding.js';
+import { LocalGateway, LocalPubSub } from '../../src/routing/local-gateway.js';
+import { ConnectionRegistry, type Connection } from '../../src/routing/connections.js';
+import type { Outbound } from '../../src/messages/seam.js';
+import { Regions, answerErrors } from '../../src/actors/regions.js';
 import { ClientSession } from '../../src/session/client-session.js';
 import { User } from '../../src/actors/user.js';
 import { Conversation } from '../../src/actors/conversation.js';
@@ -42,8 +44,7 @@ class FakeSocket implements Connection {
   readonly ready = true;
   constructor(readonly id: number, readonly user: string, readonly device: string) {}
   send(frame: Outbound): boolean {
-    if (frame.t === 'session.devices') return (this.session.devicesChanged(frame.devices), true);
-    if (frame.t === 'session.drain') return (this.session.drained(512 * 1024), true); // nothing buffers here
+    if (frame.t === 'conn.drain') return (this.session.drained(512 * 1024), true); // nothing buffers here
     // Encoded as the gateway would; read back as the client would.
     if (frame.t === 'delivery') {
       encodeDelivery(frame.ptr, frame.packed, 'msgpack');
@@ -80,11 +81,14 @@ async function main(): Promise<void> {
   const store = new LmdbStore(dir);
   const system = startActorSystem(configurePersistence(new StorePersistenceEngine(store)));
   const conns = new ConnectionRegistry();
-  const router = new LocalRouter('n1', system, conns, 120_000);
+  const sharding = new LocalSharding('n1');
+  const gateway = new LocalGateway('n1', conns);
   const { shaping } = loadConfig({});
   const budgets = { fanout: new KeyedLimiter(shaping.fanout), syncResend: new KeyedLimiter(shaping.syncResend) };
-  const deps = { store, router, push: new OutboxPushGateway(), budgets, config: { limits: DEFAULT_LIMITS, inboxTtlMs: 86_400_000, inboxDeferMs: Number(process.env.PARLEY_INBOX_DEFER_MS ?? 300), deviceTrustMs: 86_400_000, shaping, fanout: { retryMs: RETRY_MS, slowMs: SLOW_MS } } };
-  router.host([User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[]);
+  const deps = { store, sharding, gateway, pubsub: new LocalPubSub(conns), push: new OutboxPushGateway(), budgets, config: { limits: DEFAULT_LIMITS, inboxTtlMs: 86_400_000, inboxDeferMs: Number(process.env.PARLEY_INBOX_DEFER_MS ?? 300), deviceTrustMs: 86_400_000, shaping, fanout: { retryMs: RETRY_MS, slowMs: SLOW_MS } } };
+  const regions = new Regions(system, [User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[], answerErrors(sharding, gateway), 120_000);
+  sharding.serve(regions);
+  const drain = () => regions.drain(() => sharding.asking > 0);
   const directory = { lookup: async () => ({}) };
 
   const sockets: FakeSocket[] = [];
@@ -93,13 +97,13 @@ async function main(): Promise<void> {
     await store.createUser({ id: user, phone: `+1555${String(i).padStart(7, '0')}`, name: 'u', createdAt: Date.now(), lastSeenPrivacy: 'everyone' });
     await store.putDevice({ user, id: device, name: 'd', platform: 'bench', createdAt: Date.now(), acked: 0 });
     const s = new FakeSocket(conns.nextId(), user, device);
-    s.session = new ClientSession({ node: 'n1', id: s.id }, user, device, router, (f) => s.send(f), directory);
+    s.session = new ClientSession({ node: 'n1', id: s.id }, user, device, sharding, (f) => s.send(f), () => undefined, directory);
     conns.add(s);
     await s.session.open();
     s.receive({ t: 'sync', since: 0 });
     sockets.push(s);
   }
-  await router.drain();
+  await drain();
   const acker = setInterval(() => {
     for (const s of ackQueue) s.receive({ t: 'ack', ptr: s.ptr });
     ackQueue.clear();
@@ -127,8 +131,9 @@ async function main(): Promise<void> {
   const c = sum();
   console.log(JSON.stringify({ rate, seconds, pairs, offered: total, ...c, wall_s: +wall.toFixed(2), cpu_us_per_msg: +((cpu.user + cpu.system) / total).toFixed(1), cores: +((cpu.user + cpu.system) / 1e6 / wall).toFixed(2) }));
   clearInterval(acker);
-  await router.drain();
-  router.stop();
+  await drain();
+  regions.stop();
+  sharding.stop();
   stopActor(system);
   await store.close();
   rmSync(dir, { recursive: true, force: true });

@@ -6,7 +6,7 @@ import { pack } from '../protocol/codec.js';
 import { fenceKeys, type FenceKey, type ReceiptCursor } from '../store/store.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { ConvDelivered, ConvFence, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvStored, ConvTyping, ConvVisible, UserDeliver } from './messages.js';
+import type { ConvDelivered, ConvFence, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvStored, ConvTyping, ConvVisible, UserDeliver } from '../messages/entity-messages.js';
 import { SEQ_BLOCK, SeqFence } from './seq-fence.js';
 import type { Entity, EntityKind } from './region.js';
 import { RecentWindow } from './recent-window.js';
@@ -75,10 +75,10 @@ export class Conversation implements Entity<ConvMsg> {
     private lastTs: number,
     private readonly fence: SeqFence,
   ) {
-    const send = (user: UserId, deliver: UserDeliver) => this.deps.router.tell('user', user,
+    const send = (user: UserId, deliver: UserDeliver) => this.deps.sharding.tell('user', user,
       deliver.redelivery ? { ...deliver, deliveredUpTo: this.cursors.get(user)?.delivered ?? 0 } : deliver);
     this.fanout = new FanOut(send, deps.config.fanout.retryMs, deps.config.fanout.slowMs,
-      () => this.deps.router.tell('conv', this.id, { t: 'fanout.retry', inc: this.inc }));
+      () => this.deps.sharding.tell('conv', this.id, { t: 'fanout.retry', inc: this.inc }));
   }
 
   /** A conversation with writes in flight or deliveries not yet confirmed stays in memory to finish them. */
@@ -93,7 +93,7 @@ export class Conversation implements Entity<ConvMsg> {
   dispose(): void {
     const interrupted = new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)');
     for (const w of this.writing.clear()) {
-      for (const m of w.origin ? [w.origin, ...(w.resends ?? [])] : w.resends ?? []) this.deps.router.toConnection(m.origin, errorFrame(m, interrupted));
+      for (const m of w.origin ? [w.origin, ...(w.resends ?? [])] : w.resends ?? []) this.deps.gateway.send(m.origin, errorFrame(m, interrupted));
     }
     this.handBack();
     this.fanout.abandon();
@@ -162,7 +162,7 @@ export class Conversation implements Entity<ConvMsg> {
     const upTo = this.fence.renewal(seq);
     if (upTo !== undefined) {
       const { epoch } = this.fence;
-      const tell = (outcome: ConvFence['outcome']) => this.deps.router.tell('conv', this.id, { t: 'fence', epoch, upTo, outcome });
+      const tell = (outcome: ConvFence['outcome']) => this.deps.sharding.tell('conv', this.id, { t: 'fence', epoch, upTo, outcome });
       this.deps.store.reserve(this.fenceKey, epoch, upTo).then(() => tell('reserved'), (err: unknown) => {
         if (!isStale(err)) log('warn', 'conversation seqs not reserved; retried with the next message', { conv: this.id, error: String(err) });
         tell(isStale(err) ? 'stale' : 'failed');
@@ -229,7 +229,7 @@ export class Conversation implements Entity<ConvMsg> {
       return;
     }
     // Before the seq: a refused send takes none. A resend of a stored message fans it out again, so it costs too.
-    this.charge(m.from, this.members.size - (m.solo ? 1 : 0));
+    this.charge(m.from, this.members.size);
     const stored = await this.deps.store.seqForClientId(this.id, m.from, m.cid);
     if (stored !== undefined) {
       // Stored before this entity started: its fan-out may have died with the node, so it runs again
@@ -255,10 +255,7 @@ export class Conversation implements Entity<ConvMsg> {
     if (m.target !== undefined) message.target = m.target;
     this.recent.add(seq, m.from, m.kind);
     if (m.kind === 'delete') this.recent.markDeleted(m.target!);
-    // A sole device's user has no other device to copy it to: one entity hop and one confirmation less.
-    const recipients: UserId[] = [];
-    for (const u of this.members.keys()) if (!m.solo || u !== m.from) recipients.push(u);
-    this.append(message, recipients, m, key);
+    this.append(message, [...this.members.keys()], m, key);
   }
 
   /**
@@ -277,7 +274,7 @@ export class Conversation implements Entity<ConvMsg> {
    * sender is ticked once every recipient's inboxes hold it. The actor goes on with the next message meanwhile.
    */
   private append(message: Message, recipients: UserId[], origin?: ConvSend, cidKey?: string): void {
-    const { store, router } = this.deps;
+    const { store, sharding } = this.deps;
     const packed = pack(message);
     // Who may fetch the media it names is stored with it (not after: a crash can't leave a message whose
     // media its readers can't fetch; if that write fails, so does the send).
@@ -297,11 +294,11 @@ export class Conversation implements Entity<ConvMsg> {
     const seq = message.seq;
     const epoch = this.fence.epoch;
     write.then(
-      () => router.tell('conv', id, { t: 'stored', inc, seq }),
+      () => sharding.tell('conv', id, { t: 'stored', inc, seq }),
       (err: unknown) => {
         // Refused as stale (LMDB checks the epoch in the commit): this activation learns it through its mailbox.
-        if (isStale(err)) router.tell('conv', id, { t: 'fence', epoch, upTo: seq, outcome: 'stale' });
-        router.tell('conv', id, { t: 'stored', inc, seq, error: toErrorBody(err) });
+        if (isStale(err)) sharding.tell('conv', id, { t: 'fence', epoch, upTo: seq, outcome: 'stale' });
+        sharding.tell('conv', id, { t: 'stored', inc, seq, error: toErrorBody(err) });
       },
     );
   }
@@ -315,7 +312,7 @@ export class Conversation implements Entity<ConvMsg> {
         if (cidKey) this.cids.delete(cidKey);
         log('warn', 'message not stored', { conv: this.id, seq: message.seq, error: error.message });
         const err = new ParleyError(error.code, error.message);
-        for (const s of origin ? [origin, ...(w.resends ?? [])] : w.resends ?? []) this.deps.router.toConnection(s.origin, errorFrame(s, err));
+        for (const s of origin ? [origin, ...(w.resends ?? [])] : w.resends ?? []) this.deps.gateway.send(s.origin, errorFrame(s, err));
         continue;
       }
       if (cidKey) this.cidStored(cidKey);
@@ -334,17 +331,17 @@ export class Conversation implements Entity<ConvMsg> {
    */
   private ticker(m: ConvSend, seq: number, ts: number, dup: boolean, cidKey?: string) {
     return (outcome: Outcome) => {
-      const { router } = this.deps;
+      const { gateway } = this.deps;
       if (outcome === 'slow') {
-        return void router.toConnection(m.origin, errorFrame(m, new ParleyError('timeout',
+        return void gateway.send(m.origin, errorFrame(m, new ParleyError('timeout',
           `message ${seq} is stored but not yet in every recipient's inbox after ${this.deps.config.fanout.slowMs / 1000} s; send it again (same cid) for its tick`)));
       }
       if (cidKey) this.cids.delete(cidKey);
-      if (outcome === 'abandoned') return void router.toConnection(m.origin, errorFrame(m, new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)')));
+      if (outcome === 'abandoned') return void gateway.send(m.origin, errorFrame(m, new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)')));
       const sent: SentFrame = { t: 'sent', cid: m.cid, conv: this.id, seq, ts };
       if (m.rid) sent.rid = m.rid;
       if (dup) sent.dup = true;
-      this.deps.router.toConnection(m.origin, sent);
+      this.deps.gateway.send(m.origin, sent);
     };
   }
 
@@ -467,7 +464,7 @@ export class Conversation implements Entity<ConvMsg> {
     if (this.isGroup && user) {
       // A member's own receipt would be n frames per message, n² per round of a group: its senders get the
       // "…_all" watermarks and ask for per-member detail (`receipts`). A read still reaches the reader's devices.
-      if (status === 'read') this.deps.router.toUser(user, frame);
+      if (status === 'read') this.deps.pubsub.publish(user, frame);
       return;
     }
     const senders = this.recent.sendersIn(after, upTo) ?? new Set(this.members.keys());
@@ -475,7 +472,7 @@ export class Conversation implements Entity<ConvMsg> {
       senders.delete(user);
       if (status === 'read') senders.add(user);
     }
-    for (const s of senders) this.deps.router.toUser(s, frame);
+    for (const s of senders) this.deps.pubsub.publish(s, frame);
   }
 
   private minCursor(kind: keyof ReceiptCursor): number {
@@ -496,14 +493,14 @@ export class Conversation implements Entity<ConvMsg> {
       members[u] = { delivered: c?.delivered ?? 0, read: c?.read ?? 0 };
     }
     const all = this.isGroup ? { all: { delivered: this.deliveredAll, read: this.readAll } } : {};
-    this.deps.router.reply(m.reply, { ok: true, value: { conv: this.id, members, ...all } });
+    this.deps.sharding.reply(m.reply, { ok: true, value: { conv: this.id, members, ...all } });
   }
 
   // ---- the rest ----
 
   private visible(m: ConvVisible): void {
     const ok = this.members.has(m.user) && m.seq >= (this.cursors.get(m.user)?.from ?? 0) && m.seq <= this.lastSeq;
-    this.deps.router.reply(m.reply, { ok: true, value: ok });
+    this.deps.sharding.reply(m.reply, { ok: true, value: ok });
   }
 
   /** Over the sender's fan-out budget a typing frame is dropped: it is transient, and nobody waits for it. */
@@ -512,7 +509,7 @@ export class Conversation implements Entity<ConvMsg> {
     const { budgets, config } = this.deps;
     if (budgets.fanout.take(m.user, Date.now(), Math.min(this.members.size - 1, config.shaping.fanout.burst))) return;
     const frame = { t: 'typing' as const, conv: this.id, user: m.user, on: m.on };
-    for (const u of this.members.keys()) if (u !== m.user) this.deps.router.toUser(u, frame);
+    for (const u of this.members.keys()) if (u !== m.user) this.deps.pubsub.publish(u, frame);
   }
 
   private async history(m: ConvHistory): Promise<void> {
@@ -520,7 +517,7 @@ export class Conversation implements Entity<ConvMsg> {
     const messages = await this.deps.store.getMessages(this.id, { ...m.q, limit: m.q.limit || HISTORY_DEFAULT });
     const from = this.cursors.get(m.user)?.from;
     // A member added to a group sees from the message that says so on, nothing from before it joined.
-    this.deps.router.reply(m.reply, { ok: true, value: from ? messages.filter((x) => x.seq >= from) : messages });
+    this.deps.sharding.reply(m.reply, { ok: true, value: from ? messages.filter((x) => x.seq >= from) : messages });
   }
 
   /** A group's membership changed (already stored by the group): log it as a system message and fan it out. */

@@ -1,5 +1,6 @@
 import type { Store } from '../store/store.js';
-import type { Router } from '../transport/router.js';
+import type { Sharding } from '../routing/sharding.js';
+import type { Gateway, PubSub } from '../routing/gateway.js';
 import type { PushGateway } from '../push/push-gateway.js';
 import type { KeyedLimiter } from '../transport/rate-limit.js';
 import type { Config } from '../config.js';
@@ -10,10 +11,15 @@ import type { Config } from '../config.js';
  */
 export interface Budgets { fanout: KeyedLimiter; syncResend: KeyedLimiter }
 
-/** What entities may touch: the store, the router, the push seam and the node's budgets. Nothing else leaves an actor. */
+/**
+ * What entities may touch: the store, the three routing seams (other entities by id, sockets, a user's
+ * topic), the push seam and the node's budgets. Nothing else leaves an actor.
+ */
 export interface ActorDeps {
   store: Store;
-  router: Router;
+  sharding: Sharding;
+  gateway: Gateway;
+  pubsub: PubSub;
   push: PushGateway;
   budgets: Budgets;
   config: Pick<Config, 'limits' | 'inboxTtlMs' | 'inboxDeferMs' | 'deviceTrustMs' | 'shaping' | 'fanout'>;

@@ -1,5 +1,5 @@
 import type { UserId } from '../protocol/ids.js';
-import type { UserDeliver } from './messages.js';
+import type { UserDeliver } from '../messages/entity-messages.js';
 
 /**
  * How a fan-out went, for whoever waits on it: `done`, every recipient holds the message; `abandoned`, its

@@ -3,7 +3,7 @@ import { groupConversationId, type GroupId, type UserId } from '../protocol/ids.
 import type { GroupInfo, GroupRole } from '../protocol/frames.js';
 import type { GroupRecord } from '../store/store.js';
 import type { ActorDeps } from './deps.js';
-import type { GroupEvent, GroupMsg } from './messages.js';
+import type { GroupEvent, GroupMsg } from '../messages/entity-messages.js';
 import type { JournaledEntity, JournaledKind } from './region.js';
 
 /** What the group journals: each change, with the record as it stands after it. */
@@ -41,7 +41,7 @@ export class Group implements JournaledEntity<GroupMsg> {
 
   async handle(msg: GroupMsg): Promise<void> {
     const value = await this.decide(msg);
-    this.deps.router.reply(msg.reply, { ok: true, value });
+    this.deps.sharding.reply(msg.reply, { ok: true, value });
   }
 
   private async decide(msg: GroupMsg): Promise<GroupInfo> {
@@ -100,7 +100,7 @@ export class Group implements JournaledEntity<GroupMsg> {
     });
     this.apply(change);
     await this.deps.store.putGroup(next);
-    this.deps.router.tell('conv', groupConversationId(this.id), { t: 'members', members: next.members, event, notify: alsoNotify });
+    this.deps.sharding.tell('conv', groupConversationId(this.id), { t: 'members', members: next.members, event, notify: alsoNotify });
     return this.info(next);
   }
 

@@ -1,7 +1,8 @@
 import { dispatch, spawn, spawnPersistent, stop, type ActorContext, type ActorSystemRef, type Ref, type SupervisionContext } from 'nact';
 import { ParleyError } from '../protocol/errors.js';
 import { log } from '../log.js';
-import type { Envelope, EntityType } from './messages.js';
+import type { EntityType } from '../messages/entity-messages.js';
+import type { Envelope } from '../messages/seam.js';
 import type { FaultInjector } from '../ops/faults.js';
 
 /** One live entity: its state and behaviour. Thrown ParleyErrors are answered; anything else crashes it. */

@@ -2,10 +2,10 @@ import { ParleyError, errorFrame, rateLimited } from '../protocol/errors.js';
 import { deviceKey, type ConversationId, type DeviceId, type UserId } from '../protocol/ids.js';
 import type { DeviceEventFrame, DeviceInfo, PresenceFrame, SignOutResult } from '../protocol/frames.js';
 import { fenceKeys, type DeviceRecord, type InboxEntry, type PushRegistration, type UserRecord } from '../store/store.js';
-import { connKey, type ConnRef } from '../transport/router.js';
+import { connKey, type ConnRef } from '../messages/seam.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserInboxStale, UserMsg, UserPresenceSub, UserSync, UserSyncMore } from './messages.js';
+import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserInboxStale, UserMsg, UserPresenceSub, UserSync, UserSyncMore } from '../messages/entity-messages.js';
 import type { Entity, EntityKind } from './region.js';
 import { WrittenSeqs } from './written-seqs.js';
 import { Sweeper } from './sweeper.js';
@@ -129,7 +129,7 @@ export class User implements Entity<UserMsg> {
       type: 'user',
       load: (id) => User.load(id, deps),
       // Attachments lived in memory only: the sockets reconnect and resync by pointer.
-      onCrash: (id) => deps.router.closeUserConnections(id, CloseCodes.restart, 'user entity restarted; reconnect and sync'),
+      onCrash: (id) => deps.pubsub.closeAll(id, CloseCodes.restart, 'user entity restarted; reconnect and sync'),
     };
   }
 
@@ -296,7 +296,7 @@ export class User implements Entity<UserMsg> {
       dev.reserved = ptr + RESERVE_BLOCK;
       const { id, epoch } = dev;
       this.deps.store.reserve(fenceKeys.inbox(deviceKey(this.id, id)), epoch, dev.reserved).catch((err: unknown) => {
-        if (err instanceof ParleyError && err.code === 'stale_owner') this.deps.router.tell('user', this.id, { t: 'inbox.stale', device: id, epoch });
+        if (err instanceof ParleyError && err.code === 'stale_owner') this.deps.sharding.tell('user', this.id, { t: 'inbox.stale', device: id, epoch });
         else log('warn', 'inbox pointers not reserved', { user: this.id, error: String(err) });
       });
     }
@@ -306,19 +306,19 @@ export class User implements Entity<UserMsg> {
   /** Pushes a delivery to a synced socket; undefined when the device isn't there to take it. */
   private push(dev: DeviceState, ptr: number, m: UserDeliver, mine: boolean): Delivery | undefined {
     if (!dev.conn || !dev.synced) return undefined;
-    const { router } = this.deps;
     const pending = (dev.pending ??= new Map());
     const d: Delivery = { ptr, conv: m.conv, seq: m.seq, mine, fan: undefined, due: 0, at: Date.now() };
     pending.set(ptr, d);
     if (pending.size > MAX_UNACKED) {
-      router.closeConnection(dev.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
-    } else if (router.toConnection(dev.conn, { t: 'delivery', ptr, packed: m.packed })) {
-      dev.sent = ptr;
-      if (ptr > dev.sentMax) dev.sentMax = ptr;
-      return d;
+      this.deps.gateway.close(dev.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
+      this.release(dev);
+      return undefined;
     }
-    this.release(dev);
-    return undefined;
+    // A socket that is gone drops it; its `detach` follows, and writes what it was sent and didn't ack.
+    this.deps.gateway.send(dev.conn, { t: 'delivery', ptr, packed: m.packed });
+    dev.sent = ptr;
+    if (ptr > dev.sentMax) dev.sentMax = ptr;
+    return d;
   }
 
   /** The write waits for the ack: one in time settles the message without touching the store. */
@@ -402,7 +402,7 @@ export class User implements Entity<UserMsg> {
       const seqs = fanned.get(conv);
       if (!seqs) return; // gone with a delivered receipt (ackUpTo)
       fanned.delete(conv);
-      this.deps.router.tell('conv', conv, { t: 'fanned', user: this.id, seqs });
+      this.deps.sharding.tell('conv', conv, { t: 'fanned', user: this.id, seqs });
     });
   }
 
@@ -446,7 +446,7 @@ export class User implements Entity<UserMsg> {
       // The confirmations this ack settled ride along: one message to the conversation instead of two.
       const fanned = this.fanned?.get(conv);
       if (fanned) this.fanned!.delete(conv);
-      this.deps.router.tell('conv', conv, fanned ? { t: 'delivered', user: this.id, upTo: seq, fanned } : { t: 'delivered', user: this.id, upTo: seq });
+      this.deps.sharding.tell('conv', conv, fanned ? { t: 'delivered', user: this.id, upTo: seq, fanned } : { t: 'delivered', user: this.id, upTo: seq });
     }
   }
 
@@ -495,7 +495,7 @@ export class User implements Entity<UserMsg> {
     const dev = await this.device(m.device);
     const wasOnline = this.online();
     if (dev.conn && connKey(dev.conn) !== connKey(m.conn)) {
-      this.deps.router.closeConnection(dev.conn, CloseCodes.replaced, 'this device connected again elsewhere');
+      this.deps.gateway.close(dev.conn, CloseCodes.replaced, 'this device connected again elsewhere');
     }
     this.writeDeferred(dev);
     dev.conn = m.conn;
@@ -505,7 +505,7 @@ export class User implements Entity<UserMsg> {
     dev.sync = undefined;
     dev.ackMs = 0; // a new socket: its round trip is timed afresh
     if (!wasOnline) this.broadcastPresence();
-    this.deps.router.reply(m.reply, { ok: true, value: { acked: dev.acked, devices: this.devices.length } });
+    this.deps.sharding.reply(m.reply, { ok: true, value: { acked: dev.acked } });
   }
 
   private detach(m: UserDetach): void {
@@ -586,16 +586,16 @@ export class User implements Entity<UserMsg> {
     } catch (err) {
       if (dev.sync === run) dev.sync = undefined;
       if (!(err instanceof ParleyError)) throw err;
-      this.deps.router.toConnection(run.conn, errorFrame({ rid: run.rid }, err));
+      this.deps.gateway.send(run.conn, errorFrame({ rid: run.rid }, err));
     }
   }
 
   /**
    * Sends entries while the socket has room, reading the inbox as needed (about a slice at a time); then ends
-   * the page with `synced`, or asks the socket to say when it has drained (`session.drain` → `sync.more`).
+   * the page with `synced`, or asks the socket to say when it has drained (`conn.drain` → `sync.more`).
    */
   private async sendSlice(dev: DeviceState, run: SyncRun, room: number): Promise<void> {
-    const { router, store } = this.deps;
+    const { gateway, store } = this.deps;
     let exhausted = false; // a read in this turn found fewer than it asked for: the inbox has nothing more
     for (;;) {
       if (run.at === run.ahead.length) {
@@ -619,17 +619,17 @@ export class User implements Entity<UserMsg> {
       pending.set(e.ptr, { ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0, at: 0 });
       if ((dev.inboxed ??= []).push(e.ptr) > INBOXED_MAX) this.forgetInboxed(dev);
       if (pending.size > MAX_UNACKED) {
-        router.closeConnection(run.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
+        gateway.close(run.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
         return this.release(dev);
       }
-      if (!router.toConnection(run.conn, { t: 'delivery', ptr: e.ptr, packed: e.packed })) return this.release(dev);
+      gateway.send(run.conn, { t: 'delivery', ptr: e.ptr, packed: e.packed });
       run.last = e.ptr;
       run.count++;
       dev.sent = e.ptr;
       if (e.ptr > dev.sentMax) dev.sentMax = e.ptr;
       room -= e.packed.byteLength + DELIVERY_OVERHEAD;
     }
-    router.toConnection(run.conn, { t: 'session.drain' });
+    gateway.send(run.conn, { t: 'conn.drain' });
   }
 
   private endSync(dev: DeviceState, run: SyncRun, more: boolean): void {
@@ -641,7 +641,7 @@ export class User implements Entity<UserMsg> {
   private sendSynced(dev: DeviceState, conn: ConnRef, ptr: number, more: boolean): void {
     dev.synced = !more;
     if (!more) this.catchUpDevices(dev, conn);
-    this.deps.router.toConnection(conn, { t: 'synced', ptr, ...(more ? { more: true as const } : {}) });
+    this.deps.gateway.send(conn, { t: 'synced', ptr, ...(more ? { more: true as const } : {}) });
   }
 
   private find(id: DeviceId): DeviceState | undefined {
@@ -657,9 +657,6 @@ export class User implements Entity<UserMsg> {
       if (!rec) throw new ParleyError('signed_out', 'this device was signed out');
       dev = await User.deviceState(rec, this.deps);
       this.devices.push(dev);
-      // Sessions of a sole device stop skipping this entity when they send (ConvSend.solo).
-      const news = { t: 'session.devices' as const, devices: this.devices.length };
-      for (const d of this.devices) if (d.conn) this.deps.router.toConnection(d.conn, news);
     }
     return dev;
   }
@@ -674,13 +671,13 @@ export class User implements Entity<UserMsg> {
 
   /** News of the device list, to the user's other sockets that have synced (the rest catch up when they do). */
   private announce(frame: DeviceEventFrame, except: DeviceId): void {
-    for (const d of this.devices) if (d.id !== except && d.conn && d.synced) this.deps.router.toConnection(d.conn, frame);
+    for (const d of this.devices) if (d.id !== except && d.conn && d.synced) this.deps.gateway.send(d.conn, frame);
   }
 
   /** A device that has just synced hears of the devices signed in since it was last connected. */
   private catchUpDevices(dev: DeviceState, conn: ConnRef): void {
     for (const d of addedSince(this.devices, dev.id, dev.lastActive ?? dev.createdAt)) {
-      this.deps.router.toConnection(conn, { t: 'device', event: 'added', device: deviceInfo(d), time: d.createdAt });
+      this.deps.gateway.send(conn, { t: 'device', event: 'added', device: deviceInfo(d), time: d.createdAt });
     }
     dev.lastActive = Date.now();
   }
@@ -708,7 +705,7 @@ export class User implements Entity<UserMsg> {
       .catch((err) => log('warn', 'inbox of a signed-out device not dropped', { user: this.id, device: d.id, error: String(err) }))));
     if (gone.length < targets.length) {
       // The asker's session closes its socket only on success: signed out anyway, it is closed here.
-      if (m.asker && gone.some((d) => d.id === m.by)) this.deps.router.closeConnection(m.asker, CloseCodes.signedOut, 'this device was signed out');
+      if (m.asker && gone.some((d) => d.id === m.by)) this.deps.gateway.close(m.asker, CloseCodes.signedOut, 'this device was signed out');
       throw new ParleyError('store_unavailable', `${targets.length - gone.length} of ${targets.length} devices were not signed out; try again`);
     }
     return { signedOut: gone.map((d) => d.id) };
@@ -725,7 +722,7 @@ export class User implements Entity<UserMsg> {
     dev.synced = false;
     dev.pending = undefined;
     if (conn && !(asker && connKey(asker) === connKey(conn))) {
-      this.deps.router.closeConnection(conn, CloseCodes.signedOut, 'this device was signed out');
+      this.deps.gateway.close(conn, CloseCodes.signedOut, 'this device was signed out');
     }
     this.announce({ t: 'device', event: 'removed', device: deviceInfo(dev), time: Date.now() }, dev.id);
     if (conn) this.maybeOffline();
@@ -742,7 +739,7 @@ export class User implements Entity<UserMsg> {
     const subscribers = (this.subscribers ??= new Map());
     if (subscribers.size >= MAX_PRESENCE_SUBSCRIBERS) throw new ParleyError('rate_limited', 'too many presence subscribers for this user');
     subscribers.set(connKey(m.conn), { conn: m.conn, viewer: m.viewer });
-    this.deps.router.toConnection(m.conn, this.presenceFor(m.viewer));
+    this.deps.gateway.send(m.conn, this.presenceFor(m.viewer));
   }
 
   /** What a viewer may see: hidden presence reads as offline with no last seen. */
@@ -754,9 +751,8 @@ export class User implements Entity<UserMsg> {
   }
 
   private broadcastPresence(): void {
-    if (this.subscribers) for (const [k, s] of this.subscribers) {
-      if (!this.deps.router.toConnection(s.conn, this.presenceFor(s.viewer))) this.subscribers.delete(k);
-    }
+    // A subscriber whose socket went is dropped by its `presence.unsub`.
+    if (this.subscribers) for (const s of this.subscribers.values()) this.deps.gateway.send(s.conn, this.presenceFor(s.viewer));
   }
 
   /** A name equal to the number is an account's from before names were optional: it is not shown. */
@@ -779,7 +775,7 @@ export class User implements Entity<UserMsg> {
   }
 
   private async answer(reply: string, f: () => Promise<unknown>): Promise<void> {
-    this.deps.router.reply(reply, { ok: true, value: await f() });
+    this.deps.sharding.reply(reply, { ok: true, value: await f() });
   }
 }
 

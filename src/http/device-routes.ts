@@ -2,7 +2,7 @@ import type { TemplatedApp } from 'uWebSockets.js';
 import type { Accounts } from '../accounts/accounts.js';
 import type { DeviceInfo, SignOutResult } from '../protocol/frames.js';
 import { signOutTarget } from '../protocol/validate.js';
-import type { Router } from '../transport/router.js';
+import type { Sharding } from '../routing/sharding.js';
 import { bearer, handle, headers, readJson, sendJson } from './http-io.js';
 
 /**
@@ -11,14 +11,14 @@ import { bearer, handle, headers, readJson, sendJson } from './http-io.js';
  *   POST /v1/devices/signout  {} | {scope} | {device}  → {signedOut: [ids]}; `scope` is this (default), others or all
  * A signed-out device's sockets close with 4401 and its token is refused from then on (`signed_out`).
  */
-export function mountDevices(app: TemplatedApp, deps: { accounts: Accounts; router: Router }): void {
-  const { accounts, router } = deps;
+export function mountDevices(app: TemplatedApp, deps: { accounts: Accounts; sharding: Sharding }): void {
+  const { accounts, sharding } = deps;
 
   app.get('/v1/devices', (res, req) => {
     const h = headers(req, 'authorization');
     handle(res, async (r) => {
       const s = await accounts.authenticate(bearer(h.authorization!));
-      const { devices } = await router.ask<'user', { devices: DeviceInfo[] }>('user', s.user, (reply) => ({ t: 'devices.list', reply, device: s.device }));
+      const { devices } = await sharding.ask<'user', { devices: DeviceInfo[] }>('user', s.user, (reply) => ({ t: 'devices.list', reply, device: s.device }));
       sendJson(r, 200, { devices });
     });
   });
@@ -29,7 +29,7 @@ export function mountDevices(app: TemplatedApp, deps: { accounts: Accounts; rout
       const body = await readJson(r);
       const s = await accounts.authenticate(bearer(h.authorization!));
       const which = signOutTarget(body);
-      sendJson(r, 200, await router.ask<'user', SignOutResult>('user', s.user, (reply) => ({ t: 'devices.remove', reply, by: s.device, which })));
+      sendJson(r, 200, await sharding.ask<'user', SignOutResult>('user', s.user, (reply) => ({ t: 'devices.remove', reply, by: s.device, which })));
     });
   });
 }

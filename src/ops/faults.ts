@@ -1,4 +1,4 @@
-import type { EntityType } from '../actors/messages.js';
+import type { EntityType } from '../messages/entity-messages.js';
 import type { Store } from '../store/store.js';
 
 /**

@@ -51,6 +51,8 @@ export interface SendFrame {
 export interface AckFrame { t: 'ack'; ptr: number }
 export interface ReadFrame { t: 'read'; conv: ConversationId; seq: number }
 export interface TypingFrame { t: 'typing'; conv: ConversationId; on: boolean }
+/** A history read as the conversation runs it (the frame's bounds, with the limit resolved). */
+export interface HistoryQuery { before?: number; after?: number; from?: number; until?: number; limit: number }
 export interface HistoryFrame {
   t: 'history'; rid: string; conv: ConversationId;
   before?: number; after?: number; from?: number; until?: number; limit?: number;

@@ -1,8 +1,9 @@
 import { ParleyError, errorFrame } from '../protocol/errors.js';
 import { directConversationId, newId, type ConversationId, type DeviceId, type UserId } from '../protocol/ids.js';
 import type { ClientFrame, DevicesSignOutFrame, SendFrame, ServerFrame, SignOutResult } from '../protocol/frames.js';
-import type { ConvSend, EntityMessages, EntityType } from '../actors/messages.js';
-import type { ConnRef, ReplyTo, Router } from '../transport/router.js';
+import type { ConvSend, EntityMessages, EntityType } from '../messages/entity-messages.js';
+import type { ConnRef, ReplyTo } from '../messages/seam.js';
+import type { Sharding } from '../routing/sharding.js';
 import { CloseCodes } from '../actors/user.js';
 import { mediaOf, type MediaGate } from '../media/media-access.js';
 
@@ -21,8 +22,6 @@ export interface Directory {
  */
 export class ClientSession {
   private presenceSubs?: Set<UserId>;
-  /** How many devices the user has, as its entity last said (0: not known yet). */
-  private devices = 0;
   /** The last send still waiting for a media check: later sends wait behind it, so a socket's sends keep their order. */
   private sendQueue?: Promise<void>;
 
@@ -30,8 +29,10 @@ export class ClientSession {
     readonly ref: ConnRef,
     readonly user: UserId,
     readonly device: DeviceId,
-    private readonly router: Router,
+    private readonly sharding: Sharding,
     private readonly send: (frame: ServerFrame) => void,
+    /** Closes this socket (its own device was signed out on it). */
+    private readonly close: (code: number, reason: string) => void,
     private readonly directory: Directory,
     /** Bytes the socket can take now without nearing its backpressure cap: the size of a sync's slice. */
     private readonly room: () => number = () => DEFAULT_SYNC_ROOM,
@@ -41,38 +42,28 @@ export class ClientSession {
 
   /** Announces the socket to its user entity; the welcome carries the device's acked pointer. */
   async open(): Promise<{ acked: number }> {
-    const r = await this.router.ask<'user', { acked: number; devices: number }>('user', this.user,
+    return this.sharding.ask<'user', { acked: number }>('user', this.user,
       (reply) => ({ t: 'attach', reply, device: this.device, conn: this.ref }));
-    this.devicesChanged(r.devices);
-    return r;
-  }
-
-  /**
-   * The larger count wins, whatever order the news arrives in: a count too high (a device was signed out
-   * since) only costs a hop per message, one too low would keep the sender's other devices from their copy.
-   */
-  devicesChanged(devices: number): void {
-    this.devices = Math.max(this.devices, devices);
   }
 
   /** The socket's buffer drained while a sync waited: it sends its next slice. */
   drained(room: number): void {
-    this.router.tell('user', this.user, { t: 'sync.more', device: this.device, conn: this.ref, room });
+    this.sharding.tell('user', this.user, { t: 'sync.more', device: this.device, conn: this.ref, room });
   }
 
   closed(): void {
-    this.router.tell('user', this.user, { t: 'detach', device: this.device, conn: this.ref });
-    if (this.presenceSubs) for (const u of this.presenceSubs) this.router.tell('user', u, { t: 'presence.unsub', viewer: this.user, conn: this.ref });
+    this.sharding.tell('user', this.user, { t: 'detach', device: this.device, conn: this.ref });
+    if (this.presenceSubs) for (const u of this.presenceSubs) this.sharding.tell('user', u, { t: 'presence.unsub', viewer: this.user, conn: this.ref });
   }
 
   handle(f: ClientFrame): void {
-    const { router, user, device, ref } = this;
+    const { sharding, user, device, ref } = this;
     switch (f.t) {
-      case 'sync': return router.tell('user', user, { t: 'sync', device, conn: ref, since: f.since, room: this.room(), origin: ref, ...(f.rid ? { rid: f.rid } : {}) });
-      case 'ack': return router.tell('user', user, { t: 'ack', device, ptr: f.ptr });
+      case 'sync': return sharding.tell('user', user, { t: 'sync', device, conn: ref, since: f.since, room: this.room(), origin: ref, ...(f.rid ? { rid: f.rid } : {}) });
+      case 'ack': return sharding.tell('user', user, { t: 'ack', device, ptr: f.ptr });
       case 'send': return this.sendMessage(f);
-      case 'read': return router.tell('conv', f.conv, { t: 'read', user, seq: f.seq, origin: ref });
-      case 'typing': return router.tell('conv', f.conv, { t: 'typing', user, on: f.on });
+      case 'read': return sharding.tell('conv', f.conv, { t: 'read', user, seq: f.seq, origin: ref });
+      case 'typing': return sharding.tell('conv', f.conv, { t: 'typing', user, on: f.on });
       case 'ping': return this.send({ t: 'pong', time: Date.now(), ...(f.rid ? { rid: f.rid } : {}) });
       case 'history': {
         const { before, after, from, until, limit } = f;
@@ -84,10 +75,10 @@ export class ClientSession {
         if (this.presenceSubs.size + f.users.length > MAX_PRESENCE_SUBS_PER_SOCKET) {
           throw new ParleyError('rate_limited', `a socket follows at most ${MAX_PRESENCE_SUBS_PER_SOCKET} users' presence`);
         }
-        for (const u of f.users) { this.presenceSubs.add(u); router.tell('user', u, { t: 'presence.sub', viewer: user, conn: ref }); }
+        for (const u of f.users) { this.presenceSubs.add(u); sharding.tell('user', u, { t: 'presence.sub', viewer: user, conn: ref }); }
         return;
       case 'presence.unsub':
-        for (const u of f.users) { this.presenceSubs?.delete(u); router.tell('user', u, { t: 'presence.unsub', viewer: user, conn: ref }); }
+        for (const u of f.users) { this.presenceSubs?.delete(u); sharding.tell('user', u, { t: 'presence.unsub', viewer: user, conn: ref }); }
         return;
       case 'group.create':
         return this.request(f.rid, 'group', newId(), (reply) => ({ t: 'create', reply, by: user, name: f.name, members: f.members ?? [] }));
@@ -124,10 +115,10 @@ export class ClientSession {
   /** The answer goes out first; a socket whose own device was signed out closes after it. */
   private signOut(f: DevicesSignOutFrame): void {
     const which = 'device' in f ? { device: f.device } : { scope: f.scope };
-    this.router.ask<'user', SignOutResult>('user', this.user, (reply) => ({ t: 'devices.remove', reply, by: this.device, which, asker: this.ref })).then(
+    this.sharding.ask<'user', SignOutResult>('user', this.user, (reply) => ({ t: 'devices.remove', reply, by: this.device, which, asker: this.ref })).then(
       (data) => {
         this.send({ t: 'res', rid: f.rid, data });
-        if (data.signedOut.includes(this.device)) this.router.closeConnection(this.ref, CloseCodes.signedOut, 'this device was signed out');
+        if (data.signedOut.includes(this.device)) this.close(CloseCodes.signedOut, 'this device was signed out');
       },
       (err) => this.send(errorFrame({ rid: f.rid }, err)),
     );
@@ -143,18 +134,17 @@ export class ClientSession {
     }
     // Optional fields are set only when present (the message is plain data, and this is every message's path).
     const m: ConvSend = { t: 'send', origin: this.ref, cid: f.cid, from: this.user, dev: this.device, kind: f.kind };
-    if (this.devices === 1) m.solo = true;
     if (f.rid) m.rid = f.rid;
     if (f.body !== undefined) m.body = f.body;
     if (f.reply !== undefined) m.replyTo = f.reply;
     if (f.target !== undefined) m.target = f.target;
     const media = this.media && mediaOf(f.kind, f.body);
-    if (!media && !this.sendQueue) return this.router.tell('conv', conv, m);
+    if (!media && !this.sendQueue) return this.sharding.tell('conv', conv, m);
     // A message may name only media its sender may fetch: otherwise naming someone else's media id in a message
     // to yourself would let you read it. Checks run at once; the sends leave in the order they came.
     const allowed = media ? this.media!.mayFetch(this.user, media) : Promise.resolve(true);
     const done = Promise.all([this.sendQueue, allowed]).then(([, ok]) => {
-      if (ok) this.router.tell('conv', conv, m);
+      if (ok) this.sharding.tell('conv', conv, m);
       else this.send(errorFrame(f, new ParleyError('not_found', 'no such media (upload it first)')));
     }, (err: unknown) => this.send(errorFrame(f, err)));
     this.sendQueue = done;
@@ -163,7 +153,7 @@ export class ClientSession {
 
   /** An ask whose answer (or error) goes back as a `res` (or `error`) frame with the request's rid. */
   private request<T extends EntityType>(rid: string, type: T, id: string, build: (reply: ReplyTo) => EntityMessages[T]): void {
-    this.router.ask(type, id, build).then(
+    this.sharding.ask(type, id, build).then(
       (data) => this.send({ t: 'res', rid, data }),
       (err) => this.send(errorFrame({ rid }, err)),
     );

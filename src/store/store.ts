@@ -1,5 +1,7 @@
 import type { ConversationId, DeviceId, GroupId, UserId } from '../protocol/ids.js';
-import type { GroupRole, LastSeenPrivacy, Message, PushPlatform } from '../protocol/frames.js';
+import type { GroupRole, HistoryQuery, LastSeenPrivacy, Message, PushPlatform } from '../protocol/frames.js';
+
+export type { HistoryQuery };
 
 /**
  * The one persistence interface. LMDB (embedded, one node) and ScyllaDB (cluster) implement it and pass the
@@ -161,7 +163,6 @@ export const fenceKeys = {
 /** An activation's claim: its epoch and the numbers reserved (by any epoch) up to then. */
 export interface FenceClaim { epoch: number; reserved: number }
 
-export interface HistoryQuery { before?: number; after?: number; from?: number; until?: number; limit: number }
 /** A member's state in a conversation: `from`, the first seq it may see (set when added to a group; absent: all). */
 export interface ReceiptCursor { delivered: number; read: number; from?: number }
 

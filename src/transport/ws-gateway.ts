@@ -9,8 +9,9 @@ import type { Accounts } from '../accounts/accounts.js';
 import { ClientSession, type Directory } from '../session/client-session.js';
 import type { MediaGate } from '../media/media-access.js';
 import { log } from '../log.js';
-import type { ConnectionRegistry, Connection } from './connections.js';
-import type { Outbound, Router } from './router.js';
+import type { ConnectionRegistry, Connection } from '../routing/connections.js';
+import type { Outbound } from '../messages/seam.js';
+import type { Sharding } from '../routing/sharding.js';
 import { KeyedLimiter, TokenBucket, type Rate } from './rate-limit.js';
 import { originAllowed } from './origin.js';
 import { bearer, remoteAddress, statusLine } from '../http/http-io.js';
@@ -51,10 +52,10 @@ export interface GatewayOptions {
  */
 export function mountGateway(
   app: TemplatedApp,
-  deps: { accounts: Accounts; router: Router; conns: ConnectionRegistry; metrics: Metrics; directory: Directory; media?: MediaGate },
+  deps: { accounts: Accounts; sharding: Sharding; conns: ConnectionRegistry; metrics: Metrics; directory: Directory; media?: MediaGate },
   opts: GatewayOptions,
 ): void {
-  const { accounts, router, conns, metrics, directory, media } = deps;
+  const { accounts, sharding, conns, metrics, directory, media } = deps;
   let upgrading = 0;
   const ipUpgrades = new KeyedLimiter(opts.shaping.ipUpgrades);
   const userUpgrades = new KeyedLimiter(opts.shaping.userUpgrades);
@@ -123,7 +124,7 @@ export function mountGateway(
 
     open: (ws) => {
       const data = ws.getUserData();
-      const conn = new SocketConnection(ws, data, opts.node, router, opts.rate, metrics, directory, edge, media);
+      const conn = new SocketConnection(ws, data, opts.node, sharding, opts.rate, metrics, directory, edge, media);
       data.conn = conn;
       conns.add(conn);
       metrics.count('ws_opened');
@@ -192,7 +193,7 @@ class SocketConnection implements Connection {
   private readonly key: string;
 
   constructor(
-    private readonly ws: WebSocket<SocketData>, data: SocketData, node: string, router: Router,
+    private readonly ws: WebSocket<SocketData>, data: SocketData, node: string, sharding: Sharding,
     rate: { perSecond: number; burst: number }, private readonly metrics: Metrics, directory: Directory, private readonly edge: Edge,
     media?: MediaGate,
   ) {
@@ -202,7 +203,7 @@ class SocketConnection implements Connection {
     this.format = data.format;
     this.key = deviceKey(data.user, data.device);
     this.bucket = new TokenBucket(rate.perSecond, rate.burst, Date.now());
-    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, router, (f) => this.send(f), directory, () => this.room(), media);
+    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, sharding, (f) => this.send(f), (code, reason) => this.close(code, reason), directory, () => this.room(), media);
   }
 
   receive(message: ArrayBuffer, isBinary: boolean, limits: Limits): void {
@@ -230,8 +231,7 @@ class SocketConnection implements Connection {
   /** Frames are queued and written once per event-loop turn, corked: one syscall for many frames. */
   send(frame: Outbound): boolean {
     if (this.closed) return false;
-    if (frame.t === 'session.devices') return (this.session.devicesChanged(frame.devices), true);
-    if (frame.t === 'session.drain') {
+    if (frame.t === 'conn.drain') {
       this.drainWanted = true;
       if (!this.outbox) this.checkDrain(); // else the flush checks
       return true;

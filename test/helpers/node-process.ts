@@ -43,7 +43,7 @@ export const UNSHAPED: Record<string, string> = Object.fromEntries(
 export async function startNodeProcess(env: Record<string, string> = {}, dataDir?: string): Promise<RunningNode> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'parley-test-'));
   const proc = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, PARLEY_PORT: '0', PARLEY_HOST: '127.0.0.1', PARLEY_DATA: dir, ...GENEROUS_OTP_ENV, PARLEY_LOG_LEVEL: 'warn', ...UNSHAPED, ...env },
+    env: { ...process.env, PARLEY_PORT: '0', PARLEY_HOST: '127.0.0.1', PARLEY_DATA: dir, ...GENEROUS_OTP_ENV, PARLEY_LOG_LEVEL: 'warn', PARLEY_SEAM_CHECK: '1', ...UNSHAPED, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];

@@ -1,7 +1,7 @@
 import t from 'tap';
 import FakeTimers from '@sinonjs/fake-timers';
 import { FanOut, type Outcome } from '../../src/actors/fanout.js';
-import type { UserDeliver } from '../../src/actors/messages.js';
+import type { UserDeliver } from '../../src/messages/entity-messages.js';
 
 const deliver = (seq: number): UserDeliver => ({ t: 'deliver', conv: 'd.a.b', seq, from: 'a', dev: 'd1', kind: 'text', packed: new Uint8Array([seq]) });
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { FanOut, SLOW_MS, type Outcome } from '../../src/actors/fanout.js';
-import type { UserDeliver } from '../../src/actors/messages.js';
+import type { UserDeliver } from '../../src/messages/entity-messages.js';
 import { fakeClock } from '../helpers/fake-clock.js';
 
 const deliver = (seq: number): UserDeliver => ({ t: 'deliver', conv: 'd.a.b', seq, from: 'a', dev: 'd1', kind: 'text', packed: new Uint8Array([seq]) });

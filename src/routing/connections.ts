@@ -1,5 +1,5 @@
 import type { DeviceId, UserId } from '../protocol/ids.js';
-import type { Outbound } from './router.js';
+import type { Outbound } from '../messages/seam.js';
 
 /** A client socket as the rest of the node sees it. */
 export interface Connection {

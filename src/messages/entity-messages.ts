@@ -2,23 +2,19 @@ import type { ConversationId, DeviceId, UserId } from '../protocol/ids.js';
 import type {
   Body, ClientMessageKind, LastSeenPrivacy, MessageKind, PushPlatform, SignOutTarget,
 } from '../protocol/frames.js';
-import type { ConnRef, ReplyTo } from '../transport/router.js';
-import type { HistoryQuery } from '../store/store.js';
+import type { HistoryQuery } from '../protocol/frames.js';
 import type { ErrorBody } from '../protocol/errors.js';
+import type { ConnRef, Envelope, ReplyTo } from './seam.js';
 
 /**
- * The messages entities exchange, as plain data. `reply` marks an ask (answered through the router);
- * `origin` + `rid`/`cid` name the client socket a result or error frame goes back to. A supervisor that
- * sees an entity crash on a message answers these, so no request is dropped silently.
+ * The messages entities exchange, as plain data: what sharding carries to an entity by id. Each type has a
+ * schema in ./codec.ts (a cluster decodes and checks them there), and adding one here without it fails to compile.
  */
-export interface Envelope { reply?: ReplyTo; origin?: ConnRef; rid?: string; cid?: string }
 
 // ---- conversation ----
 export interface ConvSend extends Envelope {
   t: 'send'; origin: ConnRef; cid: string; from: UserId; dev: DeviceId;
   kind: ClientMessageKind; body?: Body; replyTo?: number; target?: number;
-  /** The sending device is its user's only one: the fan-out skips the sender's user entity. */
-  solo?: true;
 }
 /** From a user entity: a device acked up to `upTo`; `fanned`: seqs this ack confirmed, as in ConvFanned. */
 export interface ConvDelivered extends Envelope { t: 'delivered'; user: UserId; upTo: number; fanned?: number[] }

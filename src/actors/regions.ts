@@ -1,0 +1,55 @@
+import type { ActorSystemRef } from 'nact';
+import { errorFrame, toErrorBody } from '../protocol/errors.js';
+import type { EntityMessages, EntityType } from '../messages/entity-messages.js';
+import type { Envelope } from '../messages/seam.js';
+import type { EntityHost, Sharding } from '../routing/sharding.js';
+import type { Gateway } from '../routing/gateway.js';
+import type { FaultInjector } from '../ops/faults.js';
+import { Region, type EntityKind, type ErrorAnswer, type RegionStats } from './region.js';
+
+/** The entities this node hosts: one region per kind, registered by the node's wiring. */
+export class Regions implements EntityHost {
+  private readonly byType = new Map<EntityType, Region<Envelope>>();
+
+  constructor(system: ActorSystemRef, kinds: EntityKind<never>[], answer: ErrorAnswer, passivateAfterMs: number, faults?: FaultInjector) {
+    for (const k of kinds) {
+      this.byType.set(k.type, new Region(system, k as unknown as EntityKind<Envelope>, answer, passivateAfterMs, faults));
+    }
+  }
+
+  deliver<T extends EntityType>(type: T, id: string, msg: EntityMessages[T]): void {
+    const region = this.byType.get(type);
+    if (!region) throw new Error(`no region for ${type}`);
+    region.tell(id, msg);
+  }
+
+  /** The supervisor tree as operators see it: one region per kind, with its live entities. */
+  tree(): (RegionStats & { ids: string[] })[] {
+    return [...this.byType.values()].map((r) => r.snapshot());
+  }
+
+  /**
+   * Resolves once no entity has a message in hand or in its mailbox, and `busy` (asks in flight) is false, for
+   * `quietMs` (stores resolve, acks and fan-outs follow as new messages, so one quiet instant is not enough),
+   * or after `maxMs`.
+   */
+  async drain(busy: () => boolean, quietMs = 50, maxMs = 5000): Promise<void> {
+    const until = Date.now() + maxMs;
+    let quietSince = Date.now();
+    while (Date.now() < until) {
+      if ([...this.byType.values()].some((r) => r.inFlight() > 0) || busy()) quietSince = Date.now();
+      else if (Date.now() - quietSince >= quietMs) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  stop(): void {
+    for (const r of this.byType.values()) r.stopAll();
+  }
+}
+
+/** How a failed message is answered: the asker gets a rejected promise, a socket gets an error frame. */
+export const answerErrors = (sharding: Sharding, gateway: Gateway): ErrorAnswer => (msg, err) => {
+  if (msg.reply) sharding.reply(msg.reply, { ok: false, error: toErrorBody(err) });
+  else if (msg.origin) gateway.send(msg.origin, errorFrame(msg, err));
+};
