@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { ParleyError, errorFrame, rateLimited, toErrorBody, type ErrorBody } from '../protocol/errors.js';
 import { parseConversationId, type ConversationId, type UserId } from '../protocol/ids.js';
 import type { Message, ReceiptFrame, ReceiptStatus, SentFrame } from '../protocol/frames.js';
@@ -6,13 +5,14 @@ import { pack } from '../protocol/codec.js';
 import { fenceKeys, type FenceKey, type ReceiptCursor } from '../store/store.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { ConvDelivered, ConvFence, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvStored, ConvTyping, ConvVisible, UserDeliver } from '../messages/entity-messages.js';
+import type { ConvCursorStored, ConvDelivered, ConvFence, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvStored, ConvTyping, ConvVisible, UserDeliver } from '../messages/entity-messages.js';
 import { SEQ_BLOCK, SeqFence } from './seq-fence.js';
 import type { Entity, EntityKind } from './region.js';
 import { RecentWindow } from './recent-window.js';
 import { allWatermark } from './receipts.js';
 import { FanOut, type Outcome } from './fanout.js';
 import { Sweeper } from './sweeper.js';
+import { newIncarnation } from './incarnation.js';
 import { mediaOf, refsForMessage } from '../media/media-access.js';
 import { ReorderBuffer } from './reorder.js';
 
@@ -24,11 +24,8 @@ import { ReorderBuffer } from './reorder.js';
 const DEDUPE_MEMORY = 1_000;
 const HISTORY_DEFAULT = 50;
 /** Delivered-only cursor moves are stored once per this period, in one write per moved cursor. */
-const cursorStores = new Sweeper<Conversation>(1000, 100, (c) => (c.storeCursors(), false));
+const cursorStores = new Sweeper<Conversation>(1000, 100, (c) => (c.wake(), false));
 const CONTENT_KINDS = new Set(['text', 'image', 'video', 'location']);
-/** Incarnation names: unique per node process (the prefix) and per entity activation (the counter). */
-const INCARNATION_PREFIX = randomBytes(4).toString('hex');
-let incarnations = 0;
 
 /** A message whose write is in flight, and what waits on it: its sender, and resends of its cid meanwhile. */
 interface Writing {
@@ -58,7 +55,7 @@ export class Conversation implements Entity<ConvMsg> {
   private readonly cids = new Map<string, { seq: number; ts: number; storing: boolean }>();
   private readonly fanout: FanOut;
   /** This activation: store completions and timers it started are tagged with it, and only it acts on them. */
-  private readonly inc = `${INCARNATION_PREFIX}.${(++incarnations).toString(36)}`;
+  private readonly inc = newIncarnation();
   /** Writes in flight, released in seq order whatever order the store completes them in. */
   private readonly writing = new ReorderBuffer<Writing, ErrorBody | undefined>();
   private deliveredAll = 0;
@@ -128,6 +125,16 @@ export class Conversation implements Entity<ConvMsg> {
     return c;
   }
 
+  /** From the cursor timer: a message into the mailbox; the cursors are stored in the entity's turn. */
+  wake(): void {
+    this.deps.sharding.tell('conv', this.id, { t: 'cursors.due', inc: this.inc });
+  }
+
+  /** The end of an actor turn: "…_all" watermarks once for every cursor move the turn made. */
+  endTurn(): void {
+    if (this.allAfter) this.advanceAll();
+  }
+
   handle(msg: ConvMsg): Promise<void> | void {
     switch (msg.t) {
       case 'send': return this.send(msg);
@@ -142,6 +149,9 @@ export class Conversation implements Entity<ConvMsg> {
       case 'stored': return this.stored(msg);
       case 'fanout.retry': if (msg.inc === this.inc) this.fanout.retry(); return;
       case 'fence': return this.fenced(msg);
+      case 'cursors.due': if (msg.inc === this.inc) this.storeCursors(); return;
+      case 'cursor.stored': if (msg.inc === this.inc) this.readStored(msg); return;
+      case 'all.stored': if (msg.inc === this.inc) this.allStored(msg.delivered, msg.read); return;
     }
   }
 
@@ -395,12 +405,12 @@ export class Conversation implements Entity<ConvMsg> {
     if (next.read > c.read) {
       // A read receipt goes out once the cursor is written, so one a sender saw survives a crash: nothing else
       // would say it again. (A failed write is logged and the receipt still goes; the next move writes it.)
+      // The write's end comes back as a message: an activation that crashed meanwhile sends nothing.
       this.unstored?.delete(user);
       stored = this.deps.store.setCursor(this.id, user, next).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
-      void stored.then(() => {
-        if (next.delivered > c.delivered) this.tellSenders(user, 'delivered', c.delivered, next.delivered);
-        this.tellSenders(user, 'read', c.read, next.read);
-      });
+      const { id, inc, deps: { sharding } } = this;
+      const moved = { t: 'cursor.stored' as const, inc, user, read: [c.read, next.read] as [number, number], ...(next.delivered > c.delivered ? { delivered: [c.delivered, next.delivered] as [number, number] } : {}) };
+      void stored.then(() => sharding.tell('conv', id, moved));
     } else {
       // Delivered only: the receipt goes at once and the cursor is stored within a second, one write for all the
       // acks meanwhile. After a node failure the stored cursor may be that much behind the receipts sent; the
@@ -414,16 +424,23 @@ export class Conversation implements Entity<ConvMsg> {
       this.tellSenders(user, 'delivered', c.delivered, next.delivered);
     }
     if (this.isGroup) {
-      if (!this.allAfter) {
-        this.allAfter = [];
-        queueMicrotask(() => this.advanceAll());
-      }
+      this.allAfter ??= [];
       if (stored) this.allAfter.push(stored);
     }
   }
 
+  private readStored(m: ConvCursorStored): void {
+    if (m.delivered) this.tellSenders(m.user, 'delivered', m.delivered[0], m.delivered[1]);
+    this.tellSenders(m.user, 'read', m.read[0], m.read[1]);
+  }
+
+  private allStored(delivered: [number, number] | undefined, read: [number, number] | undefined): void {
+    if (delivered) this.tellSenders(undefined, 'delivered_all', delivered[0], delivered[1]);
+    if (read) this.tellSenders(undefined, 'read_all', read[0], read[1]);
+  }
+
   private unstored?: Set<UserId>;
-  storeCursors(): void {
+  private storeCursors(): void {
     if (!this.unstored) return;
     for (const user of this.unstored) {
       this.deps.store.setCursor(this.id, user, this.cursors.get(user)!).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
@@ -448,9 +465,13 @@ export class Conversation implements Entity<ConvMsg> {
     const [d0, r0] = [this.deliveredAll, this.readAll];
     this.deliveredAll = d;
     this.readAll = r;
-    const then = (f: () => void) => (stored ? void stored.then(f) : f());
-    if (d > d0) then(() => this.tellSenders(undefined, 'delivered_all', d0, d));
-    if (r > r0) then(() => this.tellSenders(undefined, 'read_all', r0, r));
+    const delivered = d > d0 ? [d0, d] as [number, number] : undefined;
+    const read = r > r0 ? [r0, r] as [number, number] : undefined;
+    if (!delivered && !read) return;
+    if (!stored) return this.allStored(delivered, read);
+    // After the read cursors they cover are written; the write's end comes back as a message.
+    const { id, inc, deps: { sharding } } = this;
+    void stored.then(() => sharding.tell('conv', id, { t: 'all.stored', inc, ...(delivered ? { delivered } : {}), ...(read ? { read } : {}) }));
   }
 
   /**

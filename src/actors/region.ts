@@ -12,6 +12,8 @@ export interface Entity<M> {
   canPassivate?(): boolean;
   /** Releases timers and answers work in progress: the entity crashed or is being passivated. */
   dispose?(): void;
+  /** Called after each actor turn (up to THROUGHPUT messages): what the turn batched goes out. */
+  endTurn?(): void;
 }
 
 export interface EntityKind<M> {
@@ -161,6 +163,7 @@ export class Region<M extends Envelope> {
         queue.shift(); // handled (or answered): no longer in flight
       }
     }
+    entity?.endTurn?.();
     // More queued (or queued meanwhile): one more token, so other actors get their turn in between.
     if (queue.length > 0) dispatch(live.ref, DRAIN);
     else {

@@ -4,8 +4,10 @@ import type { DeviceEventFrame, DeviceInfo, PresenceFrame, SignOutResult } from 
 import { fenceKeys, type DeviceRecord, type InboxEntry, type PushRegistration, type UserRecord } from '../store/store.js';
 import { connKey, type ConnRef } from '../messages/seam.js';
 import { log } from '../log.js';
+import { CloseCodes } from '../protocol/close-codes.js';
 import type { ActorDeps } from './deps.js';
-import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserInboxStale, UserMsg, UserPresenceSub, UserSync, UserSyncMore } from '../messages/entity-messages.js';
+import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserInboxStale, UserInboxWritten, UserMsg, UserPresenceSub, UserSync, UserSyncMore } from '../messages/entity-messages.js';
+import { newIncarnation } from './incarnation.js';
 import type { Entity, EntityKind } from './region.js';
 import { WrittenSeqs } from './written-seqs.js';
 import { Sweeper } from './sweeper.js';
@@ -38,12 +40,13 @@ const INBOXED_MAX = 10_000;
  * more work per message exactly when there is least to spare. Only the tick waits longer.
  */
 const DEFER_STRETCH_MAX = 4;
-/** Deferred inbox writes are written within 50 ms of falling due. */
-const deferredWrites = new Sweeper<User>(50, 50, (u, now) => u.writeDue(now));
-const ackStores = new Sweeper<User>(ACK_STORE_DELAY_MS, 100, (u) => (u.storeAcks(), false));
+/**
+ * Deferred inbox writes are written within 50 ms of falling due, and acks stored once per ACK_STORE_DELAY_MS.
+ * The node-wide timers only wake the entity: the work is done in its own turn (`inbox.due`, `acks.due`).
+ */
+const deferredWrites = new Sweeper<User>(50, 50, (u, now) => u.wakeIfDue(now));
+const ackStores = new Sweeper<User>(ACK_STORE_DELAY_MS, 100, (u) => (u.wake('acks.due'), false));
 
-/** Close codes the node uses on client sockets. */
-export const CloseCodes = { replaced: 4001, restart: 1012, unacked: 4009, slow: 4008, signedOut: 4401 } as const;
 
 /** A message's inbox writes or device acks still awaited across the user's devices: at 0 it is confirmed. */
 interface Fanning { m: UserDeliver; left: number }
@@ -90,6 +93,8 @@ interface DeviceState {
   ackMs: number;
   /** The last inbox write, awaited (settled) before a sync reads the inbox so it sees every entry. */
   lastWrite?: Promise<unknown>;
+  /** Inbox writes in flight, by ptr: what each settles when its completion comes back (`inbox.written`). */
+  writing?: Map<number, Fanning>;
   /** Ptrs of entries in the inbox that this entity wrote or read, not yet deleted: acks delete exactly these. */
   inboxed?: number[];
   /** The inbox was range-deleted up to the acked ptr once in this entity's life (entries of earlier lives). */
@@ -134,6 +139,10 @@ export class User implements Entity<UserMsg> {
   }
 
   private subscribers?: Map<string, { conn: ConnRef; viewer: UserId }>;
+  /** This activation: completions and wake-ups tagged with another one are ignored. */
+  private readonly inc = newIncarnation();
+  /** When the earliest deferred inbox write falls due (Infinity: none), kept in the entity's turns. */
+  private nextDue = Infinity;
 
   private constructor(
     private readonly id: UserId,
@@ -167,7 +176,7 @@ export class User implements Entity<UserMsg> {
     return {
       id: rec.id, name: rec.name, platform: rec.platform, createdAt: rec.createdAt, lastActive: rec.lastActive,
       push: rec.push, next, reserved, epoch: claim.epoch, acked: rec.acked,
-      conn: undefined, synced: false, pending: undefined, deferred: 0, ackMs: 0, lastWrite: undefined, inboxed: undefined, swept: false,
+      conn: undefined, synced: false, pending: undefined, deferred: 0, ackMs: 0, lastWrite: undefined, writing: undefined, inboxed: undefined, swept: false,
       sent: 0, sentMax: 0, sync: undefined,
     };
   }
@@ -183,10 +192,33 @@ export class User implements Entity<UserMsg> {
     this.storeAcks();
   }
 
+  /** The end of an actor turn: the fan-out confirmations it gathered go out, one message per conversation. */
+  endTurn(): void {
+    const fanned = this.fanned;
+    if (!fanned) return;
+    this.fanned = undefined;
+    for (const [conv, seqs] of fanned) this.deps.sharding.tell('conv', conv, { t: 'fanned', user: this.id, seqs });
+  }
+
+  /** From a node-wide timer: a message into the mailbox, nothing more (the work happens in the entity's turn). */
+  wake(t: 'inbox.due' | 'acks.due'): void {
+    this.deps.sharding.tell('user', this.id, { t, inc: this.inc });
+  }
+
+  /** From the deferred-write timer: wakes the entity once its earliest deferred write is due; false: it left. */
+  wakeIfDue(now: number): boolean {
+    if (this.nextDue > now) return this.nextDue !== Infinity;
+    this.wake('inbox.due');
+    return false;
+  }
+
   handle(msg: UserMsg): Promise<void> | void {
     switch (msg.t) {
       case 'deliver': return this.deliver(msg);
       case 'ack': return this.ack(msg);
+      case 'inbox.written': return this.inboxWritten(msg);
+      case 'inbox.due': if (msg.inc === this.inc) this.writeDue(Date.now()); return;
+      case 'acks.due': if (msg.inc === this.inc) this.storeAcks(); return;
       case 'inbox.stale': return this.inboxStale(msg);
       case 'attach': return this.attach(msg);
       case 'detach': return this.detach(msg);
@@ -279,6 +311,17 @@ export class User implements Entity<UserMsg> {
     if (fan.left === 0) this.confirmWritten(m);
   }
 
+  /** An inbox write came back: what it settles is settled now, in this turn. Another incarnation's: nothing. */
+  private inboxWritten(m: UserInboxWritten): void {
+    if (m.inc !== this.inc) return;
+    const dev = this.find(m.device);
+    const fan = dev?.writing?.get(m.ptr);
+    if (!fan) return; // the device was signed out meanwhile (its fan-outs were settled then)
+    dev!.writing!.delete(m.ptr);
+    // A failed write is not confirmed: the conversation redelivers, and the redelivery writes it again.
+    if (!m.failed) this.settle(fan);
+  }
+
   /**
    * A newer activation claimed a device's pointers: this one may not hand out more of them. It crashes on
    * purpose, which closes its sockets (the devices resync by pointer) and answers what it holds; the restart
@@ -325,21 +368,33 @@ export class User implements Entity<UserMsg> {
   private defer(dev: DeviceState, d: Delivery, fan: Fanning, ms: number): void {
     d.fan = fan;
     d.due = d.at + Math.min(Math.max(ms, 2 * dev.ackMs), DEFER_STRETCH_MAX * ms);
-    if (dev.deferred++ === 0) deferredWrites.add(this);
+    dev.deferred++;
+    if (d.due < this.nextDue) this.nextDue = d.due;
+    deferredWrites.add(this);
   }
 
-  /** Writes the deferred deliveries whose ack is overdue; false once none is left. */
-  writeDue(now: number): boolean {
-    let left = false;
+  /** Writes the deferred deliveries whose ack is overdue, and notes when the next falls due. */
+  private writeDue(now: number): void {
     for (const dev of this.devices) {
       if (!dev.deferred) continue;
       for (const d of dev.pending!.values()) {
         if (!d.fan) continue;
-        if (d.due > now) { left = true; break; } // ptr order is due order
+        if (d.due > now) break; // ptr order is due order
         this.write(dev, d.ptr, take(dev, d));
       }
     }
-    return left;
+    this.dueAgain();
+  }
+
+  /** The earliest deferred write still waiting (acks settle many without a write), for the timer's next wake. */
+  private dueAgain(): void {
+    let next = Infinity;
+    for (const dev of this.devices) {
+      if (!dev.deferred) continue;
+      for (const d of dev.pending!.values()) if (d.fan) { next = Math.min(next, d.due); break; }
+    }
+    this.nextDue = next;
+    if (next !== Infinity) deferredWrites.add(this);
   }
 
   /** The socket is going: what it was sent and hasn't acked is written now. */
@@ -352,12 +407,17 @@ export class User implements Entity<UserMsg> {
     const expiresAt = Date.now() + this.deps.config.inboxTtlMs;
     const write = this.deps.store.inboxPut(deviceKey(this.id, dev.id), { ptr, conv: m.conv, seq: m.seq, packed: m.packed, expiresAt });
     dev.lastWrite = write;
+    (dev.writing ??= new Map()).set(ptr, fan);
     const inboxed = (dev.inboxed ??= []);
     if (inboxed.push(ptr) > INBOXED_MAX) this.forgetInboxed(dev);
-    // A failed write is not confirmed: the conversation redelivers, and the redelivery writes it again.
+    const { id, inc, deps: { sharding } } = this;
+    const device = dev.id;
     write.then(
-      () => this.settle(fan),
-      (err: unknown) => log('error', 'inbox write failed', { user: this.id, conv: m.conv, seq: m.seq, error: String(err) }),
+      () => sharding.tell('user', id, { t: 'inbox.written', inc, device, ptr }),
+      (err: unknown) => {
+        log('error', 'inbox write failed', { user: id, conv: m.conv, seq: m.seq, error: String(err) });
+        sharding.tell('user', id, { t: 'inbox.written', inc, device, ptr, failed: true });
+      },
     );
   }
 
@@ -391,19 +451,16 @@ export class User implements Entity<UserMsg> {
     return out;
   }
 
-  /** Confirmations are batched per conversation: one message for all the writes a commit resolved. */
+  /**
+   * Confirmations are batched per conversation and sent at the end of the turn (endTurn): one message for all
+   * the writes a commit resolved, whose completions arrive together.
+   */
   private fanned?: Map<ConversationId, number[]>;
   private confirmFanned(conv: ConversationId, seq: number): void {
     const fanned = (this.fanned ??= new Map());
     const list = fanned.get(conv);
-    if (list) return void list.push(seq);
-    fanned.set(conv, [seq]);
-    queueMicrotask(() => {
-      const seqs = fanned.get(conv);
-      if (!seqs) return; // gone with a delivered receipt (ackUpTo)
-      fanned.delete(conv);
-      this.deps.sharding.tell('conv', conv, { t: 'fanned', user: this.id, seqs });
-    });
+    if (list) list.push(seq);
+    else fanned.set(conv, [seq]);
   }
 
   private notifyPush(m: UserDeliver): void {
@@ -424,13 +481,18 @@ export class User implements Entity<UserMsg> {
     if (ptr <= dev.acked) return;
     const upTo = new Map<ConversationId, number>();
     let pushedAt = 0;
+    let settled = false;
     if (dev.pending) for (const [p, d] of dev.pending) {
       if (p > ptr) break; // insertion order is ptr order
       dev.pending.delete(p);
       pushedAt = d.at;
-      if (d.fan) this.settle(take(dev, d)); // acked in time: never written
+      if (d.fan) {
+        this.settle(take(dev, d)); // acked in time: never written
+        settled = true;
+      }
       if (!d.mine) upTo.set(d.conv, Math.max(upTo.get(d.conv) ?? 0, d.seq));
     }
+    if (settled) this.dueAgain();
     dev.acked = ptr;
     // The newest delivery acked times the round trip (TCP's smoothing, 1/8); sync pages are not timed.
     if (pushedAt) {
@@ -445,7 +507,7 @@ export class User implements Entity<UserMsg> {
     for (const [conv, seq] of upTo) {
       // The confirmations this ack settled ride along: one message to the conversation instead of two.
       const fanned = this.fanned?.get(conv);
-      if (fanned) this.fanned!.delete(conv);
+      if (fanned) this.fanned!.delete(conv); // then not in endTurn's batch
       this.deps.sharding.tell('conv', conv, fanned ? { t: 'delivered', user: this.id, upTo: seq, fanned } : { t: 'delivered', user: this.id, upTo: seq });
     }
   }
@@ -458,7 +520,7 @@ export class User implements Entity<UserMsg> {
    * conv and seq).
    */
   private ackDirty?: Set<DeviceState>;
-  storeAcks(): void {
+  private storeAcks(): void {
     const { store } = this.deps;
     if (!this.ackDirty) return;
     for (const dev of this.ackDirty) {
@@ -714,8 +776,10 @@ export class User implements Entity<UserMsg> {
   /** A signed-out device leaves the list; its socket closes, unless it is `asker` (its session closes it). */
   private forget(dev: DeviceState, asker: ConnRef | undefined): void {
     this.devices.splice(this.devices.indexOf(dev), 1);
-    // What waited for the device's ack needs no write now, and its senders' ticks must not wait for it.
+    // What waited for the device's ack or inbox write needs neither now, and its senders' ticks must not wait for it.
     if (dev.deferred) for (const d of dev.pending!.values()) if (d.fan) this.settle(take(dev, d));
+    if (dev.writing) for (const fan of dev.writing.values()) this.settle(fan);
+    dev.writing = undefined;
     this.ackDirty?.delete(dev);
     const conn = dev.conn;
     dev.conn = undefined;

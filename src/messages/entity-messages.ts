@@ -40,7 +40,15 @@ export interface ConvRetry extends Envelope { t: 'fanout.retry'; inc: string }
  * activation that started it: another activation (after a crash) ignores it.
  */
 export interface ConvFence extends Envelope { t: 'fence'; epoch: number; upTo: number; outcome: 'reserved' | 'stale' | 'failed' }
-export type ConvMsg = ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned | ConvVisible | ConvStored | ConvRetry | ConvFence;
+/** From the cursor timer: delivered-only cursor moves are due to be stored, in a turn of incarnation `inc`. */
+export interface ConvCursorsDue extends Envelope { t: 'cursors.due'; inc: string }
+/** From the conversation itself: `user`'s read cursor is stored; its receipts ([from, to] moves) may go now. */
+export interface ConvCursorStored extends Envelope { t: 'cursor.stored'; inc: string; user: UserId; read: [number, number]; delivered?: [number, number] }
+/** From the conversation itself: the read cursors behind these "…_all" moves are stored. */
+export interface ConvAllStored extends Envelope { t: 'all.stored'; inc: string; read?: [number, number]; delivered?: [number, number] }
+export type ConvMsg =
+  | ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned | ConvVisible
+  | ConvStored | ConvRetry | ConvFence | ConvCursorsDue | ConvCursorStored | ConvAllStored;
 
 export interface GroupEvent { event: 'created' | 'added' | 'removed' | 'left' | 'admin' | 'renamed'; by: UserId; users?: UserId[]; name?: string }
 
@@ -83,8 +91,12 @@ export interface UserDevicesRemove extends Envelope { t: 'devices.remove'; reply
  * (after a crash, or on another node) claimed them. `epoch` is the activation that asked: another ignores it.
  */
 export interface UserInboxStale extends Envelope { t: 'inbox.stale'; device: DeviceId; epoch: number }
+/** From the user entity itself: an inbox write it issued in incarnation `inc` came back (`failed`: it didn't land). */
+export interface UserInboxWritten extends Envelope { t: 'inbox.written'; inc: string; device: DeviceId; ptr: number; failed?: true }
+/** From the node's timers: deferred inbox writes are due, or acks are to be stored, in a turn of incarnation `inc`. */
+export interface UserWake extends Envelope { t: 'inbox.due' | 'acks.due'; inc: string }
 export type UserMsg =
-  | UserInboxStale
+  | UserInboxStale | UserInboxWritten | UserWake
   | UserAttach | UserDetach | UserSync | UserSyncMore | UserAck | UserDeliver | UserPresenceSub
   | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded
   | UserDevicesList | UserDevicesRemove;

@@ -4,7 +4,7 @@ import type { ClientFrame, DevicesSignOutFrame, SendFrame, ServerFrame, SignOutR
 import type { ConvSend, EntityMessages, EntityType } from '../messages/entity-messages.js';
 import type { ConnRef, ReplyTo } from '../messages/seam.js';
 import type { Sharding } from '../routing/sharding.js';
-import { CloseCodes } from '../actors/user.js';
+import { CloseCodes } from '../protocol/close-codes.js';
 import { mediaOf, type MediaGate } from '../media/media-access.js';
 
 const MAX_PRESENCE_SUBS_PER_SOCKET = 1000;

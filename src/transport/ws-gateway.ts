@@ -16,7 +16,7 @@ import { KeyedLimiter, TokenBucket, type Rate } from './rate-limit.js';
 import { originAllowed } from './origin.js';
 import { bearer, remoteAddress, statusLine } from '../http/http-io.js';
 import type { Metrics } from '../ops/metrics.js';
-import { CloseCodes } from '../actors/user.js';
+import { CloseCodes } from '../protocol/close-codes.js';
 import { ipKey } from './ip-key.js';
 import { frameCost } from './frame-cost.js';
 

@@ -21,9 +21,15 @@ const SAMPLES: { [T in EntityType]: { [K in EntityMessages[T]['t']]: EntityMessa
     stored: { t: 'stored', inc: 'i.1', seq: 5, error: { code: 'store_unavailable', message: 'down', retryable: true } },
     'fanout.retry': { t: 'fanout.retry', inc: 'i.1' },
     fence: { t: 'fence', epoch: 3, upTo: 2000, outcome: 'reserved' },
+    'cursors.due': { t: 'cursors.due', inc: 'i.1' },
+    'cursor.stored': { t: 'cursor.stored', inc: 'i.1', user: 'ub', read: [2, 5], delivered: [3, 5] },
+    'all.stored': { t: 'all.stored', inc: 'i.1', read: [1, 4] },
   },
   user: {
     'inbox.stale': { t: 'inbox.stale', device: 'd1', epoch: 2 },
+    'inbox.written': { t: 'inbox.written', inc: 'i.2', device: 'd1', ptr: 7, failed: true },
+    'inbox.due': { t: 'inbox.due', inc: 'i.2' },
+    'acks.due': { t: 'acks.due', inc: 'i.2' },
     attach: { t: 'attach', reply: 'n1:4', device: 'd1', conn },
     detach: { t: 'detach', device: 'd1', conn },
     sync: { t: 'sync', device: 'd1', conn, since: 0, room: 524288, origin: conn, rid: 'r2' },
@@ -81,7 +87,7 @@ t.test('every entity message type round-trips through the seam codec unchanged',
       n++;
     }
   }
-  t.equal(n, 36, 'all 36 message types were sampled');
+  t.equal(n, 42, 'all 42 message types were sampled');
   const deliver = decodeSeam(encodeSeam({ k: 'entity', type: 'user', id: 'u', msg: SAMPLES.user.deliver })) as Extract<SeamMessage, { k: 'entity' }>;
   t.ok((deliver.msg as { packed: unknown }).packed instanceof Uint8Array, 'packed bytes stay bytes');
 });
