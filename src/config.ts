@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { DEFAULT_LIMITS } from './protocol/limits.js';
+import { RETRY_MS } from './actors/fanout.js';
 import type { Limits } from './protocol/frames.js';
 import { parseTrustedProxies } from './transport/client-address.js';
 import type { Rate } from './transport/rate-limit.js';
-import { RETRY_MS, SLOW_MS } from './actors/fanout.js';
 
 /** Every knob of a node, read once from the environment. Names and defaults are listed in README.md. */
 export interface Config {
@@ -53,7 +53,7 @@ export interface Config {
    * A delivery no recipient entity confirmed is sent again after `retryMs` (doubling, up to a minute); a
    * sender still without its tick after `slowMs` hears a retryable `timeout` while delivery goes on.
    */
-  fanout: { retryMs: number; slowMs: number };
+  fanout: { retryMs: number };
   maxConnections: number;
   /** Bytes buffered for one socket before the node closes it as a slow consumer. */
   maxBackpressure: number;
@@ -295,11 +295,7 @@ export function loadConfig(env: Env = process.env): Config {
 }
 
 function fanoutConfig(env: Env): Config['fanout'] {
-  const retryMs = positive(env, 'PARLEY_FANOUT_RETRY_MS', RETRY_MS);
-  const slowMs = positive(env, 'PARLEY_FANOUT_SLOW_MS', SLOW_MS);
-  // Else a delivery lost with a crashed entity would alarm its sender before it was even retried.
-  if (slowMs <= retryMs) throw new Error('PARLEY_FANOUT_SLOW_MS must be longer than PARLEY_FANOUT_RETRY_MS');
-  return { retryMs, slowMs };
+  return { retryMs: positive(env, 'PARLEY_FANOUT_RETRY_MS', RETRY_MS) };
 }
 
 function tlsFiles(env: Env): TlsFiles | undefined {

@@ -19,6 +19,7 @@ import { User } from './actors/user.js';
 import { Group } from './actors/group.js';
 import type { ActorDeps } from './actors/deps.js';
 import { Regions, answerErrors } from './actors/regions.js';
+import { recoverConversations } from './actors/recovery.js';
 import { TokenSigner } from './accounts/tokens.js';
 import { Accounts } from './accounts/accounts.js';
 import { DevOutboxSms, HttpSms } from './accounts/sms-gateway.js';
@@ -118,6 +119,10 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const port = edge.port;
   log('info', 'parley node listening', { node: id, port, scheme: edge.scheme, store: store.kind, data: cfg.dataDir, env: cfg.env });
   if (cfg.env === 'development') warnDevelopment(cfg, !cfg.secret);
+  void recoverConversations(store, sharding).then(
+    (n) => n && log('info', 'remembered conversations recovered', { conversations: n }),
+    (err: unknown) => log('error', 'remembered conversations could not be listed', { error: String(err) }),
+  );
 
   return {
     id, port, store, scheme: edge.scheme,

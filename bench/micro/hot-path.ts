@@ -21,7 +21,7 @@ import { ClientSession } from '../../src/session/client-session.js';
 import { User } from '../../src/actors/user.js';
 import { Conversation } from '../../src/actors/conversation.js';
 import { Group } from '../../src/actors/group.js';
-import { RETRY_MS, SLOW_MS } from '../../src/actors/fanout.js';
+import { RETRY_MS } from '../../src/actors/fanout.js';
 import { OutboxPushGateway } from '../../src/push/push-gateway.js';
 import { decodeFrame, encodeDelivery, encodeFrame, pack } from '../../src/protocol/codec.js';
 import { validateClientFrame } from '../../src/protocol/validate.js';
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   const gateway = new LocalGateway('n1', conns);
   const { shaping } = loadConfig({});
   const budgets = { fanout: new KeyedLimiter(shaping.fanout), syncResend: new KeyedLimiter(shaping.syncResend) };
-  const deps = { store, sharding, gateway, pubsub: new LocalPubSub(conns), push: new OutboxPushGateway(), budgets, config: { limits: DEFAULT_LIMITS, inboxTtlMs: 86_400_000, inboxDeferMs: Number(process.env.PARLEY_INBOX_DEFER_MS ?? 300), deviceTrustMs: 86_400_000, shaping, fanout: { retryMs: RETRY_MS, slowMs: SLOW_MS } } };
+  const deps = { store, sharding, gateway, pubsub: new LocalPubSub(conns), push: new OutboxPushGateway(), budgets, config: { limits: DEFAULT_LIMITS, inboxTtlMs: 86_400_000, inboxDeferMs: Number(process.env.PARLEY_INBOX_DEFER_MS ?? 300), deviceTrustMs: 86_400_000, shaping, fanout: { retryMs: RETRY_MS } } };
   const regions = new Regions(system, [User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[], answerErrors(sharding, gateway), 120_000);
   sharding.serve(regions);
   const drain = () => regions.drain(() => sharding.asking > 0);

@@ -5,23 +5,25 @@ import { pack } from '../protocol/codec.js';
 import { fenceKeys, type FenceKey, type ReceiptCursor } from '../store/store.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { ConvCursorStored, ConvDelivered, ConvFence, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvStored, ConvTyping, ConvVisible, UserDeliver } from '../messages/entity-messages.js';
+import type { ConvCursorStored, ConvDelivered, ConvFence, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvStored, ConvTyping, ConvVisible, GroupEvent, UserDeliver } from '../messages/entity-messages.js';
 import { SEQ_BLOCK, SeqFence } from './seq-fence.js';
 import type { Entity, EntityKind } from './region.js';
 import { RecentWindow } from './recent-window.js';
 import { allWatermark } from './receipts.js';
-import { FanOut, type Outcome } from './fanout.js';
+import { FanOut } from './fanout.js';
 import { Sweeper } from './sweeper.js';
 import { newIncarnation } from './incarnation.js';
 import { mediaOf, refsForMessage } from '../media/media-access.js';
 import { ReorderBuffer } from './reorder.js';
 
 /**
- * Client ids of messages being stored or fanned out, for resends meanwhile; once the sender is ticked the
- * store's index answers. Kept no longer: holding the last thousand cost a busy conversation up to ~75 KB,
- * each entry promoted to the old generation only to die there.
+ * Client ids of messages being stored, for resends meanwhile; once the sender is ticked the store's index
+ * answers. Kept no longer: holding the last thousand cost a busy conversation up to ~75 KB, each entry
+ * promoted to the old generation only to die there.
  */
 const DEDUPE_MEMORY = 1_000;
+/** Messages re-driven per turn after a takeover (the log above the fan-out mark, read a page at a time). */
+const REDRIVE_PAGE = 500;
 const HISTORY_DEFAULT = 50;
 /** Delivered-only cursor moves are stored once per this period, in one write per moved cursor. */
 const cursorStores = new Sweeper<Conversation>(1000, 100, (c) => (c.wake(), false));
@@ -37,6 +39,8 @@ interface Writing {
   resends?: ConvSend[];
   /** The write itself: a delete's redact waits for its target's write, so it can't land first and miss it. */
   write: Promise<unknown>;
+  /** It waited on the conversation being remembered (Store.rememberConversation) too. */
+  remembers: boolean;
 }
 
 /**
@@ -51,8 +55,8 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   private readonly recent = new RecentWindow();
-  /** `storing` while the message is being stored (its resends wait on the write, in `writing`). */
-  private readonly cids = new Map<string, { seq: number; ts: number; storing: boolean }>();
+  /** Client id → seq of the messages being stored (their resends wait on the write, in `writing`). */
+  private readonly cids = new Map<string, number>();
   private readonly fanout: FanOut;
   /** This activation: store completions and timers it started are tagged with it, and only it acts on them. */
   private readonly inc = newIncarnation();
@@ -71,12 +75,24 @@ export class Conversation implements Entity<ConvMsg> {
     private lastSeq: number,
     private lastTs: number,
     private readonly fence: SeqFence,
+    /** The fan-out mark as stored (Store.getFanoutMark): every message at or below it reached its recipients. */
+    private markStored: number,
   ) {
-    const send = (user: UserId, deliver: UserDeliver) => this.deps.sharding.tell('user', user,
-      deliver.redelivery ? { ...deliver, deliveredUpTo: this.cursors.get(user)?.delivered ?? 0 } : deliver);
-    this.fanout = new FanOut(send, deps.config.fanout.retryMs, deps.config.fanout.slowMs,
-      () => this.deps.sharding.tell('conv', this.id, { t: 'fanout.retry', inc: this.inc }));
+    const send = (user: UserId, deliver: UserDeliver) => this.deps.sharding.tell('user', user, deliver);
+    this.fanout = new FanOut(send, deps.config.fanout.retryMs, () => this.deps.sharding.tell('conv', this.id, { t: 'fanout.retry', inc: this.inc }));
+    this.released = lastSeq;
   }
+
+  /** Every seq up to here was released by the reorder buffer: fanned out, or failed (or before this activation). */
+  private released: number;
+  /**
+   * The seqs the re-drive at activation could not see: above the last stored then, up to where this activation
+   * starts. A write of the last owner's still in flight may land there; its resend is fanned out again.
+   */
+  private unseen = { after: 0, upTo: 0 };
+  /** This activation is remembered in the store (its first stored message waited for it), or being remembered. */
+  private remembered = false;
+  private remembering?: Promise<void>;
 
   /** A conversation with writes in flight or deliveries not yet confirmed stays in memory to finish them. */
   canPassivate(): boolean {
@@ -88,6 +104,8 @@ export class Conversation implements Entity<ConvMsg> {
    * completions still to come belong to this incarnation and change nothing in the next one.
    */
   dispose(): void {
+    // Passivated with every delivery confirmed: once the mark is stored, nothing is left to re-drive.
+    const clean = this.fanout.idle && this.writing.size === 0 && this.remembered;
     const interrupted = new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)');
     for (const w of this.writing.clear()) {
       for (const m of w.origin ? [w.origin, ...(w.resends ?? [])] : w.resends ?? []) this.deps.gateway.send(m.origin, errorFrame(m, interrupted));
@@ -95,7 +113,13 @@ export class Conversation implements Entity<ConvMsg> {
     this.handBack();
     this.fanout.abandon();
     cursorStores.delete(this);
-    this.storeCursors();
+    const mark = this.storeCursors();
+    if (clean) {
+      const { store } = this.deps;
+      const { id } = this;
+      const { epoch } = this.fence;
+      mark.then(() => store.forgetConversation(id, epoch)).catch((err) => log('warn', 'conversation not forgotten (it is re-driven at the next start)', { conv: id, error: String(err) }));
+    }
   }
 
   static async load(id: ConversationId, deps: ActorDeps): Promise<Conversation> {
@@ -113,16 +137,51 @@ export class Conversation implements Entity<ConvMsg> {
     }
     // This activation owns the log from here: seqs start above every earlier activation's reservation
     // (their writes may still be in flight) and above the last stored seq (data from before fences).
-    const [claim, stored] = await Promise.all([deps.store.claimEpoch(fenceKeys.conv(id)), deps.store.lastSeq(id)]);
+    const [claim, stored, mark] = await Promise.all([deps.store.claimEpoch(fenceKeys.conv(id)), deps.store.lastSeq(id), deps.store.getFanoutMark(id)]);
     const last = stored ? await deps.store.getMessage(id, stored) : undefined;
     const cursors = await deps.store.getCursors(id);
     const start = Math.max(claim.reserved, stored);
-    const c = new Conversation(id, deps, parsed.kind === 'group', members, cursors, start, last?.ts ?? 0, new SeqFence(claim.epoch, start));
+    const c = new Conversation(id, deps, parsed.kind === 'group', members, cursors, start, last?.ts ?? 0, new SeqFence(claim.epoch, start), mark ?? 0);
     if (c.isGroup) {
       c.deliveredAll = c.minCursor('delivered');
       c.readAll = c.minCursor('read');
     }
+    // Senders were ticked when the log write landed: what the last owner had not fanned out when it stopped
+    // (a crash, a node gone) goes out again now, before any new message, so recipients get the log in order.
+    // A conversation from before marks counts as fanned out up to what every member has had delivered.
+    const from = mark ?? c.minCursor('delivered');
+    c.unseen = { after: stored, upTo: start };
+    if (stored > from) await c.redrive(from);
     return c;
+  }
+
+  /**
+   * Fans out again, as redeliveries (each user entity writes only what its devices lack), one page of the log
+   * after `after`; a full page asks for the next in a later turn (`redrive`), so a long backlog never holds
+   * the entity's first turn.
+   */
+  private async redrive(after: number): Promise<void> {
+    const page = await this.deps.store.getMessages(this.id, { after, limit: REDRIVE_PAGE });
+    for (const message of page) {
+      this.fanout.start({ ...this.deliverOf(message, pack(message)), redelivery: true }, this.recipientsOf(message));
+    }
+    if (page.length === REDRIVE_PAGE) this.deps.sharding.tell('conv', this.id, { t: 'redrive', inc: this.inc, after: page[page.length - 1]!.seq });
+    if (page.length) log('info', 'conversation re-drove its log above the fan-out mark', { conv: this.id, after, messages: page.length });
+  }
+
+  /**
+   * Who a stored message goes to: the members who may see it (a member added later sees from its join), and
+   * for a membership change, the users it names (a removed member hears it was removed).
+   */
+  private recipientsOf(message: Message): UserId[] {
+    const out = new Set<UserId>();
+    for (const u of this.members.keys()) if ((this.cursors.get(u)?.from ?? 0) <= message.seq) out.add(u);
+    if (message.kind === 'system') {
+      const e = message.body as Partial<GroupEvent> | undefined;
+      for (const u of e?.users ?? []) out.add(u);
+      if (e?.by) out.add(e.by);
+    }
+    return [...out];
   }
 
   /** From the cursor timer: a message into the mailbox; the cursors are stored in the entity's turn. */
@@ -144,7 +203,9 @@ export class Conversation implements Entity<ConvMsg> {
       case 'history': return this.history(msg);
       case 'receipts': return this.receipts(msg);
       case 'members': return this.membersChanged(msg);
-      case 'fanned': return this.fanout.confirm(msg.user, msg.seqs);
+      case 'fanned': return this.confirmed(msg.user, msg.seqs);
+      case 'redrive': if (msg.inc === this.inc) return this.redrive(msg.after); return;
+      case 'recover': return this.deps.sharding.reply(msg.reply, { ok: true, value: true });
       case 'visible': return this.visible(msg);
       case 'stored': return this.stored(msg);
       case 'fanout.retry': if (msg.inc === this.inc) this.fanout.retry(); return;
@@ -229,26 +290,22 @@ export class Conversation implements Entity<ConvMsg> {
   private async send(m: ConvSend): Promise<void> {
     if (!this.members.has(m.from)) throw new ParleyError('forbidden', 'you are not a member of this conversation');
     const key = `${m.from}\u0000${m.cid}`;
-    const known = this.cids.get(key);
-    if (known) {
-      // Still being stored or fanned out: the resend is answered with the original's tick (or its failure).
-      const w = known.storing ? this.writing.get(known.seq) : undefined;
-      if (w) return void (w.resends ??= []).push(m);
-      const tick = this.ticker(m, known.seq, known.ts, true);
-      if (!this.fanout.whenDone(known.seq, tick)) tick('done');
-      return;
-    }
+    // Still being stored: the resend is answered with the original's tick (or its failure).
+    const storing = this.cids.get(key);
+    const w = storing === undefined ? undefined : this.writing.get(storing);
+    if (w) return void (w.resends ??= []).push(m);
     // Before the seq: a refused send takes none. A resend of a stored message fans it out again, so it costs too.
     this.charge(m.from, this.members.size);
     const stored = await this.deps.store.seqForClientId(this.id, m.from, m.cid);
     if (stored !== undefined) {
-      // Stored before this entity started: its fan-out may have died with the node, so it runs again
-      // (as a redelivery, which writes nothing twice) before the tick.
+      // Stored before: its tick again. Its fan-out is confirmed, pending, or re-driven — unless its write was
+      // in flight when the last owner died and landed after this activation re-drove the log: that one goes out now.
       const prior = await this.deps.store.getMessage(this.id, stored);
       if (!prior) throw new ParleyError('store_unavailable', 'the message is being stored; send it again');
-      this.rememberCid(key, stored, prior.ts);
-      const deliver = { ...this.deliverOf(prior, pack(prior)), redelivery: true as const };
-      this.fanout.start(deliver, [...this.members.keys()], this.ticker(m, stored, prior.ts, true, key));
+      this.tick(m, stored, prior.ts, true);
+      if (stored > this.unseen.after && stored <= this.unseen.upTo) {
+        this.fanout.start({ ...this.deliverOf(prior, pack(prior)), redelivery: true }, this.recipientsOf(prior));
+      }
       return;
     }
     if (m.target !== undefined) await this.checkTarget(m);
@@ -298,8 +355,11 @@ export class Conversation implements Entity<ConvMsg> {
       const redact = () => store.redactMessage(this.id, message.target!);
       write = Promise.all([stored, target ? target.then(redact, () => undefined) : redact()]);
     }
-    this.writing.add(message.seq, { message, packed, recipients, origin, cidKey, write });
-    if (cidKey) this.rememberCid(cidKey, message.seq, message.ts, true);
+    // Until this activation is remembered, no tick may go: after a crash nobody would re-drive the message.
+    const remembers = !this.remembered;
+    if (remembers) write = Promise.all([write, (this.remembering ??= store.rememberConversation(this.id, this.fence.epoch))]);
+    this.writing.add(message.seq, { message, packed, recipients, origin, cidKey, write, remembers });
+    if (cidKey) this.rememberCid(cidKey, message.seq);
     const { id, inc } = this;
     const seq = message.seq;
     const epoch = this.fence.epoch;
@@ -313,61 +373,54 @@ export class Conversation implements Entity<ConvMsg> {
     );
   }
 
-  /** A write came back: what it releases, in seq order, fans out (or fails) now. Another incarnation's: nothing. */
+  /**
+   * A write came back: what it releases, in seq order, is ticked and fanned out (or fails) now. Another
+   * incarnation's: nothing. The tick needs nothing but the log write: the fan-out goes on, retried until
+   * every recipient confirms, and the fan-out mark (stored about once a second) lets a next owner re-drive it.
+   */
   private stored(m: ConvStored): void {
     if (m.inc !== this.inc) return;
     for (const { value: w, outcome: error } of this.writing.settle(m.seq, m.error)) {
       const { message, origin, cidKey } = w;
+      this.released = message.seq;
+      if (cidKey) this.cids.delete(cidKey);
+      if (w.remembers) {
+        this.remembering = undefined;
+        if (!error) this.remembered = true; // else the next message remembers it again
+      }
       if (error) {
-        if (cidKey) this.cids.delete(cidKey);
         log('warn', 'message not stored', { conv: this.id, seq: message.seq, error: error.message });
         const err = new ParleyError(error.code, error.message);
         for (const s of origin ? [origin, ...(w.resends ?? [])] : w.resends ?? []) this.deps.gateway.send(s.origin, errorFrame(s, err));
         continue;
       }
-      if (cidKey) this.cidStored(cidKey);
-      this.fanout.start(this.deliverOf(message, w.packed), w.recipients, origin ? this.ticker(origin, message.seq, message.ts, false, cidKey) : () => undefined);
-      for (const r of w.resends ?? []) {
-        const tick = this.ticker(r, message.seq, message.ts, true);
-        if (!this.fanout.whenDone(message.seq, tick)) tick('done');
-      }
+      if (origin) this.tick(origin, message.seq, message.ts, false);
+      for (const r of w.resends ?? []) this.tick(r, message.seq, message.ts, true);
+      this.fanout.start(this.deliverOf(message, w.packed), w.recipients);
     }
   }
 
-  /**
-   * The sender's tick once the fan-out is done; a retryable error if it was abandoned or is slow (resend the
-   * cid: it is answered with the tick once there is one). Once it ended, the fan-out's client id (`cidKey`)
-   * leaves memory: a later resend is found in the store.
-   */
-  private ticker(m: ConvSend, seq: number, ts: number, dup: boolean, cidKey?: string) {
-    return (outcome: Outcome) => {
-      const { gateway } = this.deps;
-      if (outcome === 'slow') {
-        return void gateway.send(m.origin, errorFrame(m, new ParleyError('timeout',
-          `message ${seq} is stored but not yet in every recipient's inbox after ${this.deps.config.fanout.slowMs / 1000} s; send it again (same cid) for its tick`)));
-      }
-      if (cidKey) this.cids.delete(cidKey);
-      if (outcome === 'abandoned') return void gateway.send(m.origin, errorFrame(m, new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)')));
-      const sent: SentFrame = { t: 'sent', cid: m.cid, conv: this.id, seq, ts };
-      if (m.rid) sent.rid = m.rid;
-      if (dup) sent.dup = true;
-      this.deps.gateway.send(m.origin, sent);
-    };
+  /** The sender's tick: the message is in the log. A later resend of its cid is found in the store's index. */
+  private tick(m: ConvSend, seq: number, ts: number, dup: boolean): void {
+    const sent: SentFrame = { t: 'sent', cid: m.cid, conv: this.id, seq, ts };
+    if (m.rid) sent.rid = m.rid;
+    if (dup) sent.dup = true;
+    this.deps.gateway.send(m.origin, sent);
+  }
+
+  /** Recipients confirmed: the fan-out mark may move, and is stored with the cursors (about once a second). */
+  private confirmed(user: UserId, seqs: number[]): void {
+    this.fanout.confirm(user, seqs);
+    cursorStores.add(this);
   }
 
   private deliverOf(m: Message, packed: Uint8Array) {
     return { t: 'deliver' as const, conv: this.id, seq: m.seq, from: m.from, dev: m.dev, kind: m.kind, packed };
   }
 
-  private rememberCid(key: string, seq: number, ts: number, storing = false): void {
-    this.cids.set(key, { seq, ts, storing });
+  private rememberCid(key: string, seq: number): void {
+    this.cids.set(key, seq);
     if (this.cids.size > DEDUPE_MEMORY) this.cids.delete(this.cids.keys().next().value!);
-  }
-
-  /** The message behind a client id is stored: the cache no longer holds its promise. */
-  private cidStored(cidKey: string): void {
-    const e = this.cids.get(cidKey);
-    if (e) e.storing = false;
   }
 
   /** Edits and deletes are the sender's own; reactions may target anyone's message. */
@@ -385,7 +438,7 @@ export class Conversation implements Entity<ConvMsg> {
   // ---- receipts ----
 
   private delivered(m: ConvDelivered): void {
-    if (m.fanned) this.fanout.confirm(m.user, m.fanned); // the tick first: it then shares a socket write with the receipt
+    if (m.fanned) this.confirmed(m.user, m.fanned);
     this.advance(m.user, Math.min(m.upTo, this.lastSeq), false);
   }
 
@@ -440,12 +493,21 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   private unstored?: Set<UserId>;
-  private storeCursors(): void {
-    if (!this.unstored) return;
+  /** Stores the delivered cursors that moved and the fan-out mark if it did; resolves once the mark is stored. */
+  private storeCursors(): Promise<void> {
+    const mark = this.fanout.mark(this.released);
+    let marked = Promise.resolve();
+    if (mark > this.markStored) {
+      this.markStored = mark;
+      marked = this.deps.store.setFanoutMark(this.id, mark);
+      marked.catch((err) => log('warn', 'fan-out mark not stored', { conv: this.id, error: String(err) }));
+    }
+    if (!this.unstored) return marked;
     for (const user of this.unstored) {
       this.deps.store.setCursor(this.id, user, this.cursors.get(user)!).catch((err) => log('warn', 'cursor not stored', { conv: this.id, error: String(err) }));
     }
     this.unstored = undefined;
+    return marked;
   }
 
   /** The read-cursor writes "…_all" receipts wait for: those of the cursor moves since the last advanceAll. */

@@ -194,6 +194,7 @@ export class User implements Entity<UserMsg> {
 
   /** The end of an actor turn: the fan-out confirmations it gathered go out, one message per conversation. */
   endTurn(): void {
+    this.held = undefined;
     const fanned = this.fanned;
     if (!fanned) return;
     this.fanned = undefined;
@@ -438,17 +439,32 @@ export class User implements Entity<UserMsg> {
     this.confirmFanned(m.conv, m.seq);
   }
 
-  /** Devices that already hold a redelivered message: acked (the cursor says) or still in the inbox. */
+  /**
+   * Devices whose inbox holds a redelivered message, unacked. Not the conversation's delivered cursor: it is
+   * a high-water mark, and a message a crash interrupted is below a later one acked; a device that acked it
+   * gets it again, and drops the repeated (conv, seq).
+   */
   private async holders(m: UserDeliver): Promise<Set<DeviceId>> {
-    const all = new Set(this.devices.map((d) => d.id));
-    if (m.seq <= (m.deliveredUpTo ?? 0)) return all;
     const out = new Set<DeviceId>();
-    for (const dev of this.devices) {
-      const did = dev.id;
-      const inbox = await this.deps.store.inboxRange(deviceKey(this.id, did), dev.acked, MAX_UNACKED);
-      if (inbox.some((e) => e.conv === m.conv && e.seq === m.seq)) out.add(did);
-    }
+    const key = `${m.conv}\u0000${m.seq}`;
+    for (const dev of this.devices) if ((await this.inboxHeld(dev)).has(key)) out.add(dev.id);
     return out;
+  }
+
+  /**
+   * What a device's inbox holds unacked, as conv/seq keys: read once per actor turn however many redeliveries
+   * the turn handles (a conversation re-driving its log sends many at once). Forgotten at the end of the turn.
+   */
+  private held?: Map<DeviceId, Promise<Set<string>>>;
+  private inboxHeld(dev: DeviceState): Promise<Set<string>> {
+    const held = (this.held ??= new Map());
+    let keys = held.get(dev.id);
+    if (!keys) {
+      keys = this.deps.store.inboxRange(deviceKey(this.id, dev.id), dev.acked, MAX_UNACKED)
+        .then((entries) => new Set(entries.map((e) => `${e.conv}\u0000${e.seq}`)));
+      held.set(dev.id, keys);
+    }
+    return keys;
   }
 
   /**

@@ -48,6 +48,8 @@ const ENTITY_SCHEMAS: { [T in EntityType]: { [K in EntityMessages[T]['t']]: Sche
     'cursors.due': { inc: 's' },
     'cursor.stored': { inc: 's', user: 's', read: 'a', delivered: 'a?' },
     'all.stored': { inc: 's', read: 'a?', delivered: 'a?' },
+    redrive: { inc: 's', after: 'n' },
+    recover: { reply: 's' },
   },
   user: {
     'inbox.stale': { device: 's', epoch: 'n' },
@@ -59,7 +61,7 @@ const ENTITY_SCHEMAS: { [T in EntityType]: { [K in EntityMessages[T]['t']]: Sche
     sync: { device: 's', conn: 'c', since: 'n', room: 'n' },
     'sync.more': { device: 's', conn: 'c', room: 'n' },
     ack: { device: 's', ptr: 'n' },
-    deliver: { conv: 's', seq: 'n', from: 's', dev: 's', kind: 's', packed: 'B', redelivery: 'b?', deliveredUpTo: 'n?' },
+    deliver: { conv: 's', seq: 'n', from: 's', dev: 's', kind: 's', packed: 'B', redelivery: 'b?' },
     'presence.sub': { viewer: 's', conn: 'c' },
     'presence.unsub': { viewer: 's', conn: 'c' },
     'profile.set': { reply: 's', name: 's?', avatar: 's?' },

@@ -46,9 +46,13 @@ export interface ConvCursorsDue extends Envelope { t: 'cursors.due'; inc: string
 export interface ConvCursorStored extends Envelope { t: 'cursor.stored'; inc: string; user: UserId; read: [number, number]; delivered?: [number, number] }
 /** From the conversation itself: the read cursors behind these "…_all" moves are stored. */
 export interface ConvAllStored extends Envelope { t: 'all.stored'; inc: string; read?: [number, number]; delivered?: [number, number] }
+/** From the node as it starts: the conversation may have deliveries to re-drive; activating it does that. Answers true. */
+export interface ConvRecover extends Envelope { t: 'recover'; reply: ReplyTo }
+/** From the conversation itself: re-drive the next page of its log, after `after` (a takeover's backlog). */
+export interface ConvRedrive extends Envelope { t: 'redrive'; inc: string; after: number }
 export type ConvMsg =
   | ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned | ConvVisible
-  | ConvStored | ConvRetry | ConvFence | ConvCursorsDue | ConvCursorStored | ConvAllStored;
+  | ConvStored | ConvRetry | ConvFence | ConvCursorsDue | ConvCursorStored | ConvAllStored | ConvRedrive | ConvRecover;
 
 export interface GroupEvent { event: 'created' | 'added' | 'removed' | 'left' | 'admin' | 'renamed'; by: UserId; users?: UserId[]; name?: string }
 
@@ -68,8 +72,6 @@ export interface UserAck extends Envelope { t: 'ack'; device: DeviceId; ptr: num
 export interface UserDeliver extends Envelope {
   t: 'deliver'; conv: ConversationId; seq: number; from: UserId; dev: DeviceId; kind: MessageKind; packed: Uint8Array;
   redelivery?: true;
-  /** On a redelivery: the user's delivered cursor in the conversation (acked messages are gone from inboxes). */
-  deliveredUpTo?: number;
 }
 export interface UserPresenceSub extends Envelope { t: 'presence.sub' | 'presence.unsub'; viewer: UserId; conn: ConnRef }
 export interface UserProfileSet extends Envelope { t: 'profile.set'; reply: ReplyTo; name?: string; avatar?: string }

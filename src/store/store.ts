@@ -36,6 +36,24 @@ export interface Store {
   seqForClientId(conv: ConversationId, from: UserId, cid: string): Promise<number | undefined>;
   /** Delete for everyone: the body is gone for good, the envelope stays so seqs have no holes. */
   redactMessage(conv: ConversationId, seq: number): Promise<void>;
+  /**
+   * The conversation's fan-out mark: every message at or below it is in each recipient device's inbox or was
+   * acked by it. The owner raises it lazily (about once a second); a new owner re-drives the log above it to
+   * the recipients (the outbox pattern), so a sender ticked after the log write alone loses nothing to a crash.
+   * A max register: a lower mark (a stale owner's late write) never replaces a higher one. Undefined: never set.
+   */
+  getFanoutMark(conv: ConversationId): Promise<number | undefined>;
+  setFanoutMark(conv: ConversationId, seq: number): Promise<void>;
+  /**
+   * Conversations whose fan-out may be unfinished (Akka's remembered entities): one is remembered, under its
+   * activation's epoch, with the first message that activation stores (before its tick), and forgotten when
+   * the activation stops with every delivery confirmed. A node that starts activates every one remembered, so
+   * each re-drives its log above its fan-out mark. `forget` removes only a remembrance of `epoch` or older, so
+   * an old activation's late forget never erases a newer one's.
+   */
+  rememberConversation(conv: ConversationId, epoch: number): Promise<void>;
+  forgetConversation(conv: ConversationId, epoch: number): Promise<void>;
+  rememberedConversations(): Promise<ConversationId[]>;
 
   // ---- fenced ownership: per entity, the epoch of its current activation and the numbers it reserved ----
   // An entity that hands out numbers (a conversation's seqs, a device's inbox ptrs) claims an epoch when it

@@ -377,6 +377,42 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.equal((await store.getCursors(conv())).size, 0, 'per conversation');
     });
 
+    t.test('fan-out marks: unset, then a max register however the writes race (through every client)', async (t) => {
+      const c = conv();
+      t.equal(await store.getFanoutMark(c), undefined, 'never set');
+      await store.setFanoutMark(c, 0);
+      t.equal(await store.getFanoutMark(c), 0, 'zero is a mark');
+      // A stale owner's late, lower writes race the owner's higher ones: the highest stands.
+      const marks = [40, 7, 120, 3, 119, 60, 1, 118];
+      await Promise.all(marks.map((m, i) => writers[i % writers.length]!.setFanoutMark(c, m)));
+      t.equal(await store.getFanoutMark(c), 120, 'the highest of racing writes');
+      await store.setFanoutMark(c, 50);
+      t.equal(await store.getFanoutMark(c), 120, 'a lower mark never replaces a higher one');
+      await store.setFanoutMark(c, 121);
+      t.equal(await store.getFanoutMark(c), 121);
+      t.equal(await store.getFanoutMark(conv()), undefined, 'per conversation');
+    });
+
+    t.test('remembered conversations: a forget removes its own epoch or older, never a newer remembrance', async (t) => {
+      const [a, b, c] = [conv(), conv(), conv()];
+      const has = async (x: string) => (await store.rememberedConversations()).includes(x);
+      await store.rememberConversation(a, 3);
+      await writers[writers.length - 1]!.rememberConversation(b, 1);
+      t.ok(await has(a) && await has(b), 'both listed, through every client');
+      await store.forgetConversation(a, 2);
+      t.ok(await has(a), 'an older activation\'s late forget leaves a newer remembrance');
+      await store.forgetConversation(a, 3);
+      t.notOk(await has(a), 'its own activation\'s forget removes it');
+      await store.rememberConversation(a, 4);
+      t.ok(await has(a), 'a later activation remembers it again');
+      // The old activation's forget racing the new one's remembrance, in either order: the newer stays.
+      await Promise.all([store.forgetConversation(c, 5), writers[writers.length - 1]!.rememberConversation(c, 6)]);
+      t.ok(await has(c), 'a forget racing a newer remembrance leaves it');
+      await store.forgetConversation(b, 1);
+      t.notOk(await has(b));
+      for (const x of [a, c]) await store.forgetConversation(x, 6);
+    });
+
     // ---- inbox ----
 
     const entry = (ptr: number, expiresAt = Date.now() + DAY, seq = ptr * 10) => ({

@@ -41,9 +41,8 @@ t.test('media settings: defaults and from the environment', async (t) => {
   t.throws(() => loadConfig({ PARLEY_MEDIA_UPLOAD_MIN_BPS: 'fast' }), /non-negative number/);
 });
 
-t.test('fan-out windows: defaults, from the environment, and the slow notice after the first retry', async (t) => {
-  t.strictSame(loadConfig({}).fanout, { retryMs: 5000, slowMs: 7000 });
-  t.strictSame(loadConfig({ PARLEY_FANOUT_RETRY_MS: '1000', PARLEY_FANOUT_SLOW_MS: '2000' }).fanout, { retryMs: 1000, slowMs: 2000 });
-  t.throws(() => loadConfig({ PARLEY_FANOUT_SLOW_MS: '5000' }), /PARLEY_FANOUT_SLOW_MS must be longer than PARLEY_FANOUT_RETRY_MS/);
+t.test('the fan-out retry window: default and from the environment', async (t) => {
+  t.strictSame(loadConfig({}).fanout, { retryMs: 5000 });
+  t.strictSame(loadConfig({ PARLEY_FANOUT_RETRY_MS: '1000' }).fanout, { retryMs: 1000 });
   t.throws(() => loadConfig({ PARLEY_FANOUT_RETRY_MS: '0' }), /must be positive/);
 });

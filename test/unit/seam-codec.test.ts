@@ -24,6 +24,8 @@ const SAMPLES: { [T in EntityType]: { [K in EntityMessages[T]['t']]: EntityMessa
     'cursors.due': { t: 'cursors.due', inc: 'i.1' },
     'cursor.stored': { t: 'cursor.stored', inc: 'i.1', user: 'ub', read: [2, 5], delivered: [3, 5] },
     'all.stored': { t: 'all.stored', inc: 'i.1', read: [1, 4] },
+    redrive: { t: 'redrive', inc: 'i.1', after: 120 },
+    recover: { t: 'recover', reply: 'n1:20' },
   },
   user: {
     'inbox.stale': { t: 'inbox.stale', device: 'd1', epoch: 2 },
@@ -35,7 +37,7 @@ const SAMPLES: { [T in EntityType]: { [K in EntityMessages[T]['t']]: EntityMessa
     sync: { t: 'sync', device: 'd1', conn, since: 0, room: 524288, origin: conn, rid: 'r2' },
     'sync.more': { t: 'sync.more', device: 'd1', conn, room: 1000 },
     ack: { t: 'ack', device: 'd1', ptr: 12 },
-    deliver: { t: 'deliver', conv: 'd.ua.ub', seq: 5, from: 'ua', dev: 'd1', kind: 'image', packed: bytes, redelivery: true, deliveredUpTo: 4 },
+    deliver: { t: 'deliver', conv: 'd.ua.ub', seq: 5, from: 'ua', dev: 'd1', kind: 'image', packed: bytes, redelivery: true },
     'presence.sub': { t: 'presence.sub', viewer: 'ub', conn },
     'presence.unsub': { t: 'presence.unsub', viewer: 'ub', conn },
     'profile.set': { t: 'profile.set', reply: 'n1:5', name: 'Ann' },
@@ -87,7 +89,7 @@ t.test('every entity message type round-trips through the seam codec unchanged',
       n++;
     }
   }
-  t.equal(n, 42, 'all 42 message types were sampled');
+  t.equal(n, 44, 'all 44 message types were sampled');
   const deliver = decodeSeam(encodeSeam({ k: 'entity', type: 'user', id: 'u', msg: SAMPLES.user.deliver })) as Extract<SeamMessage, { k: 'entity' }>;
   t.ok((deliver.msg as { packed: unknown }).packed instanceof Uint8Array, 'packed bytes stay bytes');
 });

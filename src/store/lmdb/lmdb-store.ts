@@ -50,6 +50,8 @@ export class LmdbStore implements Store {
   private readonly journal: Table<JournalEvent, Key>;
   private readonly snapshots: Table<SnapshotRecord, Key>;
   private readonly fences: Table<FenceClaim, string>;
+  private readonly fanoutMarks: Table<number, string>;
+  private readonly remembered: Table<number, string>;
   private sweeper: NodeJS.Timeout;
   private syncer?: NodeJS.Timeout;
 
@@ -78,6 +80,8 @@ export class LmdbStore implements Store {
     this.userGroupsDb = db('user_groups');
     this.media = db('media');
     this.mediaRefs = db('media_refs');
+    this.fanoutMarks = db('fanout_marks');
+    this.remembered = db('remembered_convs');
     this.journal = db('journal');
     this.snapshots = db('snapshots');
     this.fences = db('fences');
@@ -174,6 +178,33 @@ export class LmdbStore implements Store {
     const cur = this.fences.get(key);
     if (!cur || cur.epoch !== epoch) throw staleOwner(key, epoch, cur?.epoch);
     return cur;
+  }
+
+  async getFanoutMark(conv: ConversationId): Promise<number | undefined> {
+    return this.fanoutMarks.get(conv);
+  }
+
+  setFanoutMark(conv: ConversationId, seq: number): Promise<void> {
+    return this.batch.run(() => {
+      if (seq > (this.fanoutMarks.get(conv) ?? -1)) this.fanoutMarks.put(conv, seq);
+    });
+  }
+
+  rememberConversation(conv: ConversationId, epoch: number): Promise<void> {
+    return this.batch.run(() => {
+      if (epoch > (this.remembered.get(conv) ?? 0)) this.remembered.put(conv, epoch);
+    });
+  }
+
+  forgetConversation(conv: ConversationId, epoch: number): Promise<void> {
+    return this.batch.run(() => {
+      const held = this.remembered.get(conv);
+      if (held !== undefined && held <= epoch) this.remembered.remove(conv);
+    });
+  }
+
+  async rememberedConversations(): Promise<ConversationId[]> {
+    return [...this.remembered.keys({})];
   }
 
   // ---- cursors ----

@@ -32,3 +32,11 @@ export function ttlUntil(expiresAt: number, now: number = Date.now()): number {
 export const MIN_REGISTER_BASE = 2 ** 50;
 export const maxRegisterTimestamp = (v: number): number => v;
 export const minRegisterTimestamp = (v: number): number => MIN_REGISTER_BASE - v;
+
+/** Partitions of the remembered conversations: a conversation's is a hash of its id (FNV-1a) modulo this. */
+export const REMEMBER_SHARDS = 256;
+export function rememberShard(conv: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < conv.length; i++) h = Math.imul(h ^ conv.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % REMEMBER_SHARDS;
+}

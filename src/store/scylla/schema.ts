@@ -176,6 +176,20 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 8,
+    description: 'fan-out marks and remembered conversations: a new owner re-drives the log above the mark',
+    statements: [
+      // One row per conversation, a max register (written USING TIMESTAMP = the mark): no read, no LWT.
+      `CREATE TABLE IF NOT EXISTS {ks}.fanout_marks (conv text PRIMARY KEY, seq bigint)`,
+      // Conversations whose fan-out may be unfinished, spread over REMEMBER_SHARDS partitions (a node lists
+      // them all when it starts; a cluster node, the shards it owns). Written and deleted with the activation's
+      // epoch as the timestamp, no LWT. A forget is a tombstone per passivated conversation: gc_grace is short.
+      `CREATE TABLE IF NOT EXISTS {ks}.remembered_convs (
+        shard int, conv text, PRIMARY KEY ((shard), conv)
+      ) WITH gc_grace_seconds = 10800`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

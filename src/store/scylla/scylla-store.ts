@@ -9,7 +9,7 @@ import type {
   OtpStep, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 import { log } from '../../log.js';
-import { DAY_MS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, ttlUntil } from './buckets.js';
+import { DAY_MS, REMEMBER_SHARDS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, rememberShard, ttlUntil } from './buckets.js';
 import { checkKeyspace, migrate, type Replication } from './schema.js';
 
 export type ConsistencyName = keyof typeof types.consistencies;
@@ -476,6 +476,33 @@ export class ScyllaStore implements Store {
   }
 
   // ---- receipt cursors ----
+
+  async getFanoutMark(conv: ConversationId): Promise<number | undefined> {
+    const rs = await this.read(this.q.getFanoutMark, [conv]);
+    return rs.rowLength ? num(rs.first().get('seq')) : undefined;
+  }
+
+  async setFanoutMark(conv: ConversationId, seq: number): Promise<void> {
+    // A max register: the write timestamp is the mark, so the highest write wins whatever order they land in.
+    await this.write(this.q.setFanoutMark, [maxRegisterTimestamp(seq), seq, conv]);
+  }
+
+  // Write timestamps are the epoch: a forget (a delete at its epoch) shadows only remembrances of that epoch or older.
+  async rememberConversation(conv: ConversationId, epoch: number): Promise<void> {
+    await this.write(this.q.remember, [rememberShard(conv), conv, epoch]);
+  }
+
+  async forgetConversation(conv: ConversationId, epoch: number): Promise<void> {
+    await this.write(this.q.forget, [epoch, rememberShard(conv), conv]);
+  }
+
+  async rememberedConversations(): Promise<ConversationId[]> {
+    const out: ConversationId[] = [];
+    for (let shard = 0; shard < REMEMBER_SHARDS; shard++) {
+      for (const row of await this.readAll(this.q.remembered, [shard])) out.push(row.get('conv'));
+    }
+    return out;
+  }
 
   async getCursors(conv: ConversationId): Promise<Map<UserId, ReceiptCursor>> {
     const out = new Map<UserId, ReceiptCursor>();
@@ -1044,6 +1071,11 @@ function statements(ks: string) {
     redact: `DELETE body FROM ${ks}.messages USING TIMESTAMP ? WHERE conv = ? AND bucket = ? AND seq = ?`,
 
     getCursors: `SELECT user_id, delivered, read_upto, visible_from FROM ${ks}.receipt_cursors WHERE conv = ?`,
+    getFanoutMark: `SELECT seq FROM ${ks}.fanout_marks WHERE conv = ?`,
+    remember: `INSERT INTO ${ks}.remembered_convs (shard, conv) VALUES (?, ?) USING TIMESTAMP ?`,
+    forget: `DELETE FROM ${ks}.remembered_convs USING TIMESTAMP ? WHERE shard = ? AND conv = ?`,
+    remembered: `SELECT conv FROM ${ks}.remembered_convs WHERE shard = ?`,
+    setFanoutMark: `UPDATE ${ks}.fanout_marks USING TIMESTAMP ? SET seq = ? WHERE conv = ?`,
     setCursor: `UPDATE ${ks}.receipt_cursors SET delivered = ?, read_upto = ? WHERE conv = ? AND user_id = ?`,
     setCursorFrom: `UPDATE ${ks}.receipt_cursors SET delivered = ?, read_upto = ?, visible_from = ? WHERE conv = ? AND user_id = ?`,
 
