@@ -20,7 +20,7 @@ import type { ActorDeps } from './actors/deps.js';
 import { TokenSigner } from './accounts/tokens.js';
 import { Accounts } from './accounts/accounts.js';
 import { DevOutboxSms, HttpSms } from './accounts/sms-gateway.js';
-import { OutboxPushGateway } from './push/push-gateway.js';
+import { startPush } from './push/push-config.js';
 import { MediaStore } from './media/media-store.js';
 import { MediaAccess } from './media/media-access.js';
 import { MediaUrlSigner } from './media/media-urls.js';
@@ -62,7 +62,15 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const conns = new ConnectionRegistry();
   const faults = cfg.faults ? new FaultInjector() : undefined;
   const router = new LocalRouter(id, system, conns, cfg.passivateAfterMs, faults);
-  const push = new OutboxPushGateway();
+  // Pushes go out from the dispatcher, outside the entities; a dead registration comes back to its user entity as a message.
+  const { dispatcher: push, outbox } = startPush(cfg.push, {
+    metrics,
+    senderName: async (user) => {
+      const u = await store.getUser(user);
+      return u?.name && u.name !== u.phone ? u.name : undefined; // a name equal to the number is no name (User.profile)
+    },
+    dead: ({ user, device, push: reg }) => router.tell('user', user, { t: 'push.drop', device, platform: reg.platform, token: reg.token, why: 'invalid' }),
+  });
   const budgets = { fanout: new KeyedLimiter(cfg.shaping.fanout), syncResend: new KeyedLimiter(cfg.shaping.syncResend) };
   const deps: ActorDeps = { store, router, push, budgets, config: cfg };
   router.host([User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[]);
@@ -105,7 +113,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     mountMedia(app, {
       accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes,
     });
-    mountOps(app, { node: id, metrics, accounts, access, tree: () => router.tree(), push: devSms ? push : undefined, faults });
+    mountOps(app, { node: id, metrics, accounts, access, tree: () => router.tree(), push: devSms ? outbox : undefined, faults });
     app.any('/*', (res) => sendJson(track(res), 404, { error: new ParleyError('not_found', 'no such route') }));
   };
   const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);
@@ -122,6 +130,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       // Let accepted work finish: stored messages still fan out to inboxes, acks still land.
       await router.drain();
       router.stop();
+      push.close();
       stopActor(system);
       await store.close();
       loop.stop();

@@ -20,7 +20,9 @@ import { User } from '../../src/actors/user.js';
 import { Conversation } from '../../src/actors/conversation.js';
 import { Group } from '../../src/actors/group.js';
 import { RETRY_MS, SLOW_MS } from '../../src/actors/fanout.js';
-import { OutboxPushGateway } from '../../src/push/push-gateway.js';
+import { OutboxProvider } from '../../src/push/push-gateway.js';
+import { PushDispatcher } from '../../src/push/dispatcher.js';
+import { pushConfig } from '../../src/push/push-config.js';
 import { decodeFrame, encodeDelivery, encodeFrame, pack } from '../../src/protocol/codec.js';
 import { validateClientFrame } from '../../src/protocol/validate.js';
 import { DEFAULT_LIMITS } from '../../src/protocol/limits.js';
@@ -83,7 +85,7 @@ async function main(): Promise<void> {
   const router = new LocalRouter('n1', system, conns, 120_000);
   const { shaping } = loadConfig({});
   const budgets = { fanout: new KeyedLimiter(shaping.fanout), syncResend: new KeyedLimiter(shaping.syncResend) };
-  const deps = { store, router, push: new OutboxPushGateway(), budgets, config: { limits: DEFAULT_LIMITS, inboxTtlMs: 86_400_000, inboxDeferMs: Number(process.env.PARLEY_INBOX_DEFER_MS ?? 300), deviceTrustMs: 86_400_000, shaping, fanout: { retryMs: RETRY_MS, slowMs: SLOW_MS } } };
+  const deps = { store, router, push: new PushDispatcher(pushConfig({}).dispatch, { providers: {}, fallback: new OutboxProvider(), senderName: async () => undefined, dead: () => undefined }), budgets, config: { limits: DEFAULT_LIMITS, inboxTtlMs: 86_400_000, inboxDeferMs: Number(process.env.PARLEY_INBOX_DEFER_MS ?? 300), deviceTrustMs: 86_400_000, shaping, fanout: { retryMs: RETRY_MS, slowMs: SLOW_MS } } };
   router.host([User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[]);
   const directory = { lookup: async () => ({}) };
 
