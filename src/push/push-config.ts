@@ -7,6 +7,7 @@ import { APNS_REFRESH_MAX_MS, APNS_REFRESH_MIN_MS, ApnsProvider } from './apns.j
 import { FcmProvider, type ServiceAccount } from './fcm.js';
 import { WebPushProvider } from './webpush.js';
 import { WnsProvider } from './wns.js';
+import { WebhookProvider } from './webhook.js';
 import { PushDispatcher, type DispatcherConfig, type DispatcherDeps } from './dispatcher.js';
 import { OutboxProvider, type PushProvider } from './push-gateway.js';
 
@@ -18,6 +19,8 @@ export interface PushConfig {
   fcm?: { serviceAccountFile: string; url: string; tokenUrl?: string };
   webpush?: { publicKey: string; privateKey: string; subject: string };
   wns?: { clientId: string; clientSecret: string; tokenUrl: string };
+  /** Platforms without credentials go here instead of the dev outbox. */
+  webhook?: { url: string; secret: string };
 }
 
 type Env = Record<string, string | undefined>;
@@ -86,6 +89,10 @@ export function pushConfig(env: Env): PushConfig {
       clientId: env.PARLEY_WNS_CLIENT_ID!, clientSecret: env.PARLEY_WNS_CLIENT_SECRET!,
       tokenUrl: env.PARLEY_WNS_TOKEN_URL || 'https://login.live.com/accesstoken.srf',
     })),
+    webhook: group(env, ['PARLEY_PUSH_WEBHOOK_URL', 'PARLEY_PUSH_WEBHOOK_SECRET'], () => {
+      if ((env.PARLEY_PUSH_WEBHOOK_SECRET ?? '').length < 16) throw new Error('PARLEY_PUSH_WEBHOOK_SECRET needs at least 16 characters');
+      return { url: env.PARLEY_PUSH_WEBHOOK_URL!, secret: env.PARLEY_PUSH_WEBHOOK_SECRET! };
+    }),
   };
 }
 
@@ -110,9 +117,10 @@ export function buildProviders(cfg: PushConfig): Partial<Record<PushPlatform, Pu
   return out;
 }
 
-/** The node's dispatcher: the configured providers, the dev outbox for every other platform. */
+/** The node's dispatcher: the configured providers; the webhook, else the dev outbox, for every other platform. */
 export function startPush(cfg: PushConfig, deps: Omit<DispatcherDeps, 'providers' | 'fallback'> & { dead(to: { user: UserId; device: DeviceId; push: PushRegistration }): void }) {
   const outbox = new OutboxProvider();
-  const dispatcher = new PushDispatcher(cfg.dispatch, { ...deps, providers: buildProviders(cfg), fallback: outbox });
+  const fallback = cfg.webhook ? new WebhookProvider({ ...cfg.webhook, timeoutMs: cfg.timeoutMs }) : outbox;
+  const dispatcher = new PushDispatcher(cfg.dispatch, { ...deps, providers: buildProviders(cfg), fallback });
   return { dispatcher, outbox };
 }

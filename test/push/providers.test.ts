@@ -1,5 +1,8 @@
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import webpush from 'web-push';
@@ -7,6 +10,7 @@ import { ApnsProvider } from '../../src/push/apns.js';
 import { FcmProvider, type ServiceAccount } from '../../src/push/fcm.js';
 import { WebPushProvider, webPushPayload } from '../../src/push/webpush.js';
 import { WnsProvider } from '../../src/push/wns.js';
+import { WebhookProvider } from '../../src/push/webhook.js';
 import { PushDispatcher } from '../../src/push/dispatcher.js';
 import { OutboxProvider } from '../../src/push/push-gateway.js';
 import { pushConfig } from '../../src/push/push-config.js';
@@ -32,6 +36,7 @@ async function until(ok: () => boolean, what: string, ms = 5000): Promise<void> 
   }
 }
 const TOKEN = 'ab'.repeat(32);
+const to = { user: 'bob', device: 'phone' };
 
 const note = (over: Partial<Notification> = {}): Notification => ({
   ...render(addToBurst(undefined, { conv: 'd.ann.bob', seq: 7, from: 'ann', kind: 'text', preview: 'hi <there> & "you"' }),
@@ -282,4 +287,33 @@ t.test('the dispatcher gives up after maxAttempts, and reports a dead registrati
   await until(() => d.pending === 0, 'the dispatcher has the answer');
   t.match(metrics.prometheus(), /parley_push_fcm_failed_total 1/);
   t.match(metrics.prometheus(), /parley_push_fcm_removed_total 1/);
+});
+
+t.test('the webhook: one signed JSON POST per notification; its answers as the others\'', async (t) => {
+  const got: { body: string; sig: string | undefined }[] = [];
+  const answers: number[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => { body += c.toString(); });
+    req.on('end', () => {
+      got.push({ body, sig: req.headers['x-parley-signature'] as string | undefined });
+      const status = answers.shift() ?? 204;
+      res.writeHead(status, status === 429 ? { 'retry-after': '4' } : {});
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const secret = 'webhook-secret-0123456789';
+  const hook = new WebhookProvider({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/push`, secret, timeoutMs: 5000 });
+  const reg = { platform: 'fcm' as const, token: 'gw-token' };
+  t.strictSame(await hook.send(reg, note(), to), { kind: 'sent' });
+  const { body, sig } = got[0]!;
+  t.equal(sig, `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`, 'signed with the shared secret over the exact body');
+  t.strictSame(JSON.parse(body), { user: 'bob', device: 'phone', platform: 'fcm', token: 'gw-token', notification: note() });
+  answers.push(410, 429, 500, 400);
+  t.match(await hook.send(reg, note(), to), { kind: 'dead' });
+  t.strictSame(await hook.send(reg, note(), to), { kind: 'retry', reason: 'webhook 429', retryAfterMs: 4000 });
+  t.match(await hook.send(reg, note(), to), { kind: 'retry', outage: true });
+  t.match(await hook.send(reg, note(), to), { kind: 'failed', reason: 'webhook 400' });
 });

@@ -183,7 +183,7 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE {ks}.devices ADD (push_app text, push_previews boolean, push_p256dh text, push_auth text)`,
       // Which device holds a push token (keyed by a hash of platform and token): a token registered again by
       // another device leaves the old one. Changed only by lightweight transactions, so claims are serial.
-      `CREATE TABLE IF NOT EXISTS {ks}.push_tokens (token text PRIMARY KEY, device text)`,
+      `CREATE TABLE IF NOT EXISTS {ks}.push_tokens (token_hash text PRIMARY KEY, device text)`,
       // A user's muted conversations, until when: one small partition, read when the user entity loads.
       `CREATE TABLE IF NOT EXISTS {ks}.mutes (
         user_id text, conv text, until bigint,
