@@ -21,6 +21,7 @@ import { TokenSigner } from './accounts/tokens.js';
 import { Accounts } from './accounts/accounts.js';
 import { DevOutboxSms, HttpSms } from './accounts/sms-gateway.js';
 import { startPush } from './push/push-config.js';
+import { recoverPushes } from './push/registrar.js';
 import { MediaStore } from './media/media-store.js';
 import { MediaAccess } from './media/media-access.js';
 import { MediaUrlSigner } from './media/media-urls.js';
@@ -65,6 +66,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   // Pushes go out from the dispatcher, outside the entities; a dead registration comes back to its user entity as a message.
   const { dispatcher: push, outbox } = startPush(cfg.push, {
     metrics,
+    marks: { put: (device, mark) => store.putPushMark(device, mark), delete: (device) => store.deletePushMark(device) },
     senderName: async (user) => {
       const u = await store.getUser(user);
       return u?.name && u.name !== u.phone ? u.name : undefined; // a name equal to the number is no name (User.profile)
@@ -120,6 +122,11 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const port = edge.port;
   log('info', 'parley node listening', { node: id, port, scheme: edge.scheme, store: store.kind, data: cfg.dataDir, env: cfg.env });
   if (cfg.env === 'development') warnDevelopment(cfg, !cfg.secret);
+  // Notifications owed when the node last stopped (or died) go out now, alongside new traffic.
+  recoverPushes(store, push).then(
+    (n) => { if (n) log('info', 'push notifications owed before the restart are being sent', { devices: n }); },
+    (err: unknown) => log('warn', 'push marks not read; notifications owed before the restart are not sent', { error: String(err) }),
+  );
 
   return {
     id, port, store, scheme: edge.scheme,

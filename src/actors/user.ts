@@ -278,7 +278,7 @@ export class User implements Entity<UserMsg> {
       const ptr = this.nextPtr(dev);
       fan.left++;
       const d = this.push(dev, ptr, m, mine);
-      if (!dev.conn) this.notifyPush(dev, m, mine);
+      if (!dev.conn) this.notifyPush(dev, m, mine, ptr);
       if (d) {
         if (deferMs > 0) {
           this.defer(dev, d, fan, deferMs);
@@ -422,9 +422,9 @@ export class User implements Entity<UserMsg> {
    * do; not for its own user's messages, a muted conversation, or kinds that don't notify. The dispatcher
    * (src/push/dispatcher.ts) coalesces and sends outside this entity.
    */
-  private notifyPush(dev: DeviceState, m: UserDeliver, mine: boolean): void {
+  private notifyPush(dev: DeviceState, m: UserDeliver, mine: boolean, ptr: number): void {
     if (!dev.push || mine || m.redelivery || !pushable(m.kind) || mutedAt(this.mutes?.get(m.conv), Date.now())) return;
-    this.deps.push.notify(pushNotice(this.id, dev.id, dev.push, m));
+    this.deps.push.notify(pushNotice(this.id, dev.id, dev.push, m, ptr));
   }
 
   /** The service called the registration dead, or its token moved to another device: gone, unless the device registered anew. */
@@ -448,7 +448,6 @@ export class User implements Entity<UserMsg> {
     else this.mutes?.delete(m.conv);
     return { conv: m.conv, until: on ? m.until : 0 };
   }
-
 
   private ack(m: UserAck): void {
     const dev = this.find(m.device);

@@ -1,7 +1,7 @@
 import { ParleyError } from '../protocol/errors.js';
 import type { DeviceId, UserId } from '../protocol/ids.js';
 import type { PushPlatform } from '../protocol/frames.js';
-import type { PushRegistration } from '../store/store.js';
+import type { PushMark, PushRegistration } from '../store/store.js';
 import { log } from '../log.js';
 import { Breaker } from './breaker.js';
 import { addToBurst, mergeBursts, render, retryDelay, type Burst } from './policy.js';
@@ -50,6 +50,8 @@ export interface DispatcherDeps {
   /** The registration is dead (the service said so): the user entity is told, and removes it in its turn. */
   dead(to: { user: UserId; device: DeviceId; push: PushRegistration }): void;
   metrics?: { count(name: string, by?: number): void; gauge(name: string, read: () => number): void };
+  /** Where a device owed a notification is marked durably (the store's push marks), so a restart sends it. */
+  marks?: { put(device: string, mark: PushMark): Promise<void>; delete(device: string): Promise<void> };
   timers?: Timers;
   random?: () => number;
 }
@@ -130,6 +132,8 @@ export class PushDispatcher implements PushGateway {
       if (this.slots.size >= this.cfg.maxPending) this.dropOldest();
       slot = { key, user: n.user, device: n.device, push: n.push, burst: undefined, timer: undefined, queued: false, sending: undefined, attempts: 0 };
       this.slots.set(key, slot);
+      const { user, device, ptr, conv, seq, from, kind } = n; // no preview: message text stays out of the table
+      this.deps.marks?.put(key, { user, device, ptr, conv, seq, from, kind }).catch((err: unknown) => log('warn', 'push mark not stored', { error: String(err) }));
     }
     slot.push = n.push; // the newest registration (a new token replaces the old one)
     slot.burst = addToBurst(slot.burst, n);
@@ -187,7 +191,7 @@ export class PushDispatcher implements PushGateway {
     for (const s of this.slots.values()) {
       if (s.sending) continue;
       if (s.timer) this.timers.clearTimeout(s.timer);
-      this.slots.delete(s.key); // a queued key whose slot is gone is skipped
+      this.forget(s.key); // a queued key whose slot is gone is skipped
       this.count('push_dropped');
       return;
     }
@@ -271,9 +275,15 @@ export class PushDispatcher implements PushGateway {
     }
     if (live) {
       if (slot.burst && !slot.timer && !slot.queued) this.enqueue(slot); // came during the send, its wait over
-      else if (!slot.burst && !slot.timer && !slot.queued) this.slots.delete(slot.key);
+      else if (!slot.burst && !slot.timer && !slot.queued) this.forget(slot.key);
     }
     this.pump(name);
+  }
+
+  /** Nothing more is owed to the device: its slot and its mark go. */
+  private forget(key: string): void {
+    this.slots.delete(key);
+    this.deps.marks?.delete(key).catch((err: unknown) => log('warn', 'push mark not deleted', { error: String(err) }));
   }
 
   private async senderNameOf(user: UserId): Promise<string | undefined> {

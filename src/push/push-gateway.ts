@@ -15,6 +15,8 @@ export interface PushNotice {
   user: UserId;
   device: DeviceId;
   push: PushRegistration;
+  /** The inbox ptr the message got for this device: a device that acked it needs no push. */
+  ptr: number;
   conv: ConversationId;
   seq: number;
   from: UserId;

@@ -1,11 +1,11 @@
 import { unpack } from '../protocol/codec.js';
 import { deviceKey, type DeviceId, type UserId } from '../protocol/ids.js';
 import type { Message } from '../protocol/frames.js';
-import type { PushRegistration } from '../store/store.js';
+import type { PushRegistration, Store } from '../store/store.js';
 import type { ActorDeps } from '../actors/deps.js';
 import type { UserDeliver } from '../actors/messages.js';
 import { log } from '../log.js';
-import type { PushNotice } from './push-gateway.js';
+import type { PushGateway, PushNotice } from './push-gateway.js';
 import { previewOf } from './policy.js';
 import { sameAddress, tokenKey } from './registration.js';
 
@@ -42,7 +42,26 @@ export function releaseToken(deps: ActorDeps, user: UserId, device: DeviceId, pu
 }
 
 /** What the dispatcher gets of a message: the envelope, and text only where the device allowed previews. */
-export function pushNotice(user: UserId, device: DeviceId, push: PushRegistration, m: UserDeliver): PushNotice {
+export function pushNotice(user: UserId, device: DeviceId, push: PushRegistration, m: UserDeliver, ptr: number): PushNotice {
   const preview = push.previews ? previewOf(m.kind, (unpack(m.packed) as Message).body) : undefined;
-  return { user, device, push, conv: m.conv, seq: m.seq, from: m.from, kind: m.kind, ...(preview !== undefined ? { preview } : {}) };
+  return { user, device, push, ptr, conv: m.conv, seq: m.seq, from: m.from, kind: m.kind, ...(preview !== undefined ? { preview } : {}) };
+}
+
+/**
+ * At start: the notifications a node still owed when it stopped (its push marks) are sent, unless the device
+ * has since acked the message, signed out or lost its registration. The message itself was in the inbox all
+ * along; this only wakes the device to fetch it.
+ */
+export async function recoverPushes(store: Store, push: PushGateway): Promise<number> {
+  let sent = 0;
+  for (const m of await store.listPushMarks()) {
+    const dev = await store.getDevice(m.user, m.device);
+    if (!dev?.push || dev.acked >= m.ptr) {
+      await store.deletePushMark(deviceKey(m.user, m.device));
+      continue;
+    }
+    push.notify({ ...m, push: dev.push });
+    sent++;
+  }
+  return sent;
 }

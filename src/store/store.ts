@@ -1,5 +1,5 @@
 import type { ConversationId, DeviceId, GroupId, UserId } from '../protocol/ids.js';
-import type { GroupRole, LastSeenPrivacy, Message, PushPlatform } from '../protocol/frames.js';
+import type { GroupRole, LastSeenPrivacy, Message, MessageKind, PushPlatform } from '../protocol/frames.js';
 
 /**
  * The one persistence interface. LMDB (embedded, one node) and ScyllaDB (cluster) implement it and pass the
@@ -99,6 +99,14 @@ export interface Store {
   claimPushToken(token: string, owner: DeviceKey): Promise<DeviceKey | undefined>;
   /** Forgets the token if `owner` still holds it (a sign-out, a new token); a token that moved on is left alone. */
   releasePushToken(token: string, owner: DeviceKey): Promise<void>;
+  /**
+   * Push marks: a device with a notification not yet sent, so a node that dies within its coalescing window
+   * or retries sends it after a restart. One per device (the first message of the burst); deleted once sent.
+   */
+  putPushMark(device: DeviceKey, mark: PushMark): Promise<void>;
+  deletePushMark(device: DeviceKey): Promise<void>;
+  /** Every push mark, in no order (read once at start). */
+  listPushMarks(): Promise<PushMark[]>;
   /** Per-conversation mutes of a user: conversation → muted until (ms since the epoch). */
   getMutes(user: UserId): Promise<Map<ConversationId, number>>;
   /** Mutes a conversation until `until`; 0 unmutes it. */
@@ -210,6 +218,16 @@ export interface PushRegistration {
   app?: string;
   /** The device allowed message text in notifications (plaintext bodies only). */
   previews?: boolean;
+}
+/** A notification owed to a device: the message that started its burst and the inbox ptr it got there. */
+export interface PushMark {
+  user: UserId;
+  device: DeviceId;
+  ptr: number;
+  conv: ConversationId;
+  seq: number;
+  from: UserId;
+  kind: MessageKind;
 }
 export interface DeviceRecord {
   user: UserId;

@@ -33,7 +33,7 @@ t.before(async () => {
   writeFileSync(join(dir, 'apns.p8'), keys.privatePem);
   writeFileSync(join(dir, 'fcm.json'), JSON.stringify(fcm.serviceAccount));
   f = await Fixture.start({
-    PARLEY_PUSH_COALESCE_MS: '700', PARLEY_PUSH_CONCURRENCY: '1', PARLEY_PUSH_RETRY_BASE_MS: '50',
+    PARLEY_PUSH_COALESCE_MS: '700', PARLEY_PUSH_CONCURRENCY: '1', PARLEY_PUSH_RETRY_BASE_MS: '60000',
     PARLEY_RATE_PER_S: '100000', PARLEY_RATE_BURST: '100000',
     PARLEY_APNS_URL: apns.url, PARLEY_APNS_KEY_FILE: join(dir, 'apns.p8'), PARLEY_APNS_KEY_ID: keys.keyId, PARLEY_APNS_TEAM_ID: keys.teamId,
     PARLEY_APNS_TOPIC: TOPIC, PARLEY_APNS_CA_FILE: cert.caFile,
@@ -194,6 +194,27 @@ t.test('registrations are checked: a Web Push endpoint elsewhere than the allowe
   t.match(err, { code: 'invalid', message: /does not send webpush notifications to/ });
   t.match(await d.client.registerPush('apns', 'not-hex').catch((e: unknown) => e), { code: 'invalid', message: /hex digits/ });
   t.same(await d.client.unregisterPush(), { registered: false });
+});
+
+t.test('a notification still owed when the node is killed is sent after the restart', async (t) => {
+  const a = await alice(t);
+  const token = apnsToken();
+  const phone = await offlineDevice(t, (c) => c.registerPush('apns', token));
+  apns.script.push({ status: 503, reason: 'ServiceUnavailable' }); // the first attempt fails; the retry would wait 30–60 s
+  const sent = await a.client.text({ to: phone.user }, 'before the crash');
+  await apns.waitFor((rs) => forToken(token)(rs).length === 1 || undefined, 5000, 'the first attempt');
+  t.equal(forToken(token)(apns.requests)[0]!.status, 503);
+  await f.restart('SIGKILL');
+  const [, second] = await apns.waitFor((rs) => { const x = forToken(token)(rs); return x.length >= 2 ? x : undefined; }, 10_000, 'the push after the restart');
+  t.equal(second!.status, 200, 'sent by the new process, from the push mark in the store');
+  t.match(aps(second!), { conv: sent.conv, seq: sent.seq, count: 1 });
+
+  // Once sent, it is owed no more: another restart sends nothing again (round trip: the next message's push is the next request).
+  await f.restart();
+  const a2 = await f.device(t, { session: a.session, phone: a.phone });
+  const next = await a2.client.text({ to: phone.user }, 'after');
+  const [, , third] = await apns.waitFor((rs) => { const x = forToken(token)(rs); return x.length >= 3 ? x : undefined; }, 10_000, 'the next push');
+  t.match(aps(third!), { seq: next.seq, count: 1 }, 'the third request is the new message\'s: nothing was sent twice');
 });
 
 t.test('the node logged no errors', async (t) => { t.same(f.errorLogs(), []); });

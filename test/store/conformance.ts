@@ -610,6 +610,20 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.equal(await store.claimPushToken(raced, last), undefined, `the holder is the one nobody replaced (${last})`);
     });
 
+    t.test('push marks: put, replaced, listed, deleted', async (t) => {
+      const u = uid();
+      const key = `${u}.aaaaaaaa`;
+      const mark = { user: u, device: 'aaaaaaaa', ptr: 3, conv: 'd.a.b', seq: 9, from: 'a', kind: 'text' as const };
+      await store.putPushMark(key, mark);
+      t.strictSame((await store.listPushMarks()).filter((m) => m.user === u), [mark]);
+      await store.putPushMark(key, { ...mark, ptr: 4 });
+      t.strictSame((await store.listPushMarks()).filter((m) => m.user === u), [{ ...mark, ptr: 4 }], 'one per device');
+      await store.deletePushMark(key);
+      t.strictSame((await store.listPushMarks()).filter((m) => m.user === u), [], 'deleted');
+      await store.deletePushMark(key);
+      t.pass('deleting again is harmless');
+    });
+
     t.test('mutes: set, replaced, listed per user, unmuted with 0', async (t) => {
       const u = uid();
       t.strictSame(await store.getMutes(u), new Map(), 'none');

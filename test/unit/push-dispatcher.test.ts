@@ -25,7 +25,7 @@ function setup(t: { teardown(fn: () => unknown): void }, over: Partial<Dispatche
 }
 
 const notice = (device: string, seq: number, conv = 'd.ann.bob'): PushNotice => ({
-  user: 'bob', device, push: { platform: 'apns', token: `${device}${TOKEN}`.slice(0, 64) }, conv, seq, from: 'ann', kind: 'text',
+  user: 'bob', device, push: { platform: 'apns', token: `${device}${TOKEN}`.slice(0, 64) }, ptr: seq, conv, seq, from: 'ann', kind: 'text',
 });
 
 t.test('a burst of 20 for one device is one notification with a count of 20, after the window', async (t) => {

@@ -8,7 +8,7 @@ import { Table } from './table.js';
 import { WriteBatch } from './write-batch.js';
 import type {
   DeviceKey, DeviceRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
-  OtpStep, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
+  OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 
 type Key = (string | number)[];
@@ -52,6 +52,7 @@ export class LmdbStore implements Store {
   private readonly fences: Table<FenceClaim, string>;
   private readonly pushTokens: Table<DeviceKey, string>;
   private readonly mutes: Table<number, Key>;
+  private readonly pushMarks: Table<PushMark, string>;
   private sweeper: NodeJS.Timeout;
   private syncer?: NodeJS.Timeout;
 
@@ -85,6 +86,7 @@ export class LmdbStore implements Store {
     this.fences = db('fences');
     this.pushTokens = db('push_tokens');
     this.mutes = db('mutes');
+    this.pushMarks = db('push_marks');
     // LMDB has no TTL: expired inbox entries and one-time-code records are filtered on read and swept here.
     this.sweeper = setInterval(() => void this.sweepExpired().catch(() => undefined), opts.sweepEveryMs ?? 3_600_000);
     this.sweeper.unref();
@@ -317,6 +319,10 @@ export class LmdbStore implements Store {
       if (this.pushTokens.get(token) === owner) this.pushTokens.remove(token);
     });
   }
+
+  putPushMark(device: DeviceKey, mark: PushMark): Promise<void> { return this.batch.run(() => this.pushMarks.put(device, mark)); }
+  deletePushMark(device: DeviceKey): Promise<void> { return this.batch.run(() => void this.pushMarks.remove(device)); }
+  async listPushMarks(): Promise<PushMark[]> { return [...this.pushMarks.values({})]; }
 
   async getMutes(user: UserId): Promise<Map<ConversationId, number>> {
     const out = new Map<ConversationId, number>();

@@ -6,7 +6,7 @@ import { ParleyError } from '../../protocol/errors.js';
 import { pack, unpack } from '../../protocol/codec.js';
 import type {
   DeviceKey, DeviceRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
-  OtpStep, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
+  OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 import { log } from '../../log.js';
 import { DAY_MS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, ttlUntil } from './buckets.js';
@@ -686,6 +686,19 @@ export class ScyllaStore implements Store {
     }
   }
 
+  async putPushMark(device: DeviceKey, mark: PushMark): Promise<void> {
+    await this.write(this.q.putPushMark, [device, Buffer.from(pack(mark))]);
+  }
+
+  async deletePushMark(device: DeviceKey): Promise<void> {
+    await this.write(this.q.deletePushMark, [device]);
+  }
+
+  /** A scan of a small table, once at start. */
+  async listPushMarks(): Promise<PushMark[]> {
+    return (await this.readAll(this.q.listPushMarks, [])).map((r) => unpack(bytes(r.get('mark'))) as PushMark);
+  }
+
   async getMutes(user: UserId): Promise<Map<ConversationId, number>> {
     const out = new Map<ConversationId, number>();
     for (const r of await this.readAll(this.q.getMutes, [user])) out.set(r.get('conv') as ConversationId, num(r.get('until'))!);
@@ -1104,6 +1117,9 @@ function statements(ks: string) {
     pushTokenMove: `UPDATE ${ks}.push_tokens SET device = ? WHERE token_hash = ? IF device = ?`,
     pushTokenRelease: `DELETE FROM ${ks}.push_tokens WHERE token_hash = ? IF device = ?`,
     getMutes: `SELECT conv, until FROM ${ks}.mutes WHERE user_id = ?`,
+    putPushMark: `INSERT INTO ${ks}.push_marks (device, mark) VALUES (?, ?)`,
+    deletePushMark: `DELETE FROM ${ks}.push_marks WHERE device = ?`,
+    listPushMarks: `SELECT device, mark FROM ${ks}.push_marks`,
     setMute: `INSERT INTO ${ks}.mutes (user_id, conv, until) VALUES (?, ?, ?)`,
     deleteMute: `DELETE FROM ${ks}.mutes WHERE user_id = ? AND conv = ?`,
     deviceActive: `UPDATE ${ks}.devices USING TIMESTAMP ? SET last_active = ? WHERE user_id = ? AND id = ?`,
