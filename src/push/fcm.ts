@@ -3,7 +3,7 @@ import { SignJWT } from 'jose';
 import type { PushRegistration } from '../store/store.js';
 import type { Notification } from './policy.js';
 import type { PushProvider, SendResult } from './push-gateway.js';
-import { TokenCache, form, json, post, retryAfter, tokenAnswer, type HttpAnswer } from './http.js';
+import { TokenCache, form, json, post, retryAfter, tokenAnswer, withBearer, type HttpAnswer } from './http.js';
 
 /**
  * Firebase Cloud Messaging, HTTP v1: messages:send with an OAuth2 access token that a service account's
@@ -46,15 +46,7 @@ export class FcmProvider implements PushProvider {
 
   async send(push: PushRegistration, n: Notification): Promise<SendResult> {
     try {
-      let bearer = await this.tokens.get();
-      let a = await this.sendOnce(push, n, bearer);
-      if (a.status === 401) {
-        // The access token expired or was revoked early: a new one, once.
-        this.tokens.invalidate(bearer);
-        bearer = await this.tokens.get();
-        a = await this.sendOnce(push, n, bearer);
-      }
-      return classify(a);
+      return classify(await withBearer(this.tokens, (bearer) => this.sendOnce(push, n, bearer)));
     } catch (err) {
       return { kind: 'retry', reason: `fcm: ${String(err)}`, outage: true };
     }

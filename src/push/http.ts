@@ -51,6 +51,18 @@ export class TokenCache {
   }
 }
 
+/**
+ * A request with the cached access token; answered 401 (the token expired early or was revoked), once more
+ * with a new one. A second 401 is the caller's to handle (credentials refused): never a loop.
+ */
+export async function withBearer(tokens: TokenCache, send: (bearer: string) => Promise<HttpAnswer>): Promise<HttpAnswer> {
+  const first = await tokens.get();
+  const a = await send(first);
+  if (a.status !== 401) return a;
+  tokens.invalidate(first);
+  return send(await tokens.get());
+}
+
 /** An OAuth2 token endpoint's answer (RFC 6749 §5.1), or an error saying what was wrong with it. */
 export function tokenAnswer(a: HttpAnswer, now: number, what: string): AccessToken {
   const body = json(a.text);

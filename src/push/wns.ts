@@ -1,7 +1,7 @@
 import type { PushRegistration } from '../store/store.js';
 import type { Notification } from './policy.js';
 import type { PushProvider, SendResult } from './push-gateway.js';
-import { TokenCache, form, post, retryAfter, tokenAnswer, type HttpAnswer } from './http.js';
+import { TokenCache, form, post, retryAfter, tokenAnswer, withBearer, type HttpAnswer } from './http.js';
 
 /**
  * Windows Push Notification Services: an access token by OAuth client credentials (the app's package SID
@@ -37,14 +37,7 @@ export class WnsProvider implements PushProvider {
 
   async send(push: PushRegistration, n: Notification): Promise<SendResult> {
     try {
-      let bearer = await this.tokens.get();
-      let a = await this.sendOnce(push, n, bearer);
-      if (a.status === 401) {
-        this.tokens.invalidate(bearer); // "Token has expired": a new one, once
-        bearer = await this.tokens.get();
-        a = await this.sendOnce(push, n, bearer);
-      }
-      return classify(a);
+      return classify(await withBearer(this.tokens, (bearer) => this.sendOnce(push, n, bearer)));
     } catch (err) {
       return { kind: 'retry', reason: `wns: ${String(err)}`, outage: true };
     }
