@@ -196,6 +196,27 @@ t.test('registrations are checked: a Web Push endpoint elsewhere than the allowe
   t.same(await d.client.unregisterPush(), { registered: false });
 });
 
+t.test('a group message: the online member has it at once; the 30 offline ones are pushed once each, queued behind a slow service', async (t) => {
+  const a = await alice(t);
+  const online = await f.device(t);
+  const offline: string[] = [];
+  await Promise.all(Array.from({ length: 30 }, async (_, i) => {
+    const d = await offlineDevice(t, (c) => c.registerPush('fcm', `group-member-${i}`));
+    offline.push(d.user);
+  }));
+  const g = await a.client.createGroup('Everyone', [online.user, ...offline]);
+  fcm.delayMs = 100; // one at a time (PARLEY_PUSH_CONCURRENCY=1): 30 sends take 3 s
+  t.teardown(() => { fcm.delayMs = 0; });
+  const sent = await a.client.text({ conv: g.conv }, 'hello all');
+  await online.waitMessage((m) => m.seq === sent.seq, 'the online member has it live');
+  const mine = (rs: Recorded[]) => rs.filter((r) => String(r.token).startsWith('group-member-'));
+  t.ok(mine(fcm.requests).length < 30, `delivery did not wait for the pushes (${mine(fcm.requests).length} of 30 sent when it arrived)`);
+  await fcm.waitFor((rs) => mine(rs).length >= 30 || undefined, 20_000, 'every offline member pushed');
+  const tokens = mine(fcm.requests).map((r) => r.token);
+  t.equal(new Set(tokens).size, 30, 'each once');
+  t.ok(mine(fcm.requests).every((r) => (r.payload as { message: { data: { seq: string } } }).message.data.seq === String(sent.seq)), 'for the text, not the group\'s system message');
+});
+
 t.test('a notification still owed when the node is killed is sent after the restart', async (t) => {
   const a = await alice(t);
   const token = apnsToken();

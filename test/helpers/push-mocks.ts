@@ -195,6 +195,8 @@ export class FcmMock extends HttpMock {
   readonly issued = new Set<string>();
   tokenRequests = 0;
   expiresIn = 3600;
+  /** Each send is answered this much later (a slow service). */
+  delayMs = 0;
   private account!: FcmAccount;
 
   static async start(): Promise<FcmMock> {
@@ -213,6 +215,7 @@ export class FcmMock extends HttpMock {
     const path = req.url ?? '';
     if (req.method === 'POST' && path === '/token') return this.token(res, body);
     const m = /^\/v1\/projects\/([^/]+)\/messages:send$/.exec(path);
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     let payload: unknown;
     try { payload = JSON.parse(body.toString()); } catch { payload = undefined; }
     const message = (payload as { message?: Record<string, unknown> } | undefined)?.message;
