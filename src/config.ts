@@ -4,6 +4,7 @@ import { RETRY_MS } from './actors/fanout.js';
 import type { Limits } from './protocol/frames.js';
 import { parseTrustedProxies } from './transport/client-address.js';
 import type { Rate } from './transport/rate-limit.js';
+import { pushConfig, type PushConfig } from './push/push-config.js';
 
 /** Every knob of a node, read once from the environment. Names and defaults are listed in README.md. */
 export interface Config {
@@ -98,6 +99,8 @@ export interface Config {
    * may, and `*` allows any. A client that sends no Origin (an app, the CLI) is not a browser page and is let in.
    */
   allowedOrigins: string[];
+  /** Push notifications: coalescing, retries, and each provider's credentials (src/push/push-config.ts). */
+  push: PushConfig;
 }
 
 export const DEV_API_KEY = 'parley-dev-key';
@@ -291,6 +294,7 @@ export function loadConfig(env: Env = process.env): Config {
     faultAppendDelayMs: env.PARLEY_FAULTS === '1' ? Number(env.PARLEY_FAULT_APPEND_DELAY_MS ?? 0) || 0 : 0,
     seamCheck: env.PARLEY_SEAM_CHECK === '1',
     allowedOrigins: (env.PARLEY_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean),
+    push: pushConfig(env),
   };
 }
 

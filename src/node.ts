@@ -23,7 +23,8 @@ import { recoverConversations } from './actors/recovery.js';
 import { TokenSigner } from './accounts/tokens.js';
 import { Accounts } from './accounts/accounts.js';
 import { DevOutboxSms, HttpSms } from './accounts/sms-gateway.js';
-import { OutboxPushGateway } from './push/push-gateway.js';
+import { startPush } from './push/push-config.js';
+import { recoverPushes } from './push/registrar.js';
 import { MediaStore } from './media/media-store.js';
 import { MediaAccess } from './media/media-access.js';
 import { MediaUrlSigner } from './media/media-urls.js';
@@ -67,7 +68,16 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const sharding = new LocalSharding(id, cfg.seamCheck);
   const gateway = new LocalGateway(id, conns, cfg.seamCheck);
   const pubsub = new LocalPubSub(conns, cfg.seamCheck);
-  const push = new OutboxPushGateway();
+  // Pushes go out from the dispatcher, outside the entities; a dead registration comes back to its user entity as a message.
+  const { dispatcher: push, outbox } = startPush(cfg.push, {
+    metrics,
+    marks: { put: (device, mark) => store.putPushMark(device, mark), delete: (device) => store.deletePushMark(device) },
+    senderName: async (user) => {
+      const u = await store.getUser(user);
+      return u?.name && u.name !== u.phone ? u.name : undefined; // a name equal to the number is no name (User.profile)
+    },
+    dead: ({ user, device, push: reg }) => sharding.tell('user', user, { t: 'push.drop', device, platform: reg.platform, token: reg.token, why: 'invalid' }),
+  });
   const budgets = { fanout: new KeyedLimiter(cfg.shaping.fanout), syncResend: new KeyedLimiter(cfg.shaping.syncResend) };
   const deps: ActorDeps = { store, sharding, gateway, pubsub, push, budgets, config: cfg };
   const regions = new Regions(system, [User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[],
@@ -112,7 +122,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     mountMedia(app, {
       accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes,
     });
-    mountOps(app, { node: id, metrics, accounts, access, tree: () => regions.tree(), push: devSms ? push : undefined, faults });
+    mountOps(app, { node: id, metrics, accounts, access, tree: () => regions.tree(), push: devSms ? outbox : undefined, faults });
     app.any('/*', (res) => sendJson(track(res), 404, { error: new ParleyError('not_found', 'no such route') }));
   };
   const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);
@@ -122,6 +132,11 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   void recoverConversations(store, sharding).then(
     (n) => n && log('info', 'remembered conversations recovered', { conversations: n }),
     (err: unknown) => log('error', 'remembered conversations could not be listed', { error: String(err) }),
+  );
+  // Notifications owed when the node last stopped (or died) go out now, alongside new traffic.
+  recoverPushes(store, push).then(
+    (n) => { if (n) log('info', 'push notifications owed before the restart are being sent', { devices: n }); },
+    (err: unknown) => log('warn', 'push marks not read; notifications owed before the restart are not sent', { error: String(err) }),
   );
 
   return {
@@ -134,6 +149,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       await regions.drain(() => sharding.asking > 0);
       regions.stop();
       sharding.stop();
+      push.close();
       stopActor(system);
       await store.close();
       loop.stop();

@@ -6,8 +6,10 @@ import { connKey, type ConnRef } from '../messages/seam.js';
 import { log } from '../log.js';
 import { CloseCodes } from '../protocol/close-codes.js';
 import type { ActorDeps } from './deps.js';
-import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserInboxStale, UserInboxWritten, UserMsg, UserPresenceSub, UserSync, UserSyncMore } from '../messages/entity-messages.js';
+import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserInboxStale, UserInboxWritten, UserMsg, UserMute, UserPresenceSub, UserPushDrop, UserSync, UserSyncMore } from '../messages/entity-messages.js';
 import { newIncarnation } from './incarnation.js';
+import { MAX_MUTES, mutedAt, pushable } from '../push/policy.js';
+import { pushNotice, releaseToken, removeRegistration, storeRegistration } from '../push/registrar.js';
 import type { Entity, EntityKind } from './region.js';
 import { WrittenSeqs } from './written-seqs.js';
 import { Sweeper } from './sweeper.js';
@@ -152,15 +154,19 @@ export class User implements Entity<UserMsg> {
     private readonly devices: DeviceState[],
     private contacts: Set<UserId> | undefined,
     private lastSeen: number | undefined,
+    /** Conversations muted (until when): no push for their messages. */
+    private mutes: Map<ConversationId, number> | undefined,
   ) {}
 
   static async load(id: UserId, deps: ActorDeps): Promise<User> {
     const { store } = deps;
     const rec = await store.getUser(id);
     if (!rec) throw new ParleyError('not_found', `no such user ${id}`);
-    const [devs, contacts, lastSeen] = await Promise.all([store.listDevices(id), store.getContacts(id), store.getLastSeen(id)]);
+    const [devs, contacts, lastSeen, mutes] = await Promise.all([store.listDevices(id), store.getContacts(id), store.getLastSeen(id), store.getMutes(id)]);
     const devices = await Promise.all(devs.map((d) => User.deviceState(d, deps))); // sized exactly, not grown
-    return new User(id, deps, rec, devices, contacts.length ? new Set(contacts) : undefined, lastSeen);
+    const now = Date.now();
+    for (const [conv, until] of mutes) if (!mutedAt(until, now)) mutes.delete(conv);
+    return new User(id, deps, rec, devices, contacts.length ? new Set(contacts) : undefined, lastSeen, mutes.size ? mutes : undefined);
   }
 
   private static async deviceState(rec: DeviceRecord, deps: ActorDeps): Promise<DeviceState> {
@@ -257,11 +263,18 @@ export class User implements Entity<UserMsg> {
       case 'devices.remove': return this.answer(msg.reply, () => this.signOut(msg));
       case 'push.register': return this.answer(msg.reply, async () => {
         const dev = await this.device(msg.device);
-        const push = { platform: msg.platform, token: msg.token };
-        await this.deps.store.setDevicePush(this.id, msg.device, push);
-        dev.push = push;
+        await storeRegistration(this.deps, this.id, dev.id, dev.push, msg.push);
+        dev.push = msg.push;
         return { registered: true };
       });
+      case 'push.unregister': return this.answer(msg.reply, async () => {
+        const dev = await this.device(msg.device);
+        await removeRegistration(this.deps, this.id, dev.id, dev.push, 'asked');
+        dev.push = undefined;
+        return { registered: false };
+      });
+      case 'push.drop': return this.dropPush(msg);
+      case 'mute': return this.answer(msg.reply, () => this.mute(msg));
     }
   }
 
@@ -293,14 +306,13 @@ export class User implements Entity<UserMsg> {
     const deferMs = this.deps.config.inboxDeferMs;
     const mine = m.from === this.id;
     const fan: Fanning = { m, left: 0 };
-    let reached = false;
     for (const dev of this.devices) {
       if ((mine && dev.id === m.dev) || skip?.has(dev.id)) continue; // the sending device has it: its tick said so
       const ptr = this.nextPtr(dev);
       fan.left++;
       const d = this.push(dev, ptr, m, mine);
+      if (!dev.conn) this.notifyPush(dev, m, mine, ptr);
       if (d) {
-        reached = true;
         if (deferMs > 0) {
           this.defer(dev, d, fan, deferMs);
           continue;
@@ -308,7 +320,6 @@ export class User implements Entity<UserMsg> {
       }
       this.write(dev, ptr, fan);
     }
-    if (!reached && !mine && m.kind !== 'system' && !m.redelivery) this.notifyPush(m);
     if (fan.left === 0) this.confirmWritten(m);
   }
 
@@ -479,11 +490,36 @@ export class User implements Entity<UserMsg> {
     else fanned.set(conv, [seq]);
   }
 
-  private notifyPush(m: UserDeliver): void {
-    for (const dev of this.devices) {
-      if (!dev.push || dev.conn) continue;
-      this.deps.push.notify({ user: this.id, device: dev.id, ...dev.push, conv: m.conv, seq: m.seq, from: m.from, kind: m.kind });
+  /**
+   * A device with no open socket is woken through its push registration, whatever the user's other devices
+   * do; not for its own user's messages, a muted conversation, or kinds that don't notify. The dispatcher
+   * (src/push/dispatcher.ts) coalesces and sends outside this entity.
+   */
+  private notifyPush(dev: DeviceState, m: UserDeliver, mine: boolean, ptr: number): void {
+    if (!dev.push || mine || m.redelivery || !pushable(m.kind) || mutedAt(this.mutes?.get(m.conv), Date.now())) return;
+    this.deps.push.notify(pushNotice(this.id, dev.id, dev.push, m, ptr));
+  }
+
+  /** The service called the registration dead, or its token moved to another device: gone, unless the device registered anew. */
+  private async dropPush(m: UserPushDrop): Promise<void> {
+    const dev = this.find(m.device);
+    if (!dev?.push || dev.push.platform !== m.platform || dev.push.token !== m.token) return;
+    const old = dev.push;
+    dev.push = undefined;
+    await removeRegistration(this.deps, this.id, dev.id, old, m.why)
+      .catch((err: unknown) => log('warn', 'dead push registration not removed from the store', { user: this.id, device: dev.id, error: String(err) }));
+  }
+
+  private async mute(m: UserMute): Promise<{ conv: ConversationId; until: number }> {
+    const now = Date.now();
+    const on = mutedAt(m.until, now);
+    if (on && !this.mutes?.has(m.conv) && (this.mutes?.size ?? 0) >= MAX_MUTES) {
+      throw new ParleyError('invalid', `at most ${MAX_MUTES} conversations may be muted at once; unmute one first`);
     }
+    await this.deps.store.setMute(this.id, m.conv, on ? m.until : 0);
+    if (on) (this.mutes ??= new Map()).set(m.conv, m.until);
+    else this.mutes?.delete(m.conv);
+    return { conv: m.conv, until: on ? m.until : 0 };
   }
 
   private ack(m: UserAck): void {
@@ -778,6 +814,7 @@ export class User implements Entity<UserMsg> {
     const done = await Promise.allSettled(targets.map((d) => store.deleteDevice(this.id, d.id)));
     const gone = targets.filter((_, i) => done[i]!.status === 'fulfilled');
     for (const d of gone) this.forget(d, m.asker);
+    for (const d of gone) if (d.push) void releaseToken(this.deps, this.id, d.id, d.push);
     // An inbox left behind (the store failed) is unreachable, and expires with its entries.
     await Promise.all(gone.map((d) => store.inboxDrop(deviceKey(this.id, d.id))
       .catch((err) => log('warn', 'inbox of a signed-out device not dropped', { user: this.id, device: d.id, error: String(err) }))));

@@ -1,9 +1,9 @@
 import { Packr } from 'msgpackr';
 import type {
   Body, ClientFrame, ClientMessageKind, DeviceInfo, ErrorFrame, GroupInfo, LastSeenPrivacy, Message, PresenceFrame, Profile,
-  ReceiptFrame, SentFrame, ServerFrame, SignOutResult, TypingEventFrame, WelcomeFrame,
+  PushPlatform, PushRegisterFrame, ReceiptFrame, SentFrame, ServerFrame, SignOutResult, TypingEventFrame, WelcomeFrame,
 } from '../protocol/frames.js';
-import { parseConversationId } from '../protocol/ids.js';
+import { parseConversationId, type ConversationId } from '../protocol/ids.js';
 import { Emitter } from './emitter.js';
 import { SeqOrder } from './seq-order.js';
 
@@ -201,7 +201,13 @@ export class ParleyClient extends Emitter<Events> {
   addContacts(users: string[]): Promise<unknown> { return this.request({ t: 'contacts.add', rid: '', users }); }
   removeContacts(users: string[]): Promise<unknown> { return this.request({ t: 'contacts.remove', rid: '', users }); }
   lookup(phones: string[]): Promise<{ users: Record<string, string> }> { return this.request({ t: 'users.lookup', rid: '', phones }) as Promise<{ users: Record<string, string> }>; }
-  registerPush(platform: 'apns' | 'fcm' | 'wns', token: string): Promise<unknown> { return this.request({ t: 'push.register', rid: '', platform, token }); }
+  /** `token` for APNs, FCM and WNS (the channel URI); for Web Push, `opts.endpoint` and `opts.keys` instead. */
+  registerPush(platform: PushPlatform, token?: string, opts: Omit<PushRegisterFrame, 't' | 'rid' | 'platform' | 'token'> = {}): Promise<unknown> {
+    return this.request({ t: 'push.register', rid: '', platform, ...(token !== undefined ? { token } : {}), ...opts });
+  }
+  unregisterPush(): Promise<unknown> { return this.request({ t: 'push.unregister', rid: '' }); }
+  /** No notifications from `conv` until `until` (ms; absent: until unmuted); `until: 0` unmutes. */
+  mute(conv: ConversationId, until?: number): Promise<unknown> { return this.request({ t: 'mute', rid: '', conv, ...(until !== undefined ? { until } : {}) }); }
   ping(): Promise<unknown> { return this.request({ t: 'ping', rid: '' }); }
 
   // ---- devices ----

@@ -1,7 +1,7 @@
 import type { TemplatedApp } from 'uWebSockets.js';
 import { ParleyError } from '../protocol/errors.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { OutboxPushGateway } from '../push/push-gateway.js';
+import type { OutboxProvider } from '../push/push-gateway.js';
 import type { Accounts } from '../accounts/accounts.js';
 import { bearer, handle, headers, readJson, sendJson } from './http-io.js';
 import type { FaultInjector } from '../ops/faults.js';
@@ -16,7 +16,7 @@ import { OperatorAccess } from './operator-access.js';
  */
 export function mountOps(app: TemplatedApp, deps: {
   node: string; metrics: Metrics; access: OperatorAccess; accounts: Accounts;
-  tree: () => unknown; push?: OutboxPushGateway; faults?: FaultInjector;
+  tree: () => unknown; push?: OutboxProvider; faults?: FaultInjector;
 }): void {
   const { access } = deps;
   app.get('/healthz', (res) => {

@@ -3,6 +3,7 @@ import type {
   Body, ClientMessageKind, LastSeenPrivacy, MessageKind, PushPlatform, SignOutTarget,
 } from '../protocol/frames.js';
 import type { HistoryQuery } from '../protocol/frames.js';
+import type { PushRegistration } from '../store/store.js';
 import type { ErrorBody } from '../protocol/errors.js';
 import type { ConnRef, Envelope, ReplyTo } from './seam.js';
 
@@ -78,7 +79,14 @@ export interface UserProfileSet extends Envelope { t: 'profile.set'; reply: Repl
 export interface UserProfileGet extends Envelope { t: 'profile.get'; reply: ReplyTo; viewer: UserId }
 export interface UserSettingsSet extends Envelope { t: 'settings.set'; reply: ReplyTo; lastSeen: LastSeenPrivacy }
 export interface UserContacts extends Envelope { t: 'contacts'; reply: ReplyTo; add: UserId[]; remove: UserId[] }
-export interface UserPushRegister extends Envelope { t: 'push.register'; reply: ReplyTo; device: DeviceId; platform: PushPlatform; token: string }
+export interface UserPushRegister extends Envelope { t: 'push.register'; reply: ReplyTo; device: DeviceId; push: PushRegistration }
+export interface UserPushUnregister extends Envelope { t: 'push.unregister'; reply: ReplyTo; device: DeviceId }
+/**
+ * The device's registration at `token` is dead: the provider said so (`invalid`), or the token now belongs to
+ * another device (`moved`). Removed only if the device still has that token (it may have registered anew).
+ */
+export interface UserPushDrop extends Envelope { t: 'push.drop'; device: DeviceId; platform: PushPlatform; token: string; why: 'invalid' | 'moved' }
+export interface UserMute extends Envelope { t: 'mute'; reply: ReplyTo; conv: ConversationId; until: number }
 /** From accounts: a device was signed in for this user; from now on its inbox receives the user's messages. */
 export interface UserDeviceAdded extends Envelope { t: 'device.added'; reply: ReplyTo; device: DeviceId }
 /** The user's devices as its entity holds them; `device` (the asker's) is marked current. */
@@ -101,7 +109,7 @@ export type UserMsg =
   | UserInboxStale | UserInboxWritten | UserWake
   | UserAttach | UserDetach | UserSync | UserSyncMore | UserAck | UserDeliver | UserPresenceSub
   | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded
-  | UserDevicesList | UserDevicesRemove;
+  | UserDevicesList | UserDevicesRemove | UserPushUnregister | UserPushDrop | UserMute;
 
 // ---- group ----
 export interface GroupCreate extends Envelope { t: 'create'; reply: ReplyTo; by: UserId; name: string; members: UserId[] }

@@ -35,7 +35,8 @@ export interface Message {
 }
 
 export type LastSeenPrivacy = 'everyone' | 'contacts' | 'nobody';
-export type PushPlatform = 'apns' | 'fcm' | 'wns';
+export const PUSH_PLATFORMS = ['apns', 'fcm', 'webpush', 'wns'] as const;
+export type PushPlatform = (typeof PUSH_PLATFORMS)[number];
 export type GroupRole = 'admin' | 'member';
 
 // ---- client → server -------------------------------------------------------------------------------------
@@ -71,7 +72,17 @@ export interface SettingsSetFrame { t: 'settings.set'; rid: string; lastSeen: La
 export interface ContactsFrame { t: 'contacts.add' | 'contacts.remove'; rid: string; users: UserId[] }
 /** Contact discovery: which of these phone numbers have accounts, and their user ids. */
 export interface LookupFrame { t: 'users.lookup'; rid: string; phones: string[] }
-export interface PushRegisterFrame { t: 'push.register'; rid: string; platform: PushPlatform; token: string }
+/**
+ * This device's push registration: `token` (APNs, FCM, WNS: the channel URI) or, for Web Push, the
+ * subscription (`endpoint` and `keys`). `app`: the APNs topic; `previews`: message text may show.
+ */
+export interface PushRegisterFrame {
+  t: 'push.register'; rid: string; platform: PushPlatform; token?: string;
+  endpoint?: string; keys?: { p256dh: string; auth: string }; app?: string; previews?: boolean;
+}
+export interface PushUnregisterFrame { t: 'push.unregister'; rid: string }
+/** Mutes a conversation's notifications until `until` (ms; absent: until unmuted), or unmutes it (`until: 0`). */
+export interface MuteFrame { t: 'mute'; rid: string; conv: ConversationId; until?: number }
 export interface PingFrame { t: 'ping'; rid?: string }
 /** The user's devices (DeviceInfo[], oldest first). */
 export interface DevicesListFrame { t: 'devices.list'; rid: string }
@@ -86,7 +97,7 @@ export type ClientFrame =
   | SyncFrame | SendFrame | AckFrame | ReadFrame | TypingFrame | HistoryFrame | ReceiptsFrame | PresenceSubFrame
   | GroupCreateFrame | GroupMembersFrame | GroupAdminFrame | GroupRenameFrame | GroupLeaveFrame
   | ProfileSetFrame | ProfileGetFrame | SettingsSetFrame | ContactsFrame | LookupFrame | PushRegisterFrame | PingFrame
-  | DevicesListFrame | DevicesSignOutFrame;
+  | PushUnregisterFrame | MuteFrame | DevicesListFrame | DevicesSignOutFrame;
 
 export type ClientFrameType = ClientFrame['t'];
 

@@ -1,6 +1,7 @@
 import { ParleyError } from './errors.js';
 import { isId, parseConversationId } from './ids.js';
-import { MESSAGE_KINDS, TARGETED_KINDS, type Body, type ClientFrame, type Limits, type MessageKind, type SignOutTarget } from './frames.js';
+import { MESSAGE_KINDS, TARGETED_KINDS, type Body, type ClientFrame, type Limits, type MessageKind, type PushRegisterFrame, type SignOutTarget } from './frames.js';
+import { parseRegistration } from '../push/registration.js';
 import { pack } from './codec.js';
 
 /** Pure checks from a decoded value to a typed client frame. Each failure names the field and the rule. */
@@ -76,9 +77,14 @@ export function validateClientFrame(v: unknown, limits: Limits, frameBytes = Inf
       return { t, rid: rid(v), phones: phones as string[] };
     }
     case 'push.register': {
-      const platform = v.platform;
-      if (platform !== 'apns' && platform !== 'fcm' && platform !== 'wns') fail('platform must be apns, fcm or wns');
-      return { t, rid: rid(v), platform: platform as 'apns' | 'fcm' | 'wns', token: str(v, 'token', 4096) };
+      parseRegistration(v); // every rule checked here; the session builds the registration from the fields kept
+      const { platform, token, endpoint, keys, app, previews } = v as Obj & PushRegisterFrame;
+      return { t, rid: rid(v), platform, token, endpoint, keys: keys && { p256dh: keys.p256dh, auth: keys.auth }, app, previews };
+    }
+    case 'push.unregister': return { t, rid: rid(v) };
+    case 'mute': {
+      const until = optUint(v, 'until');
+      return until === undefined ? { t, rid: rid(v), conv: conv(v) } : { t, rid: rid(v), conv: conv(v), until };
     }
     case 'devices.list': return { t, rid: rid(v) };
     case 'devices.signout': return { t, rid: rid(v), ...signOutTarget(v) };

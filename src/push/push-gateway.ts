@@ -1,35 +1,83 @@
 import type { ConversationId, DeviceId, UserId } from '../protocol/ids.js';
 import type { MessageKind, PushPlatform } from '../protocol/frames.js';
+import type { PushRegistration } from '../store/store.js';
+import type { Notification } from './policy.js';
+import { log } from '../log.js';
 
 /**
- * The push seam: a user with no device online is woken by APNs/FCM/WNS. The payload carries the envelope
- * only (no body: bodies may be ciphertext); the app fetches the message by syncing. The provider
- * implementations (HTTP/2 to APNs, FCM v1) belong to the push issue; this node ships the outbox provider.
+ * The push seam. A user entity hands each message for a device with no open socket to the gateway
+ * (`notify`, fire-and-forget, in its turn); the dispatcher (dispatcher.ts) coalesces, renders, sends through
+ * the device's provider (apns.ts, fcm.ts, webpush.ts, wns.ts, or the outbox below), retries, and tells the
+ * user entity by a message when a registration is dead. The body stays out of it unless the device allowed
+ * previews and the body is plaintext (`preview`, cut short).
  */
 export interface PushNotice {
   user: UserId;
   device: DeviceId;
-  platform: PushPlatform;
-  token: string;
+  push: PushRegistration;
+  /** The inbox ptr the message got for this device: a device that acked it needs no push. */
+  ptr: number;
   conv: ConversationId;
   seq: number;
   from: UserId;
   kind: MessageKind;
+  preview?: string;
 }
 
 export interface PushGateway {
   notify(notice: PushNotice): void;
+  /** Refuses (ParleyError `invalid`) a registration this node would not send to: an endpoint outside the allowed origins. */
+  check(push: PushRegistration): void;
 }
 
-/** Keeps the last notices in memory (read by tests and operators through /v1/dev/push) and logs them. */
-export class OutboxPushGateway implements PushGateway {
-  private readonly notices: PushNotice[] = [];
+/** How a provider's answer is handled (each provider maps its service's documented answers to these). */
+export type SendResult =
+  | { kind: 'sent' }
+  /** The token or subscription is gone for good: the registration is removed. */
+  | { kind: 'dead'; reason: string }
+  /**
+   * Throttled or unavailable: try again after `retryAfterMs` (the service's Retry-After), else backoff.
+   * `outage`: the service itself failed (5xx, network), which counts towards its circuit breaker; a 429 doesn't.
+   */
+  | { kind: 'retry'; reason: string; retryAfterMs?: number; outage?: boolean }
+  /** Refused for a reason a retry won't change (payload too large, a malformed request, credentials refused): logged. */
+  | { kind: 'failed'; reason: string };
+
+/** One push service. `send` never throws: a network error is a `retry`. */
+export interface PushProvider {
+  readonly name: string;
+  send(push: PushRegistration, n: Notification, to: { user: UserId; device: DeviceId }): Promise<SendResult>;
+  close?(): void;
+}
+
+/** What the outbox holds of one notification: the device, its address, and what would have been sent. */
+export interface OutboxEntry {
+  user: UserId; device: DeviceId; platform: PushPlatform; token: string;
+  conv: ConversationId; seq: number; count: number; type: Notification['type']; title?: string; body?: string; collapseId: string;
+}
+
+/**
+ * The development provider, for platforms with no credentials configured: keeps the last notifications in
+ * memory (read through /v1/dev/push by their owner) and logs what it would have sent.
+ */
+export class OutboxProvider implements PushProvider {
+  readonly name = 'outbox';
+  private readonly entries: OutboxEntry[] = [];
   constructor(private readonly keep = 1000) {}
-  notify(notice: PushNotice): void {
-    this.notices.push(notice);
-    if (this.notices.length > this.keep) this.notices.shift();
+
+  async send(push: PushRegistration, n: Notification, to: { user: UserId; device: DeviceId }): Promise<SendResult> {
+    const e: OutboxEntry = {
+      user: to.user, device: to.device, platform: push.platform, token: push.token,
+      conv: n.conv, seq: n.seq, count: n.count, type: n.type, collapseId: n.collapseId,
+      ...(n.title !== undefined ? { title: n.title } : {}), ...(n.body !== undefined ? { body: n.body } : {}),
+    };
+    this.entries.push(e);
+    if (this.entries.length > this.keep) this.entries.shift();
+    log('info', 'push (no provider configured for this platform; kept in the dev outbox)', { user: e.user, device: e.device, platform: e.platform, count: e.count });
+    return { kind: 'sent' };
   }
-  recent(user?: UserId): PushNotice[] {
-    return user ? this.notices.filter((n) => n.user === user) : [...this.notices];
+
+  recent(user?: UserId): OutboxEntry[] {
+    return user ? this.entries.filter((n) => n.user === user) : [...this.entries];
   }
 }

@@ -6,6 +6,8 @@ import type { ConnRef, ReplyTo } from '../messages/seam.js';
 import type { Sharding } from '../routing/sharding.js';
 import { CloseCodes } from '../protocol/close-codes.js';
 import { mediaOf, type MediaGate } from '../media/media-access.js';
+import { parseRegistration } from '../push/registration.js';
+import { MUTED_FOREVER } from '../push/policy.js';
 
 const MAX_PRESENCE_SUBS_PER_SOCKET = 1000;
 /** What a sync may send at once when the socket can't say (half the default 1 MiB backpressure cap). */
@@ -105,8 +107,15 @@ export class ClientSession {
           (err) => this.send(errorFrame({ rid: f.rid }, err)),
         );
         return;
-      case 'push.register':
-        return this.request(f.rid, 'user', user, (reply) => ({ t: 'push.register', reply, device, platform: f.platform, token: f.token }));
+      case 'push.register': {
+        const push = parseRegistration(f as unknown as Record<string, unknown>);
+        return this.request(f.rid, 'user', user, (reply) => ({ t: 'push.register', reply, device, push }));
+      }
+      case 'push.unregister': return this.request(f.rid, 'user', user, (reply) => ({ t: 'push.unregister', reply, device }));
+      case 'mute': {
+        const until = f.until ?? MUTED_FOREVER;
+        return this.request(f.rid, 'user', user, (reply) => ({ t: 'mute', reply, conv: f.conv, until }));
+      }
       case 'devices.list': return this.request(f.rid, 'user', user, (reply) => ({ t: 'devices.list', reply, device }));
       case 'devices.signout': return this.signOut(f);
     }

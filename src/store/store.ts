@@ -1,5 +1,5 @@
 import type { ConversationId, DeviceId, GroupId, UserId } from '../protocol/ids.js';
-import type { GroupRole, HistoryQuery, LastSeenPrivacy, Message, PushPlatform } from '../protocol/frames.js';
+import type { GroupRole, HistoryQuery, LastSeenPrivacy, Message, MessageKind, PushPlatform } from '../protocol/frames.js';
 
 export type { HistoryQuery };
 
@@ -109,7 +109,28 @@ export interface Store {
   getDevice(user: UserId, device: DeviceId): Promise<DeviceRecord | undefined>;
   listDevices(user: UserId): Promise<DeviceRecord[]>;
   setDeviceAcked(user: UserId, device: DeviceId, ptr: number): Promise<void>;
-  setDevicePush(user: UserId, device: DeviceId, push: PushRegistration): Promise<void>;
+  /** Sets (or with undefined, removes) the device's push registration; on an unknown device it creates nothing. */
+  setDevicePush(user: UserId, device: DeviceId, push: PushRegistration | undefined): Promise<void>;
+  /**
+   * The push token index (src/push/registration.ts, tokenKey): makes `owner` (a device key) the holder of the
+   * token and returns the device that held it before, if another did, so that one's registration is removed.
+   * Racing claims of one token leave one holder, and each claimer learns of the one it replaced.
+   */
+  claimPushToken(token: string, owner: DeviceKey): Promise<DeviceKey | undefined>;
+  /** Forgets the token if `owner` still holds it (a sign-out, a new token); a token that moved on is left alone. */
+  releasePushToken(token: string, owner: DeviceKey): Promise<void>;
+  /**
+   * Push marks: a device with a notification not yet sent, so a node that dies within its coalescing window
+   * or retries sends it after a restart. One per device (the first message of the burst); deleted once sent.
+   */
+  putPushMark(device: DeviceKey, mark: PushMark): Promise<void>;
+  deletePushMark(device: DeviceKey): Promise<void>;
+  /** Every push mark, in no order (read once at start). */
+  listPushMarks(): Promise<PushMark[]>;
+  /** Per-conversation mutes of a user: conversation → muted until (ms since the epoch). */
+  getMutes(user: UserId): Promise<Map<ConversationId, number>>;
+  /** Mutes a conversation until `until`; 0 unmutes it. */
+  setMute(user: UserId, conv: ConversationId, until: number): Promise<void>;
   /** Raises the device's `lastActive` to `at` (never lowers it); on an unknown device it creates nothing. */
   setDeviceActive(user: UserId, device: DeviceId, at: number): Promise<void>;
   /**
@@ -202,7 +223,31 @@ export interface UserRecord {
   lastSeenPrivacy: LastSeenPrivacy;
 }
 
-export interface PushRegistration { platform: PushPlatform; token: string }
+/**
+ * Where and how a device is woken (validated by src/push/registration.ts). `token`: the APNs device token,
+ * the FCM registration token, the WNS channel URI or the Web Push endpoint.
+ */
+export interface PushRegistration {
+  platform: PushPlatform;
+  token: string;
+  /** Web Push subscription keys (base64url): the client's P-256 public key and its auth secret. */
+  p256dh?: string;
+  auth?: string;
+  /** The APNs topic (bundle id), else the node's default; kept for other platforms as the app's id. */
+  app?: string;
+  /** The device allowed message text in notifications (plaintext bodies only). */
+  previews?: boolean;
+}
+/** A notification owed to a device: the message that started its burst and the inbox ptr it got there. */
+export interface PushMark {
+  user: UserId;
+  device: DeviceId;
+  ptr: number;
+  conv: ConversationId;
+  seq: number;
+  from: UserId;
+  kind: MessageKind;
+}
 export interface DeviceRecord {
   user: UserId;
   id: DeviceId;

@@ -42,7 +42,10 @@ export const FRAME_COSTS: { [T in ClientFrameType]: Cost<T> } = {
   'settings.set': 1,
   'contacts.add': (f) => 1 + Math.ceil(f.users.length / 100),
   'contacts.remove': (f) => 1 + Math.ceil(f.users.length / 100),
-  'push.register': 1,
+  // A registration claims its token in the store's index (a lightweight transaction on Scylla).
+  'push.register': 2,
+  'push.unregister': 2,
+  mute: 1,
   // The device list is one partition read; a sign-out deletes devices and their inboxes.
   'devices.list': 1,
   'devices.signout': GROUP_CHANGE,

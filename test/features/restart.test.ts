@@ -17,7 +17,7 @@ t.test('a graceful restart keeps accounts, history, groups, settings and undeliv
   const carol = await f.device(t);
   await alice.client.setProfile({ name: 'Alice' });
   await bob.client.setLastSeenPrivacy('nobody');
-  t.same(await bob.client.registerPush('apns', 'apns-token'), { registered: true });
+  t.same(await bob.client.registerPush('apns', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'), { registered: true });
   const g = await alice.client.createGroup('Survivors', [bob.user, carol.user]);
   const first = await alice.client.send({ to: bob.user }, 'text', { text: 'before' }, { cid: 'before-restart' });
   await bob.waitMessage((m) => m.seq === first.seq);
@@ -72,7 +72,7 @@ t.test('a graceful restart keeps accounts, history, groups, settings and undeliv
     notices = (await http(f.url, '/v1/dev/push', { headers: { authorization: `Bearer ${bob.session.token}` } })).json.notices;
     if (!notices.length) await new Promise((r) => setTimeout(r, 25));
   }
-  t.match(notices, [{ platform: 'apns', token: 'apns-token', seq: pushed.seq }]);
+  t.match(notices, [{ platform: 'apns', token: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', seq: pushed.seq }]);
 });
 
 t.test('a hard kill loses no message that was acked to its sender', async (t) => {

@@ -18,7 +18,7 @@ t.test('a signed-out device leaves nothing in CQL, and the other devices go on',
   const phone = await s.f.device(t);
   const laptop = await s.f.device(t, { session: await devSignIn(s.f.url, API_KEY, phone.phone, { name: 'laptop', platform: 'web' }), phone: phone.phone });
   const tablet = await devSignIn(s.f.url, API_KEY, phone.phone, { name: 'tablet', platform: 'ios' }); // never connects
-  t.same(await laptop.client.registerPush('apns', 'laptop-push'), { registered: true });
+  t.same(await laptop.client.registerPush('apns', 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'), { registered: true });
   const before = await carol.client.text({ to: phone.user }, 'before');
   await laptop.waitMessage((m) => m.seq === before.seq, 'before, on the laptop', 10_000);
 

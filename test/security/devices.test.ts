@@ -119,7 +119,7 @@ t.test('signing out another device: refused at once everywhere, its socket close
   const aEvents = record(a);
   const bEvents = record(b);
   t.same(await a.client.registerPush('fcm', 'push-of-a'), { registered: true });
-  t.same(await b.client.registerPush('apns', 'push-of-b'), { registered: true });
+  t.same(await b.client.registerPush('apns', 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'), { registered: true });
 
   const first = await carol.client.text({ to: a.user }, 'before');
   await a.waitMessage((m) => m.seq === first.seq, 'before, on a');

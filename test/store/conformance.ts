@@ -605,6 +605,76 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.strictSame((await store.listDevices(u)).map((d) => d.id), [d2.id, d1.id]);
     });
 
+    t.test('devices: a push registration round-trips every field, and is removed', async (t) => {
+      const u = uid();
+      const d = { user: u, id: 'aaaaaaaa', name: 'browser', platform: 'web', createdAt: T0, acked: 0 };
+      await store.putDevice(d);
+      const web = { platform: 'webpush' as const, token: 'https://push.example/abc', p256dh: `B${'x'.repeat(86)}`, auth: 'y'.repeat(22), app: 'com.example', previews: true };
+      await store.setDevicePush(u, d.id, web);
+      t.strictSame(await store.getDevice(u, d.id), { ...d, push: web }, 'every field');
+      t.strictSame((await store.listDevices(u))[0]!.push, web, 'listed with it');
+      await store.setDevicePush(u, d.id, { platform: 'apns', token: 'ab' });
+      t.strictSame((await store.getDevice(u, d.id))!.push, { platform: 'apns', token: 'ab' }, 'replaced whole: no field of the older one is left');
+      await store.setDevicePush(u, d.id, undefined);
+      t.strictSame(await store.getDevice(u, d.id), d, 'removed');
+      const withPush = { ...d, id: 'bbbbbbbb', push: web };
+      await store.putDevice(withPush);
+      t.strictSame(await store.getDevice(u, withPush.id), withPush, 'putDevice stores it too');
+    });
+
+    t.test('push token index: a token has one holder; a claim names the one it replaced; release only by the holder', async (t) => {
+      const token = `tok-${uid()}`;
+      const [a, b, c] = [`${uid()}.aaaaaaaa`, `${uid()}.bbbbbbbb`, `${uid()}.cccccccc`];
+      t.equal(await store.claimPushToken(token, a), undefined, 'a new token: nobody before');
+      t.equal(await store.claimPushToken(token, a), undefined, 'claimed again by its holder: nobody replaced');
+      t.equal(await store.claimPushToken(token, b), a, 'moved: the old holder is named');
+      await store.releasePushToken(token, a);
+      t.equal(await store.claimPushToken(token, c), b, 'a release by a former holder changed nothing');
+      await store.releasePushToken(token, c);
+      t.equal(await store.claimPushToken(token, a), undefined, 'released by its holder: gone');
+      t.equal(await store.claimPushToken(`tok-${uid()}`, a), undefined, 'tokens are separate');
+
+      // Racing claims through every client: one holder in the end, and each claim replaced a distinct holder
+      // (so every device that lost the token is told, once).
+      const raced = `tok-${uid()}`;
+      const owners = range(0, 7).map((i) => `${uid()}.d${i}`);
+      const replaced = await Promise.all(owners.map((o, i) => writers[i % writers.length]!.claimPushToken(raced, o)));
+      const named = replaced.filter((x): x is string => x !== undefined);
+      t.equal(named.length, owners.length - 1, 'every claim but the first replaced someone');
+      t.equal(new Set(named).size, named.length, 'nobody was replaced twice');
+      const last = owners.find((o) => !named.includes(o))!;
+      t.equal(await store.claimPushToken(raced, last), undefined, `the holder is the one nobody replaced (${last})`);
+    });
+
+    t.test('push marks: put, replaced, listed, deleted', async (t) => {
+      const u = uid();
+      const key = `${u}.aaaaaaaa`;
+      const mark = { user: u, device: 'aaaaaaaa', ptr: 3, conv: 'd.a.b', seq: 9, from: 'a', kind: 'text' as const };
+      await store.putPushMark(key, mark);
+      t.strictSame((await store.listPushMarks()).filter((m) => m.user === u), [mark]);
+      await store.putPushMark(key, { ...mark, ptr: 4 });
+      t.strictSame((await store.listPushMarks()).filter((m) => m.user === u), [{ ...mark, ptr: 4 }], 'one per device');
+      await store.deletePushMark(key);
+      t.strictSame((await store.listPushMarks()).filter((m) => m.user === u), [], 'deleted');
+      await store.deletePushMark(key);
+      t.pass('deleting again is harmless');
+    });
+
+    t.test('mutes: set, replaced, listed per user, unmuted with 0', async (t) => {
+      const u = uid();
+      t.strictSame(await store.getMutes(u), new Map(), 'none');
+      await store.setMute(u, 'g.group1', T0 + 10);
+      await store.setMute(u, 'd.a.b', Number.MAX_SAFE_INTEGER);
+      await store.setMute(uid(), 'g.group1', T0);
+      t.strictSame(await store.getMutes(u), new Map([['d.a.b', Number.MAX_SAFE_INTEGER], ['g.group1', T0 + 10]]));
+      await store.setMute(u, 'g.group1', T0 + 20);
+      t.equal((await store.getMutes(u)).get('g.group1'), T0 + 20, 'replaced');
+      await store.setMute(u, 'g.group1', 0);
+      t.strictSame([...(await store.getMutes(u)).keys()], ['d.a.b'], 'unmuted');
+      await store.setMute(u, 'g.never', 0);
+      t.notOk((await store.getMutes(u)).has('g.never'), 'unmuting what was not muted is harmless');
+    });
+
     t.test('devices: lastActive is a running max', async (t) => {
       const u = uid();
       const d = { user: u, id: 'aaaaaaaa', name: 'phone', platform: 'ios', createdAt: T0, acked: 0 };

@@ -44,7 +44,10 @@ const SAMPLES: { [T in EntityType]: { [K in EntityMessages[T]['t']]: EntityMessa
     'profile.get': { t: 'profile.get', reply: 'n1:6', viewer: 'ub' },
     'settings.set': { t: 'settings.set', reply: 'n1:7', lastSeen: 'contacts' },
     contacts: { t: 'contacts', reply: 'n1:8', add: ['ub'], remove: [] },
-    'push.register': { t: 'push.register', reply: 'n1:9', device: 'd1', platform: 'fcm', token: 'tok' },
+    'push.register': { t: 'push.register', reply: 'n1:9', device: 'd1', push: { platform: 'fcm', token: 'tok', previews: false } },
+    'push.unregister': { t: 'push.unregister', reply: 'n1:21', device: 'd1' },
+    'push.drop': { t: 'push.drop', device: 'd1', platform: 'apns', token: 'ab12', why: 'invalid' },
+    mute: { t: 'mute', reply: 'n1:22', conv: 'd.ua.ub', until: 0 },
     'device.added': { t: 'device.added', reply: 'n1:10', device: 'd2' },
     'devices.list': { t: 'devices.list', reply: 'n1:11', device: 'd1' },
     'devices.remove': { t: 'devices.remove', reply: 'n1:12', by: 'd1', which: { scope: 'others' }, asker: conn },
@@ -89,7 +92,7 @@ t.test('every entity message type round-trips through the seam codec unchanged',
       n++;
     }
   }
-  t.equal(n, 44, 'all 44 message types were sampled');
+  t.equal(n, 47, 'all 47 message types were sampled');
   const deliver = decodeSeam(encodeSeam({ k: 'entity', type: 'user', id: 'u', msg: SAMPLES.user.deliver })) as Extract<SeamMessage, { k: 'entity' }>;
   t.ok((deliver.msg as { packed: unknown }).packed instanceof Uint8Array, 'packed bytes stay bytes');
 });

@@ -8,7 +8,7 @@ import { Table } from './table.js';
 import { WriteBatch } from './write-batch.js';
 import type {
   DeviceKey, DeviceRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
-  OtpStep, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
+  OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 
 type Key = (string | number)[];
@@ -52,6 +52,9 @@ export class LmdbStore implements Store {
   private readonly fences: Table<FenceClaim, string>;
   private readonly fanoutMarks: Table<number, string>;
   private readonly remembered: Table<number, string>;
+  private readonly pushTokens: Table<DeviceKey, string>;
+  private readonly mutes: Table<number, Key>;
+  private readonly pushMarks: Table<PushMark, string>;
   private sweeper: NodeJS.Timeout;
   private syncer?: NodeJS.Timeout;
 
@@ -85,6 +88,9 @@ export class LmdbStore implements Store {
     this.journal = db('journal');
     this.snapshots = db('snapshots');
     this.fences = db('fences');
+    this.pushTokens = db('push_tokens');
+    this.mutes = db('mutes');
+    this.pushMarks = db('push_marks');
     // LMDB has no TTL: expired inbox entries and one-time-code records are filtered on read and swept here.
     this.sweeper = setInterval(() => void this.sweepExpired().catch(() => undefined), opts.sweepEveryMs ?? 3_600_000);
     this.sweeper.unref();
@@ -323,8 +329,40 @@ export class LmdbStore implements Store {
     return this.patchDevice(user, device, (d) => (ptr > d.acked ? { ...d, acked: ptr } : d));
   }
 
-  setDevicePush(user: UserId, device: DeviceId, push: PushRegistration): Promise<void> {
-    return this.patchDevice(user, device, (d) => ({ ...d, push }));
+  setDevicePush(user: UserId, device: DeviceId, push: PushRegistration | undefined): Promise<void> {
+    return this.patchDevice(user, device, (d) => {
+      const { push: _old, ...rest } = d;
+      return push ? { ...rest, push } : rest;
+    });
+  }
+
+  // The read and the write run in one transaction, after every write queued before: claims of one token are serial.
+  claimPushToken(token: string, owner: DeviceKey): Promise<DeviceKey | undefined> {
+    return this.batch.run(() => {
+      const prev = this.pushTokens.get(token);
+      if (prev !== owner) this.pushTokens.put(token, owner);
+      return prev === owner ? undefined : prev;
+    });
+  }
+
+  releasePushToken(token: string, owner: DeviceKey): Promise<void> {
+    return this.batch.run(() => {
+      if (this.pushTokens.get(token) === owner) this.pushTokens.remove(token);
+    });
+  }
+
+  putPushMark(device: DeviceKey, mark: PushMark): Promise<void> { return this.batch.run(() => this.pushMarks.put(device, mark)); }
+  deletePushMark(device: DeviceKey): Promise<void> { return this.batch.run(() => void this.pushMarks.remove(device)); }
+  async listPushMarks(): Promise<PushMark[]> { return [...this.pushMarks.values({})]; }
+
+  async getMutes(user: UserId): Promise<Map<ConversationId, number>> {
+    const out = new Map<ConversationId, number>();
+    for (const { key, value } of this.mutes.entries({ start: [user], end: [user, '\uffff'] })) out.set(key[1] as ConversationId, value);
+    return out;
+  }
+
+  setMute(user: UserId, conv: ConversationId, until: number): Promise<void> {
+    return this.batch.run(() => void (until > 0 ? this.mutes.put([user, conv], until) : this.mutes.remove([user, conv])));
   }
 
   setDeviceActive(user: UserId, device: DeviceId, at: number): Promise<void> {

@@ -178,6 +178,25 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 8,
+    description: 'push registrations (app, previews, Web Push keys), the push token index, push marks, muted conversations',
+    statements: [
+      `ALTER TABLE {ks}.devices ADD (push_app text, push_previews boolean, push_p256dh text, push_auth text)`,
+      // Which device holds a push token (keyed by a hash of platform and token): a token registered again by
+      // another device leaves the old one. Changed only by lightweight transactions, so claims are serial.
+      `CREATE TABLE IF NOT EXISTS {ks}.push_tokens (token_hash text PRIMARY KEY, device text)`,
+      // Devices owed a notification (the burst's first message), deleted once it is sent: read whole at
+      // start, so a node that died with notifications waiting sends them. Small: bursts last a second.
+      `CREATE TABLE IF NOT EXISTS {ks}.push_marks (device text PRIMARY KEY, mark blob) WITH gc_grace_seconds = 10800`,
+      // A user's muted conversations, until when: one small partition, read when the user entity loads.
+      `CREATE TABLE IF NOT EXISTS {ks}.mutes (
+        user_id text, conv text, until bigint,
+        PRIMARY KEY ((user_id), conv)
+      )`,
+    ],
+    done: /conflicts with an existing column|already exist/i,
+  },
+  {
+    version: 9,
     description: 'fan-out marks and remembered conversations: a new owner re-drives the log above the mark',
     statements: [
       // One row per conversation, a max register (written USING TIMESTAMP = the mark): no read, no LWT.

@@ -6,7 +6,7 @@ import { ParleyError } from '../../protocol/errors.js';
 import { pack, unpack } from '../../protocol/codec.js';
 import type {
   DeviceKey, DeviceRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
-  OtpStep, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
+  OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 import { log } from '../../log.js';
 import { DAY_MS, REMEMBER_SHARDS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, rememberShard, ttlUntil } from './buckets.js';
@@ -655,7 +655,7 @@ export class ScyllaStore implements Store {
     await this.batch([
       {
         query: this.q.insertDevice,
-        params: [d.user, d.id, d.name, d.platform, d.createdAt, d.push?.platform ?? null, d.push?.token ?? null],
+        params: [d.user, d.id, d.name, d.platform, d.createdAt, ...pushCells(d.push)],
       },
       { query: this.q.deviceAcked, params: [maxRegisterTimestamp(d.acked), d.acked, d.user, d.id] },
     ]);
@@ -681,10 +681,59 @@ export class ScyllaStore implements Store {
     await this.write(this.q.deviceAcked, [maxRegisterTimestamp(ptr), ptr, user, device]);
   }
 
-  async setDevicePush(user: UserId, device: DeviceId, push: PushRegistration): Promise<void> {
+  async setDevicePush(user: UserId, device: DeviceId, push: PushRegistration | undefined): Promise<void> {
     const rs = await this.read(this.q.getDevice, [user, device]);
     if (!rs.rowLength || !toDevice(user, rs.first())) return;
-    await this.write(this.q.devicePush, [push.platform, push.token, user, device]);
+    await this.write(this.q.devicePush, [...pushCells(push), user, device]);
+  }
+
+  /** Lightweight transactions only, so two claims of one token are serial and each learns whom it replaced. */
+  async claimPushToken(token: string, owner: DeviceKey): Promise<DeviceKey | undefined> {
+    try {
+      for (let round = 0; round < FENCE_CAS_ROUNDS; round++) {
+        const created = await this.lwt(this.q.pushTokenCreate, [token, owner]);
+        if (created.first().get(LWT_APPLIED)) return undefined;
+        const holder = created.first().get('device') as DeviceKey | null;
+        if (holder === owner) return undefined;
+        if (holder == null) continue; // released meanwhile
+        const moved = await this.lwt(this.q.pushTokenMove, [owner, token, holder]);
+        if (moved.first().get(LWT_APPLIED)) return holder;
+      }
+    } catch (err) {
+      throw storeError(err);
+    }
+    throw new ParleyError('store_unavailable', 'this push token is being registered too often; try again');
+  }
+
+  async releasePushToken(token: string, owner: DeviceKey): Promise<void> {
+    try {
+      await this.lwt(this.q.pushTokenRelease, [token, owner]);
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  async putPushMark(device: DeviceKey, mark: PushMark): Promise<void> {
+    await this.write(this.q.putPushMark, [device, Buffer.from(pack(mark))]);
+  }
+
+  async deletePushMark(device: DeviceKey): Promise<void> {
+    await this.write(this.q.deletePushMark, [device]);
+  }
+
+  /** A scan of a small table, once at start. */
+  async listPushMarks(): Promise<PushMark[]> {
+    return (await this.readAll(this.q.listPushMarks, [])).map((r) => unpack(bytes(r.get('mark'))) as PushMark);
+  }
+
+  async getMutes(user: UserId): Promise<Map<ConversationId, number>> {
+    const out = new Map<ConversationId, number>();
+    for (const r of await this.readAll(this.q.getMutes, [user])) out.set(r.get('conv') as ConversationId, num(r.get('until'))!);
+    return out;
+  }
+
+  async setMute(user: UserId, conv: ConversationId, until: number): Promise<void> {
+    await (until > 0 ? this.write(this.q.setMute, [user, conv, until]) : this.write(this.q.deleteMute, [user, conv]));
   }
 
   async setDeviceActive(user: UserId, device: DeviceId, at: number): Promise<void> {
@@ -1093,13 +1142,22 @@ function statements(ks: string) {
     claimPhone: `INSERT INTO ${ks}.phones (phone, user_id) VALUES (?, ?) IF NOT EXISTS`,
     userByPhone: `SELECT user_id FROM ${ks}.phones WHERE phone = ?`,
 
-    insertDevice: `INSERT INTO ${ks}.devices (user_id, id, name, platform, created_at, push_platform, push_token) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    insertDevice: `INSERT INTO ${ks}.devices (user_id, id, name, platform, created_at, ${PUSH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     deviceAcked: `UPDATE ${ks}.devices USING TIMESTAMP ? SET acked = ? WHERE user_id = ? AND id = ?`,
-    devicePush: `UPDATE ${ks}.devices SET push_platform = ?, push_token = ? WHERE user_id = ? AND id = ?`,
+    devicePush: `UPDATE ${ks}.devices SET ${PUSH_COLUMNS.split(', ').map((c) => `${c} = ?`).join(', ')} WHERE user_id = ? AND id = ?`,
+    pushTokenCreate: `INSERT INTO ${ks}.push_tokens (token_hash, device) VALUES (?, ?) IF NOT EXISTS`,
+    pushTokenMove: `UPDATE ${ks}.push_tokens SET device = ? WHERE token_hash = ? IF device = ?`,
+    pushTokenRelease: `DELETE FROM ${ks}.push_tokens WHERE token_hash = ? IF device = ?`,
+    getMutes: `SELECT conv, until FROM ${ks}.mutes WHERE user_id = ?`,
+    putPushMark: `INSERT INTO ${ks}.push_marks (device, mark) VALUES (?, ?)`,
+    deletePushMark: `DELETE FROM ${ks}.push_marks WHERE device = ?`,
+    listPushMarks: `SELECT device, mark FROM ${ks}.push_marks`,
+    setMute: `INSERT INTO ${ks}.mutes (user_id, conv, until) VALUES (?, ?, ?)`,
+    deleteMute: `DELETE FROM ${ks}.mutes WHERE user_id = ? AND conv = ?`,
     deviceActive: `UPDATE ${ks}.devices USING TIMESTAMP ? SET last_active = ? WHERE user_id = ? AND id = ?`,
     deleteDevice: `DELETE FROM ${ks}.devices WHERE user_id = ? AND id = ?`,
-    getDevice: `SELECT id, name, platform, created_at, acked, push_platform, push_token, last_active FROM ${ks}.devices WHERE user_id = ? AND id = ?`,
-    listDevices: `SELECT id, name, platform, created_at, acked, push_platform, push_token, last_active FROM ${ks}.devices WHERE user_id = ?`,
+    getDevice: `SELECT id, name, platform, created_at, acked, ${PUSH_COLUMNS}, last_active FROM ${ks}.devices WHERE user_id = ? AND id = ?`,
+    listDevices: `SELECT id, name, platform, created_at, acked, ${PUSH_COLUMNS}, last_active FROM ${ks}.devices WHERE user_id = ?`,
 
     fenceGet: `SELECT epoch, reserved, owner FROM ${ks}.fences WHERE entity = ?`,
     fenceCreate: `INSERT INTO ${ks}.fences (entity, epoch, reserved, owner) VALUES (?, ?, 0, ?) IF NOT EXISTS`,
@@ -1173,6 +1231,11 @@ function liveOtp(r: OtpRecord | undefined): OtpRecord | undefined {
   return r && r.expiresAt > Date.now() ? r : undefined;
 }
 
+/** The device row's push registration columns, in the order pushCells gives their values. */
+const PUSH_COLUMNS = 'push_platform, push_token, push_p256dh, push_auth, push_app, push_previews';
+const pushCells = (p: PushRegistration | undefined): (string | boolean | null)[] =>
+  [p?.platform ?? null, p?.token ?? null, p?.p256dh ?? null, p?.auth ?? null, p?.app ?? null, p ? p.previews === true : null];
+
 /** A device is a row written by putDevice; a row with only acked/push cells is not one. */
 function toDevice(user: UserId, r: types.Row): DeviceRecord | undefined {
   const createdAt = num(r.get('created_at'));
@@ -1181,7 +1244,12 @@ function toDevice(user: UserId, r: types.Row): DeviceRecord | undefined {
     user, id: r.get('id'), name: r.get('name'), platform: r.get('platform'), createdAt, acked: num(r.get('acked')) ?? 0,
   };
   if (r.get('push_platform') != null && r.get('push_token') != null) {
-    d.push = { platform: r.get('push_platform') as PushPlatform, token: r.get('push_token') };
+    const push: PushRegistration = { platform: r.get('push_platform') as PushPlatform, token: r.get('push_token') };
+    if (r.get('push_p256dh') != null) push.p256dh = r.get('push_p256dh');
+    if (r.get('push_auth') != null) push.auth = r.get('push_auth');
+    if (r.get('push_app') != null) push.app = r.get('push_app');
+    if (r.get('push_previews') === true) push.previews = true;
+    d.push = push;
   }
   const lastActive = num(r.get('last_active'));
   if (lastActive !== undefined) d.lastActive = lastActive;
