@@ -24,14 +24,14 @@ const PHONE = /\+\d{6,15}/g;
 const TOKEN = /\bv1\.[\w-]{8,}\.[\w-]{8,}/g;
 const scrub = (s: string): string => s.replace(PHONE, CENSOR).replace(TOKEN, CENSOR);
 
-/** Blanks phone numbers and tokens in the line's strings (and arrays of strings) before it is written. */
+/** The line's fields with phone numbers and tokens blanked in its strings (and arrays of strings); the caller's object is left as it was. */
 function scrubStrings(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
   for (const k in o) {
     const v = o[k];
-    if (typeof v === 'string') o[k] = scrub(v);
-    else if (Array.isArray(v)) o[k] = v.map((x: unknown) => (typeof x === 'string' ? scrub(x) : x));
+    out[k] = typeof v === 'string' ? scrub(v) : Array.isArray(v) ? v.map((x: unknown) => (typeof x === 'string' ? scrub(x) : x)) : v;
   }
-  return o;
+  return out;
 }
 
 const logger = pino({

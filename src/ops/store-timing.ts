@@ -23,11 +23,12 @@ export function timedStore(store: Store, m: StoreTimers, now: () => number = () 
     let series: Series | undefined; // created on the first call: an unused method shows no series
     const done = (start: number) => (series ??= m.store.child(name)).observe((now() - start) / 1000);
     Object.defineProperty(timed, name, {
-      value: function (this: unknown, ...args: unknown[]) {
+      value: function (this: unknown) {
         const start = now();
         let result: unknown;
         try {
-          result = original.apply(store, args);
+          // `arguments`, not a rest array: one allocation less on every store call.
+          result = original.apply(store, arguments as unknown as unknown[]);
         } catch (err) {
           done(start);
           m.storeErrors.inc({ op: name });

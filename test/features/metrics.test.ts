@@ -1,4 +1,6 @@
 import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Fixture, http } from '../helpers/fixture.js';
 import { newId } from '../../src/protocol/ids.js';
 
@@ -122,4 +124,32 @@ t.test('an HTTP answer carries its request id: the client\'s when it gave a plai
   t.match(made.headers.get('x-request-id'), /^n\w+\.h[0-9a-z]+$/, 'a made one names the node');
   const other = await http(f.url, '/v1/accounts/me');
   t.not(other.headers.get('x-request-id'), made.headers.get('x-request-id'), 'one per request');
+});
+
+t.test('the Grafana dashboard in docs/ops reads only metrics the node serves', async (t) => {
+  const dash = JSON.parse(readFileSync(resolve(__dirname, '../../../docs/ops/grafana-dashboard.json'), 'utf8')) as {
+    uid: string; schemaVersion: number; panels: { id: number; type: string; title: string; gridPos: { w: number; h: number; x: number; y: number }; targets?: { expr: string; refId: string }[] }[];
+  };
+  t.ok(dash.uid && dash.schemaVersion >= 30, 'a dashboard');
+  t.equal(new Set(dash.panels.map((p) => p.id)).size, dash.panels.length, 'panel ids are unique');
+  t.ok(dash.panels.every((p) => p.gridPos.x + p.gridPos.w <= 24), 'panels fit the grid');
+  const graphs = dash.panels.filter((p) => p.type === 'timeseries');
+  t.ok(graphs.length >= 15 && graphs.every((p) => p.targets!.length > 0), `${graphs.length} graphs, each with a query`);
+  const served = await http(f.url, '/metrics');
+  const families = new Set([...served.bytes.toString().matchAll(/^# TYPE (\S+) (\w+)$/gm)].map((m) => m[1]!));
+  const histograms = new Set([...served.bytes.toString().matchAll(/^# TYPE (\S+) histogram$/gm)].map((m) => m[1]!));
+  for (const p of graphs) {
+    for (const { expr } of p.targets!) {
+      const names = [...expr.matchAll(/\b((?:parley|nodejs|process)_\w+)/g)].map((m) => m[1]!);
+      for (const name of names) {
+        const family = name.replace(/_(bucket|sum|count)$/, '');
+        if (!families.has(name) && !(histograms.has(family) && name !== family)) t.fail(`${p.title}: ${name} is not served`);
+      }
+      const depth = [...expr].reduce((d, c) => (d < 0 ? d : d + (c === '(' ? 1 : c === ')' ? -1 : 0)), 0);
+      if (depth !== 0) t.fail(`${p.title}: unbalanced parentheses in ${expr}`);
+      if (/histogram_quantile/.test(expr) && !/_bucket\{/.test(expr)) t.fail(`${p.title}: a quantile not over buckets`);
+    }
+  }
+  const latency = graphs.filter((p) => p.targets!.some((x) => x.expr.includes('histogram_quantile')));
+  t.ok(latency.length >= 4, `latency percentiles from histograms: ${latency.map((p) => p.title).join('; ')}`);
 });
