@@ -34,12 +34,15 @@ import { mountDevices } from './http/device-routes.js';
 import { mountMedia } from './http/media-routes.js';
 import { mountOps } from './http/ops-routes.js';
 import { OperatorAccess } from './http/operator-access.js';
-import { sendJson, track, trustProxies } from './http/http-io.js';
+import { countHttpErrors, sendError, track, trustProxies } from './http/http-io.js';
 import { listenEdge, type ReloadOutcome } from './transport/tls.js';
 import { ParleyError } from './protocol/errors.js';
 import { Metrics } from './ops/metrics.js';
 import { FaultInjector, slowAppends } from './ops/faults.js';
 import { EventLoopMonitor } from './ops/event-loop.js';
+import { timedStore } from './ops/store-timing.js';
+import { timeRoutes } from './ops/http-timing.js';
+import { traceNode } from './ops/trace.js';
 import { log, setLogLevel } from './log.js';
 
 export interface ParleyNode {
@@ -59,8 +62,10 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   const id = `n${newId(8)}`;
   const secret = cfg.secret ? Buffer.from(cfg.secret) : loadOrCreateSecret(cfg.dataDir);
-  const store = slowAppends(await openStore(cfg), cfg.faultAppendDelayMs);
+  traceNode(id);
   const metrics = new Metrics();
+  // Timed outside the fault's delay: it stands for a remote database's latency.
+  const store = timedStore(slowAppends(await openStore(cfg), cfg.faultAppendDelayMs), metrics);
 
   const system = startActorSystem(configurePersistence(new StorePersistenceEngine(store)));
   const conns = new ConnectionRegistry();
@@ -70,7 +75,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const pubsub = new LocalPubSub(conns, cfg.seamCheck);
   // Pushes go out from the dispatcher, outside the entities; a dead registration comes back to its user entity as a message.
   const { dispatcher: push, outbox } = startPush(cfg.push, {
-    metrics,
+    metrics: metrics.pushSink(),
     marks: { put: (device, mark) => store.putPushMark(device, mark), delete: (device) => store.deletePushMark(device) },
     senderName: async (user) => {
       const u = await store.getUser(user);
@@ -96,23 +101,24 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     perUser: m.uploadsPerUser, inFlight: m.uploadsInFlight, diskBytes: m.uploadDiskBytes, graceMs: m.uploadGraceMs, minBytesPerSec: m.uploadMinBytesPerSec,
   });
 
-  metrics.gauge('connections', () => conns.size);
-  metrics.gauge('heap_bytes', () => process.memoryUsage().heapUsed);
+  metrics.gauge('connections', 'Open client WebSockets', () => conns.size);
+  metrics.gauge('heap_bytes', 'V8 heap in use, bytes (as nodejs_heap_size_used_bytes)', () => process.memoryUsage().heapUsed);
+  // Beside prom-client's nodejs_eventloop_lag_* (reset at each scrape): a window of its own, so two
+  // scrapers, or a test reading it, see the same worst stall of the last 10 s.
   const loop = new EventLoopMonitor();
-  metrics.gauge('event_loop_delay_max_10s_ms', () => Math.round(loop.maxMs()));
-  metrics.gauge('uploads_in_flight', () => uploads.inFlight);
-  for (const kind of ['user', 'conv', 'group']) {
-    metrics.gauge(`entities_${kind}`, () => (regions.tree().find((r) => r.type === kind)?.active ?? 0));
-  }
+  metrics.gauge('event_loop_delay_max_10s_ms', 'The longest event-loop delay in the last 10 s, ms', () => Math.round(loop.maxMs()));
+  metrics.gauge('uploads_in_flight', 'Media uploads being received', () => uploads.inFlight);
+  metrics.entities(() => regions.tree());
 
   trustProxies(cfg.trustProxy);
+  countHttpErrors((code) => metrics.httpErrors.add(code));
   const access = new OperatorAccess(cfg.adminKey, cfg.env === 'development' && isLoopback(cfg.host));
   const ipHttp = new KeyedLimiter(cfg.shaping.ipHttp);
   const mediaUrls = new MediaUrlSigner(secret, m.urlTtlMs);
   // Runs once per app: again on every TLS reload, so per-node state lives out here, not in the mount functions.
   const mount = (raw: TemplatedApp) => {
     // Every HTTP route behind a per-address budget (but /healthz); the WebSocket upgrade has its own.
-    const app = limitRoutesByIp(raw, ipHttp, new Set(['/healthz']), metrics);
+    const app = limitRoutesByIp(timeRoutes(raw, metrics.http), ipHttp, new Set(['/healthz']), metrics);
     mountGateway(app, { accounts, sharding, conns, metrics, directory: accounts, media: mediaAccess }, {
       node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
       idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, shaping: cfg.shaping, limits: cfg.limits, allowedOrigins: cfg.allowedOrigins,
@@ -123,7 +129,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes,
     });
     mountOps(app, { node: id, metrics, accounts, access, tree: () => regions.tree(), push: devSms ? outbox : undefined, faults });
-    app.any('/*', (res) => sendJson(track(res), 404, { error: new ParleyError('not_found', 'no such route') }));
+    app.any('/*', (res) => sendError(track(res), new ParleyError('not_found', 'no such route')));
   };
   const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);
   const port = edge.port;

@@ -2,6 +2,7 @@ import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { ParleyError, toErrorBody, type ErrorBody } from '../protocol/errors.js';
 import { log } from '../log.js';
 import { clientAddress, trustedProxies, type TrustedProxies } from '../transport/client-address.js';
+import { currentRequest, withRequest } from '../ops/trace.js';
 
 /**
  * Small helpers over uWebSockets.js HTTP: a response may be aborted at any time, and after that it must not
@@ -32,13 +33,24 @@ export function sendJson(r: Reply, status: number, body: unknown, extra?: Record
   if (r.aborted) return;
   r.res.cork(() => {
     r.res.writeStatus(statusLine(status)).writeHeader('content-type', 'application/json');
+    // The id its log lines carry (src/ops/http-timing.ts), so a client's report names them.
+    const id = (r.res as HttpResponse & { requestId?: string }).requestId;
+    if (id) r.res.writeHeader('x-request-id', id);
     if (extra) for (const k in extra) r.res.writeHeader(k, extra[k]!);
     r.res.end(JSON.stringify(body), close);
   });
 }
 
+let errorCount: ((code: string) => void) | undefined;
+
+/** Set once when the node starts: where HTTP error answers are counted by code (parley_errors_total). */
+export function countHttpErrors(f: (code: string) => void): void {
+  errorCount = f;
+}
+
 export function sendError(r: Reply, err: unknown, close = false): void {
   const body: ErrorBody = toErrorBody(err);
+  errorCount?.(body.code);
   if (!(err instanceof ParleyError)) log('error', 'http handler failed', { error: (err as Error)?.stack ?? String(err) });
   const retryAfter = body.retryAfterMs === undefined ? undefined : { 'retry-after': String(Math.ceil(body.retryAfterMs / 1000)) };
   sendJson(r, err instanceof ParleyError ? err.status : 500, { error: body }, retryAfter, close);
@@ -101,5 +113,7 @@ export const bearer = (authorization: string): string | undefined =>
 /** Runs an async handler, turning anything it throws into an error response. */
 export function handle(res: HttpResponse, f: (r: Reply) => Promise<void>): void {
   const r = track(res);
-  f(r).catch((err) => sendError(r, err));
+  // The request's id, for the error's log line after the handler's awaits (src/ops/trace.ts).
+  const id = currentRequest();
+  f(r).catch((err) => (id ? withRequest(id, () => sendError(r, err)) : sendError(r, err)));
 }

@@ -9,7 +9,7 @@ import { OperatorAccess } from './operator-access.js';
 
 /**
  *   GET /healthz            liveness and this node's id
- *   GET /metrics            Prometheus text (admin key, or a development node on loopback)
+ *   GET /metrics            Prometheus text, prom-client's registry (admin key, or a development node on loopback)
  *   GET /v1/admin/actors    the supervisor tree: per entity kind, live/spawned/passivated/crashed (admin key)
  *   GET /v1/dev/push        push notices the outbox provider holds for the caller (Bearer; and as /metrics)
  *   POST /v1/admin/faults   {type, id, times}: the entity's next messages crash it (only with PARLEY_FAULTS=1)
@@ -26,7 +26,8 @@ export function mountOps(app: TemplatedApp, deps: {
     const key = OperatorAccess.keyOf(req);
     handle(res, async (r) => {
       access.local(key);
-      if (!r.aborted) r.res.cork(() => r.res.writeHeader('content-type', 'text/plain; version=0.0.4').end(deps.metrics.prometheus()));
+      const text = await deps.metrics.render();
+      if (!r.aborted) r.res.cork(() => r.res.writeHeader('content-type', deps.metrics.contentType).end(text));
     });
   });
   app.get('/v1/admin/actors', (res, req) => {

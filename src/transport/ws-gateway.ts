@@ -1,8 +1,9 @@
+import { performance } from 'node:perf_hooks';
 import type { HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import uWS from 'uWebSockets.js';
 import { ParleyError, errorFrame, rateLimited, toErrorBody } from '../protocol/errors.js';
 import { deviceKey, type DeviceId, type UserId } from '../protocol/ids.js';
-import type { Limits, ServerFrame } from '../protocol/frames.js';
+import type { ClientFrame, Limits, ServerFrame } from '../protocol/frames.js';
 import { decodeFrame, encodeDelivery, encodeFrame, type WireFormat } from '../protocol/codec.js';
 import { validateClientFrame } from '../protocol/validate.js';
 import type { Accounts } from '../accounts/accounts.js';
@@ -16,6 +17,8 @@ import { KeyedLimiter, TokenBucket, type Rate } from './rate-limit.js';
 import { originAllowed } from './origin.js';
 import { bearer, remoteAddress, statusLine } from '../http/http-io.js';
 import type { Metrics } from '../ops/metrics.js';
+import type { Series } from '../ops/latency-histogram.js';
+import { enterFrame, frameId, leave } from '../ops/trace.js';
 import { CloseCodes } from '../protocol/close-codes.js';
 import { ipKey } from './ip-key.js';
 import { frameCost } from './frame-cost.js';
@@ -79,19 +82,19 @@ export function mountGateway(
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
       if (!originAllowed(req.getHeader('origin'), req.getHeader('host'), opts.allowedOrigins)) {
-        metrics.count('ws_refused_origin');
+        metrics.wsRefused.inc({ reason: 'origin' });
         return refuse(res, new ParleyError('forbidden', 'this origin may not open a socket here (PARLEY_ALLOWED_ORIGINS)'));
       }
       const addr = remoteAddress(res);
       if (conns.size + upgrading >= opts.maxConnections) {
-        metrics.count('ws_refused_capacity');
+        metrics.wsRefused.inc({ reason: 'capacity' });
         res.writeStatus(statusLine(503)).writeHeader('retry-after', '5').end('{"error":{"code":"over_capacity","message":"this node is at its connection limit","retryable":true}}');
         return;
       }
       // Before the token is checked: a refused upgrade costs no store read.
       const ipWait = ipUpgrades.take(ipKey(addr), Date.now());
       if (ipWait) {
-        metrics.count('ws_refused_rate');
+        metrics.wsRefused.inc({ reason: 'rate' });
         return refuse(res, rateLimited('too many connections from your address', ipWait));
       }
       let aborted = false;
@@ -104,7 +107,7 @@ export function mountGateway(
           // A device reconnecting in a loop re-runs attach and sync each time: bounded per user.
           const userWait = userUpgrades.take(s.user, Date.now());
           if (userWait) {
-            metrics.count('ws_refused_rate');
+            metrics.wsRefused.inc({ reason: 'rate' });
             return res.cork(() => refuse(res, rateLimited('this account connects too often', userWait)));
           }
           const renewed = accounts.renewal(s)?.token;
@@ -176,6 +179,12 @@ function refuse(res: HttpResponse, e: ParleyError): void {
 /** What every socket of this gateway shares: the per-device cost budgets and the send buffer's cap. */
 interface Edge { costs: KeyedLimiter; costBurst: number; maxBackpressure: number }
 
+/**
+ * Sends timed to their tick at once per socket, at most: a socket with more waiting (over 5 s of sends at
+ * the frame rate limit) leaves the rest untimed, so the timing's memory per socket is bounded.
+ */
+const MAX_TIMED_SENDS = 1024;
+
 class SocketConnection implements Connection {
   readonly id: number;
   readonly user: UserId;
@@ -191,6 +200,13 @@ class SocketConnection implements Connection {
   private readonly format: WireFormat;
   private readonly bucket: TokenBucket;
   private readonly key: string;
+  /** Frames received on this socket: the number of the one being handled names it in logs without an id. */
+  private received = 0;
+  /** `send` frames waiting for their tick (or error): cid → when the frame came (performance.now()). */
+  private sends?: Map<string, number>;
+  /** When the sync going on started (-1: none) and its rid, which an error refusing it echoes. */
+  private syncStart = -1;
+  private syncRid: string | undefined;
 
   constructor(
     private readonly ws: WebSocket<SocketData>, data: SocketData, node: string, sharding: Sharding,
@@ -207,25 +223,75 @@ class SocketConnection implements Connection {
   }
 
   receive(message: ArrayBuffer, isBinary: boolean, limits: Limits): void {
-    this.metrics.count('frames_in');
+    enterFrame(this.id, ++this.received);
+    let read: ClientFrame['t'] | 'invalid' | 'limited' = 'limited';
     try {
       const now = Date.now();
       if (!this.bucket.take(now)) throw rateLimited('slow down: too many frames', this.bucket.waitMs(now));
+      read = 'invalid';
       // A JSON frame can be far smaller than its body packed (a float: 4 characters, 9 bytes), so only a
       // binary frame's size bounds its body's.
       const frame = validateClientFrame(decodeFrame(message, isBinary), limits, isBinary ? message.byteLength : Infinity);
+      read = frame.t;
+      frameId(frame.t === 'send' ? frame.rid ?? frame.cid : 'rid' in frame ? frame.rid : undefined);
       // Expensive frames also draw on the device's budget, which a reconnect does not refill.
       const cost = frameCost(frame);
       if (cost > 0) {
         const wait = this.edge.costs.take(this.key, now, Math.min(cost, this.edge.costBurst));
         if (wait) throw rateLimited(`slow down: this ${frame.t} costs ${cost} of your device's budget`, wait);
       }
+      this.startTimer(frame);
       this.session.handle(frame);
     } catch (err) {
+      const ids = peekIds(message, isBinary);
+      if (read === 'invalid') frameId(ids.rid ?? ids.cid); // the frame's own ids, as far as they can be read
       if (!(err instanceof ParleyError)) log('error', 'frame handler failed', { error: (err as Error)?.stack ?? String(err) });
+      else log('debug', 'frame refused', { type: read, error: err.code });
       this.metrics.count('frames_rejected');
-      this.send(errorFrame(peekIds(message, isBinary), err));
+      this.send(errorFrame(ids, err));
+    } finally {
+      this.metrics.framesIn.add(read);
+      leave();
     }
+  }
+
+  /** A send waits for its tick, a sync for its last page: timed from here (src/ops/metrics.ts). */
+  private startTimer(frame: ClientFrame): void {
+    if (frame.t === 'send') {
+      const sends = (this.sends ??= new Map());
+      if (sends.size < MAX_TIMED_SENDS && !sends.has(frame.cid)) sends.set(frame.cid, performance.now());
+    } else if (frame.t === 'sync' && this.syncStart < 0) {
+      // A paged sync is one: the `sync` for its next page finds the timer running.
+      this.syncStart = performance.now();
+      this.syncRid = frame.rid;
+    }
+  }
+
+  /** A frame going out ends a timer: the tick or error of a send, the last `synced` of a sync. */
+  private stopTimer(frame: ServerFrame): void {
+    const m = this.metrics;
+    switch (frame.t) {
+      case 'sent': return this.ticked(frame.cid, frame.dup ? m.sendOutcome.duplicate : m.sendOutcome.sent);
+      case 'synced':
+        if (!frame.more && this.syncStart >= 0) {
+          m.sync.observe((performance.now() - this.syncStart) / 1000);
+          this.syncStart = -1;
+        }
+        return;
+      case 'error':
+        m.wsErrors.add(frame.code);
+        if (frame.cid !== undefined) return this.ticked(frame.cid, m.sendOutcome.error);
+        // A sync refused: its error echoes its rid (none when it had none), and a sync is not timed on.
+        if (frame.rid === this.syncRid) this.syncStart = -1;
+        return;
+    }
+  }
+
+  private ticked(cid: string, into: Series): void {
+    const at = this.sends?.get(cid);
+    if (at === undefined) return;
+    this.sends!.delete(cid);
+    into.observe((performance.now() - at) / 1000);
   }
 
   /** Frames are queued and written once per event-loop turn, corked: one syscall for many frames. */
@@ -236,7 +302,15 @@ class SocketConnection implements Connection {
       if (!this.outbox) this.checkDrain(); // else the flush checks
       return true;
     }
-    const data = frame.t === 'delivery' ? encodeDelivery(frame.ptr, frame.packed, this.format) : encodeFrame(frame as ServerFrame, this.format);
+    let data: Uint8Array | string;
+    if (frame.t === 'delivery') {
+      this.metrics.framesOut.add('msg');
+      data = encodeDelivery(frame.ptr, frame.packed, this.format);
+    } else {
+      this.metrics.framesOut.add(frame.t);
+      this.stopTimer(frame);
+      data = encodeFrame(frame, this.format);
+    }
     this.queued += typeof data === 'string' ? data.length * 3 : data.byteLength; // a UTF-16 unit is at most 3 UTF-8 bytes
     if (this.outbox) this.outbox.push(data);
     else {
@@ -261,7 +335,6 @@ class SocketConnection implements Connection {
         }
       }
     });
-    this.metrics.count('frames_out', frames.length);
     this.checkDrain();
   }
 

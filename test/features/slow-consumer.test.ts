@@ -40,7 +40,7 @@ t.test('a client that stops reading is disconnected, others are served, and it r
   }
   t.ok(bobOffline(), `the node dropped bob's socket (after ${sent} messages of ${BODY} bytes)`);
   const metrics = (await http(f.url, '/metrics')).bytes.toString();
-  t.match(metrics, /ws_slow_consumer\S*\s+[1-9]/, 'and counted a slow consumer');
+  t.match(metrics, /^parley_ws_slow_consumer_total [1-9]/m, 'and counted a slow consumer');
 
   // Everyone else is still served while bob is away.
   const toCarol = await alice.client.text({ to: carol.user }, 'still here?');

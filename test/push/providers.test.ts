@@ -28,9 +28,9 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const cert = devCert(dir, 'apns');
 
 /** Polls until `ok` holds (the dispatcher has handled an answer the mock already recorded). */
-async function until(ok: () => boolean, what: string, ms = 5000): Promise<void> {
+async function until(ok: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
-  while (!ok()) {
+  while (!(await ok())) {
     if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -224,7 +224,7 @@ t.test('the dispatcher over FCM: a 429 is retried after its Retry-After, one not
   const fcm = new FcmProvider({ account: mock.serviceAccount as unknown as ServiceAccount, url: mock.url, tokenUrl: `${mock.url}/token`, timeoutMs: 5000 });
   const metrics = new Metrics();
   const d = new PushDispatcher({ ...pushConfig({}).dispatch, coalesceMs: 10, retryBaseMs: 10 }, {
-    providers: { fcm }, fallback: new OutboxProvider(), metrics, senderName: async () => 'Ann', dead: () => undefined,
+    providers: { fcm }, fallback: new OutboxProvider(), metrics: metrics.pushSink(), senderName: async () => 'Ann', dead: () => undefined,
   });
   t.teardown(() => d.close());
   mock.script.push({ status: 429, reason: 'QUOTA_EXCEEDED', retryAfter: '1' });
@@ -234,7 +234,9 @@ t.test('the dispatcher over FCM: a 429 is retried after its Retry-After, one not
   t.ok(sent.at - first.at >= 1000, `the retry waited for Retry-After (${sent.at - first.at} ms)`);
   t.equal(mock.delivered().length, 1);
   await until(() => d.pending === 0, 'the dispatcher has the answer');
-  t.match(metrics.prometheus(), /parley_push_fcm_retried_total 1\n[\s\S]*parley_push_fcm_sent_total 1/);
+  const text = await metrics.render();
+  t.match(text, /parley_push_events_total\{event="fcm_retried"\} 1\n/);
+  t.match(text, /parley_push_events_total\{event="fcm_sent"\} 1\n/);
 });
 
 t.test('the dispatcher over APNs: a provider failing in a row opens its breaker; sends wait, then resume', async (t) => {
@@ -244,21 +246,22 @@ t.test('the dispatcher over APNs: a provider failing in a row opens its breaker;
   const apns = new ApnsProvider({ url: mock.url, key: keys.privatePem, keyId: keys.keyId, teamId: keys.teamId, topic: 'com.example.parley', tokenRefreshMs: 40 * 60_000, ca: cert.ca.toString(), timeoutMs: 5000 });
   const metrics = new Metrics();
   const d = new PushDispatcher({ ...pushConfig({}).dispatch, coalesceMs: 10, retryBaseMs: 5, retryMaxMs: 20, breakerFailures: 3, breakerOpenMs: 600, maxAttempts: 10 }, {
-    providers: { apns }, fallback: new OutboxProvider(), metrics, senderName: async () => undefined, dead: () => undefined,
+    providers: { apns }, fallback: new OutboxProvider(), metrics: metrics.pushSink(), senderName: async () => undefined, dead: () => undefined,
   });
   t.teardown(() => d.close());
   for (let i = 0; i < 3; i++) mock.script.push({ status: 503, reason: 'ServiceUnavailable' });
   d.notify({ user: 'bob', device: 'phone', push: { platform: 'apns', token: TOKEN }, ptr: 1, conv: 'd.ann.bob', seq: 1, from: 'ann', kind: 'text' });
   await mock.waitFor((rs) => rs.filter((r) => r.status === 503).length === 3, 10_000, 'three failures');
-  await until(() => /parley_push_apns_breaker_open 1/.test(metrics.prometheus()), 'the breaker opens');
+  await until(async () => /parley_push_apns_breaker_open 1/.test(await metrics.render()), 'the breaker opens');
   t.pass('the breaker is open (and shows in metrics)');
   const ok = await mock.waitFor((rs) => rs.find((r) => r.status === 200), 10_000, 'the send after the breaker');
   const third = mock.requests.filter((r) => r.status === 503)[2]!;
   t.ok(ok.at - third.at >= 550, `no send while it was open (${ok.at - third.at} ms)`);
   t.equal(mock.requests.length, 4, 'no retries were spent against it meanwhile');
   await until(() => d.pending === 0, 'the dispatcher has the answer');
-  t.match(metrics.prometheus(), /parley_push_apns_breaker_open 0/);
-  t.match(metrics.prometheus(), /parley_push_apns_breaker_trips 1/);
+  const text = await metrics.render();
+  t.match(text, /parley_push_apns_breaker_open 0/);
+  t.match(text, /parley_push_apns_breaker_trips 1/);
 });
 
 t.test('the dispatcher gives up after maxAttempts, and reports a dead registration once', async (t) => {
@@ -268,7 +271,7 @@ t.test('the dispatcher gives up after maxAttempts, and reports a dead registrati
   const metrics = new Metrics();
   const dead: string[] = [];
   const d = new PushDispatcher({ ...pushConfig({}).dispatch, coalesceMs: 5, retryBaseMs: 5, retryMaxMs: 10, maxAttempts: 3 }, {
-    providers: { fcm }, fallback: new OutboxProvider(), metrics, senderName: async () => undefined, dead: (x) => dead.push(x.push.token),
+    providers: { fcm }, fallback: new OutboxProvider(), metrics: metrics.pushSink(), senderName: async () => undefined, dead: (x) => dead.push(x.push.token),
   });
   t.teardown(() => d.close());
   for (let i = 0; i < 3; i++) mock.script.push({ status: 429, reason: 'QUOTA_EXCEEDED' });
@@ -285,8 +288,9 @@ t.test('the dispatcher gives up after maxAttempts, and reports a dead registrati
   t.equal(mock.requests.filter((r) => r.token === 'fcm-gone').length, 1, 'a token called dead is not sent to again (the phone\'s push came after)');
   t.equal(mock.requests.filter((r) => r.token === 'fcm-1').length, 4, 'three attempts, then the next message\'s push');
   await until(() => d.pending === 0, 'the dispatcher has the answer');
-  t.match(metrics.prometheus(), /parley_push_fcm_failed_total 1/);
-  t.match(metrics.prometheus(), /parley_push_fcm_removed_total 1/);
+  const text = await metrics.render();
+  t.match(text, /parley_push_events_total\{event="fcm_failed"\} 1\n/);
+  t.match(text, /parley_push_events_total\{event="fcm_removed"\} 1\n/);
 });
 
 t.test('the webhook: one signed JSON POST per notification; its answers as the others\'', async (t) => {

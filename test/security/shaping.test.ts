@@ -266,7 +266,7 @@ t.test('an inbox of large messages drains in one sync through a 1 MiB send buffe
   t.equal(slowConsumers(await http(f.url, '/metrics')), slowBefore, 'no slow consumer was closed');
 });
 
-const slowConsumers = (r: { bytes: Buffer }): number => Number(/^ws_slow_consumer\S*\s+(\d+)/m.exec(r.bytes.toString())?.[1] ?? 0);
+const slowConsumers = (r: { bytes: Buffer }): number => Number(/^parley_ws_slow_consumer_total (\d+)$/m.exec(r.bytes.toString())![1]);
 
 t.test('users.lookup is counted in phones: past the budget it is refused, and a reconnect does not refill it', async (t) => {
   // The default burst (2,000), refilled at 1 a second instead of 100: what passes doesn't depend on the machine's speed.
