@@ -255,6 +255,7 @@ export function machineInfo(ctx: BenchContext): Record<string, unknown> {
     cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? 'unknown', memory_gib: round(os.totalmem() / 2 ** 30, 1),
     node: process.version, platform: `${os.type()} ${os.release()}`,
     uws: version('uWebSockets.js'), socketio: version('socket.io'), ws: version('ws'),
+    ...(ctx.centrifugoBin ? { centrifugo: (() => { try { return execFileSync(ctx.centrifugoBin!, ['version']).toString().trim(); } catch { return 'unknown'; } })() } : {}),
     commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown',
     src_uncommitted_files: git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length,
     parley_main: ctx.parleyMain,

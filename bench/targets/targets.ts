@@ -80,10 +80,17 @@ export async function startTarget(kind: TargetKind, ctx: BenchContext, o: Target
   }
   if (isCentrifugo(kind)) {
     if (!ctx.centrifugoBin) throw new Error(`${kind}: no centrifugo binary (scripts/centrifugo install)`);
-    const port = await freePort();
-    const config = writeCentrifugoConfig(ctx.dataDir, kind, { port, secret: ctx.jwtSecret });
-    // GOMAXPROCS stays Go's default (every core), as a team would run it.
-    return spawnServer({ name: kind, script: config, command: ctx.centrifugoBin, args: ['--config', config], readyPort: port, readyPath: '/health', cwd: ctx.dataDir, verbose: ctx.verbose });
+    // GOMAXPROCS stays Go's default (every core), as a team would run it. The port is picked free just
+    // before: if something takes it in between, the server exits at once and the next attempt picks another.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const config = writeCentrifugoConfig(ctx.dataDir, kind, { port, secret: ctx.jwtSecret });
+      try {
+        return await spawnServer({ name: kind, script: config, command: ctx.centrifugoBin, args: ['--config', config], readyPort: port, readyPath: '/health', cwd: ctx.dataDir, verbose: ctx.verbose });
+      } catch (e) {
+        if (attempt >= 2 || !/exited with/.test((e as Error).message)) throw e;
+      }
+    }
   }
   const script = join(ctx.root, 'dist', 'bench', 'baselines', kind === 'socketio' ? 'socketio-relay.js' : 'uws-relay.js');
   const nodeArgs = ctx.profileDir && o.profile !== false && o.profileName ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=${o.profileName}`] : [];
