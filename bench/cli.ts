@@ -7,7 +7,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Progress } from './lib/progress.js';
-import type { TargetKind } from './load/messages.js';
+import { TARGET_KINDS, type TargetKind } from './load/messages.js';
+import { randomBytes } from 'node:crypto';
+import { ensureCentrifugo, isCentrifugo } from './targets/centrifugo.js';
 import { repoRoot, type BenchContext } from './targets/targets.js';
 import { running } from './targets/server-process.js';
 import type { Scenario, ScenarioOptions } from './scenarios/common.js';
@@ -44,7 +46,9 @@ options
   --window N            messages in flight per stream in closed-loop runs (relay 2, group 4)
   --connections N       idle connections to hold (default 19000)
   --missed N            messages each reconnecting client misses (default 3)
-  --targets list        parley,uws,uws-acked,socketio (default all; uws-acked only in relay); --no-baselines = parley only
+  --targets list        parley,uws,uws-acked,socketio (the default; uws-acked only in relay), and on request
+                        centrifugo-relay,centrifugo-history (Centrifugo v6 without / with history; relay, group,
+                        connections; built once by scripts/centrifugo, needs Go); --no-baselines = parley only
   --workers N           load-generator processes (default 2; connections: one per 7,000 sockets)
   --addresses N         client source addresses 127.0.0.2… (default 8)
   --frame-bytes N       client frame size (default 100)
@@ -131,8 +135,10 @@ async function main(): Promise<number> {
   }
 
   const targets = (a['no-baselines'] ? ['parley'] : String(a.targets ?? 'parley,uws,uws-acked,socketio').split(',').map((s) => s.trim())) as TargetKind[];
-  for (const t of targets) if (!['parley', 'uws', 'uws-acked', 'socketio'].includes(t)) throw new Error(`unknown target ${t}`);
+  for (const t of targets) if (!TARGET_KINDS.includes(t)) throw new Error(`unknown target ${t} (${TARGET_KINDS.join(', ')})`);
   const progress = new Progress(Boolean(a.quiet));
+  // Centrifugo only when asked for: found (or built, when Go is here) before anything starts, or a clear error.
+  const centrifugoBin = targets.some(isCentrifugo) ? ensureCentrifugo(root, (s) => progress.log(s)) : undefined;
   const keep = typeof a.data === 'string';
   const dataDir = keep ? resolve(String(a.data)) : mkdtempSync(join(tmpdir(), 'parley-bench-'));
   mkdirSync(dataDir, { recursive: true });
@@ -143,6 +149,7 @@ async function main(): Promise<number> {
     parleyMain: resolve(String(a['parley-main'] ?? join(root, 'dist', 'src', 'main.js'))), verbose: Boolean(a.verbose), progress,
     external: [], phonePrefix: a.url ? String(1000 + Math.floor(Math.random() * 9000)) : '5550', serverLogs: {},
     parleyEnv: Object.fromEntries(String(a['parley-env'] ?? '').split(',').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')).trim(), kv.slice(kv.indexOf('=') + 1).trim()])),
+    centrifugoBin, jwtSecret: randomBytes(32).toString('hex'),
   };
   if (!existsSync(ctx.parleyMain)) throw new Error(`${ctx.parleyMain} not found: build first (npm run build)`);
   const o: ScenarioOptions = {
@@ -164,8 +171,9 @@ async function main(): Promise<number> {
       progress.log(`\n== ${sc.title} (${n}) ==`);
       let r: ScenarioResult;
       try {
-        // The acked uWS variant is a 1:1 protocol: the other scenarios run the two plain baselines.
-        r = await sc.run(ctx, n === 'relay' ? o : { ...o, targets: o.targets.filter((t) => t !== 'uws-acked') });
+        // The acked uWS variant is a 1:1 protocol: the other scenarios run the two plain baselines. Centrifugo
+        // runs where its protocol has the scenario's meaning (reconnect is Parley's inbox sync).
+        r = await sc.run(ctx, { ...o, targets: o.targets.filter((t) => (t !== 'uws-acked' || n === 'relay') && (!isCentrifugo(t) || n !== 'reconnect')) });
       } catch (e) {
         failed = true;
         progress.log(`${n} failed: ${(e as Error)?.stack ?? e}`);

@@ -1,7 +1,15 @@
 /** The coordinator ↔ load-worker protocol (child_process IPC, "advanced" serialization). */
 
-/** `uws-acked`: the uWS relay driven with Parley's frame count per message (see bench/baselines/uws-relay.ts). */
-export type TargetKind = 'parley' | 'uws' | 'uws-acked' | 'socketio';
+/**
+ * `uws-acked`: the uWS relay driven with Parley's frame count per message (see bench/baselines/uws-relay.ts).
+ * `centrifugo-relay` / `centrifugo-history`: Centrifugo v6 without and with history + recovery (bench/targets/centrifugo.ts).
+ */
+export type TargetKind = 'parley' | 'uws' | 'uws-acked' | 'socketio' | 'centrifugo-relay' | 'centrifugo-history';
+
+export const TARGET_KINDS: readonly TargetKind[] = ['parley', 'uws', 'uws-acked', 'socketio', 'centrifugo-relay', 'centrifugo-history'];
+
+/** Targets whose server acks each send (Parley's "sent", Centrifugo's publish reply): the rest count a send as acked. */
+export const serverAcks = (k: TargetKind): boolean => k === 'parley' || k === 'centrifugo-relay' || k === 'centrifugo-history';
 
 export interface VuSpec {
   /** Global index of the virtual user: its number on the baselines, its slot in the account pool on Parley. */
@@ -40,6 +48,8 @@ export interface SetupCmd {
   frameBytes: number;
   connectConcurrency: number;
   connectRetries: number;
+  /** Centrifugo: the HMAC secret the worker signs its users' connection tokens with. */
+  jwtSecret?: string;
 }
 export interface ConnectCmd { cmd: 'connect'; vus?: number[]; timeoutMs: number }
 export interface GroupsCmd { cmd: 'groups'; timeoutMs: number }
@@ -97,7 +107,7 @@ export interface RunStats {
   errors: Record<string, number>;
   /** Send → delivery latency, µs. */
   hist: string;
-  /** Send → server ack ("sent", after durable store), µs (Parley only). */
+  /** Send → server ack (Parley's "sent", after durable store; Centrifugo's publish reply), µs. */
   ackHist: string;
   drained: boolean;
   /** The drain ended because nothing arrived for stallMs (what is missing then is lost, not late). */

@@ -1,17 +1,21 @@
 /**
  * A load worker: a child process that holds a share of the virtual users' sockets and drives them. Several
  * run side by side so one event loop (and one process's 20,000 open files) is never the limit. It speaks
- * Parley's protocol, the uWebSockets baseline's and Socket.IO's (Engine.IO v4 over WebSocket, by hand, so
- * the load generator costs the same for all three), and does the accounting: latency from the intended send
- * time, loss, duplicates and receipts.
+ * Parley's protocol, the uWebSockets baseline's, Socket.IO's (Engine.IO v4 over WebSocket) and Centrifugo's
+ * (its JSON protocol), the last two by hand so the load generator costs about the same for all, and does the
+ * accounting: latency from the intended send time, loss, duplicates and receipts.
  */
 import WebSocket from 'ws';
 import { Packr } from 'msgpackr';
 import { monoMs, monoUs, sleep } from '../lib/clock.js';
 import { encodeHistogram, newHistogram, type Histogram } from '../lib/hist.js';
-import type {
-  ConnectCmd, ConnectResult, DrainCmd, DropCmd, GroupsCmd, PingCmd, RunCmd, RunStats, SetupCmd, StreamSpec, TargetKind, VuSpec, WorkerCmd, WorkerEvent,
+import {
+  serverAcks, type ConnectCmd, type ConnectResult, type DrainCmd, type DropCmd, type GroupsCmd, type PingCmd, type RunCmd, type RunStats, type SetupCmd,
+  type StreamSpec, type TargetKind, type VuSpec, type WorkerCmd, type WorkerEvent,
 } from './messages.js';
+import {
+  benchPayload, connectCommand, connectToken, groupChannel, padFor, parseFrame, personalChannel, PONG, publishCommand, readPayload, subscribeCommand,
+} from './centrifugo-protocol.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const ACK_DELAY_MS = 20;
@@ -129,12 +133,12 @@ function delivered(vu: Vu, streamId: number, n: number, tUs: number, now: number
   }
 }
 
-/** The server stored message n of a stream (Parley "sent"; the baselines count a send as acked). */
+/** The server has message n of a stream (Parley "sent", Centrifugo's publish reply; the baselines count a send as acked). */
 function acknowledged(s: Stream, n: number, tUs: number): void {
   if (!s.acked.set(n)) return;
   c.acked++;
   c.expected += s.recipientsOf(senderOfN(s, n));
-  if (tUs >= recordFromUs && kind === 'parley') ackHist.recordValue(Math.max(1, Math.round(monoUs() - tUs)));
+  if (tUs >= recordFromUs && serverAcks(kind)) ackHist.recordValue(Math.max(1, Math.round(monoUs() - tUs)));
   if (active?.cmd.gate === 'ack') slotFreed(s);
 }
 
@@ -168,7 +172,7 @@ function issue(s: Stream, tUs: number): void {
   s.inflight++;
   sender.send(s, n, tUs);
   c.sent++;
-  if (kind !== 'parley') acknowledged(s, n, tUs);
+  if (!serverAcks(kind)) acknowledged(s, n, tUs);
 }
 
 // ---- virtual users -----------------------------------------------------------------------------------------
@@ -185,7 +189,8 @@ abstract class Vu {
   abstract url(): string;
   abstract handle(data: Buffer, isBinary: boolean): void;
   abstract send(s: Stream, n: number, tUs: number): void;
-  join(_groups: number[]): void { /* baselines only */ }
+  /** Baselines: subscribe to these groups (resolves once the server confirmed, where it does). */
+  join(_groups: number[]): void | Promise<void> { /* baselines only */ }
   closed(): void { /* per protocol */ }
 
   connect(): Promise<void> {
@@ -416,6 +421,95 @@ class SocketIoVu extends Vu {
   }
 }
 
+/**
+ * Centrifugo over its JSON protocol: connect with a JWT, subscribe to the user's own user-limited channel
+ * (ready once the server confirmed it), publish a 1:1 message into the partner's personal channel and a
+ * group message into the group's channel. The publish reply is the server's ack; deliveries arrive as
+ * publications. A group's sender gets its own publication back (Centrifugo has no "all but the
+ * publisher"): not counted as a delivery.
+ */
+let cfPad = '';
+let jwtSecret = '';
+type CfPending =
+  | { kind: 'connect' }
+  | { kind: 'subscribe'; channel: string; done?: () => void }
+  | { kind: 'publish'; s: Stream; n: number; t: number };
+class CentrifugoVu extends Vu {
+  private readonly user = String(this.idx);
+  private nextId = 0;
+  private readonly pending = new Map<number, CfPending>();
+  private pong = false;
+  url(): string { return `${wsBase}/connection/websocket`; }
+  private command(p: CfPending, frame: (id: number) => string): void {
+    const id = this.nextId = this.nextId >= 0x7fffffff ? 1 : this.nextId + 1;
+    this.pending.set(id, p);
+    this.ws!.send(frame(id));
+  }
+  override opened(): void {
+    const token = connectToken(this.user, jwtSecret, Math.floor(Date.now() / 1000));
+    this.command({ kind: 'connect' }, (id) => connectCommand(id, token));
+  }
+  override join(groups: number[]): Promise<void> {
+    return Promise.all(groups.map((g) => new Promise<void>((done) => {
+      const channel = groupChannel(g);
+      this.command({ kind: 'subscribe', channel, done }, (id) => subscribeCommand(id, channel));
+    }))).then(() => undefined);
+  }
+  send(s: Stream, n: number, tUs: number): void {
+    const channel = s.group ? groupChannel(s.id) : personalChannel(String(s.to));
+    this.command({ kind: 'publish', s, n, t: tUs }, (id) => publishCommand(id, channel, benchPayload(s.id, n, tUs, cfPad)));
+  }
+  handle(data: Buffer): void {
+    for (const m of parseFrame(data.toString())) {
+      switch (m.type) {
+        case 'publication': {
+          if (m.user === this.user) break; // a group sender's own message
+          const p = readPayload(m.data);
+          if (p) delivered(this, p.s, p.n, p.t, monoUs()); else error('cf_foreign_publication');
+          break;
+        }
+        case 'reply': {
+          const p = this.pending.get(m.id);
+          if (!p) { error('cf_unexpected_reply'); break; }
+          this.pending.delete(m.id);
+          if (m.error) {
+            error(`server_${m.error.code}`);
+            if (p.kind === 'publish') failedSend(p.s, p.n);
+            else if (p.kind === 'connect' || p.channel === personalChannel(this.user)) this.onFail?.(`cf_${p.kind}_${m.error.code}`);
+            else p.done?.();
+          } else if (p.kind === 'publish') {
+            acknowledged(p.s, p.n, p.t);
+          } else if (p.kind === 'connect') {
+            this.pong = m.result.pong === true;
+            const channel = personalChannel(this.user);
+            this.command({ kind: 'subscribe', channel }, (id) => subscribeCommand(id, channel));
+          } else if (p.channel === personalChannel(this.user)) {
+            this.onReady?.();
+          } else {
+            p.done?.();
+          }
+          break;
+        }
+        case 'ping':
+          if (this.pong) this.ws!.send(PONG);
+          break;
+        case 'unsubscribe': error(`cf_unsubscribed_${m.code}`); break;
+        case 'disconnect': error(`cf_disconnect_${m.code}`); break;
+        default: break;
+      }
+    }
+  }
+  override closed(): void {
+    // What was in flight has no answer now: publishes count as failed, group joins give up.
+    for (const p of this.pending.values()) {
+      if (p.kind === 'publish') failedSend(p.s, p.n);
+      else if (p.kind === 'subscribe') p.done?.();
+    }
+    this.pending.clear();
+    this.pong = false;
+  }
+}
+
 let textPad = '';
 
 // ---- commands ------------------------------------------------------------------------------------------
@@ -427,15 +521,17 @@ function setup(cmd: SetupCmd): unknown {
   frameBytes = cmd.frameBytes;
   connectConcurrency = cmd.connectConcurrency;
   connectRetries = cmd.connectRetries;
+  jwtSecret = cmd.jwtSecret ?? '';
   vus.clear();
   streams.clear();
-  const Ctor = kind === 'parley' ? ParleyVu : kind === 'uws' ? UwsVu : kind === 'uws-acked' ? UwsAckedVu : SocketIoVu;
+  const Ctor = kind === 'parley' ? ParleyVu : kind === 'uws' ? UwsVu : kind === 'uws-acked' ? UwsAckedVu : kind === 'socketio' ? SocketIoVu : CentrifugoVu;
   for (const v of cmd.vus) vus.set(v.idx, new Ctor(v.idx, v));
   for (const s of cmd.streams) streams.set(s.id, new Stream(s, vus));
   // Payloads sized so the frame a client sends is about `frameBytes` on every target.
   uwsTemplate = Buffer.alloc(Math.max(24, frameBytes), 0x78);
   sioPad = 'x'.repeat(Math.max(1, frameBytes - 62));
   textPad = 'x'.repeat(Math.max(1, frameBytes - 62));
+  cfPad = 'x'.repeat(padFor(frameBytes, personalChannel('999')));
   c = newCounters();
   return { vus: vus.size, streams: streams.size };
 }
@@ -468,13 +564,16 @@ async function connect(cmd: ConnectCmd): Promise<ConnectResult> {
   });
   await Promise.all(lanes);
   failed += list.length - connected - failed;
-  // Baselines: groups are joined once connected.
+  // Baselines: groups are joined once connected (Centrifugo confirms each subscription; the others don't).
   if (kind !== 'parley') {
     const joining = new Set(list);
     const byVu = new Map<Vu, number[]>();
     for (const s of streams.values()) if (s.group) for (const r of s.recipients) if (joining.has(r)) byVu.set(r, [...(byVu.get(r) ?? []), s.id]);
-    for (const [vu, gs] of byVu) if (vu.open) vu.join(gs);
-    if (byVu.size) await sleep(500);
+    const joined: Promise<void>[] = [];
+    for (const [vu, gs] of byVu) if (vu.open) { const j = vu.join(gs); if (j) joined.push(j); }
+    const all = Promise.all(joined).then(() => true);
+    if (!(await Promise.race([all, sleep(Math.max(1000, deadline - Date.now())).then(() => false)]))) error('join_timeout');
+    if (byVu.size && !serverAcks(kind)) await sleep(500);
   }
   return { connected, failed, readyHist: encodeHistogram(readyHist), synced: connected, errors };
 }

@@ -14,7 +14,7 @@ export interface Panel {
   digits?: number;
 }
 
-export const COLORS: Record<string, string> = { parley: '#2563eb', uws: '#16a34a', 'uws-acked': '#0d9488', socketio: '#f59e0b' };
+export const COLORS: Record<string, string> = { parley: '#2563eb', uws: '#16a34a', 'uws-acked': '#0d9488', socketio: '#f59e0b', 'centrifugo-relay': '#7c3aed', 'centrifugo-history': '#db2777' };
 
 const W = 560, H = 330;
 const M = { top: 58, right: 16, bottom: 48, left: 62 };

@@ -18,7 +18,7 @@ export interface LoadPoint {
   p99_ms: number;
   p999_ms: number;
   max_ms: number;
-  /** Send → "sent" (durable store ack), Parley only. */
+  /** Send → the server's ack: Parley's "sent" (durable store), Centrifugo's publish reply; null where there is none. */
   ack_p50_ms: number | null;
   ack_p99_ms: number | null;
   /** Server process CPU time (user + system, all threads) per delivered message. */
@@ -83,8 +83,8 @@ export interface Summary extends Headline {
   scenario: string;
   /** What each headline figure is taken from. */
   basis: Record<string, string>;
-  /** uws_acked: the uWS relay with Parley's frame count per message (relay only). */
-  baselines: { uws: Headline | null; socketio: Headline | null; uws_acked?: Headline | null };
+  /** uws_acked: the uWS relay with Parley's frame count per message (relay only); centrifugo_*: when those targets ran. */
+  baselines: { uws: Headline | null; socketio: Headline | null; uws_acked?: Headline | null; centrifugo_relay?: Headline | null; centrifugo_history?: Headline | null };
   ratios: Record<string, number | null>;
   checks: Check[];
 }

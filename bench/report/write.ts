@@ -115,7 +115,8 @@ export function scenarioChart(r: ScenarioResult): string {
     panels.push({ title: 'Reconnect → ready, per device', subtitle: 'Parley: welcome + missed messages synced · lower is better', categories: ['p50', 'p99', 'p99.9'], unit: 'ms', log: true, series: series(T, (t) => { const p = t.points[0]; return [p?.p50_ms ?? null, p?.p99_ms ?? null, p?.p999_ms ?? null]; }) });
     panels.push({ title: 'Reconnects per second during the storm', subtitle: 'higher is better', categories: ['reconnects / s'], unit: 'per second', series: series(T, (t) => [(t.extra.reconnects_per_s as number) ?? null]) });
   }
-  return chart(`Parley vs raw uWS vs Socket.IO — ${r.title}`, sub, panels);
+  const peer = T.some((t) => t.target.startsWith('centrifugo')) ? ' vs Centrifugo' : '';
+  return chart(`Parley vs raw uWS vs Socket.IO${peer} — ${r.title}`, sub, panels);
 }
 
 /** bench/results/README.md: the latest result of every scenario, one table. */

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monoMs, sleep } from '../lib/clock.js';
 import { LoadPool, mergeConnect, mergeRuns, type MergedConnect, type MergedRun } from '../load/pool.js';
-import type { ConnectResult, RunCmd, RunStats, SetupCmd, StreamSpec, TargetKind, VuSpec } from '../load/messages.js';
+import { serverAcks, type ConnectResult, type RunCmd, type RunStats, type SetupCmd, type StreamSpec, type TargetKind, type VuSpec } from '../load/messages.js';
 import type { ServerProcess } from '../targets/server-process.js';
 import type { BenchContext } from '../targets/targets.js';
 import type { Headline, LoadPoint, MemoryFigures, ScenarioResult, TargetResult } from '../report/types.js';
@@ -80,7 +80,7 @@ export async function setupPool(s: Session, parts: { vus: VuSpec[]; streams: Str
   s.weights = parts.map((p) => p.streams.filter((st) => st.senders.length > 0).length);
   await s.pool.all((i) => ({
     cmd: 'setup', kind: s.kind, url: s.server.url, vus: parts[i]!.vus, streams: parts[i]!.streams, addresses,
-    frameBytes: o.frameBytes, connectConcurrency, connectRetries: 2,
+    frameBytes: o.frameBytes, connectConcurrency, connectRetries: 2, jwtSecret: s.ctx.jwtSecret,
   } satisfies SetupCmd));
 }
 
@@ -207,7 +207,7 @@ export async function runPoint(s: Session, spec: PointSpec, o: ScenarioOptions):
     sent: m.sent, acked: m.acked, delivered: m.delivered,
     delivered_per_s: Math.round(m.deliveredInWindow / windowS),
     p50_ms: m.latency.p50_ms, p90_ms: m.latency.p90_ms, p99_ms: m.latency.p99_ms, p999_ms: m.latency.p999_ms, max_ms: m.latency.max_ms,
-    ack_p50_ms: s.kind === 'parley' ? m.ack.p50_ms : null, ack_p99_ms: s.kind === 'parley' ? m.ack.p99_ms : null,
+    ack_p50_ms: serverAcks(s.kind) ? m.ack.p50_ms : null, ack_p99_ms: serverAcks(s.kind) ? m.ack.p99_ms : null,
     server_cpu_us_per_msg: m.delivered ? round((cpu1.cpuUs - cpu0.cpuUs) / m.delivered, 2) : NaN,
     server_cpu_cores: round((cpu1.cpuUs - cpu0.cpuUs) / 1e6 / wallS, 3),
     loadgen_cpu_cores: round((gen1 - gen0) / 1e6 / wallS, 3),
@@ -255,6 +255,7 @@ export function machineInfo(ctx: BenchContext): Record<string, unknown> {
     cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? 'unknown', memory_gib: round(os.totalmem() / 2 ** 30, 1),
     node: process.version, platform: `${os.type()} ${os.release()}`,
     uws: version('uWebSockets.js'), socketio: version('socket.io'), ws: version('ws'),
+    ...(ctx.centrifugoBin ? { centrifugo: (() => { try { return execFileSync(ctx.centrifugoBin!, ['version']).toString().trim(); } catch { return 'unknown'; } })() } : {}),
     commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown',
     src_uncommitted_files: git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length,
     parley_main: ctx.parleyMain,

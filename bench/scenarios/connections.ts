@@ -148,10 +148,16 @@ function connectionsResult(ctx: BenchContext, o: ScenarioOptions, started: strin
         latency: 'p50/p99: connect → ready (Parley: welcome and inbox synced)',
       },
       ...(head(parley) ?? { delivered_per_s: null, p50_ms: null, p99_ms: null, p999_ms: null, server_cpu_us_per_msg: null, server_bytes_per_conn: null, lost: 0, duplicated: 0, errors: 0 }),
-      baselines: { uws: head(uws), socketio: head(sio) },
+      baselines: {
+        uws: head(uws), socketio: head(sio),
+        ...(get('centrifugo-relay') ? { centrifugo_relay: head(get('centrifugo-relay')) } : {}),
+        ...(get('centrifugo-history') ? { centrifugo_history: head(get('centrifugo-history')) } : {}),
+      },
       ratios: {
         memory_vs_uws: ratio(parley?.memory?.rss_bytes_per_conn, uws?.memory?.rss_bytes_per_conn),
         memory_vs_socketio: ratio(parley?.memory?.rss_bytes_per_conn, sio?.memory?.rss_bytes_per_conn),
+        ...Object.fromEntries((['centrifugo-relay', 'centrifugo-history'] as const).filter((k) => get(k))
+          .map((k) => [`memory_vs_${k.replace('-', '_')}`, ratio(parley?.memory?.rss_bytes_per_conn, get(k)?.memory?.rss_bytes_per_conn)])),
       },
       checks,
     },

@@ -12,7 +12,7 @@ import {
  * members take turns sending, `window` messages in flight per group (closed loop: a message is done when
  * every other member has it). Counted in device deliveries. On Parley the group is created through the
  * protocol (group.create) and every delivery is written to the device's inbox before it is pushed; the
- * baselines use uWS topics and Socket.IO rooms.
+ * baselines use uWS topics and Socket.IO rooms, Centrifugo one channel per group.
  */
 export const group: Scenario = {
   name: 'group',
@@ -90,6 +90,12 @@ function groupResult(ctx: BenchContext, o: ScenarioOptions, started: string, res
     ratios[`deliveries_vs_socketio_size_${size}`] = ratio(at(parley, size)?.delivered_per_s, at(sio, size)?.delivered_per_s);
     ratios[`cpu_vs_uws_size_${size}`] = ratio(at(parley, size)?.server_cpu_us_per_msg, at(uws, size)?.server_cpu_us_per_msg);
     ratios[`cpu_vs_socketio_size_${size}`] = ratio(at(parley, size)?.server_cpu_us_per_msg, at(sio, size)?.server_cpu_us_per_msg);
+    for (const k of ['centrifugo-relay', 'centrifugo-history'] as const) {
+      const cf = get(k), key = k.replace('-', '_');
+      if (!cf) continue;
+      ratios[`deliveries_vs_${key}_size_${size}`] = ratio(at(parley, size)?.delivered_per_s, at(cf, size)?.delivered_per_s);
+      ratios[`cpu_vs_${key}_size_${size}`] = ratio(at(parley, size)?.server_cpu_us_per_msg, at(cf, size)?.server_cpu_us_per_msg);
+    }
   }
   const checks: Check[] = [];
   const p100 = at(parley, 100);
@@ -110,7 +116,11 @@ function groupResult(ctx: BenchContext, o: ScenarioOptions, started: string, res
         server_bytes_per_conn: 'RSS growth after a forced GC over the connected members',
       },
       ...(head(parley) ?? headline(undefined, null)),
-      baselines: { uws: head(uws), socketio: head(sio) },
+      baselines: {
+        uws: head(uws), socketio: head(sio),
+        ...(get('centrifugo-relay') ? { centrifugo_relay: head(get('centrifugo-relay')) } : {}),
+        ...(get('centrifugo-history') ? { centrifugo_history: head(get('centrifugo-history')) } : {}),
+      },
       ratios, checks,
     },
     notes: [],

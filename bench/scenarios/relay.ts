@@ -116,11 +116,23 @@ export function relayResult(ctx: BenchContext, o: ScenarioOptions, started: stri
     memory_vs_uws: ratio(parley?.memory?.rss_bytes_per_conn, uws?.memory?.rss_bytes_per_conn),
     memory_vs_socketio: ratio(parley?.memory?.rss_bytes_per_conn, sio?.memory?.rss_bytes_per_conn),
   };
+  // The peer, in both configurations (keys only when that target ran): Parley ÷ Centrifugo, and Centrifugo ÷ the raw uWS relay.
+  const peers = (['centrifugo-relay', 'centrifugo-history'] as const).map((k) => [k.replace('-', '_'), get(k)] as const).filter(([, t]) => t);
+  for (const [key, cf] of peers) {
+    ratios[`cpu_vs_${key}_at_headline_rate`] = ratio(fixed(parley)?.server_cpu_us_per_msg, fixed(cf)?.server_cpu_us_per_msg);
+    ratios[`cpu_vs_${key}_at_saturation`] = ratio(sat(parley)?.server_cpu_us_per_msg, sat(cf)?.server_cpu_us_per_msg);
+    ratios[`throughput_vs_${key}`] = ratio(sat(parley)?.delivered_per_s, sat(cf)?.delivered_per_s);
+    ratios[`p99_vs_${key}_at_headline_rate`] = ratio(fixed(parley)?.p99_ms, fixed(cf)?.p99_ms);
+    ratios[`sent_ack_p99_vs_${key}_at_headline_rate`] = ratio(fixed(parley)?.ack_p99_ms, fixed(cf)?.ack_p99_ms);
+    ratios[`memory_vs_${key}`] = ratio(parley?.memory?.rss_bytes_per_conn, cf?.memory?.rss_bytes_per_conn);
+    ratios[`${key}_cpu_vs_uws_at_headline_rate`] = ratio(fixed(cf)?.server_cpu_us_per_msg, fixed(uws)?.server_cpu_us_per_msg);
+  }
   for (const r of (config.rates as number[] | undefined) ?? o.rates ?? []) {
     const l = `${r.toLocaleString('en-US')}/s`;
     ratios[`cpu_vs_uws_at_${r}`] = ratio(at(parley, l)?.server_cpu_us_per_msg, at(uws, l)?.server_cpu_us_per_msg);
     ratios[`cpu_vs_socketio_at_${r}`] = ratio(at(parley, l)?.server_cpu_us_per_msg, at(sio, l)?.server_cpu_us_per_msg);
     ratios[`cpu_vs_uws_acked_at_${r}`] = ratio(at(parley, l)?.server_cpu_us_per_msg, at(acked, l)?.server_cpu_us_per_msg);
+    for (const [key, cf] of peers) ratios[`cpu_vs_${key}_at_${r}`] = ratio(at(parley, l)?.server_cpu_us_per_msg, at(cf, l)?.server_cpu_us_per_msg);
   }
   const checks: Check[] = [];
   if (parley) {
@@ -133,6 +145,13 @@ export function relayResult(ctx: BenchContext, o: ScenarioOptions, started: stri
     checks.push({ name: `server CPU/msg below the Socket.IO relay's (at ${headLabel})`, value: sioR, limit: '< 1', pass: sioR == null ? null : sioR < 1 });
     checks.push({ name: `p99 latency at ${headLabel} < 10 ms`, value: f?.p99_ms ?? null, limit: '< 10 ms', pass: f ? f.p99_ms < 10 : null });
     checks.push({ name: `p99.9 latency at ${headLabel} < 25 ms`, value: f?.p999_ms ?? null, limit: '< 25 ms', pass: f ? f.p999_ms < 25 : null });
+    if (get('centrifugo-relay')) {
+      // Issue #12's peer targets: durable and still no more CPU than Centrifugo without history; as much throughput.
+      const cpuC = ratios.cpu_vs_centrifugo_relay_at_headline_rate;
+      checks.push({ name: `server CPU/msg ≤ Centrifugo's, no history (at ${headLabel})`, value: cpuC ?? null, limit: '≤ 1', pass: cpuC == null ? null : cpuC <= 1 });
+      const thrC = ratios.throughput_vs_centrifugo_relay;
+      checks.push({ name: 'saturation throughput ≥ Centrifugo\'s, no history', value: thrC ?? null, limit: '≥ 1', pass: thrC == null ? null : thrC >= 1 });
+    }
   }
   for (const t of results) {
     const lost = t.points.reduce((a, p) => a + p.lost, 0), dup = t.points.reduce((a, p) => a + p.duplicated, 0);
@@ -155,7 +174,11 @@ export function relayResult(ctx: BenchContext, o: ScenarioOptions, started: stri
     summary: {
       scenario, basis,
       ...(ph ?? headline(undefined, null)),
-      baselines: { uws: head(uws), socketio: head(sio), uws_acked: head(acked) },
+      baselines: {
+        uws: head(uws), socketio: head(sio), uws_acked: head(acked),
+        ...(get('centrifugo-relay') ? { centrifugo_relay: head(get('centrifugo-relay')) } : {}),
+        ...(get('centrifugo-history') ? { centrifugo_history: head(get('centrifugo-history')) } : {}),
+      },
       ratios, checks,
     },
     notes: [],

@@ -27,8 +27,15 @@ export interface ServerProcess {
 
 export interface SpawnOptions {
   name: string;
+  /** A node script; or, with `command`, the arguments of that executable. */
   script: string;
   nodeArgs?: string[];
+  /** Another executable than node (a Go server): run as `command ...args`, no node flags, no inspector. */
+  command?: string;
+  args?: string[];
+  /** With `command`: the port it was told to listen on; it is up once GET `readyPath` answers 200. */
+  readyPort?: number;
+  readyPath?: string;
   env?: Record<string, string>;
   /** Expose an inspector on a random port so the bench can force a GC before reading memory. */
   inspect?: boolean;
@@ -45,28 +52,39 @@ const INSPECT_RE = /Debugger listening on (ws:\/\/\S+)/;
 export const running = new Set<ChildProcess>();
 
 export async function spawnServer(o: SpawnOptions): Promise<ServerProcess> {
-  const args = [...(o.inspect ? ['--inspect=127.0.0.1:0'] : []), ...(o.nodeArgs ?? []), o.script];
-  const proc: ChildProcess = spawn(process.execPath, args, {
+  const args = o.command ? (o.args ?? []) : [...(o.inspect ? ['--inspect=127.0.0.1:0'] : []), ...(o.nodeArgs ?? []), o.script];
+  const proc: ChildProcess = spawn(o.command ?? process.execPath, args, {
     cwd: o.cwd, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
   let inspectorUrl: string | undefined;
   running.add(proc);
   const exited = new Promise<number | null>((res) => proc.on('exit', (code, sig) => { running.delete(proc); res(code ?? (sig ? 128 : null)); }));
+  const log = (l: string) => {
+    logs.push(l);
+    if (logs.length > 2000) logs.splice(0, 1000);
+    if (o.verbose) process.stderr.write(`[${o.name}] ${l}\n`);
+  };
   createInterface({ input: proc.stderr! }).on('line', (l) => {
     const m = INSPECT_RE.exec(l);
     if (m) { inspectorUrl = m[1]; return; }
     if (/^For help, see: https:\/\/nodejs.org\/en\/docs\/inspector/.test(l) || /^Debugger (attached|ending)/.test(l) || /Waiting for the debugger to disconnect/.test(l)) return;
-    logs.push(l);
-    if (logs.length > 2000) logs.splice(0, 1000);
-    if (o.verbose) process.stderr.write(`[${o.name}] ${l}\n`);
+    log(l);
   });
   const { url, port } = await new Promise<{ url: string; port: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${o.name} did not start in time:\n${logs.join('\n')}`)), o.startTimeoutMs ?? 30_000);
-    createInterface({ input: proc.stdout! }).on('line', (l) => {
-      const m = LISTEN_RE.exec(l);
-      if (m) { clearTimeout(timer); resolve({ url: m[1]!, port: Number(m[2]) }); }
-    });
+    const lines = createInterface({ input: proc.stdout! });
+    if (o.command && o.readyPort) {
+      // A server that writes no "listening on" line: its own logs (stdout) are kept, and readiness is probed.
+      lines.on('line', log);
+      const at = `http://127.0.0.1:${o.readyPort}`;
+      void waitHttp(`${at}${o.readyPath ?? '/'}`, exited, o.startTimeoutMs ?? 30_000).then((ok) => { if (ok) { clearTimeout(timer); resolve({ url: at, port: o.readyPort! }); } });
+    } else {
+      lines.on('line', (l) => {
+        const m = LISTEN_RE.exec(l);
+        if (m) { clearTimeout(timer); resolve({ url: m[1]!, port: Number(m[2]) }); }
+      });
+    }
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`${o.name} exited with ${code} before listening:\n${logs.slice(-40).join('\n')}`)); });
   });
   const pid = proc.pid!;
@@ -138,6 +156,19 @@ export async function spawnServer(o: SpawnOptions): Promise<ServerProcess> {
       return code;
     },
   };
+}
+
+/** Polls `url` until it answers 200 (true), or the process exits or `timeoutMs` passes (false). */
+async function waitHttp(url: string, exited: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let gone = false;
+  void exited.then(() => { gone = true; });
+  const end = Date.now() + timeoutMs;
+  while (!gone && Date.now() < end) {
+    const ok = await fetch(url, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+    if (ok) return true;
+    await sleep(50);
+  }
+  return false;
 }
 
 /** A server the bench did not start (e.g. `--url`): measured through /proc when its pid is known. */

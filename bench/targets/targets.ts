@@ -5,6 +5,7 @@ import type { Progress } from '../lib/progress.js';
 import { benchPhone, loadAccounts, saveAccounts, signIn, type Account } from '../load/accounts.js';
 import type { TargetKind } from '../load/messages.js';
 import { externalServer, spawnServer, type ServerProcess } from './server-process.js';
+import { freePort, isCentrifugo, writeCentrifugoConfig } from './centrifugo.js';
 
 /** What every scenario gets: where things are, and how the run was asked for. */
 export interface BenchContext {
@@ -29,9 +30,16 @@ export interface BenchContext {
   serverLogs: Record<string, string[]>;
   /** Extra environment for the Parley node (`--parley-env K=V,K=V`), e.g. PARLEY_LMDB_FLUSH=1. */
   parleyEnv: Record<string, string>;
+  /** The centrifugo binary, found (or built) before a run that names a Centrifugo target. */
+  centrifugoBin?: string;
+  /** HMAC secret of the Centrifugo targets' connection tokens (one per invocation). */
+  jwtSecret: string;
 }
 
-export const TARGET_NAMES: Record<TargetKind, string> = { parley: 'Parley', uws: 'uWS relay', 'uws-acked': 'uWS relay + acks', socketio: 'Socket.IO relay' };
+export const TARGET_NAMES: Record<TargetKind, string> = {
+  parley: 'Parley', uws: 'uWS relay', 'uws-acked': 'uWS relay + acks', socketio: 'Socket.IO relay',
+  'centrifugo-relay': 'Centrifugo (no history)', 'centrifugo-history': 'Centrifugo (history)',
+};
 
 export interface TargetOptions {
   maxConnections?: number;
@@ -69,6 +77,20 @@ export async function startTarget(kind: TargetKind, ctx: BenchContext, o: Target
     // Extra node flags for the Parley process, e.g. BENCH_PARLEY_NODE_ARGS=--perf-basic-prof for `perf record -p`.
     if (process.env.BENCH_PARLEY_NODE_ARGS) nodeArgs.push(...process.env.BENCH_PARLEY_NODE_ARGS.split(' ').filter(Boolean));
     return spawnServer({ name: 'parley', script: ctx.parleyMain, nodeArgs, env: parleyEnv(ctx, o), inspect: true, cwd: ctx.root, verbose: ctx.verbose });
+  }
+  if (isCentrifugo(kind)) {
+    if (!ctx.centrifugoBin) throw new Error(`${kind}: no centrifugo binary (scripts/centrifugo install)`);
+    // GOMAXPROCS stays Go's default (every core), as a team would run it. The port is picked free just
+    // before: if something takes it in between, the server exits at once and the next attempt picks another.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const config = writeCentrifugoConfig(ctx.dataDir, kind, { port, secret: ctx.jwtSecret });
+      try {
+        return await spawnServer({ name: kind, script: config, command: ctx.centrifugoBin, args: ['--config', config], readyPort: port, readyPath: '/health', cwd: ctx.dataDir, verbose: ctx.verbose });
+      } catch (e) {
+        if (attempt >= 2 || !/exited with/.test((e as Error).message)) throw e;
+      }
+    }
   }
   const script = join(ctx.root, 'dist', 'bench', 'baselines', kind === 'socketio' ? 'socketio-relay.js' : 'uws-relay.js');
   const nodeArgs = ctx.profileDir && o.profile !== false && o.profileName ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=${o.profileName}`] : [];
