@@ -1,12 +1,9 @@
 import { performance } from 'node:perf_hooks';
-import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { LatencyHistogram } from './latency-histogram.js';
 import { httpRequestId, withRequest } from './trace.js';
 import { log } from '../log.js';
-
-const ROUTE_METHODS = new Set(['get', 'post', 'put', 'del', 'patch', 'options', 'head', 'any', 'connect', 'trace']);
-type Handler = (res: HttpResponse, req: HttpRequest) => void | Promise<void>;
-type Route = (pattern: string, handler: Handler) => TemplatedApp;
+import { wrapRoutes, type Handler } from '../http/wrap-routes.js';
 
 /** A status line's class for the label: 2xx … 5xx (a handful of values, never the code itself). */
 export const statusClass = (status: string): string => (/^[1-5]\d\d/.test(status) ? `${status[0]}xx` : 'other');
@@ -33,18 +30,7 @@ export function timeRoutes(app: TemplatedApp, histogram: LatencyHistogram<'route
     (res as HttpResponse & { requestId?: string }).requestId = id;
     return withRequest(id, () => handler(res, req));
   };
-  const proxy: TemplatedApp = new Proxy(app, {
-    get(target, prop) {
-      const value: unknown = Reflect.get(target, prop, target);
-      if (typeof value !== 'function') return value;
-      if (typeof prop === 'string' && ROUTE_METHODS.has(prop)) {
-        const route = (value as Route).bind(target);
-        return (pattern: string, handler: Handler) => (route(pattern, timed(pattern, prop, handler)), proxy);
-      }
-      return (value as (...args: unknown[]) => unknown).bind(target);
-    },
-  });
-  return proxy;
+  return wrapRoutes(app, timed);
 }
 
 /** Calls `finished(statusClass)` once, when the answer ends or the client goes away. */

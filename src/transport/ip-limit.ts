@@ -1,13 +1,10 @@
-import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { TemplatedApp } from 'uWebSockets.js';
 import { rateLimited } from '../protocol/errors.js';
 import { remoteAddress, sendError, track } from '../http/http-io.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { KeyedLimiter } from './rate-limit.js';
 import { ipKey } from './ip-key.js';
-
-const ROUTE_METHODS = new Set(['get', 'post', 'put', 'del', 'patch', 'options', 'head', 'any', 'connect', 'trace']);
-type Handler = (res: HttpResponse, req: HttpRequest) => void | Promise<void>;
-type Route = (pattern: string, handler: Handler) => TemplatedApp;
+import { wrapRoutes, type Handler } from '../http/wrap-routes.js';
 
 /**
  * The app as the route files see it: every HTTP route it is given (get, post, … any) first takes one token
@@ -22,16 +19,5 @@ export function limitRoutesByIp(app: TemplatedApp, limiter: KeyedLimiter, exempt
     metrics?.count('http_rate_limited');
     sendError(track(res), rateLimited('too many requests from your address', wait));
   };
-  const proxy: TemplatedApp = new Proxy(app, {
-    get(target, prop) {
-      const value: unknown = Reflect.get(target, prop, target);
-      if (typeof value !== 'function') return value;
-      if (typeof prop === 'string' && ROUTE_METHODS.has(prop)) {
-        const route = (value as Route).bind(target);
-        return (pattern: string, handler: Handler) => (route(pattern, exempt.has(pattern) ? handler : guard(handler)), proxy);
-      }
-      return (value as (...args: unknown[]) => unknown).bind(target);
-    },
-  });
-  return proxy;
+  return wrapRoutes(app, (pattern, _method, handler) => (exempt.has(pattern) ? handler : guard(handler)));
 }
