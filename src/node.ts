@@ -135,9 +135,10 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const port = edge.port;
   log('info', 'parley node listening', { node: id, port, scheme: edge.scheme, store: store.kind, data: cfg.dataDir, env: cfg.env });
   if (cfg.env === 'development') warnDevelopment(cfg, !cfg.secret);
-  void recoverConversations(store, sharding).then(
+  let closing = false;
+  void recoverConversations(store, sharding, () => closing).then(
     (n) => n && log('info', 'remembered conversations recovered', { conversations: n }),
-    (err: unknown) => log('error', 'remembered conversations could not be listed', { error: String(err) }),
+    (err: unknown) => log('error', 'remembered conversations did not recover', { error: String(err) }),
   );
   // Notifications owed when the node last stopped (or died) go out now, alongside new traffic.
   recoverPushes(store, push).then(
@@ -149,6 +150,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     id, port, store, scheme: edge.scheme,
     reloadTls: () => edge.reload(),
     async close() {
+      closing = true;
       edge.close();
       for (const c of [...conns.all()]) c.close(1001, 'node shutting down');
       // Let accepted work finish: stored messages still fan out to inboxes, acks still land.

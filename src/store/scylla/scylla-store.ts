@@ -497,9 +497,12 @@ export class ScyllaStore implements Store {
   }
 
   async rememberedConversations(): Promise<ConversationId[]> {
+    // The shards' partitions, 16 reads at a time.
+    const shards = Array.from({ length: REMEMBER_SHARDS }, (_, i) => i);
     const out: ConversationId[] = [];
-    for (let shard = 0; shard < REMEMBER_SHARDS; shard++) {
-      for (const row of await this.readAll(this.q.remembered, [shard])) out.push(row.get('conv'));
+    for (let i = 0; i < shards.length; i += 16) {
+      const pages = await Promise.all(shards.slice(i, i + 16).map((shard) => this.readAll(this.q.remembered, [shard])));
+      for (const rows of pages) for (const row of rows) out.push(row.get('conv'));
     }
     return out;
   }
