@@ -52,6 +52,19 @@ export function scyllaNodeForTests(t: { before(f: () => Promise<void>): void; te
   return s;
 }
 
+/**
+ * Reads CQL until `done` holds (or 10 s pass) and returns the last read. The `sent` tick follows the log write
+ * alone, so what the fan-out writes after it (inbox rows) lands a moment later.
+ */
+export async function eventually<T>(read: () => Promise<T>, done: (v: T) => boolean, ms = 10_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await read();
+    if (done(v) || Date.now() > until) return v;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 export async function cqlAdmin(contact = cqlContact()): Promise<Client> {
   const client = new Client({ contactPoints: [contact], localDataCenter: cqlDataCenter() });
   try {
