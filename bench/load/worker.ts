@@ -258,8 +258,8 @@ class ParleyVu extends Vu {
   send(s: Stream, n: number, tUs: number): void {
     const cid = `${s.id.toString(36)}.${n.toString(36)}.${Math.round(tUs).toString(36)}`;
     this.ws!.send(packr.pack(s.group
-      ? { t: 'send', cid, conv: s.conv, kind: 'text', body: { text: textPad } }
-      : { t: 'send', cid, to: s.to, kind: 'text', body: { text: textPad } }));
+      ? { t: 'send', cid, conv: s.conv, kind: 'text', body: { text: textPad }, fresh: true }
+      : { t: 'send', cid, to: s.to, kind: 'text', body: { text: textPad }, fresh: true }));
   }
   handle(data: Buffer): void {
     const f = packr.unpack(data) as Record<string, any>;

@@ -121,7 +121,7 @@ async function main(): Promise<void> {
       for (; n < due; n++) {
         const from = sockets[n % sockets.length]!;
         const to = sockets[(n % sockets.length) ^ 1]!;
-        from.receive({ t: 'send', to: to.user, cid: `c${n}`, kind: 'text', body: { text: 'x'.repeat(60) } });
+        from.receive({ t: 'send', to: to.user, cid: `c${n}`, kind: 'text', body: { text: 'x'.repeat(60) }, fresh: true });
       }
       if (n >= total) { clearInterval(tick); resolve(); }
     }, 1);

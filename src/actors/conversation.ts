@@ -296,7 +296,9 @@ export class Conversation implements Entity<ConvMsg> {
     if (w) return void (w.resends ??= []).push(m);
     // Before the seq: a refused send takes none. A resend of a stored message fans it out again, so it costs too.
     this.charge(m.from, this.members.size);
-    const stored = await this.deps.store.seqForClientId(this.id, m.from, m.cid);
+    // A first attempt can't have been stored before: no read. Anything else is looked up (a resend after a
+    // reconnect, or a client that doesn't say): this read is the dedupe's whole cost.
+    const stored = m.fresh ? undefined : await this.deps.store.seqForClientId(this.id, m.from, m.cid);
     if (stored !== undefined) {
       // Stored before: its tick again. Its fan-out is confirmed, pending, or re-driven — unless its write was
       // in flight when the last owner died and landed after this activation re-drove the log: that one goes out now.

@@ -162,9 +162,11 @@ export class ParleyClient extends Emitter<Events> {
   // ---- messages ----
 
   /** Sends a message; resolves when the node has stored it (the "sent" tick) with its seq. */
-  send(dest: { to: string } | { conv: string }, kind: ClientMessageKind, body?: Body, extra: { cid?: string; reply?: number; target?: number } = {}): Promise<SentFrame> {
+  send(dest: { to: string } | { conv: string }, kind: ClientMessageKind, body?: Body, extra: { cid?: string; reply?: number; target?: number; fresh?: boolean } = {}): Promise<SentFrame> {
+    // A cid made here is new by construction; one the app passes may be a resend, unless it says otherwise.
+    const fresh = extra.cid === undefined || extra.fresh === true;
     const cid = extra.cid ?? `c${Date.now().toString(36)}${(++this.seq).toString(36)}`;
-    const frame = { t: 'send', cid, kind, ...dest, ...(body !== undefined ? { body } : {}), ...(extra.reply !== undefined ? { reply: extra.reply } : {}), ...(extra.target !== undefined ? { target: extra.target } : {}) } as ClientFrame;
+    const frame = { t: 'send', cid, kind, ...dest, ...(body !== undefined ? { body } : {}), ...(extra.reply !== undefined ? { reply: extra.reply } : {}), ...(extra.target !== undefined ? { target: extra.target } : {}), ...(fresh ? { fresh: true } : {}) } as ClientFrame;
     return this.expect(`cid:${cid}`, frame) as Promise<SentFrame>;
   }
 

@@ -33,7 +33,7 @@ const ENVELOPE: Schema = { reply: 's?', origin: 'c?', rid: 's?', cid: 's?' };
 /** One schema per message type of each entity: a type added to entity-messages.ts without one fails to compile. */
 const ENTITY_SCHEMAS: { [T in EntityType]: { [K in EntityMessages[T]['t']]: Schema } } = {
   conv: {
-    send: { origin: 'c', cid: 's', from: 's', dev: 's', kind: 's', body: 'x', replyTo: 'n?', target: 'n?' },
+    send: { origin: 'c', cid: 's', from: 's', dev: 's', kind: 's', body: 'x', replyTo: 'n?', target: 'n?', fresh: 'b?' },
     delivered: { user: 's', upTo: 'n', fanned: 'a?' },
     read: { user: 's', seq: 'n' },
     typing: { user: 's', on: 'b' },

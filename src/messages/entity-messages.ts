@@ -16,6 +16,8 @@ import type { ConnRef, Envelope, ReplyTo } from './seam.js';
 export interface ConvSend extends Envelope {
   t: 'send'; origin: ConnRef; cid: string; from: UserId; dev: DeviceId;
   kind: ClientMessageKind; body?: Body; replyTo?: number; target?: number;
+  /** The sender's first attempt of `cid` (SendFrame.fresh): no dedupe lookup in the store. */
+  fresh?: true;
 }
 /** From a user entity: a device acked up to `upTo`; `fanned`: seqs this ack confirmed, as in ConvFanned. */
 export interface ConvDelivered extends Envelope { t: 'delivered'; user: UserId; upTo: number; fanned?: number[] }

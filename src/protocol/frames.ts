@@ -48,6 +48,11 @@ export interface SendFrame {
   /** Either `to` (a user: the 1:1 conversation is derived) or `conv`. */
   to?: UserId; conv?: ConversationId;
   body?: Body; reply?: number; target?: number;
+  /**
+   * The first attempt of this `cid`: the server need not look it up among stored messages (a store read it
+   * saves on every message). Omit it on any send that might have gone before; a fresh resend is stored twice.
+   */
+  fresh?: true;
 }
 export interface AckFrame { t: 'ack'; ptr: number }
 export interface ReadFrame { t: 'read'; conv: ConversationId; seq: number }

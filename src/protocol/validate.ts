@@ -1,6 +1,6 @@
 import { ParleyError } from './errors.js';
 import { isId, parseConversationId } from './ids.js';
-import { MESSAGE_KINDS, TARGETED_KINDS, type Body, type ClientFrame, type Limits, type MessageKind, type PushRegisterFrame, type SignOutTarget } from './frames.js';
+import { MESSAGE_KINDS, TARGETED_KINDS, type Body, type ClientFrame, type Limits, type MessageKind, type PushRegisterFrame, type SendFrame, type SignOutTarget } from './frames.js';
 import { parseRegistration } from '../push/registration.js';
 import { pack } from './codec.js';
 
@@ -120,7 +120,10 @@ function validateSend(v: Obj, limits: Limits, frameBytes: number): ClientFrame {
     if (body === undefined) fail('body is required');
     checkBody(kind, body!, limits, frameBytes);
   }
-  return { t: 'send', rid: optRid(v), cid, kind, to, conv: c, body, reply: optUint(v, 'reply'), target } as ClientFrame;
+  if (v.fresh !== undefined && v.fresh !== true) fail('fresh is true or absent');
+  const f = { t: 'send', rid: optRid(v), cid, kind, to, conv: c, body, reply: optUint(v, 'reply'), target } as SendFrame;
+  if (v.fresh) f.fresh = true;
+  return f;
 }
 
 /** Deepest nesting of maps and lists a plaintext body may have: encoding a much deeper one overflows the stack. */

@@ -147,6 +147,7 @@ export class ClientSession {
     if (f.body !== undefined) m.body = f.body;
     if (f.reply !== undefined) m.replyTo = f.reply;
     if (f.target !== undefined) m.target = f.target;
+    if (f.fresh) m.fresh = true;
     const media = this.media && mediaOf(f.kind, f.body);
     if (!media && !this.sendQueue) return this.sharding.tell('conv', conv, m);
     // A message may name only media its sender may fetch: otherwise naming someone else's media id in a message

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Fixture } from '../helpers/fixture.js';
+import { Fixture, http } from '../helpers/fixture.js';
 import { signIn, texts } from '../helpers/clients.js';
 import { directConversationId } from '../../src/protocol/ids.js';
 
@@ -95,6 +95,34 @@ t.test('a resend with the same cid gets the first seq with dup:true, and the rec
   t.same(texts(bob.messages), ['once', 'twice', 'marker'], 'each message arrived once');
   const history = await bob.client.history(first.conv);
   t.same(texts(history), ['once', 'twice', 'mine', 'marker'], 'and is stored once');
+});
+
+t.test('a first attempt marked fresh costs no dedupe read; a resend without the mark still finds it', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.device(t);
+  /** Store reads of the client-id index so far, from the node's own metrics. */
+  const cidReads = async () => {
+    const text = (await http(f.url, '/metrics')).bytes.toString();
+    return Number(/^parley_store_seconds_count\{op="seqForClientId"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+  };
+  const before = await cidReads();
+  const raw = await f.raw(t, (await signIn(f.url, alice.phone)).session.token);
+  for (let i = 1; i <= 10; i++) raw.send({ t: 'send', cid: `fresh-${i}`, fresh: true, to: bob.user, kind: 'text', body: { text: `f${i}` } });
+  // Two fresh copies at once (a client bug) are still one message: the first is still being stored.
+  raw.send({ t: 'send', cid: 'fresh-10', fresh: true, to: bob.user, kind: 'text', body: { text: 'f10' } });
+  const firstTen = await raw.next((x) => x.t === 'sent' && x.cid === 'fresh-10' && x.dup === true, 'the in-flight copy');
+  t.equal(await cidReads(), before, 'eleven sends, no read of the client-id index');
+
+  raw.send({ t: 'send', cid: 'fresh-10', to: bob.user, kind: 'text', body: { text: 'f10' } });
+  const again = await raw.next((x) => x.t === 'sent' && x.cid === 'fresh-10' && x.dup === true && x !== firstTen, 'the resend');
+  t.equal(again.seq, firstTen.seq, 'a resend without the mark is looked up and found');
+  t.equal(await cidReads(), before + 1, 'with one read');
+  t.equal((await alice.client.text({ to: bob.user }, 'from the SDK')).dup, undefined);
+  t.equal(await cidReads(), before + 1, 'the SDK marks the cids it makes fresh');
+
+  t.same((await bob.client.history(firstTen.conv as string)).length, 11, 'each stored once');
+  raw.send({ t: 'send', cid: 'x', fresh: 1, to: bob.user, kind: 'text', body: { text: 'x' } });
+  t.match(await raw.next((x) => x.t === 'error' && x.cid === 'x', 'the refusal'), { code: 'invalid' }, 'fresh is true or absent');
 });
 
 t.test('sending to nobody, to oneself or into someone else\'s conversation fails with a stable code', async (t) => {
