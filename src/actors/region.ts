@@ -118,6 +118,40 @@ export class Region<M extends Envelope> {
     return n;
   }
 
+  /** Every live entity of this region gets `msg` (a node left: each drops its sockets there). */
+  tellEach(msg: M): void {
+    for (const e of [...this.live.values()]) this.tell(e.id, msg);
+  }
+
+  /**
+   * Stops the entities `which` selects (their shard goes to another node): each once it has nothing in hand
+   * or queued and may passivate (no write or delivery in flight), and any still running at `deadline`
+   * regardless (as a crash would: whoever waits on them is told to resend). Nothing new reaches them
+   * meanwhile: sharding holds their messages. Resolves with how many stopped.
+   */
+  async handOff(which: (id: string) => boolean, deadline: number): Promise<number> {
+    let stopped = 0;
+    for (;;) {
+      let left = 0;
+      const force = Date.now() >= deadline;
+      for (const [name, e] of this.live) {
+        if (!which(e.id)) continue;
+        if (!force && (e.scheduled || (e.entity?.canPassivate && !e.entity.canPassivate()))) { left++; continue; }
+        this.stopEntity(name, e);
+        stopped++;
+      }
+      if (left === 0) return stopped;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  private stopEntity(name: string, e: Live<M>): void {
+    e.entity?.dispose?.();
+    this.live.delete(name);
+    stop(e.ref);
+    this.stats.passivated++;
+  }
+
   stopAll(): void {
     clearInterval(this.sweeper);
     for (const e of this.live.values()) {
@@ -217,10 +251,7 @@ export class Region<M extends Envelope> {
     for (const [name, e] of this.live) {
       if (e.lastUsed > cutoff || e.scheduled) continue;
       if (e.entity?.canPassivate && !e.entity.canPassivate()) continue;
-      e.entity?.dispose?.();
-      this.live.delete(name);
-      stop(e.ref);
-      this.stats.passivated++;
+      this.stopEntity(name, e);
     }
   }
 }

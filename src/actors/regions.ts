@@ -23,6 +23,18 @@ export class Regions implements EntityHost {
     region.tell(id, msg);
   }
 
+  /** Every live entity of a kind gets `msg`. */
+  tellEach<T extends EntityType>(type: T, msg: EntityMessages[T]): void {
+    this.byType.get(type)?.tellEach(msg);
+  }
+
+  /** Stops the entities `which` selects, of every kind, as Region.handOff; `maxMs` bounds the wait. */
+  async handOff(which: (type: EntityType, id: string) => boolean, maxMs: number): Promise<number> {
+    const deadline = Date.now() + maxMs;
+    const counts = await Promise.all([...this.byType].map(([type, r]) => r.handOff((id) => which(type, id), deadline)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
   /** The supervisor tree as operators see it: one region per kind, with its live entities. */
   tree(): (RegionStats & { ids: string[] })[] {
     return [...this.byType.values()].map((r) => r.snapshot());

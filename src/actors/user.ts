@@ -233,6 +233,7 @@ export class User implements Entity<UserMsg> {
       case 'sync.more': return this.syncMore(msg);
       case 'presence.sub': return this.subscribe(msg);
       case 'presence.unsub': this.subscribers?.delete(connKey(msg.conn)); return;
+      case 'node.gone': return this.nodeGone(msg.node);
       case 'profile.set': return this.answer(msg.reply, async () => {
         await this.publishAvatar(msg.avatar);
         await this.deps.store.updateUser(this.id, { name: msg.name, avatar: msg.avatar });
@@ -626,6 +627,12 @@ export class User implements Entity<UserMsg> {
     const dev = this.find(m.device);
     if (!dev?.conn || connKey(dev.conn) !== connKey(m.conn)) return;
     this.release(dev);
+  }
+
+  /** A node failed or left: its sockets went without a detach. Its devices are offline here now. */
+  private nodeGone(node: string): void {
+    for (const [key, s] of this.subscribers ?? []) if (s.conn.node === node) this.subscribers!.delete(key);
+    for (const dev of this.devices) if (dev.conn?.node === node) this.release(dev);
   }
 
   private release(dev: DeviceState): void {

@@ -15,12 +15,12 @@ import type { ConnRef, Outbound, Reply, ReplyTo } from './seam.js';
 export const SEAM_VERSION = 1;
 
 export type SeamMessage =
-  | { k: 'entity'; type: EntityType; id: string; msg: EntityMessages[EntityType] }
+  | { k: 'entity'; type: EntityType; id: string; msg: EntityMessages[EntityType]; fwd?: number }
   | { k: 'reply'; to: ReplyTo; result: Reply }
   | { k: 'conn'; conn: ConnRef; frame: Outbound }
   | { k: 'conn.close'; conn: ConnRef; code: number; reason: string }
-  | { k: 'user'; user: UserId; frame: ServerFrame }
-  | { k: 'user.close'; user: UserId; code: number; reason: string };
+  | { k: 'user'; user: UserId; frame: ServerFrame; from?: string }
+  | { k: 'user.close'; user: UserId; code: number; reason: string; from?: string };
 
 /** A field's type: string, number, boolean, bytes, connection ref, object, array, anything; `?` when optional. */
 type Field = 's' | 'n' | 'b' | 'B' | 'c' | 'o' | 'a' | 'x';
@@ -56,6 +56,7 @@ const ENTITY_SCHEMAS: { [T in EntityType]: { [K in EntityMessages[T]['t']]: Sche
     'inbox.written': { inc: 's', device: 's', ptr: 'n', failed: 'b?' },
     'inbox.due': { inc: 's' },
     'acks.due': { inc: 's' },
+    'node.gone': { node: 's' },
     attach: { reply: 's', device: 's', conn: 'c' },
     detach: { device: 's', conn: 'c' },
     sync: { device: 's', conn: 'c', since: 'n', room: 'n' },
@@ -88,12 +89,14 @@ const ENTITY_SCHEMAS: { [T in EntityType]: { [K in EntityMessages[T]['t']]: Sche
 };
 
 const SEAM_SCHEMAS: { [K in SeamMessage['k']]: Schema } = {
-  entity: { type: 's', id: 's', msg: 'o' },
+  /** `fwd`: hops over links so far (a node passes one on to a shard's owner at most once). */
+  entity: { type: 's', id: 's', msg: 'o', fwd: 'n?' },
   reply: { to: 's', result: 'o' },
   conn: { conn: 'c', frame: 'o' },
   'conn.close': { conn: 'c', code: 'n', reason: 's' },
-  user: { user: 's', frame: 'o' },
-  'user.close': { user: 's', code: 'n', reason: 's' },
+  /** `from`: the publishing node (in a cluster a user's topic reaches every node holding one of its sockets). */
+  user: { user: 's', frame: 'o', from: 's?' },
+  'user.close': { user: 's', code: 'n', reason: 's', from: 's?' },
 };
 
 /** Thrown by the decoder: the bytes are not a seam message this build can read. */

@@ -107,8 +107,10 @@ export interface UserInboxStale extends Envelope { t: 'inbox.stale'; device: Dev
 export interface UserInboxWritten extends Envelope { t: 'inbox.written'; inc: string; device: DeviceId; ptr: number; failed?: true }
 /** From the node's timers: deferred inbox writes are due, or acks are to be stored, in a turn of incarnation `inc`. */
 export interface UserWake extends Envelope { t: 'inbox.due' | 'acks.due'; inc: string }
+/** In a cluster: a node left or failed; its sockets are gone (from every user entity on the surviving nodes). */
+export interface UserNodeGone extends Envelope { t: 'node.gone'; node: string }
 export type UserMsg =
-  | UserInboxStale | UserInboxWritten | UserWake
+  | UserInboxStale | UserInboxWritten | UserWake | UserNodeGone
   | UserAttach | UserDetach | UserSync | UserSyncMore | UserAck | UserDeliver | UserPresenceSub
   | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded
   | UserDevicesList | UserDevicesRemove | UserPushUnregister | UserPushDrop | UserMute;

@@ -13,12 +13,20 @@ export interface Connection {
   close(code: number, reason: string): void;
 }
 
+export interface UserSockets { first(user: UserId): void; last(user: UserId): void }
+
 /** The sockets this node holds, by number and by user. */
 export class ConnectionRegistry {
   private readonly byId = new Map<number, Connection>();
   /** Most users have one socket here: it is stored bare, and a Set only once there are more. */
   private readonly byUser = new Map<UserId, Connection | Set<Connection>>();
   private seq = 0;
+  private watcher?: UserSockets;
+
+  /** Told when a user's first socket here opens and its last one closes (a cluster subscribes to the user's topic). */
+  watchUsers(w: UserSockets): void {
+    this.watcher = w;
+  }
 
   nextId(): number { return ++this.seq; }
   get size(): number { return this.byId.size; }
@@ -27,16 +35,20 @@ export class ConnectionRegistry {
   add(c: Connection): void {
     this.byId.set(c.id, c);
     const held = this.byUser.get(c.user);
-    if (held === undefined) this.byUser.set(c.user, c);
-    else if (held instanceof Set) held.add(c);
+    if (held === undefined) {
+      this.byUser.set(c.user, c);
+      this.watcher?.first(c.user);
+    } else if (held instanceof Set) held.add(c);
     else if (held !== c) this.byUser.set(c.user, new Set([held, c]));
   }
 
   remove(c: Connection): void {
     this.byId.delete(c.id);
     const held = this.byUser.get(c.user);
-    if (held === c) this.byUser.delete(c.user);
-    else if (held instanceof Set) {
+    if (held === c) {
+      this.byUser.delete(c.user);
+      this.watcher?.last(c.user);
+    } else if (held instanceof Set) {
       held.delete(c);
       if (held.size === 1) this.byUser.set(c.user, held.values().next().value!);
     }

@@ -32,6 +32,7 @@ const SAMPLES: { [T in EntityType]: { [K in EntityMessages[T]['t']]: EntityMessa
     'inbox.written': { t: 'inbox.written', inc: 'i.2', device: 'd1', ptr: 7, failed: true },
     'inbox.due': { t: 'inbox.due', inc: 'i.2' },
     'acks.due': { t: 'acks.due', inc: 'i.2' },
+    'node.gone': { t: 'node.gone', node: 'nxyz' },
     attach: { t: 'attach', reply: 'n1:4', device: 'd1', conn },
     detach: { t: 'detach', device: 'd1', conn },
     sync: { t: 'sync', device: 'd1', conn, since: 0, room: 524288, origin: conn, rid: 'r2' },
@@ -92,7 +93,7 @@ t.test('every entity message type round-trips through the seam codec unchanged',
       n++;
     }
   }
-  t.equal(n, 47, 'all 47 message types were sampled');
+  t.equal(n, 48, 'all 48 message types were sampled');
   const deliver = decodeSeam(encodeSeam({ k: 'entity', type: 'user', id: 'u', msg: SAMPLES.user.deliver })) as Extract<SeamMessage, { k: 'entity' }>;
   t.ok((deliver.msg as { packed: unknown }).packed instanceof Uint8Array, 'packed bytes stay bytes');
 });

@@ -1,0 +1,204 @@
+import { ParleyError } from '../protocol/errors.js';
+import type { EntityMessages, EntityType } from '../messages/entity-messages.js';
+import { encodeSeam, type SeamMessage } from '../messages/codec.js';
+import type { Envelope, Reply, ReplyTo } from '../messages/seam.js';
+import type { EntityHost, Sharding } from '../routing/sharding.js';
+import type { ErrorAnswer } from '../actors/region.js';
+import { shardOf } from './placement.js';
+
+const DEFAULT_ASK_TIMEOUT_MS = 10_000;
+
+/** What the data plane needs of the shard table (ShardLeases): who owns a shard now, as this node last saw it. */
+export interface ShardOwners {
+  owner(shard: number): { node: string } | undefined;
+}
+
+/** What it needs of the link between nodes (Links): ordered, once, to one node; false when it can't take more. */
+export interface NodeLinks {
+  send(to: string, item: Uint8Array): boolean;
+}
+
+export type EntityItem = Extract<SeamMessage, { k: 'entity' }>;
+
+/** Held while a shard has no owner this node can send to (moving, or being acquired here): bounded in time and count. */
+export interface HoldLimits { ms: number; perShard: number }
+
+/**
+ * Sharding across the cluster: a message for an entity goes to the node that owns the entity's shard (by
+ * the lease table), over the link to that node, which hands it to its regions. A message for a shard with
+ * no owner to send to (its lease is moving, or this node is acquiring it, or handing it off) is held in
+ * order, and sent on when the table says where; held too long, or over the bound, it is answered as the
+ * supervisor answers a crash (a retryable error to its asker or socket), never dropped silently.
+ *
+ * Replies go to the asking node by the node name in the reply address.
+ */
+export class ClusterSharding implements Sharding {
+  private host?: EntityHost;
+  private readonly pending = new Map<ReplyTo, { resolve(v: unknown): void; reject(e: unknown): void; timer: NodeJS.Timeout }>();
+  private replySeq = 0;
+  /** Shards whose entities run here now: acquired, and not lost or being handed off. */
+  private readonly serving = new Set<number>();
+  private readonly held = new Map<number, { since: number; items: EntityItem[] }>();
+  private readonly sweeper: NodeJS.Timeout;
+  /** Counters for metrics and tests. */
+  readonly counts = { remote: 0, forwarded: 0, held: 0, refused: 0 };
+
+  constructor(
+    readonly node: string,
+    readonly shards: number,
+    private readonly owners: ShardOwners,
+    private readonly links: NodeLinks,
+    private readonly answer: ErrorAnswer,
+    private readonly hold: HoldLimits = { ms: 5000, perShard: 10_000 },
+  ) {
+    this.sweeper = setInterval(() => this.expireHeld(Date.now()), Math.max(100, hold.ms / 4));
+    this.sweeper.unref();
+  }
+
+  serve(host: EntityHost): void {
+    this.host = host;
+  }
+
+  shardOf(type: EntityType, id: string): number {
+    return shardOf(type, id, this.shards);
+  }
+
+  tell<T extends EntityType>(type: T, id: string, msg: EntityMessages[T]): void {
+    this.route({ k: 'entity', type, id, msg } as EntityItem);
+  }
+
+  ask<T extends EntityType, R>(type: T, id: string, build: (reply: ReplyTo) => EntityMessages[T], timeoutMs = DEFAULT_ASK_TIMEOUT_MS): Promise<R> {
+    const reply = `${this.node}:${++this.replySeq}`;
+    return new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(reply);
+        reject(new ParleyError('timeout', `${type} did not answer in ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(reply, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.tell(type, id, build(reply));
+    });
+  }
+
+  reply(to: ReplyTo, result: Reply): void {
+    const node = to.slice(0, to.lastIndexOf(':'));
+    if (node === this.node) return this.settle(to, result);
+    if (!this.links.send(node, encodeSeam({ k: 'reply', to, result }))) this.counts.refused++; // the asker times out
+  }
+
+  /** An answer to one of this node's asks, from here or another node. */
+  settle(to: ReplyTo, r: Reply): void {
+    const p = this.pending.get(to);
+    if (!p) return; // the asker timed out
+    this.pending.delete(to);
+    clearTimeout(p.timer);
+    if (r.ok) p.resolve(r.value);
+    else p.reject(new ParleyError(r.error.code, r.error.message, r.error.retryAfterMs));
+  }
+
+  /** An entity message that came over a link: for a shard served here, or to pass on (once) to its owner. */
+  arrive(m: EntityItem): void {
+    this.route(m);
+  }
+
+  // ---- the shard table, as the control plane changes it ----
+
+  /** This node serves the shard from now on: what was held for it goes to its entities, in order. */
+  startServing(shard: number): void {
+    this.serving.add(shard);
+    this.release(shard);
+  }
+
+  /** This node stops serving the shard (handing it off, or its lease lapsed): its messages are held meanwhile. */
+  stopServing(shard: number): void {
+    this.serving.delete(shard);
+  }
+
+  isServing(shard: number): boolean {
+    return this.serving.has(shard);
+  }
+
+  /** The table changed for a shard: what was held for it goes where it says now. */
+  ownerChanged(shard: number): void {
+    this.release(shard);
+  }
+
+  /** Asks not answered yet. */
+  get asking(): number {
+    return this.pending.size;
+  }
+
+  stop(): void {
+    clearInterval(this.sweeper);
+    for (const p of this.pending.values()) clearTimeout(p.timer);
+    for (const [, h] of this.held) for (const m of h.items) this.refuse(m, 'node shutting down');
+    this.held.clear();
+  }
+
+  // ---- routing ----
+
+  private route(m: EntityItem): void {
+    const shard = shardOf(m.type, m.id, this.shards);
+    if (this.serving.has(shard)) return this.deliverHere(m);
+    const owner = this.owners.owner(shard)?.node;
+    // A message already passed on once is not passed on again: two nodes with different views of the table
+    // would bounce it between them. It waits here for the table to settle instead.
+    if (owner && owner !== this.node && !this.held.has(shard) && (m.fwd ?? 0) < 1) return this.sendTo(owner, m);
+    this.holdFor(shard, m);
+  }
+
+  private deliverHere(m: EntityItem): void {
+    if (!this.host) throw new Error('sharding: no entity host yet');
+    this.host.deliver(m.type, m.id, m.msg as EntityMessages[typeof m.type]);
+  }
+
+  private sendTo(owner: string, m: EntityItem): void {
+    const arrivedFromLink = m.fwd !== undefined;
+    const out: EntityItem = arrivedFromLink ? { ...m, fwd: (m.fwd ?? 0) + 1 } : { ...m, fwd: 0 };
+    if (arrivedFromLink) this.counts.forwarded++;
+    else this.counts.remote++;
+    if (!this.links.send(owner, encodeSeam(out))) this.refuse(m, `the link to ${owner} is full`);
+  }
+
+  private holdFor(shard: number, m: EntityItem): void {
+    let h = this.held.get(shard);
+    if (!h) this.held.set(shard, (h = { since: Date.now(), items: [] }));
+    if (h.items.length >= this.hold.perShard) return this.refuse(m, 'too many messages wait for this shard to move');
+    this.counts.held++;
+    // A held message counts as not yet passed on: wherever it goes next is its first hop from here.
+    h.items.push(m.fwd === undefined ? m : { ...m, fwd: 0 });
+  }
+
+  /** Sends on what was held for a shard, in order, as far as the table now allows. */
+  private release(shard: number): void {
+    const h = this.held.get(shard);
+    if (!h) return;
+    this.held.delete(shard);
+    for (let i = 0; i < h.items.length; i++) {
+      const m = h.items[i]!;
+      if (this.serving.has(shard)) this.deliverHere(m);
+      else {
+        const owner = this.owners.owner(shard)?.node;
+        if (!owner || owner === this.node) {
+          // Still nowhere to go: keep the rest, in order, with its original age.
+          this.held.set(shard, { since: h.since, items: h.items.slice(i) });
+          return;
+        }
+        this.counts.remote++;
+        if (!this.links.send(owner, encodeSeam({ ...m, fwd: 0 }))) this.refuse(m, `the link to ${owner} is full`);
+      }
+    }
+  }
+
+  private expireHeld(now: number): void {
+    for (const [shard, h] of this.held) {
+      if (now - h.since < this.hold.ms) continue;
+      this.held.delete(shard);
+      for (const m of h.items) this.refuse(m, `shard ${shard} has had no owner for ${this.hold.ms} ms`);
+    }
+  }
+
+  private refuse(m: EntityItem, why: string): void {
+    this.counts.refused++;
+    this.answer(m.msg as Envelope, new ParleyError('moving', `${m.type} is moving between nodes (${why}); try again`));
+  }
+}
