@@ -128,7 +128,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     mountMedia(app, {
       accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes,
     });
-    mountOps(app, { node: id, metrics, accounts, access, tree: () => regions.tree(), push: devSms ? outbox : undefined, faults });
+    mountOps(app, { node: id, metrics, accounts, access, tree: (top, ids) => supervisionTree(regions, top, ids), push: devSms ? outbox : undefined, faults });
     app.any('/*', (res) => sendError(track(res), new ParleyError('not_found', 'no such route')));
   };
   const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);
@@ -163,6 +163,14 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       loop.stop();
     },
   };
+}
+
+/** The supervision view of every region, with the live ids when asked (they are bounded to 1,000 per kind). */
+function supervisionTree(regions: Regions, top: number, ids: boolean): unknown {
+  const views = regions.view(top);
+  if (!ids) return views;
+  const byType = new Map(regions.tree().map((s) => [s.type, s.ids]));
+  return views.map((v) => ({ ...v, ids: byType.get(v.type) ?? [] }));
 }
 
 /** A development node says so, and what makes it one, every time it starts. */

@@ -14,9 +14,11 @@ const RETRY_MAX_MS = 60_000;
  * unconfirmed: a crash, a kill) is activated, which re-drives its log above its fan-out mark. Runs in the
  * background: a device that connects meanwhile gets what is re-driven live, in order. A store that can't list
  * them yet (it is still coming up) is asked again until it can, or until `stopped()`. Resolves with how many.
+ * In a cluster a node recovers those of the shards it just acquired (`keep`).
  */
-export async function recoverConversations(store: Store, sharding: Sharding, stopped: () => boolean): Promise<number> {
-  const convs = await listUntilListed(store, stopped);
+export async function recoverConversations(store: Store, sharding: Sharding, stopped: () => boolean, keep?: (conv: ConversationId) => boolean): Promise<number> {
+  const listed = await listUntilListed(store, stopped);
+  const convs = keep ? listed.filter(keep) : listed;
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < convs.length && !stopped()) {

@@ -4,6 +4,7 @@ import { log } from '../log.js';
 import type { EntityType } from '../messages/entity-messages.js';
 import type { Envelope } from '../messages/seam.js';
 import type { FaultInjector } from '../ops/faults.js';
+import { CRASH_LOOP, CrashLog, EventWindow, TopN, type CrashRecord, type EntityRow, type LifecycleEvent } from './supervision-view.js';
 
 /** One live entity: its state and behaviour. Thrown ParleyErrors are answered; anything else crashes it. */
 export interface Entity<M> {
@@ -45,6 +46,20 @@ const isJournaled = <M>(k: EntityKind<M>): k is JournaledKind<M> => 'journal' in
 
 export interface RegionStats { type: EntityType; active: number; spawned: number; passivated: number; crashes: number; stopped: number }
 
+/** A region as operators see it (Region.view): bounded, whatever the number of entities. */
+export interface RegionView extends RegionStats {
+  /** Entities whose first message waits for their state to load from the store. */
+  loading: number;
+  mailbox: { total: number; max: number };
+  last: ReturnType<EventWindow['read']>;
+  /** The largest mailboxes, largest first. */
+  busiest: EntityRow[];
+  /** Entities with CRASH_LOOP or more crashes in the supervisor's window: a poison message, or a broken state. */
+  crashLooping: EntityRow[];
+  /** The last crashes, newest first: the reason and the message type that crashed it. */
+  lastCrashes: CrashRecord[];
+}
+
 /** How a region answers a message it could not process: an error reply to the asker or the socket. */
 export type ErrorAnswer = (msg: Envelope, err: unknown) => void;
 
@@ -72,6 +87,8 @@ export class Region<M extends Envelope> {
   private readonly live = new Map<string, Live<M>>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly stats: RegionStats;
+  private readonly events = new EventWindow();
+  private readonly crashLog = new CrashLog();
 
   constructor(
     system: ActorSystemRef,
@@ -91,10 +108,11 @@ export class Region<M extends Envelope> {
     let e = this.live.get(name);
     if (!e) {
       // Every field up front: a property added later costs V8 a separate backing array per entity.
-      e = { id, ref: undefined as unknown as Ref<unknown>, lastUsed: 0, scheduled: false, queue: undefined, crashes: undefined, failed: undefined, entity: undefined };
+      const now = Date.now();
+      e = { id, ref: undefined as unknown as Ref<unknown>, since: now, lastUsed: 0, scheduled: false, queue: undefined, crashes: undefined, failed: undefined, entity: undefined };
       e.ref = this.spawnEntity(name, e);
       this.live.set(name, e);
-      this.stats.spawned++;
+      this.count('spawned', now);
     }
     e.lastUsed = Date.now();
     if (e.queue) e.queue.push(msg);
@@ -109,6 +127,42 @@ export class Region<M extends Envelope> {
     const ids: string[] = [];
     for (const e of this.live.values()) if (ids.push(e.id) >= 1000) break;
     return { ...this.stats, active: this.live.size, ids };
+  }
+
+  /** The supervision view (bounded): aggregates, the `top` busiest and crash-looping entities, the last crashes. */
+  view(top: number, now = Date.now()): RegionView {
+    let total = 0;
+    let max = 0;
+    let loading = 0;
+    const busiest = new TopN<EntityRow>(top);
+    const looping = new TopN<EntityRow>(top);
+    for (const e of this.live.values()) {
+      const mailbox = e.queue?.length ?? 0;
+      total += mailbox;
+      if (mailbox > max) max = mailbox;
+      if (e.scheduled && !e.entity) loading++;
+      const recent = e.crashes?.filter((at) => now - at < CRASH_WINDOW_MS).length ?? 0;
+      const row = (): EntityRow => ({
+        id: e.id, state: recent >= CRASH_LOOP ? 'crashing' : e.entity ? 'active' : 'loading',
+        mailbox, ageMs: now - e.since, idleMs: now - e.lastUsed, recentCrashes: recent,
+      });
+      if (mailbox > 0) busiest.offer(mailbox, row);
+      if (recent >= CRASH_LOOP) looping.offer(recent, row);
+    }
+    return {
+      ...this.stats, active: this.live.size, loading, mailbox: { total, max }, last: this.events.read(now),
+      busiest: busiest.get(), crashLooping: looping.get(), lastCrashes: this.crashLog.recent(top),
+    };
+  }
+
+  private count(event: LifecycleEvent, now = Date.now()): void {
+    this.events.add(event, now);
+    if (event === 'crashed') this.stats.crashes++;
+    else this.stats[event]++;
+  }
+
+  forEachId(f: (id: string) => void): void {
+    for (const e of this.live.values()) f(e.id);
   }
 
   /** Messages sent to this region's entities and not yet handled. */
@@ -149,7 +203,7 @@ export class Region<M extends Envelope> {
     e.entity?.dispose?.();
     this.live.delete(name);
     stop(e.ref);
-    this.stats.passivated++;
+    this.count('passivated');
   }
 
   stopAll(): void {
@@ -208,22 +262,25 @@ export class Region<M extends Envelope> {
   };
 
   private readonly onCrash = (_token: unknown, err: Error | undefined, ctx: SupervisionContext<unknown, Ref<never>>): symbol => {
-    this.stats.crashes++;
+    const now = Date.now();
+    this.count('crashed', now);
     const live = this.live.get(ctx.name);
     log('error', 'entity crashed', { type: this.kind.type, id: live?.id ?? ctx.name, error: err?.stack ?? String(err) });
     if (!live) return ctx.stop as symbol;
     const failed = live.failed;
+    const reason = String(err?.message ?? err).split('\n')[0]!.slice(0, 200);
     live.failed = undefined;
     if (failed) this.answerError(failed, err);
     live.entity?.dispose?.();
     live.entity = undefined;
     this.kind.onCrash?.(live.id);
-    const now = Date.now();
     const crashes = (live.crashes = (live.crashes ?? []).filter((t) => now - t < CRASH_WINDOW_MS));
     crashes.push(now);
-    if (crashes.length >= MAX_CRASHES_IN_WINDOW) {
+    const stopping = crashes.length >= MAX_CRASHES_IN_WINDOW;
+    this.crashLog.add({ id: live.id, at: now, reason, ...(failed ? { message: (failed as Envelope & { t?: string }).t } : {}), stopped: stopping });
+    if (stopping) {
       this.live.delete(ctx.name);
-      this.stats.stopped++;
+      this.count('stopped', now);
       // Messages still queued behind the crash are answered, not dropped.
       for (const queued of live.queue?.splice(0) ?? []) this.answerError(queued, err);
       return ctx.stop as symbol;
@@ -265,6 +322,8 @@ const actorName = (id: string): string => (PLAIN_NAME.test(id) ? id : id.replace
 interface Live<M> {
   id: string;
   ref: Ref<unknown>;
+  /** When it was spawned (its age in the supervision view). */
+  since: number;
   lastUsed: number;
   crashes?: number[];
   /** Waiting for the actor, in arrival order; the head is the message in hand. */

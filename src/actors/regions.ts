@@ -5,7 +5,7 @@ import type { Envelope } from '../messages/seam.js';
 import type { EntityHost, Sharding } from '../routing/sharding.js';
 import type { Gateway } from '../routing/gateway.js';
 import type { FaultInjector } from '../ops/faults.js';
-import { Region, type EntityKind, type ErrorAnswer, type RegionStats } from './region.js';
+import { Region, type EntityKind, type ErrorAnswer, type RegionStats, type RegionView } from './region.js';
 
 /** The entities this node hosts: one region per kind, registered by the node's wiring. */
 export class Regions implements EntityHost {
@@ -35,9 +35,24 @@ export class Regions implements EntityHost {
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  /** The supervisor tree as operators see it: one region per kind, with its live entities. */
+  /** Counters per kind, and up to 1,000 live ids each (metrics, tests). */
   tree(): (RegionStats & { ids: string[] })[] {
     return [...this.byType.values()].map((r) => r.snapshot());
+  }
+
+  /**
+   * The supervision tree as operators see it (Region.view per kind); in a cluster (`shardOf`) also how the
+   * live entities spread over shards: how many shards hold some, and the `top` fullest.
+   */
+  view(top: number, shardOf?: (type: EntityType, id: string) => number): (RegionView & { shards?: { held: number; fullest: { shard: number; entities: number }[] } })[] {
+    return [...this.byType].map(([type, r]) => {
+      const v = r.view(top);
+      if (!shardOf) return v;
+      const counts = new Map<number, number>();
+      r.forEachId((id) => { const s = shardOf(type, id); counts.set(s, (counts.get(s) ?? 0) + 1); });
+      const fullest = [...counts].sort((a, b) => b[1] - a[1]).slice(0, top).map(([shard, entities]) => ({ shard, entities }));
+      return { ...v, shards: { held: counts.size, fullest } };
+    });
   }
 
   /**

@@ -10,13 +10,16 @@ import { OperatorAccess } from './operator-access.js';
 /**
  *   GET /healthz            liveness and this node's id
  *   GET /metrics            Prometheus text, prom-client's registry (admin key, or a development node on loopback)
- *   GET /v1/admin/actors    the supervisor tree: per entity kind, live/spawned/passivated/crashed (admin key)
+ *   GET /v1/admin/actors    the supervision tree per entity kind: counts (all time, last minute, last hour),
+ *                           mailboxes, the ?top=N (20, at most 100) busiest and crash-looping entities, the last
+ *                           crashes with their reasons; ?ids=1 adds up to 1,000 live ids per kind (admin key)
+ *   GET /v1/admin/cluster   this node's view of the cluster: members, shard owners, routing counts (admin key)
  *   GET /v1/dev/push        push notices the outbox provider holds for the caller (Bearer; and as /metrics)
  *   POST /v1/admin/faults   {type, id, times}: the entity's next messages crash it (only with PARLEY_FAULTS=1)
  */
 export function mountOps(app: TemplatedApp, deps: {
   node: string; metrics: Metrics; access: OperatorAccess; accounts: Accounts;
-  tree: () => unknown; push?: OutboxProvider; faults?: FaultInjector;
+  tree: (top: number, ids: boolean) => unknown; cluster?: () => unknown; push?: OutboxProvider; faults?: FaultInjector;
 }): void {
   const { access } = deps;
   app.get('/healthz', (res) => {
@@ -32,9 +35,20 @@ export function mountOps(app: TemplatedApp, deps: {
   });
   app.get('/v1/admin/actors', (res, req) => {
     const key = OperatorAccess.keyOf(req);
+    const q = new URLSearchParams(req.getQuery() ?? '');
     handle(res, async (r) => {
       access.admin(key);
-      sendJson(r, 200, { node: deps.node, regions: deps.tree() });
+      const top = q.has('top') ? Number(q.get('top')) : 20;
+      if (!Number.isInteger(top) || top < 0 || top > 100) throw new ParleyError('invalid', 'top is a whole number from 0 to 100');
+      sendJson(r, 200, { node: deps.node, at: Date.now(), regions: deps.tree(top, q.get('ids') === '1') });
+    });
+  });
+  app.get('/v1/admin/cluster', (res, req) => {
+    const key = OperatorAccess.keyOf(req);
+    handle(res, async (r) => {
+      access.admin(key);
+      if (!deps.cluster) throw new ParleyError('not_found', 'this node runs alone (PARLEY_NATS_URLS is unset)');
+      sendJson(r, 200, deps.cluster());
     });
   });
   if (deps.faults) {

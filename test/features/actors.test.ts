@@ -1,4 +1,7 @@
 import t from 'tap';
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { ADMIN_KEY, Fixture, http } from '../helpers/fixture.js';
 import { texts, type TestDevice } from '../helpers/clients.js';
 import type { ReceiptFrame } from '../../src/protocol/frames.js';
@@ -8,6 +11,8 @@ import type { ReceiptFrame } from '../../src/protocol/frames.js';
  * fault seam, PARLEY_FAULTS=1 + POST /v1/admin/faults) answers the failed request with an error and
  * restarts the entity from the store; idle entities are passivated and come back with their state.
  */
+
+const run = async (cmd: string, args: string[]) => (await promisify(execFile)(cmd, args)).stdout;
 
 let faulty: Fixture;
 let idle: Fixture;
@@ -89,6 +94,17 @@ t.test('an entity that keeps crashing is stopped, everything sent to it is answe
   t.same(texts(history).sort(), Array.from({ length: 9 }, (_, i) => `m${i}`).sort(), 'every message stored exactly once');
   t.same(history.map((m) => m.seq), Array.from({ length: 9 }, (_, i) => i + 1), 'seqs continue with no hole');
   await bob.waitFor(() => bob.messages.length === 9 || undefined, 5000, 'bob to get all nine');
+
+  // What an operator sees of it (issue #16 §1): the crash loop's end, its reason and the message type, in
+  // the admin view and in `npm run ops -- tree`.
+  const view = await http(faulty.url, '/v1/admin/actors?top=5', { headers: { 'x-admin-key': ADMIN_KEY } });
+  const conv = (view.json as { regions: { type: string; lastCrashes: { id: string; message?: string; reason: string; stopped: boolean }[]; last: { minute: { crashed: number; stopped: number } } }[] }).regions.find((r) => r.type === 'conv')!;
+  t.ok(conv.last.minute.crashed >= 5 && conv.last.minute.stopped >= 1, 'the last minute counts the crashes and the stop');
+  t.match(conv.lastCrashes.find((c) => c.id === first.conv && c.stopped), { message: 'send', reason: /fault/i }, 'the crash that stopped it, on a send');
+  const cli = await run(process.execPath, [resolve(__dirname, '../../src/ops/ops-cli.js'), 'tree', '--url', faulty.url, '--key', ADMIN_KEY, '--top', '5']);
+  t.match(cli, /├─ user +active \d+/, 'the CLI draws the tree');
+  t.match(cli, new RegExp(`crashed \\d+s ago ${first.conv.replace(/\./g, '\\.')} on send: .*\\(stopped\\)`), 'with the crash and its reason');
+  t.equal((await http(faulty.url, '/v1/admin/actors?top=500', { headers: { 'x-admin-key': ADMIN_KEY } })).status, 400, 'top is bounded');
 });
 
 t.test('a user entity that crashes answers the request, restarts, and its devices reconnect and resync', async (t) => {

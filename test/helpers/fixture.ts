@@ -64,7 +64,7 @@ export class Fixture {
 
   /** GET /v1/admin/actors: the regions by entity type. */
   async actors(): Promise<Record<string, { active: number; spawned: number; passivated: number; crashes: number; stopped: number; ids: string[] }>> {
-    const r = await http(this.url, '/v1/admin/actors', { headers: { 'x-admin-key': ADMIN_KEY } });
+    const r = await http(this.url, '/v1/admin/actors?ids=1', { headers: { 'x-admin-key': ADMIN_KEY } });
     if (r.status !== 200) throw new Error(`admin/actors answered ${r.status}`);
     const regions = (r.json as { regions: { type: string }[] }).regions;
     return Object.fromEntries(regions.map((x) => [x.type, x])) as never;
