@@ -113,8 +113,8 @@ export class ClusterSharding implements Sharding {
     this.serving.delete(shard);
   }
 
-  isServing(shard: number): boolean {
-    return this.serving.has(shard);
+  get servingCount(): number {
+    return this.serving.size;
   }
 
   /** The table changed for a shard: what was held for it goes where it says now. */

@@ -11,6 +11,11 @@ export interface Connection {
   /** False when the socket is closed (or just got closed for backpressure). */
   send(frame: Outbound): boolean;
   close(code: number, reason: string): void;
+  /**
+   * In a cluster: the entities of the users `moved` selects went to another node. The socket's own user
+   * among them: it reconnects to attach there; users whose presence it follows: it follows them there.
+   */
+  usersMoved?(moved: (user: UserId) => boolean): void;
 }
 
 export interface UserSockets { first(user: UserId): void; last(user: UserId): void }

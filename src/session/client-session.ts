@@ -53,6 +53,11 @@ export class ClientSession {
     this.sharding.tell('user', this.user, { t: 'sync.more', device: this.device, conn: this.ref, room });
   }
 
+  /** The entities of some users it follows moved (a cluster shard changed owner): subscribe there again. */
+  followAgain(moved: (user: UserId) => boolean): void {
+    for (const u of this.presenceSubs ?? []) if (moved(u)) this.sharding.tell('user', u, { t: 'presence.sub', viewer: this.user, conn: this.ref });
+  }
+
   closed(): void {
     this.sharding.tell('user', this.user, { t: 'detach', device: this.device, conn: this.ref });
     if (this.presenceSubs) for (const u of this.presenceSubs) this.sharding.tell('user', u, { t: 'presence.unsub', viewer: this.user, conn: this.ref });

@@ -222,6 +222,11 @@ class SocketConnection implements Connection {
     this.session = new ClientSession({ node, id: data.id }, data.user, data.device, sharding, (f) => this.send(f), (code, reason) => this.close(code, reason), directory, () => this.room(), media);
   }
 
+  usersMoved(moved: (user: UserId) => boolean): void {
+    if (moved(this.user)) this.close(CloseCodes.restart, 'your account moved to another node; reconnect and sync');
+    else this.session.followAgain(moved);
+  }
+
   receive(message: ArrayBuffer, isBinary: boolean, limits: Limits): void {
     enterFrame(this.id, ++this.received);
     let read: ClientFrame['t'] | 'invalid' | 'limited' = 'limited';

@@ -1,0 +1,225 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { decodeSeam, type SeamMessage } from '../messages/codec.js';
+import type { Envelope } from '../messages/seam.js';
+import type { EntityType } from '../messages/entity-messages.js';
+import { ParleyError } from '../protocol/errors.js';
+import type { ErrorAnswer } from '../actors/region.js';
+import type { Regions } from '../actors/regions.js';
+import type { LocalGateway } from '../routing/local-gateway.js';
+import { LocalPubSub } from '../routing/local-gateway.js';
+import type { ConnectionRegistry } from '../routing/connections.js';
+import { log } from '../log.js';
+import { ClusterSharding, type ShardOwners } from './cluster-sharding.js';
+import { ClusterPubSub, LinkGateway } from './cluster-gateway.js';
+import { shardOf } from './placement.js';
+
+/** What the cluster needs of the link between nodes (links.ts). */
+export interface LinkLayer {
+  send(to: string, item: Uint8Array): boolean;
+  onItem(fn: (from: string, item: Uint8Array) => void): void;
+  onLost(fn: (to: string, items: Uint8Array[], why: string) => void): void;
+  peerGone(node: string): void;
+  close(): void;
+}
+
+/** What it needs of membership (membership.ts). */
+export interface MembershipView {
+  live(): readonly { node: string }[];
+  onChange(fn: (live: readonly { node: string }[], gone: readonly string[]) => void): void;
+}
+
+/** What it needs of the shard leases (shard-leases.ts). */
+export interface LeaseTable extends ShardOwners {
+  onChange(fn: (shard: number, lease: { node: string } | undefined) => void): void;
+  onAcquired(fn: (lease: { shard: number }) => void): void;
+  onLost(fn: (shard: number) => void): void;
+  onRelease(fn: (shard: number) => Promise<void>): void;
+}
+
+/** A shard's entities have this long to finish their writes when the shard is handed to another node. */
+export const HANDOFF_MS = 5000;
+/** Shards acquired within this window are recovered together (one listing of the remembered conversations). */
+const RECOVER_BATCH_MS = 100;
+
+export interface ClusterStatus {
+  node: string;
+  members: string[];
+  shards: { total: number; owned: number; serving: number; unowned: number; byNode: Record<string, number> };
+  routing: ClusterSharding['counts'];
+}
+
+export interface ClusterParts { nc: NatsConnection; links: LinkLayer; membership: MembershipView; leases: LeaseTable }
+
+/**
+ * The data plane of one node in a cluster: the cluster adapters of the routing seams (sharding over the
+ * links by the lease table, sockets on other nodes over the links, user topics on NATS), and what the
+ * control plane's events mean for this node's entities and sockets:
+ *
+ * - a shard acquired: served here from now on; its remembered conversations are recovered (re-driven);
+ * - a shard to hand off: held, its entities stopped once their writes are done (bounded), then released;
+ * - a shard lost (the lease lapsed or was taken): held, its entities stopped at once;
+ * - a user's shard changed owner: this node's sockets of its users are closed with `restart`, so each device
+ *   reconnects and attaches to the user's entity on its new owner, resuming from its pointer;
+ * - a node gone: the links to it dropped, and every user entity here forgets the sockets it held there.
+ */
+export class ClusterNode {
+  readonly sharding: ClusterSharding;
+  readonly remote: LinkGateway;
+  readonly pubsub: ClusterPubSub;
+  private readonly leases: LeaseTable;
+  private readonly membership: MembershipView;
+  private regions?: Regions;
+  private gateway?: LocalGateway;
+  private answer?: ErrorAnswer;
+  private readonly owners = new Map<number, string>();
+  private recovering = new Set<number>();
+  private recoverTimer?: NodeJS.Timeout;
+  private closedShards = new Set<number>();
+  private closeTimer?: NodeJS.Immediate;
+  private stopped = false;
+
+  constructor(
+    readonly node: string,
+    readonly shards: number,
+    parts: ClusterParts,
+    private readonly conns: ConnectionRegistry,
+    subjectPrefix: string,
+    check: boolean,
+  ) {
+    const { links, leases, membership } = parts;
+    this.leases = leases;
+    this.membership = membership;
+    this.sharding = new ClusterSharding(node, shards, leases, links, (msg, err) => this.answer?.(msg, err));
+    this.remote = new LinkGateway(links);
+    this.pubsub = new ClusterPubSub(parts.nc, node, subjectPrefix, new LocalPubSub(conns, check), conns);
+
+    links.onItem((from, bytes) => this.arrive(from, bytes));
+    links.onLost((to, items, why) => this.lost(to, items, why));
+    membership.onChange((_live, gone) => {
+      for (const g of gone) {
+        log('warn', 'a node left the cluster', { node: g });
+        links.peerGone(g);
+        this.regions?.tellEach('user', { t: 'node.gone', node: g });
+      }
+    });
+    leases.onAcquired(({ shard }) => {
+      this.sharding.startServing(shard);
+      this.recoverSoon(shard);
+    });
+    leases.onLost((shard) => {
+      log('warn', 'shard lease lost: its entities stop here now', { shard });
+      this.sharding.stopServing(shard);
+      void this.regions?.handOff(this.inShard(shard), 0);
+    });
+    leases.onRelease(async (shard) => {
+      this.sharding.stopServing(shard);
+      await this.regions?.handOff(this.inShard(shard), HANDOFF_MS);
+    });
+    leases.onChange((shard, lease) => {
+      const before = this.owners.get(shard);
+      if (lease) this.owners.set(shard, lease.node);
+      else this.owners.delete(shard);
+      this.sharding.ownerChanged(shard);
+      if (before !== undefined && lease?.node !== before) this.closeUsersOf(shard);
+    });
+  }
+
+  /** The node's regions and gateway, once built (they are built on this node's sharding). */
+  attach(regions: Regions, gateway: LocalGateway, answer: ErrorAnswer, recover: (keep: (type: EntityType, id: string) => boolean) => void): void {
+    this.regions = regions;
+    this.gateway = gateway;
+    this.answer = answer;
+    this.sharding.serve(regions);
+    this.recover = recover;
+  }
+
+  private recover?: (keep: (type: EntityType, id: string) => boolean) => void;
+
+  /** Stops taking part: no more recovery; the pub/sub subscriptions go. The control plane releases the shards. */
+  close(): void {
+    this.stopped = true;
+    clearTimeout(this.recoverTimer);
+    if (this.closeTimer) clearImmediate(this.closeTimer);
+    this.sharding.stop();
+    this.pubsub.close();
+  }
+
+  /** What an operator sees of this node's part in the cluster (GET /v1/admin/cluster). */
+  status(): ClusterStatus {
+    let owned = 0;
+    let unowned = 0;
+    const byNode: Record<string, number> = {};
+    for (let s = 0; s < this.shards; s++) {
+      const owner = this.leases.owner(s)?.node;
+      if (owner === undefined) unowned++;
+      else byNode[owner] = (byNode[owner] ?? 0) + 1;
+      if (owner === this.node) owned++;
+    }
+    return {
+      node: this.node,
+      members: this.membership.live().map((m) => m.node).sort(),
+      shards: { total: this.shards, owned, serving: this.sharding.servingCount, unowned, byNode },
+      routing: { ...this.sharding.counts },
+    };
+  }
+
+  private inShard(shard: number): (type: EntityType, id: string) => boolean {
+    return (type, id) => shardOf(type, id, this.shards) === shard;
+  }
+
+  private arrive(from: string, bytes: Uint8Array): void {
+    let m: SeamMessage;
+    try {
+      m = decodeSeam(bytes);
+    } catch (err) {
+      log('warn', 'a message from another node this node cannot read: dropped', { from, error: String(err) });
+      return;
+    }
+    switch (m.k) {
+      case 'entity': return this.sharding.arrive(m);
+      case 'reply': return this.sharding.settle(m.to, m.result);
+      case 'conn': return this.gateway?.send(m.conn, m.frame);
+      case 'conn.close': return this.gateway?.close(m.conn, m.code, m.reason);
+      default: log('warn', 'a user topic message on a link: dropped', { from, kind: m.k });
+    }
+  }
+
+  /** What a link could not deliver (its peer restarted or went): entity messages are answered, frames dropped. */
+  private lost(to: string, items: Uint8Array[], why: string): void {
+    let answered = 0;
+    for (const bytes of items) {
+      let m: SeamMessage;
+      try { m = decodeSeam(bytes); } catch { continue; }
+      if (m.k !== 'entity') continue;
+      answered++;
+      this.answer?.(m.msg as Envelope, new ParleyError('moving', `${m.type} was on its way to node ${to}, which ${why}; try again`));
+    }
+    log('warn', 'messages to another node were lost with it', { to, why, items: items.length, answered });
+  }
+
+  private recoverSoon(shard: number): void {
+    this.recovering.add(shard);
+    this.recoverTimer ??= setTimeout(() => {
+      this.recoverTimer = undefined;
+      const batch = this.recovering;
+      this.recovering = new Set();
+      if (this.stopped) return;
+      this.recover?.((type, id) => batch.has(shardOf(type, id, this.shards)));
+    }, RECOVER_BATCH_MS);
+  }
+
+  /**
+   * The shard of some users moved: their sockets here reconnect, to attach on its new owner, and sockets
+   * following their presence follow it there (once per tick, however many shards moved in it).
+   */
+  private closeUsersOf(shard: number): void {
+    this.closedShards.add(shard);
+    this.closeTimer ??= setImmediate(() => {
+      this.closeTimer = undefined;
+      const moved = this.closedShards;
+      this.closedShards = new Set();
+      const inMoved = (user: string) => moved.has(shardOf('user', user, this.shards));
+      for (const c of [...this.conns.all()]) c.usersMoved?.(inMoved);
+    });
+  }
+}
