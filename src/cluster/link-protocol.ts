@@ -150,6 +150,9 @@ export class LinkState {
     if (!o) {
       o = new Outbound(to, this.opts.rtoMs);
       this.out.set(to, o);
+      // Heard from already: that is its incarnation, no hello needed.
+      const i = this.in.get(to);
+      if (i) o.peerInc = i.sinc;
     }
     if (o.unacked >= this.opts.windowItems || (o.unacked > 0 && o.bytes + item.byteLength > this.opts.windowBytes)) {
       this.counts.refusedItems++;

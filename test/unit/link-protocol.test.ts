@@ -105,6 +105,18 @@ t.test('traffic both ways: the acks ride on the reverse data frames', async (t) 
   t.equal(a.state.unacked('b'), 0);
 });
 
+t.test('a node already heard from needs no hello: the first frame back is data, addressed to that incarnation', async (t) => {
+  const a = end('a', 1);
+  const b = end('b', 2);
+  sendAll(a, 'b', [1]);
+  settle([a, b], 0);
+  sendAll(b, 'a', [1]);
+  const out = b.state.flush(0);
+  t.strictSame(out.map((o) => o.frame.k === 'data' && [o.frame.tinc, o.frame.seq]), [[1, 1]]);
+  a.state.receive(wire(out[0]!), 0);
+  t.strictSame(a.got.get('b'), [1]);
+});
+
 t.test('loss: the oldest unacked items are resent after rtoMs, which doubles without progress and resets on it', async (t) => {
   const a = end('a', 1);
   const b = end('b', 2);
