@@ -6,10 +6,11 @@ import { Packr } from 'msgpackr';
  * cost bytes and time on every one. `from` is the sending node, `finc` its incarnation; `tinc` is the
  * incarnation of the addressee the frame is meant for (data) or the incarnation being answered (ack, refuse).
  *
- *   data   [1, 0, from, finc, tinc, seq, items, ack, next]
+ *   data   [1, 0, from, finc, tinc, seq, items, ack, next, resend]
  *                                                       items[i] has seq `seq + i`; `ack` ≥ 0 piggybacks an
  *                                                       ack of the addressee's own stream (to incarnation
- *                                                       `finc` from `tinc`), -1 when none; `next` as in ack
+ *                                                       `finc` from `tinc`), -1 when none; `next` as in ack;
+ *                                                       `resend` 1 when the items went before (ack at once)
  *   ack    [1, 1, from, finc, tinc, upTo, next]         "I have every item up to `upTo` of your stream `tinc`,
  *                                                       and (`next` > 0) items from `next` on, not between"
  *   hello  [1, 2, from, finc]                          "which incarnation are you?" (answered by an ack)
@@ -26,7 +27,7 @@ export const NODE_NAME = /^[A-Za-z0-9_-]{1,128}$/;
 export type Incarnation = number;
 
 export type LinkFrame =
-  | { k: 'data'; from: string; finc: Incarnation; tinc: Incarnation; seq: number; items: Uint8Array[]; ack: number; next: number }
+  | { k: 'data'; from: string; finc: Incarnation; tinc: Incarnation; seq: number; items: Uint8Array[]; ack: number; next: number; resend: boolean }
   | { k: 'ack'; from: string; finc: Incarnation; tinc: Incarnation; upTo: number; next: number }
   | { k: 'hello'; from: string; finc: Incarnation }
   | { k: 'refuse'; from: string; finc: Incarnation; tinc: Incarnation; why: RefuseReason };
@@ -44,7 +45,7 @@ const WHY: readonly RefuseReason[] = ['stale', 'gone'];
 
 export function encodeLinkFrame(f: LinkFrame): Uint8Array {
   switch (f.k) {
-    case 'data': return packr.pack([LINK_VERSION, 0, f.from, f.finc, f.tinc, f.seq, f.items, f.ack, f.next]);
+    case 'data': return packr.pack([LINK_VERSION, 0, f.from, f.finc, f.tinc, f.seq, f.items, f.ack, f.next, f.resend ? 1 : 0]);
     case 'ack': return packr.pack([LINK_VERSION, 1, f.from, f.finc, f.tinc, f.upTo, f.next]);
     case 'hello': return packr.pack([LINK_VERSION, 2, f.from, f.finc]);
     case 'refuse': return packr.pack([LINK_VERSION, 3, f.from, f.finc, f.tinc, WHY.indexOf(f.why)]);
@@ -85,13 +86,13 @@ export function decodeLinkFrame(bytes: Uint8Array): LinkFrame {
       return { k: 'refuse', from, finc, tinc, why: reason };
     }
     case 'data': {
-      const [, , , , tinc, seq, items, ack, next] = v as unknown[];
-      if (v.length !== 9 || !isCount(next) || !isInc(tinc) || !isCount(seq) || seq < 1 || !Array.isArray(items) || items.length === 0) {
+      const [, , , , tinc, seq, items, ack, next, resend] = v as unknown[];
+      if (v.length !== 10 || !isCount(next) || (resend !== 0 && resend !== 1) || !isInc(tinc) || !isCount(seq) || seq < 1 || !Array.isArray(items) || items.length === 0) {
         throw new LinkDecodeError('data: bad fields');
       }
       if (ack !== -1 && !isCount(ack)) throw new LinkDecodeError('data: bad ack');
       for (const it of items) if (!(it instanceof Uint8Array)) throw new LinkDecodeError('data: an item is not bytes');
-      return { k: 'data', from, finc, tinc, seq, items: items as Uint8Array[], ack: ack as number, next };
+      return { k: 'data', from, finc, tinc, seq, items: items as Uint8Array[], ack: ack as number, next, resend: resend === 1 };
     }
   }
 }

@@ -14,9 +14,10 @@ import type { Incarnation, LinkFrame, RefuseReason } from './link-frames.js';
  *   hole, so one resent frame usually fills it). The window (`windowItems`, `windowBytes` of unacked items)
  *   bounds memory: past it `send` refuses and counts.
  * - Receiver, per peer: delivers items in seq order exactly once, keeps frames that came early (bounded by
- *   `oooFrames`/`oooBytes`; past it they are dropped and come again), and acks cumulatively: once per flush
- *   that follows received frames (a burst), on a reverse data frame when there is one, and again at the
- *   next tick.
+ *   `oooFrames`/`oooBytes`; past it they are dropped and come again), and acks cumulatively, one ack for a
+ *   whole burst of frames (what arrived before the next flush): at once when the burst brought `ackItems`
+ *   or more, a resend, a duplicate or a hole (an ack then names the first seq it holds past the hole, so
+ *   the sender resends just the hole), else at the next tick; on every reverse data frame for free.
  * - Incarnations: a sender learns its peer's by a hello before its first data frame, and every data frame
  *   names it, so a frame meant for a previous incarnation is refused (`stale`, naming the current one) and
  *   never delivered to a restarted receiver. The sender then tells its caller which items were not confirmed
@@ -38,6 +39,12 @@ export interface LinkOptions {
   rtoMaxMs: number;
   /** Items resent at a timeout or a partial ack, from the oldest unacked. */
   retransmitItems: number;
+  /**
+   * A receiver acks at once after a burst that brought this many items since its last ack, or a resend, a
+   * duplicate or a hole; otherwise at the next tick (TCP's delayed ack). An ack is a NATS message: with
+   * a few items per burst, acking each burst cost as much as the items (bench/micro/link.ts).
+   */
+  ackItems: number;
   /** Early frames a receiver keeps per peer, and their bytes. */
   oooFrames: number;
   oooBytes: number;
@@ -51,6 +58,7 @@ export const LINK_DEFAULTS: Readonly<LinkOptions> = {
   rtoMs: 200,
   rtoMaxMs: 5_000,
   retransmitItems: 8 * 1024,
+  ackItems: 512,
   oooFrames: 512,
   oooBytes: 16 * 1024 * 1024,
 };
@@ -119,6 +127,7 @@ class Inbound {
   earlyBytes = 0;
   ackDue = false;
   heard = false; // frames since the last tick
+  sinceAck = 0; // items delivered since the last ack went
   constructor(readonly node: string, readonly sinc: Incarnation) {}
 }
 
@@ -214,6 +223,7 @@ export class LinkState {
     for (const i of this.ackDue) {
       if (!i.ackDue) continue; // rode on a data frame
       i.ackDue = false;
+      i.sinceAck = 0;
       frames.push({ to: i.node, frame: { k: 'ack', from: this.self, finc: this.inc, tinc: i.sinc, upTo: i.expected - 1, next: i.early[0]?.seq ?? 0 } });
     }
     this.ackDue.clear();
@@ -302,20 +312,26 @@ export class LinkState {
   private data(f: DataFrame): void {
     const i = this.inbound(f.from, f.finc);
     if (!i) return; // an older incarnation of the sender
-    this.dueAck(i);
     i.heard = true;
     const end = f.seq + f.items.length - 1;
     if (end < i.expected) {
       this.counts.duplicateItems += f.items.length;
-      return;
+      return this.dueAck(i); // the sender is resending: tell it at once
     }
-    if (f.seq > i.expected) return this.keepEarly(i, f);
+    if (f.seq > i.expected) {
+      this.keepEarly(i, f);
+      return this.dueAck(i); // a hole: the ack names it
+    }
+    const before = i.expected;
     this.deliver(f.from, i, f);
+    const filled = i.early.length > 0;
     while (i.early.length > 0 && i.early[0]!.seq <= i.expected && this.in.get(f.from) === i) {
       const e = i.early.shift()!;
       i.earlyBytes -= itemBytes(e.items);
       this.deliver(f.from, i, e);
     }
+    i.sinceAck += i.expected - before;
+    if (f.resend || filled || i.sinceAck >= this.opts.ackItems) this.dueAck(i);
   }
 
   /** Delivers the part of `f` at and above `i.expected`; what is below was delivered before. */
@@ -492,12 +508,12 @@ export class LinkState {
     const upTo = Math.min(to, o.sent, from + this.opts.retransmitItems - 1);
     if (upTo < from) return from - 1;
     this.counts.retransmittedItems += upTo - from + 1;
-    this.frames(o, from, upTo, this.extra);
+    this.frames(o, from, upTo, this.extra, true);
     return upTo;
   }
 
   /** Data frames for seqs `from … to` of `o`, within the batch limits; each carries our ack of the peer's stream (it costs a few bytes). */
-  private frames(o: Outbound, from: number, to: number, into: Outgoing[]): void {
+  private frames(o: Outbound, from: number, to: number, into: Outgoing[], resend = false): void {
     const i = this.in.get(o.peer);
     let ack = -1;
     let next = 0;
@@ -505,6 +521,7 @@ export class LinkState {
       ack = i.expected - 1;
       next = i.early[0]?.seq ?? 0;
       i.ackDue = false;
+      i.sinceAck = 0;
     }
     let s = from;
     while (s <= to) {
@@ -519,7 +536,7 @@ export class LinkState {
       }
       into.push({
         to: o.peer,
-        frame: { k: 'data', from: this.self, finc: this.inc, tinc: o.peerInc, seq: s, items: o.items.slice(start, start + n) as Uint8Array[], ack, next },
+        frame: { k: 'data', from: this.self, finc: this.inc, tinc: o.peerInc, seq: s, items: o.items.slice(start, start + n) as Uint8Array[], ack, next, resend },
       });
       s += n;
     }

@@ -20,6 +20,7 @@ interface End {
   lost: { to: string; items: number[]; why: LostReason }[];
 }
 
+/** An endpoint; its acks go after every burst (ackItems 1) unless the test says otherwise. */
 function end(name: string, inc: number, opts: Partial<LinkOptions> = {}): End {
   const e: End = { name, state: undefined as unknown as LinkState, got: new Map(), lost: [] };
   e.state = new LinkState(name, inc, {
@@ -29,7 +30,7 @@ function end(name: string, inc: number, opts: Partial<LinkOptions> = {}): End {
       e.got.set(from, l);
     },
     lost: (to, items, why) => e.lost.push({ to, items: items.map(num), why }),
-  }, opts);
+  }, { ackItems: 1, ...opts });
   return e;
 }
 
@@ -115,6 +116,35 @@ t.test('a node already heard from needs no hello: the first frame back is data, 
   t.strictSame(out.map((o) => o.frame.k === 'data' && [o.frame.tinc, o.frame.seq]), [[1, 1]]);
   a.state.receive(wire(out[0]!), 0);
   t.strictSame(a.got.get('b'), [1]);
+});
+
+t.test('delayed acks: a small burst is acked at the next tick; ackItems items, a resend, a duplicate or a hole at once', async (t) => {
+  const a = end('a', 1, { maxBatchItems: 10 });
+  const b = end('b', 2, { ackItems: 100 });
+  sendAll(a, 'b', [0]);
+  settle([a, b], 0);
+  b.state.tick(0);
+  settle([a, b], 0);
+  t.equal(a.state.unacked('b'), 0);
+  const acks = () => b.state.flush(10).filter((o) => o.frame.k === 'ack');
+  sendAll(a, 'b', range(1, 50));
+  for (const o of a.state.flush(10)) b.state.receive(wire(o), 10);
+  t.equal(acks().length, 0, '50 items: no ack yet');
+  b.state.tick(50);
+  const late = b.state.flush(50);
+  t.strictSame(late.map((o) => o.frame.k === 'ack' && o.frame.upTo), [51], 'the tick acks them (item n has seq n + 1)');
+  a.state.receive(wire(late[0]!), 50);
+  sendAll(a, 'b', range(51, 150));
+  for (const o of a.state.flush(60)) b.state.receive(wire(o), 60);
+  t.strictSame(acks().map((o) => o.frame.k === 'ack' && o.frame.upTo), [151], '100 items: at once');
+  sendAll(a, 'b', range(151, 170));
+  const [f1, f2] = a.state.flush(70);
+  b.state.receive(wire(f2!), 70);
+  t.strictSame(acks().map((o) => o.frame.k === 'ack' && [o.frame.upTo, o.frame.next]), [[151, 162]], 'a hole: at once, naming what is held past it');
+  b.state.receive(wire(f1!), 70);
+  t.strictSame(acks().map((o) => o.frame.k === 'ack' && o.frame.upTo), [171], 'the hole filled: at once');
+  b.state.receive(wire(f1!), 70);
+  t.strictSame(acks().map((o) => o.frame.k === 'ack' && o.frame.upTo), [171], 'a duplicate: at once');
 });
 
 t.test('loss: the oldest unacked items are resent after rtoMs, which doubles without progress and resets on it', async (t) => {
@@ -379,7 +409,7 @@ t.test('a handler that throws: logged through handlerError, the item counts as d
     deliver: (_from, it) => { if (num(it) === 2) throw new Error('boom'); got.push(num(it)); },
     lost: () => {},
     handlerError: (e) => errors.push(e),
-  });
+  }, { ackItems: 1 });
   const a = end('a', 1);
   sendAll(a, 'b', [1, 2, 3]);
   settle([a, { name: 'b', state: b, got: new Map(), lost: [] }], 0);
@@ -390,8 +420,8 @@ t.test('a handler that throws: logged through handlerError, the item counts as d
 
 t.test('the codec: every kind round-trips; anything else is a LinkDecodeError', async (t) => {
   const frames: LinkFrame[] = [
-    { k: 'data', from: 'n1', finc: 7, tinc: 9, seq: 3, items: [new Uint8Array([1, 2]), new Uint8Array(0)], ack: -1, next: 0 },
-    { k: 'data', from: 'n1', finc: 7, tinc: 9, seq: 3, items: [new Uint8Array([1])], ack: 12, next: 20 },
+    { k: 'data', from: 'n1', finc: 7, tinc: 9, seq: 3, items: [new Uint8Array([1, 2]), new Uint8Array(0)], ack: -1, next: 0, resend: false },
+    { k: 'data', from: 'n1', finc: 7, tinc: 9, seq: 3, items: [new Uint8Array([1])], ack: 12, next: 20, resend: true },
     { k: 'ack', from: 'n-2', finc: 1_800_000_000_000_000, tinc: 5, upTo: 0, next: 0 },
     { k: 'ack', from: 'n-2', finc: 2, tinc: 5, upTo: 10, next: 14 },
     { k: 'hello', from: 'x_y', finc: 4 },
@@ -410,12 +440,13 @@ t.test('the codec: every kind round-trips; anything else is a LinkDecodeError', 
     ['no sender', [LINK_VERSION, 2, '', 1]],
     ['a sender that is not a subject token', [LINK_VERSION, 2, 'a.b', 1]],
     ['incarnation 0', [LINK_VERSION, 2, 'a', 0]],
-    ['a fractional seq', [LINK_VERSION, 0, 'a', 1, 2, 1.5, [new Uint8Array(1)], -1, 0]],
-    ['seq 0', [LINK_VERSION, 0, 'a', 1, 2, 0, [new Uint8Array(1)], -1, 0]],
-    ['no items', [LINK_VERSION, 0, 'a', 1, 2, 1, [], -1, 0]],
-    ['an item that is not bytes', [LINK_VERSION, 0, 'a', 1, 2, 1, ['x'], -1, 0]],
-    ['a bad ack', [LINK_VERSION, 0, 'a', 1, 2, 1, [new Uint8Array(1)], -2, 0]],
+    ['a fractional seq', [LINK_VERSION, 0, 'a', 1, 2, 1.5, [new Uint8Array(1)], -1, 0, 0]],
+    ['seq 0', [LINK_VERSION, 0, 'a', 1, 2, 0, [new Uint8Array(1)], -1, 0, 0]],
+    ['no items', [LINK_VERSION, 0, 'a', 1, 2, 1, [], -1, 0, 0]],
+    ['an item that is not bytes', [LINK_VERSION, 0, 'a', 1, 2, 1, ['x'], -1, 0, 0]],
+    ['a bad ack', [LINK_VERSION, 0, 'a', 1, 2, 1, [new Uint8Array(1)], -2, 0, 0]],
     ['data without the hole hint', [LINK_VERSION, 0, 'a', 1, 2, 1, [new Uint8Array(1)], -1]],
+    ['a resend flag that is not 0 or 1', [LINK_VERSION, 0, 'a', 1, 2, 1, [new Uint8Array(1)], -1, 0, 2]],
     ['an ack without upTo', [LINK_VERSION, 1, 'a', 1, 2]],
     ['an ack with a negative hint', [LINK_VERSION, 1, 'a', 1, 2, 3, -1]],
     ['an unknown refusal', [LINK_VERSION, 3, 'a', 1, 2, 7]],
@@ -479,8 +510,8 @@ function run(ends: Map<string, End>, pipe: Pipe, random: () => number, untilMs: 
 t.test('fuzz: 20,000 items each way through loss (10%), duplication (5%) and reordering arrive exactly once, in order', async (t) => {
   for (const seed of [1, 2, 3]) {
     const random = rng(seed);
-    const a = end('a', 1, { maxBatchItems: 16 });
-    const b = end('b', 2, { maxBatchItems: 16, oooFrames: 32 });
+    const a = end('a', 1, { maxBatchItems: 16, ackItems: 64 });
+    const b = end('b', 2, { maxBatchItems: 16, oooFrames: 32, ackItems: 64 });
     const ends = new Map([['a', a], ['b', b]]);
     const total = 20_000;
     const next = { a: 1, b: 1 };
@@ -505,14 +536,14 @@ t.test('fuzz with restarts: the receiver restarts three times mid-stream; nothin
   for (const seed of [7, 8]) {
     const random = rng(seed);
     const a = end('a', 1, { maxBatchItems: 16 });
-    const ends = new Map([['a', a], ['b', end('b', 100)]]);
+    const ends = new Map([['a', a], ['b', end('b', 100, { ackItems: 64 })]]);
     const incarnations: End[] = [ends.get('b')!];
     let next = 1;
     const total = 10_000;
     let inc = 100;
     run(ends, { loss: 0.05, dup: 0.05, maxDelay: 20 }, random, 200_000, (now) => {
       if (now > 0 && now % 300 === 0 && incarnations.length < 4) {
-        const b = end('b', ++inc);
+        const b = end('b', ++inc, { ackItems: 64 });
         ends.set('b', b);
         incarnations.push(b);
       }
