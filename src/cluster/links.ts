@@ -32,9 +32,10 @@ export interface LinksOptions extends Partial<LinkOptions> {
 
 export interface LinksStats extends LinkStats {
   incarnation: Incarnation;
-  /** Frames that could not be decoded, and publishes that threw (the connection closed). */
+  /** Frames that could not be decoded, publishes that threw (the connection closed), subscription errors. */
   badFrames: number;
   publishErrors: number;
+  subscriptionErrors: number;
 }
 
 export const DEFAULT_TICK_MS = 50;
@@ -67,6 +68,7 @@ export class Links {
   private flushing = false;
   private closed = false;
   private badFrames = 0;
+  private subscriptionErrors = 0;
   private publishErrors = 0;
 
   constructor(private readonly nc: NatsConnection, readonly self: string, opts: LinksOptions = {}) {
@@ -125,7 +127,7 @@ export class Links {
   }
 
   stats(): LinksStats {
-    return { ...this.state.stats(), incarnation: this.incarnation, badFrames: this.badFrames, publishErrors: this.publishErrors };
+    return { ...this.state.stats(), incarnation: this.incarnation, badFrames: this.badFrames, publishErrors: this.publishErrors, subscriptionErrors: this.subscriptionErrors };
   }
 
   /** Unacked items to `node` now. */
@@ -147,13 +149,18 @@ export class Links {
   }
 
   private received(err: Error | null, msg: Msg): void {
-    if (err || this.closed) return;
+    if (err) {
+      // A subscription error (e.g. a permissions violation) is the connection's, not a frame's: say it once.
+      if (this.subscriptionErrors++ === 0) log('error', 'link: the subscription failed', { error: String(err) });
+      return;
+    }
+    if (this.closed) return;
     let frame;
     try {
       frame = decodeLinkFrame(msg.data);
     } catch (e) {
-      this.badFrames++;
-      log('warn', 'link: a frame that is not one', { error: String(e), subject: msg.subject });
+      // Logged the first time and every 1,000th after: a misconfigured peer must not flood the log.
+      if (this.badFrames++ % 1000 === 0) log('warn', 'link: a frame that is not one', { error: String(e), subject: msg.subject, count: this.badFrames });
       return;
     }
     this.state.receive(frame, performance.now());

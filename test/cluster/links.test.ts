@@ -166,3 +166,25 @@ t.test('a sender recreated as a new incarnation: the receiver starts its stream 
   await until('b reaches a2', () => atA2.length === 1);
   t.strictSame(atA2, [51], 'a2 gets b\'s new stream only');
 });
+
+t.test('bad input: a frame that is not one is counted and skipped, the stream goes on; bad names and oversized items are refused at send', async (t) => {
+  const nats = await startNatsServers(t, 1);
+  const nc = await conn(t, nats.urls, 'x');
+  const a = new Links(nc, 'a');
+  const b = new Links(nc, 'b');
+  t.teardown(() => { a.close(); b.close(); });
+  const got: number[] = [];
+  b.onItem((_f, it) => got.push(num(it)));
+  a.send('b', item(1));
+  await until('the first item', () => got.length === 1);
+  nc.publish('parley.link.b', new Uint8Array([0xc1])); // not msgpack
+  nc.publish('parley.link.b', new Uint8Array([0x93, 0x01, 0x02, 0x03])); // msgpack, not a frame
+  a.send('b', item(2)); // after them on the same connection: its arrival means they were handled
+  await until('the second item', () => got.length === 2);
+  t.strictSame(got, [1, 2]);
+  t.equal(b.stats().badFrames, 2);
+  t.throws(() => a.send('b.c', item(3)), RangeError, 'a node name is one subject token');
+  t.throws(() => a.send('b', new Uint8Array(600 * 1024)), RangeError, 'an item over maxItemBytes');
+  a.close();
+  t.notOk(a.send('b', item(3)), 'a closed link takes nothing');
+});
