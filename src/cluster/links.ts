@@ -97,6 +97,7 @@ export class Links {
     if (item.byteLength > this.maxItemBytes) throw new RangeError(`a link item is at most ${this.maxItemBytes} bytes (got ${item.byteLength})`);
     if (!this.subjects.has(to)) {
       checkNode(to);
+      if (to === this.self) throw new RangeError('a node\'s own items do not cross the link: deliver them locally');
       this.subjects.set(to, `${this.prefix}.${to}`);
     }
     if (!this.state.send(to, item)) return false;

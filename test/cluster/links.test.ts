@@ -185,6 +185,7 @@ t.test('bad input: a frame that is not one is counted and skipped, the stream go
   t.equal(b.stats().badFrames, 2);
   t.throws(() => a.send('b.c', item(3)), RangeError, 'a node name is one subject token');
   t.throws(() => a.send('b', new Uint8Array(600 * 1024)), RangeError, 'an item over maxItemBytes');
+  t.throws(() => a.send('a', item(3)), RangeError, 'not to itself: the caller delivers locally');
   a.close();
   t.notOk(a.send('b', item(3)), 'a closed link takes nothing');
 });
