@@ -50,11 +50,13 @@ export function pushNotice(user: UserId, device: DeviceId, push: PushRegistratio
 /**
  * At start: the notifications a node still owed when it stopped (its push marks) are sent, unless the device
  * has since acked the message, signed out or lost its registration. The message itself was in the inbox all
- * along; this only wakes the device to fetch it.
+ * along; this only wakes the device to fetch it. In a cluster, a node sends those of the users whose shards
+ * it just acquired (`keep`).
  */
-export async function recoverPushes(store: Store, push: PushGateway): Promise<number> {
+export async function recoverPushes(store: Store, push: PushGateway, keep: (user: UserId) => boolean = () => true): Promise<number> {
   let sent = 0;
   for (const m of await store.listPushMarks()) {
+    if (!keep(m.user)) continue; // in a cluster: another node's shard
     const dev = await store.getDevice(m.user, m.device);
     if (!dev?.push || dev.acked >= m.ptr) {
       await store.deletePushMark(deviceKey(m.user, m.device));
