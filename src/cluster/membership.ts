@@ -33,6 +33,7 @@ export interface MemberRecord extends Member {
 export class ShardCountMismatch extends Error {
   constructor(readonly ours: number, readonly theirs: number, readonly node: string) {
     super(`cluster member ${node} runs with ${theirs} shards, this node with ${ours}: PARLEY_SHARDS must be the same on every node`);
+    this.name = 'ShardCountMismatch';
   }
 }
 
@@ -69,8 +70,14 @@ export class Liveness {
     return !!prev?.live;
   }
 
-  /** Members unseen for longer than downAfterMs become gone; returns those that did just now. */
-  sweep(now: number): string[] {
+  /**
+   * Members unseen for longer than downAfterMs before `asOf` become gone; returns those that did just now.
+   * `asOf` is the send time of our own newest record that our watch has delivered back: the watch is in
+   * stream order, so anything another member wrote before that was delivered before it. A stalled watch
+   * thus declares nobody gone (it would otherwise declare everyone).
+   */
+  sweep(asOf: number): string[] {
+    const now = asOf;
     const gone: string[] = [];
     for (const [node, s] of this.seen) {
       if (s.live && now - s.at > this.downAfterMs) {
@@ -133,6 +140,10 @@ export class KvMembership implements Membership {
   private beat = 0;
   /** Send time of the newest heartbeat that was acked (monotonic), for isolated(). */
   private lastAcked = -Infinity;
+  /** Send times of our heartbeats by beat, until the watch delivers them back. */
+  private readonly sentAt = new Map<number, number>();
+  /** Send time of our newest heartbeat the watch has delivered: how fresh our view of the others is. */
+  private freshAsOf = -Infinity;
   private inFlight = false;
   private started = false;
   private leaving = false;
@@ -159,9 +170,10 @@ export class KvMembership implements Membership {
 
   async start(): Promise<void> {
     await this.view.start();
-    // Refuse to join a cluster whose live members place shards differently.
+    // Refuse to join a cluster whose members place shards differently. Any record counts: a dead node's
+    // record is dropped by the bucket's max age within a minute, and until then nobody can tell it dead.
     for (const s of this.view.all()) {
-      if (s.value && s.value.node !== this.self && s.value.shards !== this.opts.shards && this.liveness.isLive(s.value.node)) {
+      if (s.value && s.value.node !== this.self && s.value.shards !== this.opts.shards) {
         this.view.stop();
         throw new ShardCountMismatch(this.opts.shards, s.value.shards, s.value.node);
       }
@@ -221,7 +233,7 @@ export class KvMembership implements Membership {
   private tick(): void {
     if (this.leaving) return;
     void this.heartbeat(false);
-    const gone = this.liveness.sweep(this.now()).filter((n) => n !== this.self);
+    const gone = this.liveness.sweep(this.freshAsOf).filter((n) => n !== this.self);
     if (gone.length) this.emit(gone);
   }
 
@@ -231,6 +243,7 @@ export class KvMembership implements Membership {
     this.inFlight = true;
     const sentAt = this.now();
     const record: MemberRecord = { ...this.opts.self, shards: this.opts.shards, beat: ++this.beat };
+    this.sentAt.set(record.beat, sentAt);
     try {
       const rev = await this.opts.kv.put(keyOf(this.self), encoder.encode(JSON.stringify(record)), { timeout: this.timing.heartbeatMs * 2 });
       if (sentAt > this.lastAcked) this.lastAcked = sentAt;
@@ -244,7 +257,13 @@ export class KvMembership implements Membership {
 
   private changed(seen: Seen<MemberRecord>): void {
     const node = seen.key.slice(PREFIX.length);
-    if (node === this.self) return;
+    if (node === this.self) {
+      const beat = seen.value?.beat ?? 0;
+      const at = this.sentAt.get(beat);
+      if (at !== undefined && at > this.freshAsOf) this.freshAsOf = at;
+      for (const b of this.sentAt.keys()) if (b <= beat) this.sentAt.delete(b);
+      return;
+    }
     const rec = seen.value;
     if (!rec) {
       if (this.liveness.left(node) && this.started) this.emit([node]);

@@ -120,6 +120,11 @@ t.test('a node cut off from NATS stops serving every shard before anyone else ta
   }
 });
 
+t.test('a node configured with another shard count is refused, and nobody counts it', async (t) => {
+  await t.rejects(startControlNode('z', nats.urls, { shards: SHARDS * 2, recorder: rec }), { name: 'ShardCountMismatch', ours: SHARDS * 2, theirs: SHARDS });
+  t.ok(settled(['a', 'b', 'c', 'e']), 'the split is unchanged');
+});
+
 t.test('never two owners: no two serving intervals of one shard overlap, over every run above', async (t) => {
   t.strictSame(rec.overlaps(), []);
   t.ok(rec.intervals().length > SHARDS, `${rec.intervals().length} intervals checked`);

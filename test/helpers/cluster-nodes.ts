@@ -90,8 +90,13 @@ export async function startControlNode(name: string, urls: readonly string[], o:
     if (o.drainMs) await new Promise((r) => setTimeout(r, o.drainMs));
     rec.push({ node: name, kind: 'release-end', shard });
   });
-  await membership.start();
-  await leases.start();
+  try {
+    await membership.start();
+    await leases.start();
+  } catch (err) {
+    await nc.close();
+    throw err;
+  }
   let closed = false;
   return {
     name, nc, membership, leases,
