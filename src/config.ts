@@ -5,6 +5,7 @@ import type { Limits } from './protocol/frames.js';
 import { parseTrustedProxies } from './transport/client-address.js';
 import type { Rate } from './transport/rate-limit.js';
 import { pushConfig, type PushConfig } from './push/push-config.js';
+import { clusterConfig, type ClusterConfig } from './cluster/cluster-config.js';
 
 /** Every knob of a node, read once from the environment. Names and defaults are listed in README.md. */
 export interface Config {
@@ -101,6 +102,8 @@ export interface Config {
   allowedOrigins: string[];
   /** Push notifications: coalescing, retries, and each provider's credentials (src/push/push-config.ts). */
   push: PushConfig;
+  /** The cluster over NATS (src/cluster/cluster-config.ts); undefined without PARLEY_NATS_URLS: one node. */
+  cluster?: ClusterConfig;
 }
 
 export const DEV_API_KEY = 'parley-dev-key';
@@ -295,6 +298,7 @@ export function loadConfig(env: Env = process.env): Config {
     seamCheck: env.PARLEY_SEAM_CHECK === '1',
     allowedOrigins: (env.PARLEY_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean),
     push: pushConfig(env),
+    cluster: clusterConfig(env),
   };
 }
 

@@ -46,3 +46,18 @@ t.test('the fan-out retry window: default and from the environment', async (t) =
   t.strictSame(loadConfig({ PARLEY_FANOUT_RETRY_MS: '1000' }).fanout, { retryMs: 1000 });
   t.throws(() => loadConfig({ PARLEY_FANOUT_RETRY_MS: '0' }), /must be positive/);
 });
+
+t.test('cluster settings: none without PARLEY_NATS_URLS; defaults and refusals with it', async (t) => {
+  t.equal(loadConfig({}).cluster, undefined, 'no NATS configured: one node, as before');
+  const c = loadConfig({ PARLEY_NATS_URLS: 'nats://10.0.0.1:4222, nats://10.0.0.2:4222,' }).cluster!;
+  t.strictSame(c.natsUrls, ['nats://10.0.0.1:4222', 'nats://10.0.0.2:4222']);
+  t.equal(c.shards, 256);
+  t.equal(c.replicas, 3);
+  t.strictSame(c.membership, { heartbeatMs: 500, downAfterMs: 2_500 });
+  t.strictSame(c.leases, { renewMs: 1_000, leaseMs: 4_000, marginMs: 500, releaseTimeoutMs: 5_000 });
+  t.equal(loadConfig({ PARLEY_NATS_URLS: 'nats://x:4222', PARLEY_SHARDS: '1024', PARLEY_CLUSTER_LEASE_MS: '12000' }).cluster!.leases.leaseMs, 12_000);
+  t.throws(() => loadConfig({ PARLEY_NATS_URLS: 'nats://x:4222', PARLEY_SHARDS: '0' }), /PARLEY_SHARDS/);
+  t.throws(() => loadConfig({ PARLEY_NATS_URLS: 'nats://x:4222', PARLEY_NATS_REPLICAS: '2' }), /PARLEY_NATS_REPLICAS/);
+  t.throws(() => loadConfig({ PARLEY_NATS_URLS: 'nats://x:4222', PARLEY_CLUSTER_LEASE_MS: '2000' }), /two renewals/);
+  t.throws(() => loadConfig({ PARLEY_NATS_URLS: 'nats://x:4222', PARLEY_CLUSTER_DOWN_AFTER_MS: '600' }), /twice/);
+});
