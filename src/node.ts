@@ -20,6 +20,9 @@ import { Group } from './actors/group.js';
 import type { ActorDeps } from './actors/deps.js';
 import { Regions, answerErrors } from './actors/regions.js';
 import { recoverConversations } from './actors/recovery.js';
+import type { EntityType } from './messages/entity-messages.js';
+import { joinCluster } from './cluster/join.js';
+import { shardOf } from './cluster/placement.js';
 import { TokenSigner } from './accounts/tokens.js';
 import { Accounts } from './accounts/accounts.js';
 import { DevOutboxSms, HttpSms } from './accounts/sms-gateway.js';
@@ -70,9 +73,13 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const system = startActorSystem(configurePersistence(new StorePersistenceEngine(store)));
   const conns = new ConnectionRegistry();
   const faults = cfg.faults ? new FaultInjector() : undefined;
-  const sharding = new LocalSharding(id, cfg.seamCheck);
-  const gateway = new LocalGateway(id, conns, cfg.seamCheck);
-  const pubsub = new LocalPubSub(conns, cfg.seamCheck);
+  // In a cluster the seams' cluster adapters route by shard owner over NATS (src/cluster/); alone, the local ones.
+  const cluster = cfg.cluster
+    ? await joinCluster(cfg.cluster, { node: id, wsUrl: cfg.port ? `http://${cfg.host}:${cfg.port}` : '' }, conns, cfg.seamCheck)
+    : undefined;
+  const sharding = cluster?.node.sharding ?? new LocalSharding(id, cfg.seamCheck);
+  const gateway = new LocalGateway(id, conns, cfg.seamCheck, cluster?.node.remote);
+  const pubsub = cluster?.node.pubsub ?? new LocalPubSub(conns, cfg.seamCheck);
   // Pushes go out from the dispatcher, outside the entities; a dead registration comes back to its user entity as a message.
   const { dispatcher: push, outbox } = startPush(cfg.push, {
     metrics: metrics.pushSink(),
@@ -85,9 +92,26 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   });
   const budgets = { fanout: new KeyedLimiter(cfg.shaping.fanout), syncResend: new KeyedLimiter(cfg.shaping.syncResend) };
   const deps: ActorDeps = { store, sharding, gateway, pubsub, push, budgets, config: cfg };
-  const regions = new Regions(system, [User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[],
-    answerErrors(sharding, gateway), cfg.passivateAfterMs, faults);
+  const answer = answerErrors(sharding, gateway);
+  const regions = new Regions(system, [User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[], answer, cfg.passivateAfterMs, faults);
   sharding.serve(regions);
+  let closing = false;
+  /**
+   * What a node owes after a crash, sent now: the fan-out of remembered conversations (re-driven above their
+   * marks) and owed pushes. Alone: all of it, at start. In a cluster: those of the shards it acquired, as it does.
+   */
+  const recover = (keep?: (type: EntityType, id: string) => boolean) => {
+    void recoverConversations(store, sharding, () => closing, keep && ((conv) => keep('conv', conv))).then(
+      (n) => n && log('info', 'remembered conversations recovered', { conversations: n }),
+      (err: unknown) => log('error', 'remembered conversations did not recover', { error: String(err) }),
+    );
+    recoverPushes(store, push, keep && ((user) => keep('user', user))).then(
+      (n) => { if (n) log('info', 'push notifications owed before the restart are being sent', { devices: n }); },
+      (err: unknown) => log('warn', 'push marks not read; notifications owed before the restart are not sent', { error: String(err) }),
+    );
+  };
+  cluster?.node.attach(regions, gateway, answer, recover);
+  const shardOfEntity = cfg.cluster && ((type: EntityType, eid: string) => shardOf(type, eid, cfg.cluster!.shards));
 
   const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms() : undefined;
   const tokens = new TokenSigner(secret);
@@ -128,23 +152,17 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     mountMedia(app, {
       accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes,
     });
-    mountOps(app, { node: id, metrics, accounts, access, tree: (top, ids) => supervisionTree(regions, top, ids), push: devSms ? outbox : undefined, faults });
+    mountOps(app, { node: id, metrics, accounts, access, tree: (top, ids) => supervisionTree(regions, top, ids, shardOfEntity || undefined),
+      cluster: cluster && (() => cluster.node.status()), push: devSms ? outbox : undefined, faults });
     app.any('/*', (res) => sendError(track(res), new ParleyError('not_found', 'no such route')));
   };
   const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);
   const port = edge.port;
   log('info', 'parley node listening', { node: id, port, scheme: edge.scheme, store: store.kind, data: cfg.dataDir, env: cfg.env });
   if (cfg.env === 'development') warnDevelopment(cfg, !cfg.secret);
-  let closing = false;
-  void recoverConversations(store, sharding, () => closing).then(
-    (n) => n && log('info', 'remembered conversations recovered', { conversations: n }),
-    (err: unknown) => log('error', 'remembered conversations did not recover', { error: String(err) }),
-  );
-  // Notifications owed when the node last stopped (or died) go out now, alongside new traffic.
-  recoverPushes(store, push).then(
-    (n) => { if (n) log('info', 'push notifications owed before the restart are being sent', { devices: n }); },
-    (err: unknown) => log('warn', 'push marks not read; notifications owed before the restart are not sent', { error: String(err) }),
-  );
+  // Alone, everything owed is this node's; in a cluster it takes shards now, and recovers each as it does.
+  if (cluster) await cluster.start();
+  else recover();
 
   return {
     id, port, store, scheme: edge.scheme,
@@ -153,8 +171,10 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       closing = true;
       edge.close();
       for (const c of [...conns.all()]) c.close(1001, 'node shutting down');
-      // Let accepted work finish: stored messages still fan out to inboxes, acks still land.
-      await regions.drain(() => sharding.asking > 0);
+      // Let accepted work finish: stored messages still fan out to inboxes, acks still land. In a cluster each
+      // shard is handed over once its entities finished theirs, and the node leaves.
+      if (cluster) await cluster.leave();
+      else await regions.drain(() => sharding.asking > 0);
       regions.stop();
       sharding.stop();
       push.close();
@@ -166,8 +186,8 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
 }
 
 /** The supervision view of every region, with the live ids when asked (they are bounded to 1,000 per kind). */
-function supervisionTree(regions: Regions, top: number, ids: boolean): unknown {
-  const views = regions.view(top);
+function supervisionTree(regions: Regions, top: number, ids: boolean, shardOfEntity?: (type: EntityType, id: string) => number): unknown {
+  const views = regions.view(top, shardOfEntity);
   if (!ids) return views;
   const byType = new Map(regions.tree().map((s) => [s.type, s.ids]));
   return views.map((v) => ({ ...v, ids: byType.get(v.type) ?? [] }));

@@ -129,7 +129,6 @@ export class ClusterNode {
     this.regions = regions;
     this.gateway = gateway;
     this.answer = answer;
-    this.sharding.serve(regions);
     this.recover = recover;
   }
 

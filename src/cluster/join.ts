@@ -1,0 +1,47 @@
+import type { ConnectionRegistry } from '../routing/connections.js';
+import { log } from '../log.js';
+import { connectCluster, openControlBuckets } from './nats.js';
+import { KvMembership } from './membership.js';
+import { ShardLeases } from './shard-leases.js';
+import { Links } from './links.js';
+import { ClusterNode } from './cluster.js';
+import type { ClusterConfig } from './cluster-config.js';
+
+/** Every subject the cluster uses starts with it: links `parley.link.<node>`, user topics `parley.u.<user>`. */
+const SUBJECTS = 'parley';
+
+export interface JoinedCluster {
+  node: ClusterNode;
+  /** Starts heartbeating and taking shards: once this node's regions can serve them. */
+  start(): Promise<void>;
+  /** Hands every shard over (draining its entities), leaves the membership, closes the links and NATS. */
+  leave(): Promise<void>;
+}
+
+/**
+ * Connects to NATS and builds the control plane (membership, shard leases) and the data plane (the links
+ * between nodes, ClusterNode) of this node. Nothing is served until `start`.
+ */
+export async function joinCluster(cfg: ClusterConfig, self: { node: string; wsUrl: string }, conns: ConnectionRegistry, check: boolean): Promise<JoinedCluster> {
+  const nc = await connectCluster(cfg.natsUrls, self.node);
+  const buckets = await openControlBuckets(nc, cfg.replicas);
+  const say = (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => log(level, msg, { node: self.node, ...fields });
+  const membership = new KvMembership({ kv: buckets.members, self: { ...self, startedAt: Date.now() }, shards: cfg.shards, ...cfg.membership, log: say });
+  const leases = new ShardLeases({ kv: buckets.shards, membership, shards: cfg.shards, ...cfg.leases, log: say });
+  const links = new Links(nc, self.node, { prefix: `${SUBJECTS}.link` });
+  const node = new ClusterNode(self.node, cfg.shards, { nc, links, membership, leases }, conns, SUBJECTS, check);
+  return {
+    node,
+    async start() {
+      await membership.start();
+      await leases.start();
+    },
+    async leave() {
+      await leases.stop();
+      await membership.leave().catch((err: unknown) => log('warn', 'membership not left cleanly (the others time it out)', { error: String(err) }));
+      node.close();
+      links.close();
+      await nc.drain().catch(() => undefined);
+    },
+  };
+}
