@@ -146,6 +146,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     mountGateway(app, { accounts, sharding, conns, metrics, directory: accounts, media: mediaAccess }, {
       node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
       idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, shaping: cfg.shaping, limits: cfg.limits, allowedOrigins: cfg.allowedOrigins,
+      unavailable: cluster && (() => cluster.node.unavailable()),
     });
     mountAccounts(app, { accounts, store, devSms, access });
     mountDevices(app, { accounts, sharding });
@@ -153,7 +154,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes,
     });
     mountOps(app, { node: id, metrics, accounts, access, tree: (top, ids) => supervisionTree(regions, top, ids, shardOfEntity || undefined),
-      cluster: cluster && (() => cluster.node.status()), push: devSms ? outbox : undefined, faults });
+      cluster: cluster && (() => cluster.node.status()), unavailable: cluster && (() => cluster.node.unavailable()), push: devSms ? outbox : undefined, faults });
     app.any('/*', (res) => sendError(track(res), new ParleyError('not_found', 'no such route')));
   };
   const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);

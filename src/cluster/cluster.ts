@@ -3,6 +3,7 @@ import { decodeSeam, type SeamMessage } from '../messages/codec.js';
 import type { Envelope } from '../messages/seam.js';
 import type { EntityType } from '../messages/entity-messages.js';
 import { ParleyError } from '../protocol/errors.js';
+import { CloseCodes } from '../protocol/close-codes.js';
 import type { ErrorAnswer } from '../actors/region.js';
 import type { Regions } from '../actors/regions.js';
 import type { LocalGateway } from '../routing/local-gateway.js';
@@ -25,6 +26,7 @@ export interface LinkLayer {
 /** What it needs of membership (membership.ts). */
 export interface MembershipView {
   live(): readonly { node: string }[];
+  isolated(): boolean;
   onChange(fn: (live: readonly { node: string }[], gone: readonly string[]) => void): void;
 }
 
@@ -40,6 +42,8 @@ export interface LeaseTable extends ShardOwners {
 export const HANDOFF_MS = 5000;
 /** Shards acquired within this window are recovered together (one listing of the remembered conversations). */
 const RECOVER_BATCH_MS = 100;
+/** How often the node checks whether it is cut off from the cluster. */
+const ISOLATION_CHECK_MS = 250;
 
 export interface ClusterStatus {
   node: string;
@@ -77,6 +81,8 @@ export class ClusterNode {
   private closedShards = new Set<number>();
   private closeTimer?: NodeJS.Immediate;
   private stopped = false;
+  private isolated = false;
+  private readonly isolation: NodeJS.Timeout;
 
   constructor(
     readonly node: string,
@@ -115,6 +121,16 @@ export class ClusterNode {
       this.sharding.stopServing(shard);
       await this.regions?.handOff(this.inShard(shard), HANDOFF_MS);
     });
+    // Cut off from NATS, the node serves nothing (its leases lapse and others take its shards): its clients are
+    // sent to another node and it takes no sockets until it is back (and its /healthz says so meanwhile).
+    this.isolation = setInterval(() => {
+      const now = membership.isolated();
+      if (now === this.isolated) return;
+      this.isolated = now;
+      log('warn', now ? 'cut off from the cluster: closing client sockets, refusing new ones' : 'back in touch with the cluster', { node });
+      if (now) for (const c of [...conns.all()]) c.close(CloseCodes.restart, 'this node lost touch with its cluster; reconnect to another node');
+    }, ISOLATION_CHECK_MS);
+    this.isolation.unref();
     leases.onChange((shard, lease) => {
       const before = this.owners.get(shard);
       if (lease) this.owners.set(shard, lease.node);
@@ -137,10 +153,16 @@ export class ClusterNode {
   /** Stops taking part: no more recovery; the pub/sub subscriptions go. The control plane releases the shards. */
   close(): void {
     this.stopped = true;
+    clearInterval(this.isolation);
     clearTimeout(this.recoverTimer);
     if (this.closeTimer) clearImmediate(this.closeTimer);
     this.sharding.stop();
     this.pubsub.close();
+  }
+
+  /** Why this node serves no clients now, or undefined (the gateway refuses sockets, /healthz answers 503). */
+  unavailable(): string | undefined {
+    return this.membership.isolated() ? 'this node is cut off from its cluster; connect to another node' : undefined;
   }
 
   /** What an operator sees of this node's part in the cluster (GET /v1/admin/cluster). */

@@ -8,7 +8,7 @@ import type { FaultInjector } from '../ops/faults.js';
 import { OperatorAccess } from './operator-access.js';
 
 /**
- *   GET /healthz            liveness and this node's id
+ *   GET /healthz            liveness and this node's id; 503 while the node can't serve (cut off from its cluster)
  *   GET /metrics            Prometheus text, prom-client's registry (admin key, or a development node on loopback)
  *   GET /v1/admin/actors    the supervision tree per entity kind: counts (all time, last minute, last hour),
  *                           mailboxes, the ?top=N (20, at most 100) busiest and crash-looping entities, the last
@@ -19,11 +19,14 @@ import { OperatorAccess } from './operator-access.js';
  */
 export function mountOps(app: TemplatedApp, deps: {
   node: string; metrics: Metrics; access: OperatorAccess; accounts: Accounts;
-  tree: (top: number, ids: boolean) => unknown; cluster?: () => unknown; push?: OutboxProvider; faults?: FaultInjector;
+  tree: (top: number, ids: boolean) => unknown; cluster?: () => unknown; unavailable?: () => string | undefined; push?: OutboxProvider; faults?: FaultInjector;
 }): void {
   const { access } = deps;
   app.get('/healthz', (res) => {
-    res.writeHeader('content-type', 'application/json').end(JSON.stringify({ ok: true, node: deps.node }));
+    const down = deps.unavailable?.();
+    // A load balancer's health check takes the node out of rotation while it can't serve.
+    if (down) res.writeStatus('503 Service Unavailable');
+    res.writeHeader('content-type', 'application/json').end(JSON.stringify(down ? { ok: false, node: deps.node, reason: down } : { ok: true, node: deps.node }));
   });
   app.get('/metrics', (res, req) => {
     const key = OperatorAccess.keyOf(req);

@@ -83,7 +83,7 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     this.counters = Object.fromEntries(Object.entries(COUNTERS).map(([name, help]) =>
       [name, new Counter({ name: `parley_${name}_total`, help, registers })])) as Record<CounterName, Counter>;
-    this.wsRefused = new Counter({ name: 'parley_ws_refused_total', help: 'WebSocket upgrades refused, by reason (origin, capacity, rate)', labelNames: ['reason'], registers });
+    this.wsRefused = new Counter({ name: 'parley_ws_refused_total', help: 'WebSocket upgrades refused, by reason (origin, capacity, rate, unavailable)', labelNames: ['reason'], registers });
     this.storeErrors = new Counter({ name: 'parley_store_errors_total', help: 'Store operations that failed, by operation', labelNames: ['op'], registers });
     tallyCounter(this.registry, 'parley_frames_in_total', 'Client frames received, by type', [{ label: 'type', tally: this.framesIn }]);
     tallyCounter(this.registry, 'parley_frames_out_total', 'Frames queued to client sockets, by type', [{ label: 'type', tally: this.framesOut }]);

@@ -32,6 +32,8 @@ export const ErrorCodes = {
    */
   stale_owner: { retryable: true, status: 503 },
   timeout: { retryable: true, status: 504 },
+  /** In a cluster: this node is cut off from the others and serves nothing: connect to another node. */
+  unavailable: { retryable: true, status: 503 },
   /** In a cluster: the entity's shard is moving between nodes (a takeover or a handover); nothing was done. */
   moving: { retryable: true, status: 503 },
   internal: { retryable: true, status: 500 },

@@ -46,6 +46,8 @@ export interface GatewayOptions {
   limits: Limits;
   /** Browser origins allowed besides the node's own (config `allowedOrigins`). */
   allowedOrigins: readonly string[];
+  /** Why the node takes no sockets now (in a cluster: cut off from it), or undefined. */
+  unavailable?: () => string | undefined;
 }
 
 /**
@@ -86,6 +88,11 @@ export function mountGateway(
         return refuse(res, new ParleyError('forbidden', 'this origin may not open a socket here (PARLEY_ALLOWED_ORIGINS)'));
       }
       const addr = remoteAddress(res);
+      const down = opts.unavailable?.();
+      if (down) {
+        metrics.wsRefused.inc({ reason: 'unavailable' });
+        return refuse(res, new ParleyError('unavailable', down));
+      }
       if (conns.size + upgrading >= opts.maxConnections) {
         metrics.wsRefused.inc({ reason: 'capacity' });
         res.writeStatus(statusLine(503)).writeHeader('retry-after', '5').end('{"error":{"code":"over_capacity","message":"this node is at its connection limit","retryable":true}}');
