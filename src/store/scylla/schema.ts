@@ -209,6 +209,20 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITH gc_grace_seconds = 10800`,
     ],
   },
+  {
+    version: 10,
+    description: 'media bytes in the database: chunks, and a blob row written last',
+    statements: [
+      // One partition per 256 KiB chunk of one upload (a random id, not the hash: the hash is known only at
+      // the end), so a blob spreads over the cluster and a Range read fetches just the chunks it needs.
+      `CREATE TABLE IF NOT EXISTS {ks}.media_chunks (upload text, n int, data blob, PRIMARY KEY ((upload, n)))`,
+      // The blob under its SHA-256, naming the upload whose chunks hold it; inserted IF NOT EXISTS once every
+      // chunk is stored, so a half-written upload is never visible and of two uploads of the same bytes one wins.
+      `CREATE TABLE IF NOT EXISTS {ks}.media_blobs (
+        id text PRIMARY KEY, upload text, size bigint, mime text, chunk_bytes int, chunks int, created_at bigint
+      )`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

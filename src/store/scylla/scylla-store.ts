@@ -11,6 +11,7 @@ import type {
 import { log } from '../../log.js';
 import { DAY_MS, REMEMBER_SHARDS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, rememberShard, ttlUntil } from './buckets.js';
 import { checkKeyspace, migrate, type Replication } from './schema.js';
+import { ScyllaMediaBlobs } from './media-blobs.js';
 
 export type ConsistencyName = keyof typeof types.consistencies;
 
@@ -169,6 +170,17 @@ export class ScyllaStore implements Store {
 
   get keyspace(): string {
     return this.ks;
+  }
+
+  private blobs?: ScyllaMediaBlobs;
+
+  /** Media bytes in this keyspace (media_blobs, media_chunks), on this store's session. */
+  mediaBlobs(): ScyllaMediaBlobs {
+    return (this.blobs ??= new ScyllaMediaBlobs(this.ks, {
+      run: (query, params, o) => o.serial
+        ? this.track(this.client.execute(query, params, { prepare: true, consistency: this.serialCl, isIdempotent: o.idempotent })).catch((err: unknown) => { throw storeError(err); })
+        : this.exec(query, params, { idempotent: o.idempotent }),
+    }));
   }
 
   // ---- plumbing ----
