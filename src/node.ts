@@ -83,14 +83,14 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       return u?.name && u.name !== u.phone ? u.name : undefined; // a name equal to the number is no name (User.profile)
     },
     dead: ({ user, device, push: reg }) => sharding.tell('user', user, { t: 'push.drop', device, platform: reg.platform, token: reg.token, why: 'invalid' }),
-  });
+  }, store); // the dev outbox is kept in the store: any node of a cluster answers /v1/dev/push
   const budgets = { fanout: new KeyedLimiter(cfg.shaping.fanout), syncResend: new KeyedLimiter(cfg.shaping.syncResend) };
   const deps: ActorDeps = { store, sharding, gateway, pubsub, push, budgets, config: cfg };
   const regions = new Regions(system, [User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[],
     answerErrors(sharding, gateway), cfg.passivateAfterMs, faults);
   sharding.serve(regions);
 
-  const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms() : undefined;
+  const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms(store) : undefined;
   const tokens = new TokenSigner(secret);
   const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), tokens, secret, cfg,
     (user, device) => sharding.ask('user', user, (reply) => ({ t: 'device.added', reply, device })));

@@ -223,6 +223,18 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 11,
+    description: 'dev outboxes for the cluster',
+    statements: [
+      // What a development node's SMS and push outboxes "sent", for any node to answer: one partition per
+      // phone or user, newest first, each row with a TTL of 15 minutes (DEV_OUTBOX_TTL_MS); reads take the newest 50.
+      `CREATE TABLE IF NOT EXISTS {ks}.dev_outbox (
+        box text, key text, at bigint, id text, data blob,
+        PRIMARY KEY ((box, key), at, id)
+      ) WITH CLUSTERING ORDER BY (at DESC, id DESC) AND gc_grace_seconds = 3600`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -6,8 +6,9 @@ import { ParleyError } from '../../protocol/errors.js';
 import { pack, unpack } from '../../protocol/codec.js';
 import type {
   DeviceKey, DeviceRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
-  OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
+  OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord, DevOutbox, DevOutboxEntry,
 } from '../store.js';
+import { DEV_OUTBOX_KEEP, DEV_OUTBOX_TTL_MS } from '../store.js';
 import { log } from '../../log.js';
 import { DAY_MS, REMEMBER_SHARDS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, rememberShard, ttlUntil } from './buckets.js';
 import { checkKeyspace, migrate, type Replication } from './schema.js';
@@ -1100,6 +1101,20 @@ export class ScyllaStore implements Store {
   }
 
   /** Lets requests in flight finish (up to the request timeout), tries pending rollbacks once, disconnects. */
+  // ---- dev outboxes ----
+
+  async devOutboxAdd(box: DevOutbox, key: string, data: Uint8Array): Promise<void> {
+    // `id` orders one node's entries of one millisecond (a monotonic clock, fixed width) and keeps nodes' apart.
+    const id = `${process.hrtime.bigint().toString(16).padStart(16, '0')}${randomBytes(4).toString('hex')}`;
+    await this.write(this.q.devOutboxAdd, [box, key, Date.now(), id, Buffer.from(data), Math.ceil(DEV_OUTBOX_TTL_MS / 1000)]);
+  }
+
+  /** The newest DEV_OUTBOX_KEEP rows (the TTL removes the rest), oldest first. */
+  async devOutboxList(box: DevOutbox, key: string): Promise<DevOutboxEntry[]> {
+    const rs = await this.read(this.q.devOutboxList, [box, key, DEV_OUTBOX_KEEP]);
+    return rs.rows.map((r) => ({ at: num(r.get('at'))!, data: new Uint8Array(r.get('data') as Buffer) })).reverse();
+  }
+
   async close(): Promise<void> {
     if (this.rollbackTimer) clearInterval(this.rollbackTimer);
     this.rollbackTimer = undefined;
@@ -1166,6 +1181,8 @@ function statements(ks: string) {
     getMutes: `SELECT conv, until FROM ${ks}.mutes WHERE user_id = ?`,
     putPushMark: `INSERT INTO ${ks}.push_marks (device, mark) VALUES (?, ?)`,
     deletePushMark: `DELETE FROM ${ks}.push_marks WHERE device = ?`,
+    devOutboxAdd: `INSERT INTO ${ks}.dev_outbox (box, key, at, id, data) VALUES (?, ?, ?, ?, ?) USING TTL ?`,
+    devOutboxList: `SELECT at, data FROM ${ks}.dev_outbox WHERE box = ? AND key = ? LIMIT ?`,
     listPushMarks: `SELECT device, mark FROM ${ks}.push_marks`,
     setMute: `INSERT INTO ${ks}.mutes (user_id, conv, until) VALUES (?, ?, ?)`,
     deleteMute: `DELETE FROM ${ks}.mutes WHERE user_id = ? AND conv = ?`,
