@@ -53,7 +53,11 @@ export async function chatThroughFailover(t: TapTest, alice: TestDevice, bob: Te
   await sender;
   await killed;
   const all = Array.from({ length: before + during }, (_, i) => `m${i + 1}`);
-  await waitFor(() => texts(bob.messages).length + texts(bob.late).length >= all.length || undefined, 20_000, 'every ticked message at bob');
+  await waitFor(() => texts(bob.messages).length + texts(bob.late).length >= all.length || undefined, 20_000, 'every ticked message at bob')
+    .catch((err: unknown) => {
+      t.comment(`bob has ${JSON.stringify(texts(bob.messages))}, late ${JSON.stringify(texts(bob.late))}; closes ${JSON.stringify(bob.closes)}; connected ${bob.client.connected} to ${bob.client.url}`);
+      throw err;
+    });
   const got = [...texts(bob.messages), ...texts(bob.late)];
   t.strictSame([...got].sort(), [...all].sort(), `each of the ${all.length} ticked messages reached bob exactly once`);
   t.strictSame(texts(bob.messages), all.filter((x) => texts(bob.messages).includes(x)), 'in order');
