@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ParleyError } from '../protocol/errors.js';
 import { newId } from '../protocol/ids.js';
 import { isBlobId, type Blob, type BlobUpload, type MediaBlobs } from './media-blobs.js';
+
+/** A temp file this old belongs to no upload in flight (the longest takes about 68 minutes at the default minimum rate). */
+const ABANDONED_MS = 24 * 3_600_000;
 
 /** What may be uploaded. Encrypted media (end-to-end) is application/octet-stream. */
 export const MEDIA_TYPES: ReadonlySet<string> = new Set([
@@ -21,6 +24,11 @@ export const MEDIA_TYPES: ReadonlySet<string> = new Set([
 export class DiskMediaBlobs implements MediaBlobs {
   constructor(private readonly dir: string) {
     mkdirSync(join(dir, 'tmp'), { recursive: true });
+    // Temp files of uploads a crashed process left: a day old can't be in flight (several processes may share the directory).
+    for (const name of readdirSync(join(dir, 'tmp'))) {
+      const p = join(dir, 'tmp', name);
+      try { if (statSync(p).mtimeMs < Date.now() - ABANDONED_MS) unlinkSync(p); } catch { /* gone meanwhile */ }
+    }
   }
 
   private path(id: string): string | undefined {

@@ -8,7 +8,7 @@ import type { Client } from 'cassandra-driver';
 import type { MediaBlobs } from '../../src/media/media-blobs.js';
 import { DiskMediaBlobs } from '../../src/media/media-store.js';
 import { ScyllaStore } from '../../src/store/scylla/scylla-store.js';
-import { CHUNK_BYTES } from '../../src/store/scylla/media-blobs.js';
+import { CHUNK_BYTES, UPLOAD_ABANDONED_MS } from '../../src/store/scylla/media-blobs.js';
 import { cqlAdmin, cqlContact, cqlDataCenter, dropKeyspace, eventually, testKeyspace } from '../helpers/cql.js';
 import { setLogLevel } from '../../src/log.js';
 
@@ -129,6 +129,36 @@ for (const impl of impls) {
         t.ok(done.paused > 0, `paused ${done.paused} times`);
         t.ok((await readAll((await blobs.open(done.id))!.stream(0, bytes.length - 1))).equals(bytes));
         await blobs.delete(done.id);
+      });
+
+      t.test('what a node that died mid-upload left is swept once a day old; a blob made before the death is kept', async (t) => {
+        const sb = store.mediaBlobs();
+        const uploads = async () => (await admin.execute(`SELECT upload, id FROM ${keyspace}.media_uploads`)).rows.map((r) => [String(r.get('upload')), r.get('id') as string | null] as const);
+        t.strictSame(await eventually(uploads, (u) => u.length === 0), [], 'settled uploads leave no record');
+        // Abandoned: chunks written, never finished nor discarded (its process "died").
+        const cut = sb.begin(10 * CHUNK_BYTES, 'image/png');
+        cut.write(randomBytes(3 * CHUNK_BYTES + 5));
+        t.equal(await eventually(chunkRows, (n) => n === 3), 3, 'its chunks are stored');
+        const [[abandoned]] = await uploads() as [[string, null]];
+        // Named but never committed (died between the two), and committed but its record left behind.
+        const named = randomBytes(CHUNK_BYTES + 1);
+        const kept = await put(sb, named);
+        const nameless = randomBytes(2 * CHUNK_BYTES);
+        const ghost = sb.begin(10 * CHUNK_BYTES, 'image/png');
+        ghost.write(nameless);
+        t.equal(await eventually(chunkRows, (n) => n === 7), 7, 'three uploads\' chunks');
+        const keptUpload = String((await admin.execute(`SELECT upload FROM ${keyspace}.media_blobs WHERE id = ?`, [kept.id], { prepare: true })).first().get('upload'));
+        await admin.execute(`INSERT INTO ${keyspace}.media_uploads (upload, started_at, id) VALUES (?, 0, ?)`, [keptUpload, kept.id], { prepare: true });
+        const ghostUpload = (await uploads()).find(([u]) => u !== abandoned && u !== keptUpload)![0];
+        await admin.execute(`UPDATE ${keyspace}.media_uploads SET id = ? WHERE upload = ?`, [sha(nameless), ghostUpload], { prepare: true });
+
+        t.equal(await sb.sweepAbandoned(), 0, 'a sweep now takes nothing of the young ones (the old record names a live blob)');
+        t.equal(await chunkRows(), 7);
+        t.equal(await peer.mediaBlobs().sweepAbandoned(Date.now() + UPLOAD_ABANDONED_MS + 1000), 2, 'a day later, from another node: the two dead uploads');
+        t.equal(await chunkRows(), 2, 'only the blob\'s chunks are left');
+        t.ok((await readAll((await sb.open(kept.id))!.stream(0, named.length - 1))).equals(named), 'and the blob reads whole');
+        t.strictSame(await uploads(), [], 'every record settled');
+        await sb.delete(kept.id);
       });
     }
   });

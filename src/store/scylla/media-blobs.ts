@@ -11,10 +11,17 @@ export const CHUNK_BYTES = 256 * 1024;
 const WRITES_IN_FLIGHT = 2;
 /** Chunks a reader fetches ahead of the one being sent. */
 const READ_AHEAD = 1;
+/**
+ * An upload record this old belongs to an upload that can't still be running (at the default minimum rate
+ * the largest upload takes 10 s + 64 MiB / 16 KiB/s, about 68 minutes): the node that ran it died.
+ */
+export const UPLOAD_ABANDONED_MS = 24 * 3_600_000;
+/** How often a node sweeps abandoned uploads (and once soon after it starts). */
+const SWEEP_EVERY_MS = 3_600_000;
 
 /** How the blobs reach the database: the store's own session (tracked, errors mapped to store_unavailable). */
 export interface CqlRunner {
-  run(query: string, params: unknown[], o: { idempotent: boolean; serial?: boolean }): Promise<types.ResultSet>;
+  run(query: string, params: unknown[], o: { idempotent: boolean; serial?: boolean; fetchSize?: number; pageState?: string }): Promise<types.ResultSet>;
 }
 
 /**
@@ -25,7 +32,9 @@ export interface CqlRunner {
  * stored does `finish` insert the blob row under the hash, so a blob is visible whole or not at all. Two
  * uploads of the same bytes race on that lightweight transaction: the loser deletes its own chunks and
  * answers with the winner's blob (the same bytes). A Range read fetches only the chunks it overlaps, one
- * at a time and one ahead, so neither direction holds a blob in memory.
+ * at a time and one ahead, so neither direction holds a blob in memory. An upload is recorded in
+ * media_uploads before its first chunk and forgotten once settled; what a node that died mid-upload left
+ * there is swept (its chunks deleted) once it is a day old, by any node (`sweepAbandoned`).
  */
 export class ScyllaMediaBlobs implements MediaBlobs {
   private readonly q: ReturnType<typeof blobStatements>;
@@ -52,6 +61,73 @@ export class ScyllaMediaBlobs implements MediaBlobs {
 
   begin(limit: number, mime: string): BlobUpload {
     return new ScyllaUpload(this, limit, mime);
+  }
+
+  private timers: NodeJS.Timeout[] = [];
+
+  /** Sweeps abandoned uploads a minute after this call and then hourly, until `stop`. */
+  startSweeping(): void {
+    if (this.timers.length) return;
+    const run = () => void this.sweepAbandoned().catch((err: unknown) => log('warn', 'abandoned media uploads not swept', { error: String(err) }));
+    this.timers = [setTimeout(run, 60_000), setInterval(run, SWEEP_EVERY_MS)];
+    for (const t of this.timers) t.unref();
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  /**
+   * Deletes what uploads started before `now - UPLOAD_ABANDONED_MS` left behind: their chunks, unless a blob
+   * row names them (the node died after the blob was made, before it deleted the record), then the record.
+   * Any node may run it, several at once: every step is idempotent. Returns how many uploads it removed.
+   */
+  async sweepAbandoned(now = Date.now()): Promise<number> {
+    let removed = 0;
+    let pageState: string | undefined;
+    do {
+      const rs = await this.cql.run(this.q.listUploads, [], { idempotent: true, fetchSize: 500, ...(pageState ? { pageState } : {}) });
+      pageState = rs.pageState ?? undefined;
+      for (const r of rs.rows) {
+        const upload = String(r.get('upload'));
+        if (Number(r.get('started_at')) > now - UPLOAD_ABANDONED_MS) continue;
+        const id = r.get('id') as string | null;
+        const blob = id ? await this.row(id, false) : undefined;
+        if (blob?.upload !== upload) {
+          await this.dropChunksUpTo(upload);
+          removed++;
+        }
+        await this.forget(upload);
+      }
+    } while (pageState);
+    return removed;
+  }
+
+  /** @internal An upload under way, recorded before its first chunk is written. */
+  record(upload: string): Promise<unknown> {
+    return this.cql.run(this.q.recordUpload, [upload, Date.now()], { idempotent: true });
+  }
+
+  /** @internal The hash an upload is about to be committed under (so a sweep can tell whether it was). */
+  naming(upload: string, id: string): Promise<unknown> {
+    return this.cql.run(this.q.nameUpload, [id, upload], { idempotent: true });
+  }
+
+  /** @internal The upload is settled: its record goes. */
+  forget(upload: string): Promise<unknown> {
+    return this.cql.run(this.q.forgetUpload, [upload], { idempotent: true });
+  }
+
+  /** The chunks of an upload of unknown length: up to the first run of misses longer than the writes that may land out of order. */
+  private async dropChunksUpTo(upload: string): Promise<void> {
+    let misses = 0;
+    for (let n = 0; misses <= WRITES_IN_FLIGHT; n++) {
+      const rs = await this.cql.run(this.q.hasChunk, [upload, n], { idempotent: true });
+      if (!rs.rowLength) { misses++; continue; }
+      misses = 0;
+      await this.cql.run(this.q.deleteChunk, [upload, n], { idempotent: true });
+    }
   }
 
   /** @internal one chunk of an upload. */
@@ -129,6 +205,8 @@ class ScyllaUpload implements BlobUpload {
   private failed?: unknown;
   private state: 'open' | 'finishing' | 'discarded' = 'open';
   private waiters: { resolve(): void; reject(e: unknown): void }[] = [];
+  /** The upload's record (media_uploads), written before its first chunk so a sweep finds what a crash left. */
+  private recorded?: Promise<unknown>;
 
   constructor(private readonly blobs: ScyllaMediaBlobs, private readonly limit: number, private readonly mime: string) {}
 
@@ -170,8 +248,10 @@ class ScyllaUpload implements BlobUpload {
       while (this.inFlight.size) await Promise.all(this.inFlight);
       if (this.failed) throw this.failed;
       const id = this.hash.digest('hex');
+      await this.blobs.naming(this.upload, id); // a node dying from here on leaves a record a sweep can settle
       const owner = await this.blobs.commit(id, { upload: this.upload, size: this.size, mime: this.mime, chunkBytes: CHUNK_BYTES, chunks: this.chunks });
       if (owner !== this.upload) this.dropOwn(); // the same bytes were stored by another upload first
+      else this.blobs.forget(this.upload).catch(() => undefined); // left behind, a sweep finds the blob names it
       return { id, size: this.size };
     } catch (err) {
       if (unsettled.has(err as object)) log('warn', 'a media upload\'s outcome is unknown; its chunks are kept', { upload: this.upload });
@@ -193,7 +273,9 @@ class ScyllaUpload implements BlobUpload {
     const data = this.fill === CHUNK_BYTES ? this.buf : this.buf.subarray(0, this.fill);
     this.buf = Buffer.allocUnsafe(CHUNK_BYTES);
     this.fill = 0;
-    const p = this.blobs.putChunk(this.upload, this.chunks++, data);
+    const n = this.chunks++;
+    this.recorded ??= this.blobs.record(this.upload);
+    const p = this.recorded.then(() => this.blobs.putChunk(this.upload, n, data));
     this.inFlight.add(p);
     p.then(
       () => { this.inFlight.delete(p); this.wake(); },
@@ -206,9 +288,10 @@ class ScyllaUpload implements BlobUpload {
     for (const w of this.waiters.splice(0)) this.failed ? w.reject(this.failed) : w.resolve();
   }
 
+  /** Its chunks, then its record (kept if the chunks could not all be deleted: a sweep retries them). */
   private dropOwn(): void {
-    this.blobs.dropChunks(this.upload, this.chunks).catch((err: unknown) =>
-      log('warn', 'chunks of an unfinished media upload were not removed', { upload: this.upload, error: String(err) }));
+    this.blobs.dropChunks(this.upload, this.chunks).then(() => (this.recorded ? this.blobs.forget(this.upload) : undefined)).catch((err: unknown) =>
+      log('warn', 'chunks of an unfinished media upload were not removed (a sweep will)', { upload: this.upload, error: String(err) }));
   }
 }
 
@@ -219,6 +302,11 @@ function blobStatements(ks: string) {
     deleteChunk: `DELETE FROM ${ks}.media_chunks WHERE upload = ? AND n = ?`,
     insertBlob: `INSERT INTO ${ks}.media_blobs (id, upload, size, mime, chunk_bytes, chunks, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
     getBlob: `SELECT upload, size, mime, chunk_bytes, chunks FROM ${ks}.media_blobs WHERE id = ?`,
+    hasChunk: `SELECT n FROM ${ks}.media_chunks WHERE upload = ? AND n = ?`,
+    recordUpload: `INSERT INTO ${ks}.media_uploads (upload, started_at) VALUES (?, ?)`,
+    nameUpload: `UPDATE ${ks}.media_uploads SET id = ? WHERE upload = ?`,
+    forgetUpload: `DELETE FROM ${ks}.media_uploads WHERE upload = ?`,
+    listUploads: `SELECT upload, started_at, id FROM ${ks}.media_uploads`,
     // Only the row of this upload: a delete racing a newer upload of the same bytes leaves the newer row.
     deleteBlob: `DELETE FROM ${ks}.media_blobs WHERE id = ? IF upload = ?`,
   };

@@ -211,7 +211,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 10,
-    description: 'media bytes in the database: chunks, and a blob row written last',
+    description: 'media bytes in the database: chunks, a blob row written last, uploads under way',
     statements: [
       // One partition per 256 KiB chunk of one upload (a random id, not the hash: the hash is known only at
       // the end), so a blob spreads over the cluster and a Range read fetches just the chunks it needs.
@@ -221,6 +221,10 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE IF NOT EXISTS {ks}.media_blobs (
         id text PRIMARY KEY, upload text, size bigint, mime text, chunk_bytes int, chunks int, created_at bigint
       )`,
+      // Uploads under way: written before their first chunk, given the hash before the blob row is tried,
+      // deleted once settled. What a node that died mid-upload leaves here is swept (its chunks deleted)
+      // by any node once a day old. Small: a row per upload in flight.
+      `CREATE TABLE IF NOT EXISTS {ks}.media_uploads (upload text PRIMARY KEY, started_at bigint, id text) WITH gc_grace_seconds = 3600`,
     ],
   },
   {

@@ -180,7 +180,7 @@ export class ScyllaStore implements Store {
     return (this.blobs ??= new ScyllaMediaBlobs(this.ks, {
       run: (query, params, o) => o.serial
         ? this.track(this.client.execute(query, params, { prepare: true, consistency: this.serialCl, isIdempotent: o.idempotent })).catch((err: unknown) => { throw storeError(err); })
-        : this.exec(query, params, { idempotent: o.idempotent }),
+        : this.exec(query, params, { idempotent: o.idempotent, ...(o.fetchSize !== undefined ? { fetchSize: o.fetchSize } : {}), ...(o.pageState !== undefined ? { pageState: o.pageState } : {}) }),
     }));
   }
 
@@ -1116,6 +1116,7 @@ export class ScyllaStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.blobs?.stop();
     if (this.rollbackTimer) clearInterval(this.rollbackTimer);
     this.rollbackTimer = undefined;
     let timer: NodeJS.Timeout | undefined;
