@@ -203,7 +203,11 @@ function upload(res: HttpResponse, h: Record<string, string>, deps: MediaRouteDe
           // The store is behind: read no more until its writes catch up (bounded memory per upload).
           paused = true;
           res.pause();
-          file!.drained().then(() => { paused = false; if (!over) res.resume(); }, (err: unknown) => fail(err));
+          file!.drained().then(
+            () => { paused = false; if (!over) res.resume(); },
+            // Past the limit meanwhile (the upload discarded itself): go on reading, to drain up to DRAIN_MAX.
+            (err: unknown) => { paused = false; if (!tooLarge) fail(err); else if (!over) res.resume(); },
+          );
         }
       } catch (err) {
         if (!(err instanceof ParleyError && err.code === 'too_large')) return fail(err);

@@ -21,7 +21,9 @@ const HUGE = 999_999_999;
 export const GRACE_MS = 1000;
 const MIN_BPS = 50_000;
 /** The node's settings these cases expect. */
+const MAX_BYTES = 8 * 1024 * 1024;
 export const MEDIA_CASES_ENV: Record<string, string> = {
+  PARLEY_MAX_MEDIA_BYTES: String(MAX_BYTES),
   PARLEY_MEDIA_UPLOAD_GRACE_MS: String(GRACE_MS),
   PARLEY_MEDIA_UPLOAD_MIN_BPS: String(MIN_BPS),
   PARLEY_MEDIA_UPLOADS_PER_USER: '2',
@@ -196,6 +198,26 @@ export function mediaCases(t: TapTest, node: () => Fixture, leftovers: () => Pro
     t.equal(await leftovers(), 0, 'no temp file (or chunk) was made');
   });
 
+  t.test('a chunked upload: stored under its hash; past the limit it is answered 413 once its body ends, and nothing is kept', async (t) => {
+    const alice = await f.device(t);
+    const chunked = (parts: Buffer[]) => {
+      const up = rawUpload({ 'content-type': 'image/png', 'transfer-encoding': 'chunked', ...bearer(alice.session.token) });
+      for (const p of parts) up.socket.write(Buffer.concat([Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n')]));
+      up.socket.write('0\r\n\r\n');
+      return up;
+    };
+    const bytes = randomBytes(700_000);
+    const ok = await within(10_000, chunked([bytes.subarray(0, 300_000), bytes.subarray(300_000)]).response);
+    t.equal(statusOf(ok), 201);
+    const id = JSON.parse(ok.slice(ok.indexOf('\r\n\r\n') + 4)).id as string;
+    t.ok((await get(id, alice.session.token)).bytes.equals(bytes), 'read back whole');
+    // The limit and half a MiB more, in 64 KiB pieces: the node reads on (and drops) up to 1 MiB past it.
+    const big = Array.from({ length: (MAX_BYTES + 512 * 1024) / 65_536 }, () => randomBytes(65_536));
+    const over = await within(20_000, chunked(big).response);
+    t.same([statusOf(over), jsonOf(over).error.code], [413, 'too_large'], 'too large, answered when the body ends');
+    t.equal(await eventually(leftovers, 0), 0, 'nothing of it is kept');
+  });
+
   t.test('a slow upload is cut off once behind the minimum rate, and its temp file removed', async (t) => {
     const alice = await f.device(t);
     const started = Date.now();
@@ -213,7 +235,7 @@ export function mediaCases(t: TapTest, node: () => Fixture, leftovers: () => Pro
 
   t.test('uploads in flight are bounded per user and per node; an abandoned one leaves nothing behind', async (t) => {
     const [alice, bob, carol] = await Promise.all([f.device(t), f.device(t), f.device(t)]);
-    const head = (token: string) => ({ 'content-type': 'video/mp4', 'content-length': String(50 * 1024 * 1024), ...bearer(token) });
+    const head = (token: string) => ({ 'content-type': 'video/mp4', 'content-length': String(MAX_BYTES), ...bearer(token) });
     const open: RawRequest[] = [];
     t.teardown(() => { for (const u of open) u.socket.destroy(); });
     const start = async (token: string) => {
