@@ -33,6 +33,11 @@ export interface ClientOptions {
   backoff?: Partial<BackoffPolicy>;
   /** Draws the jitter ([0, 1), default Math.random): tests pass their own. */
   random?: () => number;
+  /**
+   * A socket with no `welcome` this long after it was opened is given up as failed (default 10 s), so a node
+   * that accepts connections but doesn't answer (hung, or a black hole) costs one wait, not the OS's TCP timeout.
+   */
+  connectTimeoutMs?: number;
   token: string;
   format?: 'msgpack' | 'json';
   /** The last inbox pointer this device holds (persist it across restarts of the app). */
@@ -79,6 +84,8 @@ interface Events {
 
 /** The close code of a socket whose device was signed out (docs/protocol.md). */
 export const SIGNED_OUT_CLOSE = 4401;
+/** The code the client reports (in `close`) for a socket it gave up on: no welcome within `connectTimeoutMs`. */
+export const CONNECT_TIMEOUT_CLOSE = 4008;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const ACK_DELAY_MS = 20;
@@ -137,6 +144,7 @@ export class ParleyClient extends Emitter<Events> {
   private failed = 0;
   private welcomed?: SocketLike;
   private retryTimer?: ReturnType<typeof setTimeout>;
+  private welcomeTimer?: ReturnType<typeof setTimeout>;
   private readonly policy: BackoffPolicy;
   private readyWaiter?: { resolve(w: WelcomeFrame): void; reject(e: unknown): void };
   private readonly seen = new Set<string>();
@@ -184,12 +192,22 @@ export class ParleyClient extends Emitter<Events> {
     ws.onmessage = (ev) => this.receive(ev.data);
     ws.onerror = () => undefined; // a close follows
     ws.onclose = (ev) => this.onClose(ws, ev.code, ev.reason);
+    if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    this.welcomeTimer = setTimeout(() => {
+      if (this.ws !== ws || this.welcomed === ws) return;
+      // Given up here, not when (or whether) the socket reports its close.
+      ws.onclose = null;
+      ws.onmessage = null;
+      try { ws.close(); } catch { /* not open yet: nothing to close */ }
+      this.onClose(ws, CONNECT_TIMEOUT_CLOSE, 'no welcome in time');
+    }, this.opts.connectTimeoutMs ?? 10_000);
   }
 
   close(): void {
     this.closedByUser = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
+    if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    this.retryTimer = this.welcomeTimer = undefined;
     if (this.opts.autoAck !== false) this.flushAck(); // with autoAck off, acking is the app's decision
     this.ws?.close(1000, 'bye');
   }
@@ -314,6 +332,8 @@ export class ParleyClient extends Emitter<Events> {
         this.attempt = 0;
         this.failed = 0;
         this.welcomed = this.ws;
+        if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+        this.welcomeTimer = undefined;
         this.acked = this.ptr; // sync acks everything up to ptr
         this.sync();
         this.emit('welcome', f);
@@ -438,6 +458,8 @@ export class ParleyClient extends Emitter<Events> {
 
   private onClose(ws: SocketLike, code: number, reason: string): void {
     if (ws !== this.ws) return;
+    if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    this.welcomeTimer = undefined;
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     this.acked = Math.min(this.acked, this.ptr);

@@ -3,7 +3,7 @@ import { install } from '@sinonjs/fake-timers';
 
 type InstalledClock = ReturnType<typeof install>;
 import { DEFAULT_BACKOFF, backoffDelay, backoffWindow, nextUrl, nodeUrls } from '../../src/client/failover.js';
-import { ParleyClient, type ClientOptions } from '../../src/client/parley-client.js';
+import { CONNECT_TIMEOUT_CLOSE, ParleyClient, type ClientOptions } from '../../src/client/parley-client.js';
 
 /**
  * Issue #13 point 8: the SDK's failover among several node URLs. The schedule is pure (windows doubling from
@@ -37,6 +37,8 @@ class Net {
   readonly opened: { at: number; url: string; socket: FakeSocket }[] = [];
   /** Hosts that refuse (the socket closes 1006 without opening). */
   readonly down = new Set<string>();
+  /** Hosts that accept and then say nothing (no welcome, no close). */
+  readonly hung = new Set<string>();
   constructor(readonly clock: InstalledClock) {}
   ctor(): NonNullable<ClientOptions['WebSocket']> {
     const net = this;
@@ -45,7 +47,8 @@ class Net {
         super(url);
         net.opened.push({ at: net.clock.now, url: new URL(url).host, socket: this });
         // After the client has set its handlers (a microtask: no fake time passes).
-        void Promise.resolve().then(() => (net.down.has(new URL(url).host) ? this.fail() : this.welcome()));
+        const host = new URL(url).host;
+        void Promise.resolve().then(() => (net.hung.has(host) ? undefined : net.down.has(host) ? this.fail() : this.welcome()));
       }
     } as unknown as NonNullable<ClientOptions['WebSocket']>;
   }
@@ -152,4 +155,26 @@ t.test('reconnect off: connect() still tries each URL once, a later close is fin
   await t.rejects(q, { code: 'connect_failed' }, 'a single URL: rejected at its first refusal');
   clock.runAll();
   t.equal(net.opened.filter((o) => o.url === 'c:3').length, 1, 'and not tried again');
+});
+
+t.test('a node that accepts and never welcomes is given up after connectTimeoutMs (10 s) for the next', async (t) => {
+  const { clock, net, client } = setup(t, ['http://a:1', 'http://b:2']);
+  net.hung.add('a:1');
+  const closes: number[] = [];
+  client.on('close', (code) => closes.push(code));
+  const welcomed = client.connect();
+  await settle();
+  clock.tick(9_999);
+  t.equal(net.opened.length, 1, 'still waiting on a');
+  clock.tick(1);
+  t.strictSame(closes, [CONNECT_TIMEOUT_CLOSE], 'given up at 10 s, reported as 4008');
+  t.equal(net.opened[0]!.socket.readyState, 3, 'and its socket closed');
+  clock.tick(125);
+  await settle();
+  t.match(await welcomed, { t: 'welcome' }, 'welcomed by b after the backoff');
+  t.strictSame(net.opened.map((o) => [o.at, o.url]), [[0, 'a:1'], [10_125, 'b:2']]);
+  clock.tick(60_000);
+  t.equal(net.opened.length, 2, 'the welcomed socket has no timer on it');
+  t.strictSame(closes, [CONNECT_TIMEOUT_CLOSE]);
+  client.close();
 });
