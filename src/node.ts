@@ -28,7 +28,7 @@ import { Accounts } from './accounts/accounts.js';
 import { DevOutboxSms, HttpSms } from './accounts/sms-gateway.js';
 import { startPush } from './push/push-config.js';
 import { recoverPushes } from './push/registrar.js';
-import { MediaStore } from './media/media-store.js';
+import { openMediaBlobs } from './media/open-blobs.js';
 import { MediaAccess } from './media/media-access.js';
 import { MediaUrlSigner } from './media/media-urls.js';
 import { UploadGate } from './media/upload-gate.js';
@@ -68,7 +68,8 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   traceNode(id);
   const metrics = new Metrics();
   // Timed outside the fault's delay: it stands for a remote database's latency.
-  const store = timedStore(slowAppends(await openStore(cfg), cfg.faultAppendDelayMs), metrics);
+  const rawStore = await openStore(cfg);
+  const store = timedStore(slowAppends(rawStore, cfg.faultAppendDelayMs), metrics);
 
   const system = startActorSystem(configurePersistence(new StorePersistenceEngine(store)));
   const conns = new ConnectionRegistry();
@@ -89,7 +90,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       return u?.name && u.name !== u.phone ? u.name : undefined; // a name equal to the number is no name (User.profile)
     },
     dead: ({ user, device, push: reg }) => sharding.tell('user', user, { t: 'push.drop', device, platform: reg.platform, token: reg.token, why: 'invalid' }),
-  });
+  }, store); // the dev outbox is kept in the store: any node of a cluster answers /v1/dev/push
   const budgets = { fanout: new KeyedLimiter(cfg.shaping.fanout), syncResend: new KeyedLimiter(cfg.shaping.syncResend) };
   const deps: ActorDeps = { store, sharding, gateway, pubsub, push, budgets, config: cfg };
   const answer = answerErrors(sharding, gateway);
@@ -113,11 +114,11 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   cluster?.node.attach(regions, gateway, answer, recover);
   const shardOfEntity = cfg.cluster && ((type: EntityType, eid: string) => shardOf(type, eid, cfg.cluster!.shards));
 
-  const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms() : undefined;
+  const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms(store) : undefined;
   const tokens = new TokenSigner(secret);
   const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), tokens, secret, cfg,
     (user, device) => sharding.ask('user', user, (reply) => ({ t: 'device.added', reply, device })));
-  const media = new MediaStore(join(cfg.dataDir, 'media'));
+  const media = openMediaBlobs(rawStore, join(cfg.dataDir, 'media'));
   // A group's conversation says who may see which of its messages (members added later see from their join).
   const mediaAccess = new MediaAccess(store, (conv, user, seq) => sharding.ask<'conv', boolean>('conv', conv, (reply) => ({ t: 'visible', reply, user, seq })));
   const { media: m } = cfg;

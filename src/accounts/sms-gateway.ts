@@ -1,20 +1,26 @@
 import { log } from '../log.js';
+import { pack, unpack } from '../protocol/codec.js';
+import type { Store } from '../store/store.js';
 
 /** Sends one-time codes. The dev provider keeps them in an outbox; the HTTP provider posts them to a gateway. */
 export interface SmsGateway {
   send(phone: string, text: string): Promise<void>;
 }
 
+/**
+ * The development provider: codes are kept in the store's dev outbox (box `sms`, by phone), so that on a
+ * cluster any node's GET /v1/dev/otp finds a code whichever node sent it. A code the store could not keep
+ * is a send that failed (retryable), as with a real gateway.
+ */
 export class DevOutboxSms implements SmsGateway {
-  private readonly outbox = new Map<string, { text: string; at: number }[]>();
+  constructor(private readonly store: Pick<Store, 'devOutboxAdd' | 'devOutboxList'>) {}
   async send(phone: string, text: string): Promise<void> {
-    const list = this.outbox.get(phone) ?? [];
-    list.push({ text, at: Date.now() });
-    this.outbox.set(phone, list.slice(-10));
+    await this.store.devOutboxAdd('sms', phone, pack({ text }));
     log('info', 'sms (dev outbox)', { phone, text });
   }
-  last(phone: string): { text: string; at: number } | undefined {
-    return this.outbox.get(phone)?.at(-1);
+  async last(phone: string): Promise<{ text: string; at: number } | undefined> {
+    const e = (await this.store.devOutboxList('sms', phone)).at(-1);
+    return e && { text: String((unpack(e.data) as { text?: unknown }).text), at: e.at };
   }
 }
 

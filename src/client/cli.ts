@@ -9,7 +9,8 @@ import type { Message } from '../protocol/frames.js';
 
 /**
  * A terminal chat on the SDK, so two people can talk from two terminals:
- *   npm run chat -- --phone +14155550123 [--url http://127.0.0.1:8080] [--api-key parley-dev-key]
+ *   npm run chat -- --phone +14155550123 [--url http://127.0.0.1:8080 [--url …]] [--api-key parley-dev-key]
+ * Several --url (or PARLEY_URL=a,b,c): nodes of one cluster; the chat fails over among them.
  * The session (token and inbox pointer) is kept in ~/.parley/, so a restart resumes where it left off.
  */
 const HELP = `commands:
@@ -38,11 +39,37 @@ function arg(name: string, dflt?: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : process.env[`PARLEY_${name.toUpperCase().replace(/-/g, '_')}`] ?? dflt;
 }
 
+/** Every `--name value` given (in order), else PARLEY_NAME split at commas, else the default. */
+function argList(name: string, dflt: string): string[] {
+  const out: string[] = [];
+  process.argv.forEach((a, i) => { if (a === `--${name}` && process.argv[i + 1]) out.push(process.argv[i + 1]!); });
+  if (out.length) return out;
+  const env = process.env[`PARLEY_${name.toUpperCase()}`];
+  return env ? env.split(',').map((x) => x.trim()).filter(Boolean) : [dflt];
+}
+
+/** The first URL whose `call` succeeds (a node down is passed over); the last error if none does. */
+async function firstAnswering(urls: string[], call: (url: string) => Promise<unknown>): Promise<string> {
+  let last: unknown;
+  for (const u of urls) {
+    try {
+      await call(u);
+      return u;
+    } catch (err) {
+      last = err;
+      // A refusal by the node (a bad number, rate limited) is the answer; only an unreachable node is passed over.
+      if ((err as { status?: unknown }).status !== undefined) throw err;
+    }
+  }
+  throw last;
+}
+
 async function main(): Promise<void> {
-  const url = arg('url', 'http://127.0.0.1:8080')!;
+  const urls = argList('url', 'http://127.0.0.1:8080');
+  const url = urls[0]!;
   const apiKey = arg('api-key', 'parley-dev-key')!;
   const phone = arg('phone');
-  if (!phone) { console.log('usage: npm run chat -- --phone +14155550123 [--url URL]'); process.exit(2); }
+  if (!phone) { console.log('usage: npm run chat -- --phone +14155550123 [--url URL ...]'); process.exit(2); }
   const dir = join(homedir(), '.parley');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${phone.replace(/\W/g, '')}-${new URL(url).port || 'default'}.json`);
@@ -53,14 +80,15 @@ async function main(): Promise<void> {
 
   let saved: Saved | undefined = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Saved) : undefined;
   if (!saved) {
-    await requestCode(url, apiKey, phone);
+    // Through the first node that answers; any node of a cluster serves accounts and its outboxes.
+    const via = await firstAnswering(urls, (u) => requestCode(u, apiKey, phone));
     // On a dev node the code sits in its outbox; elsewhere it comes by SMS.
-    const code = await devCode(url, phone).catch(() => ask(`code sent to ${phone}: `));
-    saved = { ...(await verifyCode(url, apiKey, phone, code.trim(), { name: 'cli', platform: 'cli' })), phone, ptr: 0 };
+    const code = await devCode(via, phone).catch(() => ask(`code sent to ${phone}: `));
+    saved = { ...(await verifyCode(via, apiKey, phone, code.trim(), { name: 'cli', platform: 'cli' })), phone, ptr: 0 };
     writeFileSync(file, JSON.stringify(saved), { mode: 0o600 });
   }
   const session = saved;
-  const client = new ParleyClient({ url, token: session.token, ptr: session.ptr });
+  const client = new ParleyClient({ urls, token: session.token, ptr: session.ptr });
   const names = new Map<string, string>([[session.user, 'me']]);
   let current: { to: string } | { conv: string } | undefined;
   let currentConv: string | undefined;
@@ -84,7 +112,7 @@ async function main(): Promise<void> {
     say(`${m.conv.slice(0, 12)}… #${m.seq} ${who(m.from)}: ${what}`);
   };
 
-  client.on('welcome', (w) => say(`connected as ${w.user} (${phone}); /help for commands`));
+  client.on('welcome', (w) => say(`connected as ${w.user} (${phone}) to ${client.url}; /help for commands`));
   client.on('message', (m, ptr) => {
     session.ptr = ptr;
     writeFileSync(file, JSON.stringify(session), { mode: 0o600 });

@@ -6,6 +6,7 @@ import type {
 import { parseConversationId, type ConversationId } from '../protocol/ids.js';
 import { Emitter } from './emitter.js';
 import { SeqOrder } from './seq-order.js';
+import { DEFAULT_BACKOFF, backoffDelay, nextUrl, nodeUrls, type BackoffPolicy } from './failover.js';
 
 /** The subset of the WebSocket API the client needs: the browser's, or the `ws` package's in Node. */
 interface SocketLike {
@@ -21,8 +22,22 @@ interface SocketLike {
 type SocketCtor = new (url: string) => SocketLike;
 
 export interface ClientOptions {
-  /** http(s)://host:port of a node. */
-  url: string;
+  /** http(s)://host:port of a node (or of a load balancer in front of several). */
+  url?: string;
+  /**
+   * Several nodes of one cluster: the client connects to the first and, whenever a socket closes or can't
+   * connect, tries the next, with exponential backoff and full jitter (docs/protocol.md, "Failover").
+   */
+  urls?: string[];
+  /** The reconnect schedule (default: windows from 250 ms doubling to 10 s). */
+  backoff?: Partial<BackoffPolicy>;
+  /** Draws the jitter ([0, 1), default Math.random): tests pass their own. */
+  random?: () => number;
+  /**
+   * A socket with no `welcome` this long after it was opened is given up as failed (default 10 s), so a node
+   * that accepts connections but doesn't answer (hung, or a black hole) costs one wait, not the OS's TCP timeout.
+   */
+  connectTimeoutMs?: number;
   token: string;
   format?: 'msgpack' | 'json';
   /** The last inbox pointer this device holds (persist it across restarts of the app). */
@@ -69,6 +84,8 @@ interface Events {
 
 /** The close code of a socket whose device was signed out (docs/protocol.md). */
 export const SIGNED_OUT_CLOSE = 4401;
+/** The code the client reports (in `close`) for a socket it gave up on: no welcome within `connectTimeoutMs`. */
+export const CONNECT_TIMEOUT_CLOSE = 4008;
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const ACK_DELAY_MS = 20;
@@ -119,7 +136,16 @@ export class ParleyClient extends Emitter<Events> {
   private acked = 0;
   private ackTimer?: ReturnType<typeof setTimeout>;
   private closedByUser = false;
-  private backoff = 250;
+  /** The nodes, and the index of the one connected to (or being tried). */
+  readonly urls: readonly string[];
+  private at = 0;
+  /** Sockets that closed since the last welcome (the backoff's exponent), and of those, never welcomed. */
+  private attempt = 0;
+  private failed = 0;
+  private welcomed?: SocketLike;
+  private retryTimer?: ReturnType<typeof setTimeout>;
+  private welcomeTimer?: ReturnType<typeof setTimeout>;
+  private readonly policy: BackoffPolicy;
   private readyWaiter?: { resolve(w: WelcomeFrame): void; reject(e: unknown): void };
   private readonly seen = new Set<string>();
   /** Per conversation, the highest seq emitted as `message`. */
@@ -133,26 +159,55 @@ export class ParleyClient extends Emitter<Events> {
     this.token = opts.token;
     this.acked = this.ptr;
     this.format = opts.format ?? 'msgpack';
+    this.urls = nodeUrls(opts);
+    this.policy = { ...DEFAULT_BACKOFF, ...opts.backoff };
   }
 
-  /** Opens the socket and resolves on the welcome frame; the inbox sync follows by itself. */
+  /** The node this client is connected to (or trying). */
+  get url(): string { return this.urls[this.at]!; }
+
+  /**
+   * Opens a socket and resolves on the welcome frame; the inbox sync follows by itself. With several URLs,
+   * a node that can't be reached is passed over for the next (with backoff); it rejects once every URL failed
+   * once in a row (with `reconnect` on, the client goes on trying in the background, as after a close).
+   */
   connect(): Promise<WelcomeFrame> {
     this.closedByUser = false;
+    this.failed = 0;
+    return new Promise<WelcomeFrame>((resolve, reject) => {
+      this.readyWaiter?.reject(new ServerError('connect_failed', 'connect() was called again', true));
+      this.readyWaiter = { resolve, reject };
+      this.open();
+    });
+  }
+
+  private open(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     const Ctor = this.opts.WebSocket ?? (globalThis as { WebSocket?: SocketCtor }).WebSocket ?? loadNodeWs();
-    const url = `${this.opts.url.replace(/^http/, 'ws')}/v1/ws?token=${encodeURIComponent(this.token)}&format=${this.format}`;
+    const url = `${this.url.replace(/^http/, 'ws')}/v1/ws?token=${encodeURIComponent(this.token)}&format=${this.format}`;
     const ws = new Ctor(url);
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
-    return new Promise<WelcomeFrame>((resolve, reject) => {
-      this.readyWaiter = { resolve, reject };
-      ws.onmessage = (ev) => this.receive(ev.data);
-      ws.onerror = () => undefined; // a close follows
-      ws.onclose = (ev) => this.onClose(ws, ev.code, ev.reason);
-    });
+    ws.onmessage = (ev) => this.receive(ev.data);
+    ws.onerror = () => undefined; // a close follows
+    ws.onclose = (ev) => this.onClose(ws, ev.code, ev.reason);
+    if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    this.welcomeTimer = setTimeout(() => {
+      if (this.ws !== ws || this.welcomed === ws) return;
+      // Given up here, not when (or whether) the socket reports its close.
+      ws.onclose = null;
+      ws.onmessage = null;
+      try { ws.close(); } catch { /* not open yet: nothing to close */ }
+      this.onClose(ws, CONNECT_TIMEOUT_CLOSE, 'no welcome in time');
+    }, this.opts.connectTimeoutMs ?? 10_000);
   }
 
   close(): void {
     this.closedByUser = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    this.retryTimer = this.welcomeTimer = undefined;
     if (this.opts.autoAck !== false) this.flushAck(); // with autoAck off, acking is the app's decision
     this.ws?.close(1000, 'bye');
   }
@@ -276,7 +331,11 @@ export class ParleyClient extends Emitter<Events> {
           this.token = f.token; // reconnects use it
           this.emit('token', f.token);
         }
-        this.backoff = 250;
+        this.attempt = 0;
+        this.failed = 0;
+        this.welcomed = this.ws;
+        if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+        this.welcomeTimer = undefined;
         this.acked = this.ptr; // sync acks everything up to ptr
         this.sync();
         this.emit('welcome', f);
@@ -401,6 +460,8 @@ export class ParleyClient extends Emitter<Events> {
 
   private onClose(ws: SocketLike, code: number, reason: string): void {
     if (ws !== this.ws) return;
+    if (this.welcomeTimer) clearTimeout(this.welcomeTimer);
+    this.welcomeTimer = undefined;
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     this.acked = Math.min(this.acked, this.ptr);
@@ -408,18 +469,27 @@ export class ParleyClient extends Emitter<Events> {
       w.reject(new ServerError('disconnected', `socket closed (${code}) before an answer; send again`, true));
       this.waiting.delete(k);
     }
-    this.readyWaiter?.reject(new ServerError('connect_failed', `socket closed (${code}) ${reason}`, true));
-    this.readyWaiter = undefined;
+    const url = this.url;
+    if (ws !== this.welcomed) this.failed++;
+    // The next node: a close of a working socket (the node stopping, or dying) and a refused connect alike.
+    this.at = nextUrl(this.at, this.urls.length);
+    const connecting = this.readyWaiter;
+    const gaveUp = code === SIGNED_OUT_CLOSE || this.closedByUser || this.failed >= this.urls.length;
+    if (connecting && gaveUp) {
+      this.readyWaiter = undefined;
+      connecting.reject(new ServerError('connect_failed', `socket to ${url} closed (${code}) ${reason}`.trim(), true));
+    }
     this.emit('close', code, reason);
     if (code === SIGNED_OUT_CLOSE) {
       this.closedByUser = true; // the token is dead: reconnecting would be refused
       this.emit('signedOut');
       return;
     }
-    if (this.closedByUser || this.opts.reconnect === false) return;
-    const delay = this.backoff;
-    this.backoff = Math.min(this.backoff * 2, 10_000);
-    setTimeout(() => { if (!this.closedByUser) this.connect().catch(() => undefined); }, delay);
+    if (this.closedByUser) return;
+    // Without reconnect, only a connect() under way goes on to the next URL.
+    if (this.opts.reconnect === false && !this.readyWaiter) return;
+    const delay = backoffDelay(this.attempt++, this.opts.random, this.policy);
+    this.retryTimer = setTimeout(() => { if (!this.closedByUser) this.open(); }, delay);
   }
 }
 

@@ -65,7 +65,7 @@ export function mountAccounts(app: TemplatedApp, deps: { accounts: Accounts; sto
       const key = OperatorAccess.keyOf(req);
       handle(res, async (r) => {
         deps.access.local(key);
-        const last = sms.last(normalizePhone(phone));
+        const last = await sms.last(normalizePhone(phone));
         if (!last) throw new ParleyError('not_found', 'no code was sent to this number');
         sendJson(r, 200, { code: /(\d{6})/.exec(last.text)?.[1], at: last.at });
       });

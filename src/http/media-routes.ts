@@ -1,11 +1,12 @@
-import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { ParleyError } from '../protocol/errors.js';
 import type { UserId } from '../protocol/ids.js';
 import type { Accounts } from '../accounts/accounts.js';
 import type { TokenSigner } from '../accounts/tokens.js';
 import type { Store } from '../store/store.js';
-import { MEDIA_TYPES, type MediaStore, type Upload } from '../media/media-store.js';
+import { MEDIA_TYPES } from '../media/media-store.js';
+import type { BlobUpload, MediaBlobs } from '../media/media-blobs.js';
 import { userHolder, type MediaGate } from '../media/media-access.js';
 import type { MediaUrlSigner } from '../media/media-urls.js';
 import type { Admitted, UploadGate } from '../media/upload-gate.js';
@@ -17,7 +18,8 @@ export interface MediaRouteDeps {
   /** Checks a session token's signature and expiry synchronously, before anything of a body is read. */
   tokens: TokenSigner;
   store: Store;
-  media: MediaStore;
+  /** The bytes: local disk, or chunks in the shared database (a node on the Scylla store). */
+  media: MediaBlobs;
   access: MediaGate;
   urls: MediaUrlSigner;
   gate: UploadGate;
@@ -76,8 +78,9 @@ export function mountMedia(app: TemplatedApp, deps: MediaRouteDeps): void {
       // A stranger is told "no such media", as for an id nobody uploaded: the answer confirms nothing.
       if (!(await deps.access.mayFetch(user, id))) throw new ParleyError('not_found', NOT_FOUND);
       const meta = await deps.store.getMedia(id);
-      const size = meta ? deps.media.size(id) : undefined;
-      if (!meta || size === undefined) throw new ParleyError('not_found', NOT_FOUND);
+      const blob = meta ? await deps.media.open(id) : undefined;
+      if (!meta || !blob) throw new ParleyError('not_found', NOT_FOUND);
+      const { size } = blob;
       const safe = mediaHeaders(id, meta.mime);
       const range = h.range ? parseRange(h.range, size) : undefined;
       if (range === 'unsatisfiable') {
@@ -102,7 +105,7 @@ export function mountMedia(app: TemplatedApp, deps: MediaRouteDeps): void {
         if (range) r.res.writeHeader('content-range', `bytes ${start}-${end}/${size}`);
       });
       if (size === 0) { r.res.cork(() => r.res.end()); return; }
-      streamFile(r, deps.media.path(id), start, end);
+      streamBody(r, blob.stream(start, end), end - start + 1);
     });
   });
 }
@@ -124,19 +127,21 @@ async function caller(id: string, authorization: string, query: URLSearchParams,
  * One upload. Everything up to `res.pause()` runs before uWS reads any more of the socket: a request without
  * a valid token, of another type, too large or over the node's or the user's upload limits is answered at
  * once and its connection closed, with no temp file made and no body byte read. An admitted one is paused
- * while the device is looked up (the chunks that came with the headers wait in memory), then streamed to a
- * temp file; one that falls behind the minimum rate is cut off (408) and its temp file removed.
+ * while the device is looked up (the chunks that came with the headers wait in memory), then streamed to the
+ * blob store, the socket paused whenever the store's writes are behind (a database, not a local disk); one
+ * that falls behind the minimum rate is cut off (408) and what it wrote removed.
  */
 function upload(res: HttpResponse, h: Record<string, string>, deps: MediaRouteDeps): void {
   const startedAt = Date.now();
   let slot: Admitted | undefined;
-  let file: Upload | undefined;
+  let file: BlobUpload | undefined;
   /** Body chunks that arrived before the temp file was opened (at most what uWS read with the headers). */
   let early: Uint8Array[] | undefined = [];
   let lastSeen = false;
   let over = false;
   let tooLarge: ParleyError | undefined;
   let drained = 0;
+  let paused = false;
   const end = () => {
     over = true;
     slot?.release();
@@ -170,34 +175,40 @@ function upload(res: HttpResponse, h: Record<string, string>, deps: MediaRouteDe
 
   const finish = () => {
     const f = file!;
-    let done: { id: string; size: number };
-    try {
-      done = f.finish();
-    } catch (err) {
-      return fail(err);
-    }
-    // Every byte is in: the rate no longer applies (received = ∞), and the slot is given back once the answer is out.
+    // Every byte is in: the rate no longer applies (received = ∞), and the slot is given back once the answer
+    // is out. From here an abort changes nothing: the blob is finishing (discard is then a no-op).
     over = true;
     slot!.received = Number.POSITIVE_INFINITY;
-    const { id, size } = done;
     const user = claims.u;
-    Promise.all([
-      deps.store.putMedia({ id, mime, size, owner: user, createdAt: Date.now() }),
-      deps.store.putMediaRefs(id, [{ holder: userHolder(user), seq: 0 }]),
-    ]).then(
-      () => sendJson(r, 201, { id, size, mime, ...signed(deps.urls.sign(id, user)) }),
-      (err) => sendError(r, err),
+    f.finish().then(
+      ({ id, size }) => Promise.all([
+        deps.store.putMedia({ id, mime, size, owner: user, createdAt: Date.now() }),
+        deps.store.putMediaRefs(id, [{ holder: userHolder(user), seq: 0 }]),
+      ]).then(
+        () => sendJson(r, 201, { id, size, mime, ...signed(deps.urls.sign(id, user)) }),
+        (err) => sendError(r, err),
+      ),
+      (err) => sendError(r, err, true),
     ).finally(() => slot!.release());
   };
 
-  /** One chunk into the temp file; the last one finishes the upload. */
+  /** One chunk into the blob store; the last one finishes the upload. */
   const take = (bytes: Uint8Array, isLast: boolean) => {
     if (tooLarge) {
       drained += bytes.byteLength;
       if (drained > DRAIN_MAX) return fail(tooLarge);
     } else {
       try {
-        file!.write(bytes);
+        if (!file!.write(bytes) && !isLast && !paused) {
+          // The store is behind: read no more until its writes catch up (bounded memory per upload).
+          paused = true;
+          res.pause();
+          file!.drained().then(
+            () => { paused = false; if (!over) res.resume(); },
+            // Past the limit meanwhile (the upload discarded itself): go on reading, to drain up to DRAIN_MAX.
+            (err: unknown) => { paused = false; if (!tooLarge) fail(err); else if (!over) res.resume(); },
+          );
+        }
       } catch (err) {
         if (!(err instanceof ParleyError && err.code === 'too_large')) return fail(err);
         // A chunked upload past the limit: its temp file is gone at once (write discarded it); up to
@@ -225,7 +236,7 @@ function upload(res: HttpResponse, h: Record<string, string>, deps: MediaRouteDe
     () => {
       if (over) return; // aborted, or too slow, while we looked
       try {
-        file = deps.media.begin(deps.maxBytes);
+        file = deps.media.begin(deps.maxBytes, mime);
       } catch (err) {
         return fail(err);
       }
@@ -248,16 +259,14 @@ function declaredLength(contentLength: string, transferEncoding: string): number
 
 const signed = (u: { url: string; expiresAt: number }) => ({ url: u.url, urlExpiresAt: u.expiresAt });
 
-/** Streams a byte range with uWS backpressure: tryEnd until it reports full, then wait for onWritable. */
-function streamFile(r: Reply, path: string, start: number, end: number): void {
+/** Streams a body of `total` bytes with uWS backpressure: tryEnd until it reports full, then wait for onWritable. */
+function streamBody(r: Reply, stream: Readable, total: number): void {
   const res: HttpResponse = r.res;
-  const total = end - start + 1;
-  const stream = createReadStream(path, { start, end });
-  r.onAbort = () => stream.destroy(); // a reader gone while we wait for it to drain must not keep the file open
+  r.onAbort = () => stream.destroy(); // a reader gone while we wait for it to drain must not keep the blob open
   stream.on('data', (data) => {
-    const chunk = data as Buffer;
+    const chunk = data as Uint8Array;
     if (r.aborted) return void stream.destroy();
-    const ab = new Uint8Array(chunk);
+    const ab = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const offset = res.getWriteOffset();
     let ok = false, done = false;
     res.cork(() => { [ok, done] = res.tryEnd(ab, total); });
@@ -272,5 +281,6 @@ function streamFile(r: Reply, path: string, start: number, end: number): void {
       return ok2;
     });
   });
+  // Headers are out: a blob that can't be read to the end (a store outage, deleted meanwhile) cuts the connection.
   stream.on('error', () => { if (!r.aborted) res.close(); });
 }

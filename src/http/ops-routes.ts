@@ -77,7 +77,7 @@ export function mountOps(app: TemplatedApp, deps: {
       handle(res, async (r) => {
         access.local(h['x-admin-key']!);
         const s = await deps.accounts.authenticate(bearer(h.authorization!));
-        sendJson(r, 200, { notices: push.recent(s.user) });
+        sendJson(r, 200, { notices: await push.list(s.user) });
       });
     });
   }

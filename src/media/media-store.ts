@@ -1,8 +1,13 @@
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync, existsSync } from 'node:fs';
+import { closeSync, createReadStream, mkdirSync, openSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ParleyError } from '../protocol/errors.js';
 import { newId } from '../protocol/ids.js';
+import { isBlobId, type Blob, type BlobUpload, type MediaBlobs } from './media-blobs.js';
+
+/** A temp file this old belongs to no upload in flight (the longest takes about 68 minutes at the default minimum rate). */
+const ABANDONED_MS = 24 * 3_600_000;
 
 /** What may be uploaded. Encrypted media (end-to-end) is application/octet-stream. */
 export const MEDIA_TYPES: ReadonlySet<string> = new Set([
@@ -12,26 +17,39 @@ export const MEDIA_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Content-addressed blobs on local disk: a file's name is the SHA-256 of its bytes, so an upload of the same
- * bytes is stored once and an id can't be guessed. A CDN or object store takes this role at scale.
+ * Content-addressed blobs on local disk, the embedded store's: a file's name is the SHA-256 of its bytes.
+ * An upload goes to a temp file and is renamed to its hash when it finishes, so a half-written one is never
+ * visible. One node's disk: a cluster runs on the Scylla store, whose blobs are in the database.
  */
-export class MediaStore {
+export class DiskMediaBlobs implements MediaBlobs {
   constructor(private readonly dir: string) {
     mkdirSync(join(dir, 'tmp'), { recursive: true });
+    // Temp files of uploads a crashed process left: a day old can't be in flight (several processes may share the directory).
+    for (const name of readdirSync(join(dir, 'tmp'))) {
+      const p = join(dir, 'tmp', name);
+      try { if (statSync(p).mtimeMs < Date.now() - ABANDONED_MS) unlinkSync(p); } catch { /* gone meanwhile */ }
+    }
   }
 
-  path(id: string): string {
-    if (!/^[0-9a-f]{64}$/.test(id)) throw new ParleyError('not_found', 'no such media');
-    return join(this.dir, id.slice(0, 2), id);
+  private path(id: string): string | undefined {
+    return isBlobId(id) ? join(this.dir, id.slice(0, 2), id) : undefined;
   }
 
-  size(id: string): number | undefined {
+  async open(id: string): Promise<Blob | undefined> {
     const p = this.path(id);
-    return existsSync(p) ? statSync(p).size : undefined;
+    if (!p) return undefined;
+    const st = await stat(p).catch(() => undefined);
+    if (!st?.isFile()) return undefined;
+    return { size: st.size, stream: (start, end) => createReadStream(p, { start, end }) };
   }
 
-  /** A write in progress: chunks are hashed and appended; `finish` names the file by its hash. */
-  begin(limit: number): Upload {
+  async delete(id: string): Promise<void> {
+    const p = this.path(id);
+    if (p) await unlink(p).catch(() => undefined);
+  }
+
+  /** Chunks are hashed and appended to a temp file as they come (synchronously: the disk keeps up). */
+  begin(limit: number): BlobUpload {
     const tmp = join(this.dir, 'tmp', newId(20));
     const fd = openSync(tmp, 'w');
     const hash = createHash('sha256');
@@ -52,8 +70,10 @@ export class MediaStore {
         }
         hash.update(chunk);
         writeSync(fd, chunk);
+        return true;
       },
-      finish: () => {
+      drained: () => Promise.resolve(),
+      finish: async () => {
         if (size === 0) {
           discard();
           throw new ParleyError('invalid', 'media is empty');
@@ -61,18 +81,11 @@ export class MediaStore {
         done = true;
         closeSync(fd);
         const id = hash.digest('hex');
-        const final = this.path(id);
         mkdirSync(join(this.dir, id.slice(0, 2)), { recursive: true });
-        renameSync(tmp, final);
+        renameSync(tmp, this.path(id)!);
         return { id, size };
       },
       discard,
     };
   }
-}
-
-export interface Upload {
-  write(chunk: Uint8Array): void;
-  finish(): { id: string; size: number };
-  discard(): void;
 }

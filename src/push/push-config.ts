@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { PushPlatform } from '../protocol/frames.js';
 import type { UserId } from '../protocol/ids.js';
 import type { DeviceId } from '../protocol/ids.js';
-import type { PushRegistration } from '../store/store.js';
+import type { PushRegistration, Store } from '../store/store.js';
 import { APNS_REFRESH_MAX_MS, APNS_REFRESH_MIN_MS, ApnsProvider } from './apns.js';
 import { FcmProvider, type ServiceAccount } from './fcm.js';
 import { WebPushProvider } from './webpush.js';
@@ -118,8 +118,8 @@ export function buildProviders(cfg: PushConfig): Partial<Record<PushPlatform, Pu
 }
 
 /** The node's dispatcher: the configured providers; the webhook, else the dev outbox, for every other platform. */
-export function startPush(cfg: PushConfig, deps: Omit<DispatcherDeps, 'providers' | 'fallback'> & { dead(to: { user: UserId; device: DeviceId; push: PushRegistration }): void }) {
-  const outbox = new OutboxProvider();
+export function startPush(cfg: PushConfig, deps: Omit<DispatcherDeps, 'providers' | 'fallback'> & { dead(to: { user: UserId; device: DeviceId; push: PushRegistration }): void }, outboxStore?: Pick<Store, 'devOutboxAdd' | 'devOutboxList'>) {
+  const outbox = new OutboxProvider(1000, outboxStore);
   const fallback = cfg.webhook ? new WebhookProvider({ ...cfg.webhook, timeoutMs: cfg.timeoutMs }) : outbox;
   const dispatcher = new PushDispatcher(cfg.dispatch, { ...deps, providers: buildProviders(cfg), fallback });
   return { dispatcher, outbox };

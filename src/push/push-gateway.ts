@@ -1,6 +1,7 @@
 import type { ConversationId, DeviceId, UserId } from '../protocol/ids.js';
 import type { MessageKind, PushPlatform } from '../protocol/frames.js';
-import type { PushRegistration } from '../store/store.js';
+import type { PushRegistration, Store } from '../store/store.js';
+import { pack, unpack } from '../protocol/codec.js';
 import type { Notification } from './policy.js';
 import { log } from '../log.js';
 
@@ -58,12 +59,13 @@ export interface OutboxEntry {
 
 /**
  * The development provider, for platforms with no credentials configured: keeps the last notifications in
- * memory (read through /v1/dev/push by their owner) and logs what it would have sent.
+ * memory (`recent`, this node's) and, given a store, in its dev outbox (box `push`, by user), where
+ * /v1/dev/push reads them (`list`) on whichever node is asked. Logs what it would have sent.
  */
 export class OutboxProvider implements PushProvider {
   readonly name = 'outbox';
   private readonly entries: OutboxEntry[] = [];
-  constructor(private readonly keep = 1000) {}
+  constructor(private readonly keep = 1000, private readonly store?: Pick<Store, 'devOutboxAdd' | 'devOutboxList'>) {}
 
   async send(push: PushRegistration, n: Notification, to: { user: UserId; device: DeviceId }): Promise<SendResult> {
     const e: OutboxEntry = {
@@ -71,13 +73,27 @@ export class OutboxProvider implements PushProvider {
       conv: n.conv, seq: n.seq, count: n.count, type: n.type, collapseId: n.collapseId,
       ...(n.title !== undefined ? { title: n.title } : {}), ...(n.body !== undefined ? { body: n.body } : {}),
     };
+    if (this.store) {
+      try {
+        await this.store.devOutboxAdd('push', e.user, pack(e));
+      } catch (err) {
+        return { kind: 'retry', reason: `the dev outbox is unavailable: ${String(err)}`, outage: true };
+      }
+    }
     this.entries.push(e);
     if (this.entries.length > this.keep) this.entries.shift();
     log('info', 'push (no provider configured for this platform; kept in the dev outbox)', { user: e.user, device: e.device, platform: e.platform, count: e.count });
     return { kind: 'sent' };
   }
 
+  /** What this node sent (to `user`), oldest first. */
   recent(user?: UserId): OutboxEntry[] {
     return user ? this.entries.filter((n) => n.user === user) : [...this.entries];
+  }
+
+  /** What any node sent to `user` (the store's outbox; without a store, this node's), oldest first. */
+  async list(user: UserId): Promise<OutboxEntry[]> {
+    if (!this.store) return this.recent(user);
+    return (await this.store.devOutboxList('push', user)).map((x) => unpack(x.data) as OutboxEntry);
   }
 }

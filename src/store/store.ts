@@ -188,8 +188,24 @@ export interface Store {
   /** The key's snapshot with the highest seq, if any. */
   snapshotLatest(key: string): Promise<SnapshotRecord | undefined>;
 
+  // ---- dev outboxes (development nodes only) ----
+  /**
+   * What a development provider "sent" — a one-time code's text (box `sms`, keyed by phone), a push
+   * notification (box `push`, keyed by user) — kept in the store so that every node answers the dev outbox
+   * routes with what any node sent. An entry lives DEV_OUTBOX_TTL_MS; a key keeps its newest DEV_OUTBOX_KEEP.
+   */
+  devOutboxAdd(box: DevOutbox, key: string, data: Uint8Array): Promise<void>;
+  /** The key's entries still kept, oldest first. */
+  devOutboxList(box: DevOutbox, key: string): Promise<DevOutboxEntry[]>;
+
   close(): Promise<void>;
 }
+
+export type DevOutbox = 'sms' | 'push';
+export interface DevOutboxEntry { at: number; data: Uint8Array }
+/** How long a dev outbox entry is kept (a one-time code lives 5 minutes), and how many per key. */
+export const DEV_OUTBOX_TTL_MS = 15 * 60_000;
+export const DEV_OUTBOX_KEEP = 50;
 
 export type DeviceKey = string;
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { newId, directConversationId, groupConversationId } from '../../src/protocol/ids.js';
 import type { Message } from '../../src/protocol/frames.js';
-import { fenceKeys, type OtpRecord, type OtpStep, type Store, type UserRecord } from '../../src/store/store.js';
+import { DEV_OUTBOX_KEEP, fenceKeys, type OtpRecord, type OtpStep, type Store, type UserRecord } from '../../src/store/store.js';
 import { ParleyError } from '../../src/protocol/errors.js';
 
 /**
@@ -938,6 +938,32 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.equal(bytesOf(got?.data), bytesOf(new Uint8Array([9, 8, 7])));
       t.equal(await store.snapshotLatest(`s:${uid()}`), undefined, 'per key');
       await t.rejects(store.snapshotPut(key, { seq: -1, data: 1, createdAt: T0 }), { code: 'invalid' });
+    });
+
+    // ---- dev outboxes ----
+
+    t.test('dev outboxes: per box and key, oldest first, through every client, the newest DEV_OUTBOX_KEEP kept', async (t) => {
+      const phone = `+1555${uid()}`;
+      const user = uid();
+      const bytes = (s: string) => new TextEncoder().encode(s);
+      const text = (e: { data: Uint8Array }) => new TextDecoder().decode(e.data);
+      t.strictSame(await store.devOutboxList('sms', phone), [], 'nothing yet');
+      const before = Date.now();
+      for (let i = 0; i < 3; i++) await writers[i % writers.length]!.devOutboxAdd('sms', phone, bytes(`code ${i}`));
+      await store.devOutboxAdd('push', phone, bytes('another box, the same key'));
+      await store.devOutboxAdd('push', user, bytes('a push'));
+      for (const reader of writers) {
+        const got = await reader.devOutboxList('sms', phone);
+        t.strictSame(got.map(text), ['code 0', 'code 1', 'code 2'], 'oldest first, whoever wrote them');
+        t.ok(got.every((e) => e.at >= before && e.at <= Date.now()), 'each with when it was sent');
+        t.strictSame((await reader.devOutboxList('push', user)).map(text), ['a push']);
+        t.strictSame((await reader.devOutboxList('push', phone)).map(text), ['another box, the same key']);
+      }
+      const busy = uid();
+      for (let i = 0; i < DEV_OUTBOX_KEEP + 5; i++) await writers[i % writers.length]!.devOutboxAdd('push', busy, bytes(String(i)));
+      const kept = (await store.devOutboxList('push', busy)).map(text);
+      t.equal(kept.length, DEV_OUTBOX_KEEP, `the newest ${DEV_OUTBOX_KEEP} of ${DEV_OUTBOX_KEEP + 5}`);
+      t.ok(['0', '1', '2', '3', '4'].every((x) => !kept.includes(x)), 'the oldest are the ones gone');
     });
 
     // ---- media ----

@@ -6,6 +6,7 @@ import { DAY_MS, MIN_REGISTER_BASE, bucketOf, ttlUntil } from '../../src/store/s
 import { MIGRATIONS, SCHEMA_VERSION, migrate, replicationCql } from '../../src/store/scylla/schema.js';
 import { runStoreConformance } from './conformance.js';
 import { setLogLevel } from '../../src/log.js';
+import { DEV_OUTBOX_TTL_MS } from '../../src/store/store.js';
 
 /**
  * The Store conformance suite against a real CQL server (ScyllaDB or Apache Cassandra), plus what only
@@ -107,8 +108,8 @@ t.test('schema: created at open, idempotent, safe to run from many openers at on
   const tables = await admin.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [ks]);
   const names = tables.rows.map((r) => r.get('table_name') as string).sort();
   t.strictSame(names, [
-    'chat_groups', 'client_ids', 'contacts', 'conv_buckets', 'devices', 'fanout_marks', 'fences', 'inbox', 'journal', 'journal_partitions', 'last_seen',
-    'media', 'media_refs', 'messages', 'mutes', 'otp_state', 'otps', 'phones', 'push_marks', 'push_tokens', 'receipt_cursors', 'remembered_convs', 'schema_lock', 'schema_version', 'snapshots', 'user_groups', 'users',
+    'chat_groups', 'client_ids', 'contacts', 'conv_buckets', 'dev_outbox', 'devices', 'fanout_marks', 'fences', 'inbox', 'journal', 'journal_partitions', 'last_seen',
+    'media', 'media_blobs', 'media_chunks', 'media_refs', 'media_uploads', 'messages', 'mutes', 'otp_state', 'otps', 'phones', 'push_marks', 'push_tokens', 'receipt_cursors', 'remembered_convs', 'schema_lock', 'schema_version', 'snapshots', 'user_groups', 'users',
   ]);
   const lock = await admin.execute(`SELECT * FROM ${ks}.schema_lock`);
   t.equal(lock.rowLength, 0, 'the migration lock is released');
@@ -297,6 +298,9 @@ t.test('the database expires inbox entries, OTPs and client ids (TTL, not a swee
   t.ok(cidTtl > 7 * 86_400 - 60 && cidTtl <= 7 * 86_400, `client id TTL ${cidTtl}`);
   const highTtl = await admin.execute(`SELECT TTL(last_ptr) FROM ${keyspace}.inbox WHERE device = ? LIMIT 1`, ['ttl.dev'], { prepare: true });
   t.equal(highTtl.first().get(0), null, 'the inbox high-water mark never expires');
+  await store.devOutboxAdd('sms', '+15550000001', new Uint8Array([1]));
+  const outboxTtl = await ttl(`SELECT TTL(data) FROM ${keyspace}.dev_outbox WHERE box = 'sms' AND key = ? LIMIT 1`, ['+15550000001']);
+  t.ok(outboxTtl > DEV_OUTBOX_TTL_MS / 1000 - 10 && outboxTtl <= DEV_OUTBOX_TTL_MS / 1000, `dev outbox TTL ${outboxTtl}`);
 });
 
 t.test('messages land in day buckets with an index', async (t) => {

@@ -1,5 +1,5 @@
 import { open, type RootDatabase } from 'lmdb';
-import { fenceKeys } from '../store.js';
+import { DEV_OUTBOX_KEEP, DEV_OUTBOX_TTL_MS, fenceKeys, type DevOutbox, type DevOutboxEntry } from '../store.js';
 import type { ConversationId, DeviceId, GroupId, UserId } from '../../protocol/ids.js';
 import type { Message } from '../../protocol/frames.js';
 import { ParleyError } from '../../protocol/errors.js';
@@ -55,6 +55,8 @@ export class LmdbStore implements Store {
   private readonly pushTokens: Table<DeviceKey, string>;
   private readonly mutes: Table<number, Key>;
   private readonly pushMarks: Table<PushMark, string>;
+  /** [box, key, at, n] → bytes; `n` orders the entries of one millisecond. */
+  private readonly devOutbox: Table<Uint8Array, Key>;
   private sweeper: NodeJS.Timeout;
   private syncer?: NodeJS.Timeout;
 
@@ -91,6 +93,7 @@ export class LmdbStore implements Store {
     this.pushTokens = db('push_tokens');
     this.mutes = db('mutes');
     this.pushMarks = db('push_marks');
+    this.devOutbox = db('dev_outbox');
     // LMDB has no TTL: expired inbox entries and one-time-code records are filtered on read and swept here.
     this.sweeper = setInterval(() => void this.sweepExpired().catch(() => undefined), opts.sweepEveryMs ?? 3_600_000);
     this.sweeper.unref();
@@ -287,6 +290,7 @@ export class LmdbStore implements Store {
         this.raiseHigh(key[0] as string, key[1] as number);
       }
       for (const { key, value } of this.otpState.entries({})) if (value.expiresAt <= now) this.otpState.remove(key);
+      for (const key of this.devOutbox.keys({})) if ((key[2] as number) + DEV_OUTBOX_TTL_MS <= now) this.devOutbox.remove(key);
     });
   }
 
@@ -503,6 +507,34 @@ export class LmdbStore implements Store {
     return new Promise((resolve, reject) => {
       (this.root as unknown as { sync(cb: (err?: Error) => void): void }).sync((err) => (err ? reject(err) : resolve()));
     });
+  }
+
+  // ---- dev outboxes ----
+
+  devOutboxAdd(box: DevOutbox, key: string, data: Uint8Array): Promise<void> {
+    return this.batch.run(() => {
+      // Inside the transaction (serial across processes sharing the directory): after the key's newest entry.
+      const at = Date.now();
+      let n = 0;
+      for (const k of this.devOutbox.keys({ start: [box, key, Number.MAX_SAFE_INTEGER], end: [box, key, 0], reverse: true, limit: 1 })) {
+        if ((k[2] as number) >= at) n = (k[3] as number) + 1;
+      }
+      this.devOutbox.put([box, key, at, n], data);
+      // The key's newest DEV_OUTBOX_KEEP stay: walk back from the newest, drop what is past them.
+      let kept = 0;
+      for (const k of this.devOutbox.keys({ start: [box, key, Number.MAX_SAFE_INTEGER], end: [box, key, 0], reverse: true })) {
+        if (++kept > DEV_OUTBOX_KEEP) this.devOutbox.remove(k);
+      }
+    });
+  }
+
+  async devOutboxList(box: DevOutbox, key: string): Promise<DevOutboxEntry[]> {
+    const from = Date.now() - DEV_OUTBOX_TTL_MS;
+    const out: DevOutboxEntry[] = [];
+    for (const { key: k, value } of this.devOutbox.entries({ start: [box, key, from + 1], end: [box, key, Number.MAX_SAFE_INTEGER] })) {
+      out.push({ at: k[2] as number, data: value });
+    }
+    return out.slice(-DEV_OUTBOX_KEEP);
   }
 
   async close(): Promise<void> {

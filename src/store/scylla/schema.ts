@@ -209,6 +209,36 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITH gc_grace_seconds = 10800`,
     ],
   },
+  {
+    version: 10,
+    description: 'media bytes in the database: chunks, a blob row written last, uploads under way',
+    statements: [
+      // One partition per 256 KiB chunk of one upload (a random id, not the hash: the hash is known only at
+      // the end), so a blob spreads over the cluster and a Range read fetches just the chunks it needs.
+      `CREATE TABLE IF NOT EXISTS {ks}.media_chunks (upload text, n int, data blob, PRIMARY KEY ((upload, n)))`,
+      // The blob under its SHA-256, naming the upload whose chunks hold it; inserted IF NOT EXISTS once every
+      // chunk is stored, so a half-written upload is never visible and of two uploads of the same bytes one wins.
+      `CREATE TABLE IF NOT EXISTS {ks}.media_blobs (
+        id text PRIMARY KEY, upload text, size bigint, mime text, chunk_bytes int, chunks int, created_at bigint
+      )`,
+      // Uploads under way: written before their first chunk, given the hash before the blob row is tried,
+      // deleted once settled. What a node that died mid-upload leaves here is swept (its chunks deleted)
+      // by any node once a day old. Small: a row per upload in flight.
+      `CREATE TABLE IF NOT EXISTS {ks}.media_uploads (upload text PRIMARY KEY, started_at bigint, id text) WITH gc_grace_seconds = 3600`,
+    ],
+  },
+  {
+    version: 11,
+    description: 'dev outboxes for the cluster',
+    statements: [
+      // What a development node's SMS and push outboxes "sent", for any node to answer: one partition per
+      // phone or user, newest first, each row with a TTL of 15 minutes (DEV_OUTBOX_TTL_MS); reads take the newest 50.
+      `CREATE TABLE IF NOT EXISTS {ks}.dev_outbox (
+        box text, key text, at bigint, id text, data blob,
+        PRIMARY KEY ((box, key), at, id)
+      ) WITH CLUSTERING ORDER BY (at DESC, id DESC) AND gc_grace_seconds = 3600`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -6,11 +6,13 @@ import { ParleyError } from '../../protocol/errors.js';
 import { pack, unpack } from '../../protocol/codec.js';
 import type {
   DeviceKey, DeviceRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
-  OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
+  OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord, DevOutbox, DevOutboxEntry,
 } from '../store.js';
+import { DEV_OUTBOX_KEEP, DEV_OUTBOX_TTL_MS } from '../store.js';
 import { log } from '../../log.js';
 import { DAY_MS, REMEMBER_SHARDS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, rememberShard, ttlUntil } from './buckets.js';
 import { checkKeyspace, migrate, type Replication } from './schema.js';
+import { ScyllaMediaBlobs } from './media-blobs.js';
 
 export type ConsistencyName = keyof typeof types.consistencies;
 
@@ -169,6 +171,17 @@ export class ScyllaStore implements Store {
 
   get keyspace(): string {
     return this.ks;
+  }
+
+  private blobs?: ScyllaMediaBlobs;
+
+  /** Media bytes in this keyspace (media_blobs, media_chunks), on this store's session. */
+  mediaBlobs(): ScyllaMediaBlobs {
+    return (this.blobs ??= new ScyllaMediaBlobs(this.ks, {
+      run: (query, params, o) => o.serial
+        ? this.track(this.client.execute(query, params, { prepare: true, consistency: this.serialCl, isIdempotent: o.idempotent })).catch((err: unknown) => { throw storeError(err); })
+        : this.exec(query, params, { idempotent: o.idempotent, ...(o.fetchSize !== undefined ? { fetchSize: o.fetchSize } : {}), ...(o.pageState !== undefined ? { pageState: o.pageState } : {}) }),
+    }));
   }
 
   // ---- plumbing ----
@@ -1088,7 +1101,22 @@ export class ScyllaStore implements Store {
   }
 
   /** Lets requests in flight finish (up to the request timeout), tries pending rollbacks once, disconnects. */
+  // ---- dev outboxes ----
+
+  async devOutboxAdd(box: DevOutbox, key: string, data: Uint8Array): Promise<void> {
+    // `id` orders one node's entries of one millisecond (a monotonic clock, fixed width) and keeps nodes' apart.
+    const id = `${process.hrtime.bigint().toString(16).padStart(16, '0')}${randomBytes(4).toString('hex')}`;
+    await this.write(this.q.devOutboxAdd, [box, key, Date.now(), id, Buffer.from(data), Math.ceil(DEV_OUTBOX_TTL_MS / 1000)]);
+  }
+
+  /** The newest DEV_OUTBOX_KEEP rows (the TTL removes the rest), oldest first. */
+  async devOutboxList(box: DevOutbox, key: string): Promise<DevOutboxEntry[]> {
+    const rs = await this.read(this.q.devOutboxList, [box, key, DEV_OUTBOX_KEEP]);
+    return rs.rows.map((r) => ({ at: num(r.get('at'))!, data: new Uint8Array(r.get('data') as Buffer) })).reverse();
+  }
+
   async close(): Promise<void> {
+    this.blobs?.stop();
     if (this.rollbackTimer) clearInterval(this.rollbackTimer);
     this.rollbackTimer = undefined;
     let timer: NodeJS.Timeout | undefined;
@@ -1154,6 +1182,8 @@ function statements(ks: string) {
     getMutes: `SELECT conv, until FROM ${ks}.mutes WHERE user_id = ?`,
     putPushMark: `INSERT INTO ${ks}.push_marks (device, mark) VALUES (?, ?)`,
     deletePushMark: `DELETE FROM ${ks}.push_marks WHERE device = ?`,
+    devOutboxAdd: `INSERT INTO ${ks}.dev_outbox (box, key, at, id, data) VALUES (?, ?, ?, ?, ?) USING TTL ?`,
+    devOutboxList: `SELECT at, data FROM ${ks}.dev_outbox WHERE box = ? AND key = ? LIMIT ?`,
     listPushMarks: `SELECT device, mark FROM ${ks}.push_marks`,
     setMute: `INSERT INTO ${ks}.mutes (user_id, conv, until) VALUES (?, ?, ?)`,
     deleteMute: `DELETE FROM ${ks}.mutes WHERE user_id = ? AND conv = ?`,
