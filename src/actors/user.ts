@@ -619,7 +619,13 @@ export class User implements Entity<UserMsg> {
     dev.sent = 0;
     dev.sync = undefined;
     dev.ackMs = 0; // a new socket: its round trip is timed afresh
-    if (!wasOnline) this.broadcastPresence();
+    if (!wasOnline) {
+      // Stored now too: if this entity dies with its node while the user is online, the next activation
+      // shows them offline since they were last known here, not with no last seen at all.
+      this.lastSeen = Date.now();
+      this.deps.store.setLastSeen(this.id, this.lastSeen).catch((err) => log('warn', 'last seen not stored', { error: String(err) }));
+      this.broadcastPresence();
+    }
     this.deps.sharding.reply(m.reply, { ok: true, value: { acked: dev.acked } });
   }
 

@@ -95,7 +95,15 @@ export class ClusterNode {
     const { links, leases, membership } = parts;
     this.leases = leases;
     this.membership = membership;
-    this.sharding = new ClusterSharding(node, shards, leases, links, (msg, err) => this.answer?.(msg, err));
+    // Routing goes by the lease table, but not to a node membership says is gone: its messages are held until
+    // the shard's next owner takes it (a gone node's lease lapses 1–2 s after it is declared gone).
+    const owners: ShardOwners = {
+      owner: (shard) => {
+        const lease = leases.owner(shard);
+        return lease && (lease.node === node || membership.live().some((m) => m.node === lease.node)) ? lease : undefined;
+      },
+    };
+    this.sharding = new ClusterSharding(node, shards, owners, links, (msg, err) => this.answer?.(msg, err));
     this.remote = new LinkGateway(links);
     this.pubsub = new ClusterPubSub(parts.nc, node, subjectPrefix, new LocalPubSub(conns, check), conns);
 
@@ -106,6 +114,10 @@ export class ClusterNode {
         log('warn', 'a node left the cluster', { node: g });
         links.peerGone(g);
         this.regions?.tellEach('user', { t: 'node.gone', node: g });
+        // Sends in flight to its conversations died with it (in its mailbox, or unacked on the link): each
+        // waiting socket is told to send them again (the same cid is stored at most once).
+        const wasThere = (conv: string) => leases.owner(shardOf('conv', conv, shards))?.node === g;
+        for (const c of [...conns.all()]) c.entitiesLost?.(wasThere);
       }
     });
     leases.onAcquired(({ shard }) => {

@@ -1,4 +1,4 @@
-import type { DeviceId, UserId } from '../protocol/ids.js';
+import type { ConversationId, DeviceId, UserId } from '../protocol/ids.js';
 import type { Outbound } from '../messages/seam.js';
 
 /** A client socket as the rest of the node sees it. */
@@ -16,6 +16,11 @@ export interface Connection {
    * among them: it reconnects to attach there; users whose presence it follows: it follows them there.
    */
   usersMoved?(moved: (user: UserId) => boolean): void;
+  /**
+   * In a cluster: the conversations `lost` selects were on a node that failed. Sends on this socket still
+   * waiting for their tick from one of them are answered `moving` (send again, same cid).
+   */
+  entitiesLost?(lost: (conv: ConversationId) => boolean): void;
 }
 
 export interface UserSockets { first(user: UserId): void; last(user: UserId): void }

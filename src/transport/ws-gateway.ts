@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import uWS from 'uWebSockets.js';
 import { ParleyError, errorFrame, rateLimited, toErrorBody } from '../protocol/errors.js';
-import { deviceKey, type DeviceId, type UserId } from '../protocol/ids.js';
+import { deviceKey, directConversationId, type ConversationId, type DeviceId, type UserId } from '../protocol/ids.js';
 import type { ClientFrame, Limits, ServerFrame } from '../protocol/frames.js';
 import { decodeFrame, encodeDelivery, encodeFrame, type WireFormat } from '../protocol/codec.js';
 import { validateClientFrame } from '../protocol/validate.js';
@@ -209,8 +209,8 @@ class SocketConnection implements Connection {
   private readonly key: string;
   /** Frames received on this socket: the number of the one being handled names it in logs without an id. */
   private received = 0;
-  /** `send` frames waiting for their tick (or error): cid → when the frame came (performance.now()). */
-  private sends?: Map<string, number>;
+  /** `send` frames waiting for their tick (or error): cid → when the frame came (performance.now()) and where to. */
+  private sends?: Map<string, { at: number; conv: ConversationId }>;
   /** When the sync going on started (-1: none) and its rid, which an error refusing it echoes. */
   private syncStart = -1;
   private syncRid: string | undefined;
@@ -227,6 +227,12 @@ class SocketConnection implements Connection {
     this.key = deviceKey(data.user, data.device);
     this.bucket = new TokenBucket(rate.perSecond, rate.burst, Date.now());
     this.session = new ClientSession({ node, id: data.id }, data.user, data.device, sharding, (f) => this.send(f), (code, reason) => this.close(code, reason), directory, () => this.room(), media);
+  }
+
+  entitiesLost(lost: (conv: ConversationId) => boolean): void {
+    for (const [cid, s] of this.sends ?? []) {
+      if (lost(s.conv)) this.send(errorFrame({ cid }, new ParleyError('moving', 'the node storing this conversation failed before it answered; send it again (same cid)')));
+    }
   }
 
   usersMoved(moved: (user: UserId) => boolean): void {
@@ -271,7 +277,9 @@ class SocketConnection implements Connection {
   private startTimer(frame: ClientFrame): void {
     if (frame.t === 'send') {
       const sends = (this.sends ??= new Map());
-      if (sends.size < MAX_TIMED_SENDS && !sends.has(frame.cid)) sends.set(frame.cid, performance.now());
+      if (sends.size < MAX_TIMED_SENDS && !sends.has(frame.cid)) {
+        sends.set(frame.cid, { at: performance.now(), conv: frame.conv ?? directConversationId(this.user, frame.to!) });
+      }
     } else if (frame.t === 'sync' && this.syncStart < 0) {
       // A paged sync is one: the `sync` for its next page finds the timer running.
       this.syncStart = performance.now();
@@ -300,10 +308,10 @@ class SocketConnection implements Connection {
   }
 
   private ticked(cid: string, into: Series): void {
-    const at = this.sends?.get(cid);
-    if (at === undefined) return;
+    const s = this.sends?.get(cid);
+    if (s === undefined) return;
     this.sends!.delete(cid);
-    into.observe((performance.now() - at) / 1000);
+    into.observe((performance.now() - s.at) / 1000);
   }
 
   /** Frames are queued and written once per event-loop turn, corked: one syscall for many frames. */
