@@ -44,6 +44,10 @@ import { timedStore } from './ops/store-timing.js';
 import { timeRoutes } from './ops/http-timing.js';
 import { traceNode } from './ops/trace.js';
 import { log, setLogLevel } from './log.js';
+import { openAudit } from './gdpr/audit.js';
+import { Erasures } from './gdpr/erasure.js';
+import { ExportJobs } from './gdpr/export.js';
+import { mountPrivacy } from './http/privacy-routes.js';
 
 export interface ParleyNode {
   readonly id: string;
@@ -94,6 +98,10 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), tokens, secret, cfg,
     (user, device) => sharding.ask('user', user, (reply) => ({ t: 'device.added', reply, device })));
   const media = new MediaStore(join(cfg.dataDir, 'media'));
+  // Export and erasure (src/gdpr/); the audit log is a destination of its own, not the node's log.
+  const audit = openAudit(cfg.auditLog, id);
+  const erasures = new Erasures({ store, sharding, media, audit });
+  const exportJobs = new ExportJobs(secret, cfg.exportTtlMs);
   // A group's conversation says who may see which of its messages (members added later see from their join).
   const mediaAccess = new MediaAccess(store, (conv, user, seq) => sharding.ask<'conv', boolean>('conv', conv, (reply) => ({ t: 'visible', reply, user, seq })));
   const { media: m } = cfg;
@@ -125,10 +133,11 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     });
     mountAccounts(app, { accounts, store, devSms, access });
     mountDevices(app, { accounts, sharding });
+    mountPrivacy(app, { accounts, store, jobs: exportJobs, erasures, audit });
     mountMedia(app, {
       accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes,
     });
-    mountOps(app, { node: id, metrics, accounts, access, tree: (top, ids) => supervisionTree(regions, top, ids), push: devSms ? outbox : undefined, faults });
+    mountOps(app, { node: id, metrics, accounts, access, tree: (top, ids) => supervisionTree(regions, top, ids), push: devSms ? outbox : undefined, faults, audit });
     app.any('/*', (res) => sendError(track(res), new ParleyError('not_found', 'no such route')));
   };
   const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);
@@ -139,6 +148,11 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   void recoverConversations(store, sharding, () => closing).then(
     (n) => n && log('info', 'remembered conversations recovered', { conversations: n }),
     (err: unknown) => log('error', 'remembered conversations did not recover', { error: String(err) }),
+  );
+  // Erasures a node left half-way (a crash, a stop) finish now.
+  erasures.resume().then(
+    (n) => { if (n) log('info', 'unfinished erasures resumed', { erasures: n }); },
+    (err: unknown) => log('warn', 'erasure markers not read; unfinished erasures resume at the next start', { error: String(err) }),
   );
   // Notifications owed when the node last stopped (or died) go out now, alongside new traffic.
   recoverPushes(store, push).then(
@@ -160,6 +174,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       push.close();
       stopActor(system);
       await store.close();
+      audit.close();
       loop.stop();
     },
   };

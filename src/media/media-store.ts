@@ -30,6 +30,11 @@ export class MediaStore {
     return existsSync(p) ? statSync(p).size : undefined;
   }
 
+  /** Deletes the bytes (erasure: nobody references them any more); none there is fine. */
+  remove(id: string): void {
+    try { unlinkSync(this.path(id)); } catch (err) { if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; }
+  }
+
   /** A write in progress: chunks are hashed and appended; `finish` names the file by its hash. */
   begin(limit: number): Upload {
     const tmp = join(this.dir, 'tmp', newId(20));

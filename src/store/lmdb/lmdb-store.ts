@@ -1,6 +1,6 @@
 import { open, type RootDatabase } from 'lmdb';
 import { fenceKeys } from '../store.js';
-import type { ConversationId, DeviceId, GroupId, UserId } from '../../protocol/ids.js';
+import { parseConversationId, type ConversationId, type DeviceId, type GroupId, type UserId } from '../../protocol/ids.js';
 import type { Message } from '../../protocol/frames.js';
 import { ParleyError } from '../../protocol/errors.js';
 import { pack } from '../../protocol/codec.js';
@@ -584,6 +584,8 @@ export class LmdbStore implements Store {
       this.fanoutMarks.remove(conv);
       this.remembered.remove(conv);
       this.fences.remove(fenceKeys.conv(conv));
+      const parsed = parseConversationId(conv);
+      if (parsed?.kind === 'direct') for (const u of parsed.users) this.userConvs.remove([u, conv]);
     });
   }
 

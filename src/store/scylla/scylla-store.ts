@@ -1,6 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { Client, errors, policies, types } from 'cassandra-driver';
-import type { ConversationId, DeviceId, GroupId, UserId } from '../../protocol/ids.js';
+import { parseConversationId, type ConversationId, type DeviceId, type GroupId, type UserId } from '../../protocol/ids.js';
 import type { GroupRole, LastSeenPrivacy, Message, MessageKind, PushPlatform } from '../../protocol/frames.js';
 import { ParleyError } from '../../protocol/errors.js';
 import { pack, unpack } from '../../protocol/codec.js';
@@ -1185,6 +1185,7 @@ export class ScyllaStore implements Store {
       this.write(this.q.dropFanoutMark, [conv]),
       this.write(this.q.forgetAll, [rememberShard(conv), conv]),
       this.write(this.q.dropFence, [`c/${conv}`]),
+      ...(() => { const p = parseConversationId(conv); return p?.kind === 'direct' ? p.users.map((u) => this.write(this.q.dropUserConv, [u, conv])) : []; })(),
     ]);
   }
 
@@ -1386,6 +1387,7 @@ function statements(ks: string) {
     dropContacts: `DELETE FROM ${ks}.contacts WHERE user_id = ?`,
     dropContactsRev: `DELETE FROM ${ks}.contacts_rev WHERE contact = ?`,
     dropMutes: `DELETE FROM ${ks}.mutes WHERE user_id = ?`,
+    dropUserConv: `DELETE FROM ${ks}.user_convs WHERE user_id = ? AND conv = ?`,
     dropUserConvs: `DELETE FROM ${ks}.user_convs WHERE user_id = ?`,
     dropUploads: `DELETE FROM ${ks}.uploads WHERE user_id = ?`,
     dropUserGroups: `DELETE FROM ${ks}.user_groups WHERE user_id = ?`,
