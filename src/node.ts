@@ -165,6 +165,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     reloadTls: () => edge.reload(),
     async close() {
       closing = true;
+      erasures.stop();
       edge.close();
       for (const c of [...conns.all()]) c.close(1001, 'node shutting down');
       // Let accepted work finish: stored messages still fan out to inboxes, acks still land.

@@ -94,8 +94,10 @@ export class Group implements JournaledEntity<GroupMsg> {
    */
   private async erase(user: UserId): Promise<GroupInfo | { erased: true }> {
     const g = this.rec;
-    if (!g || (!(user in g.members) && g.createdBy !== user)) return { erased: true };
-    const { next, event } = leaving(g, user);
+    // After a crash the erasure may have scrubbed the journal before this leave: the id replayed as ERASED_USER.
+    const who = !g ? undefined : user in g.members ? user : ERASED_USER in g.members ? ERASED_USER : undefined;
+    if (!g || (!who && g.createdBy !== user)) return { erased: true };
+    const { next, event } = who ? leaving(g, who) : { next: { ...g }, event: { event: 'left' as const, by: ERASED_USER } };
     if (next.createdBy === user) next.createdBy = ERASED_USER;
     // The event names nobody: the journal and the group's log hold no trace of the id from here on.
     return this.commit(next, { ...event, by: ERASED_USER });

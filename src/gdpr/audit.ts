@@ -8,7 +8,7 @@ import pino from 'pino';
  * `warn` still records every erasure). A line carries the acting user's id, or `admin`, and nothing else
  * personal: no phone, name, token, address or message.
  *
- *   {"t":"<ISO time>","audit":"erasure.done","actor":"<user id>","subject":"<user id>","node":"n…",…}
+ *   {"log":"audit","t":"<ISO time>","node":"n…","actor":"<user id>","subject":"<user id>","detail":{…},"audit":"erasure.done"}
  */
 export type AuditAction =
   | 'export.requested' | 'export.fetched'
@@ -33,7 +33,8 @@ export interface Audit {
 /** `path` `-` writes to stdout (containers); anything else is a file, appended to, created 0600. */
 export function openAudit(path: string, node: string): Audit {
   const dest = pino.destination({ dest: path === '-' ? 1 : path, sync: true, mkdir: true, append: true });
-  const logger = pino({ base: { node }, messageKey: 'audit', timestamp: () => `,"t":"${new Date().toISOString()}"`, formatters: { level: () => ({}) } }, dest);
+  // No level (every line is a record): its place names the log instead, so a line shipped elsewhere says what it is.
+  const logger = pino({ base: undefined, messageKey: 'audit', timestamp: false, formatters: { level: () => ({ log: 'audit' }) }, mixin: () => ({ t: new Date().toISOString(), node }) }, dest);
   return {
     write: (e) => logger.info({ actor: e.actor, ...(e.subject ? { subject: e.subject } : {}), ...(e.detail ? { detail: e.detail } : {}) }, e.action),
     close: () => { if (path !== '-') dest.destroy(); },

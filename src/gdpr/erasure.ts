@@ -9,6 +9,11 @@ import { ERASED_USER, erasedMessage, names, scrubUser } from './scrub.js';
 
 /** Messages read per page while a conversation's log is walked: at most this many are held at once. */
 const PAGE = 500;
+/** An entity may wait for a slow store before it answers (a barrier waits for the writes in flight). */
+const ASK_MS = 60_000;
+/** A step that failed with a retryable error (the store away, an entity that timed out) runs again after 1 s, doubling to a minute. */
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 60_000;
 
 export interface ErasureDeps { store: Store; sharding: Sharding; media: MediaStore; audit: Audit }
 
@@ -33,6 +38,7 @@ export interface ErasureDeps { store: Store; sharding: Sharding; media: MediaSto
  */
 export class Erasures {
   private readonly running = new Map<UserId, Promise<void>>();
+  private stopped = false;
 
   constructor(private readonly deps: ErasureDeps, private readonly keyDirectory: (user: UserId) => Promise<void> = async () => undefined) {}
 
@@ -61,10 +67,28 @@ export class Erasures {
     return pending.length;
   }
 
+  /** The node is stopping: no step starts again (the marker has the rest for the next start). */
+  stop(): void {
+    this.stopped = true;
+  }
+
   private run(rec: ErasureRecord, actor: string): Promise<void> {
-    const p = this.steps(rec, actor).finally(() => this.running.delete(rec.user));
+    const p = this.retrying(rec, actor).finally(() => this.running.delete(rec.user));
     this.running.set(rec.user, p);
     return p;
+  }
+
+  private async retrying(rec: ErasureRecord, actor: string): Promise<void> {
+    for (let wait = RETRY_FIRST_MS; ; wait = Math.min(wait * 2, RETRY_MAX_MS)) {
+      try {
+        return await this.steps(rec, actor);
+      } catch (err) {
+        if (this.stopped || !(err instanceof ParleyError && err.retryable)) throw err;
+        log('warn', 'erasure step failed; trying again', { user: rec.user, error: err.code, waitMs: wait });
+        await new Promise((r) => setTimeout(r, wait).unref());
+        rec = (await this.deps.store.getErasure(rec.user)) ?? rec;
+      }
+    }
   }
 
   private async steps(rec: ErasureRecord, actor: string): Promise<void> {
@@ -88,7 +112,7 @@ export class Erasures {
   }
 
   private async revoke(user: UserId): Promise<number> {
-    const { devices } = await this.deps.sharding.ask<'user', { devices: number }>('user', user, (reply) => ({ t: 'erase', reply }));
+    const { devices } = await this.deps.sharding.ask<'user', { devices: number }>('user', user, (reply) => ({ t: 'erase', reply }), ASK_MS);
     await this.keyDirectory(user);
     return devices;
   }
@@ -101,7 +125,7 @@ export class Erasures {
       await this.barrier(conv, user);
       const upTo = await this.scrubLog(conv, user, 0);
       await this.scrubJournal(g, user);
-      await sharding.ask('group', g, (reply) => ({ t: 'erase', reply, by: user }));
+      await sharding.ask('group', g, (reply) => ({ t: 'erase', reply, by: user }), ASK_MS);
       // Whatever named the user while the log was walked (an admin's change, a message in flight).
       await this.barrier(conv, user);
       await this.scrubLog(conv, user, upTo);
@@ -112,7 +136,7 @@ export class Erasures {
 
   /** The conversation has stored everything in flight, and waits for none of the user's deliveries. */
   private barrier(conv: ConversationId, user: UserId): Promise<unknown> {
-    return this.deps.sharding.ask('conv', conv, (reply) => ({ t: 'erase', reply, user }));
+    return this.deps.sharding.ask('conv', conv, (reply) => ({ t: 'erase', reply, user }), ASK_MS);
   }
 
   /**
@@ -154,7 +178,8 @@ export class Erasures {
     const { store } = this.deps;
     const convs = await store.directConversations(user);
     for (const conv of convs) {
-      await this.barrier(conv, user);
+      // Not active (it can't start again: the user is being erased), so nothing of it is in flight.
+      await this.barrier(conv, user).catch((err: unknown) => { if (!(err instanceof ParleyError && err.code === 'not_found')) throw err; });
       const other = parseConversationId(conv);
       if (other?.kind === 'direct') for (const u of other.users) if (u !== user) await store.setMute(u, conv, 0);
       await store.dropConversation(conv);
