@@ -96,7 +96,7 @@ t.test('every entity message type round-trips through the seam codec unchanged',
       n++;
     }
   }
-  t.equal(n, 48, 'all 48 message types were sampled');
+  t.equal(n, 51, 'all 51 message types were sampled');
   const deliver = decodeSeam(encodeSeam({ k: 'entity', type: 'user', id: 'u', msg: SAMPLES.user.deliver })) as Extract<SeamMessage, { k: 'entity' }>;
   t.ok((deliver.msg as { packed: unknown }).packed instanceof Uint8Array, 'packed bytes stay bytes');
 });
