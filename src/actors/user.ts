@@ -860,26 +860,28 @@ export class User implements Entity<UserMsg> {
   private erased = false;
 
   /**
-   * Signs every device out, inside this turn: the records first (from then on every token of the user is
-   * refused, on every node), then the sockets (4401), push tokens, owed notifications, inboxes and their fences.
-   * Whatever is queued behind this message finds an erased entity (afterErasure).
+   * Signs every device out, inside this turn: first what hangs off each device (push tokens, owed
+   * notifications, inboxes and their fences: found through the device records, so these go while the records
+   * are there, and a crash half-way finds them again), then the records (from then on every token of the user
+   * is refused, on every node), then the sockets (4401). Whatever is queued behind this message finds an
+   * erased entity (afterErasure): nothing writes for a device again.
    */
   private async erase(): Promise<{ devices: number }> {
     this.erased = true;
+    deferredWrites.delete(this);
+    ackStores.delete(this);
     const { store } = this.deps;
     const inStore = await store.listDevices(this.id);
     const all = new Map<DeviceId, PushRegistration | undefined>(inStore.map((d) => [d.id, d.push]));
     for (const d of this.devices) all.set(d.id, d.push ?? all.get(d.id));
-    await Promise.all([...all.keys()].map((id) => store.deleteDevice(this.id, id)));
-    for (const d of [...this.devices]) this.forget(d, undefined);
-    this.subscribers = undefined;
-    deferredWrites.delete(this);
-    ackStores.delete(this);
     await Promise.all([...all].map(async ([id, push]) => {
       const key = deviceKey(this.id, id);
       if (push) await releaseToken(this.deps, this.id, id, push);
       await Promise.all([store.deletePushMark(key), store.inboxDrop(key), store.dropFence(fenceKeys.inbox(key))]);
     }));
+    await Promise.all([...all.keys()].map((id) => store.deleteDevice(this.id, id)));
+    for (const d of [...this.devices]) this.forget(d, undefined);
+    this.subscribers = undefined;
     return { devices: all.size };
   }
 
