@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { parseRetention, type Retention } from './gdpr/retention.js';
 import { DEFAULT_LIMITS } from './protocol/limits.js';
 import { RETRY_MS } from './actors/fanout.js';
 import type { Limits } from './protocol/frames.js';
@@ -56,6 +57,12 @@ export interface Config {
    * sender still without its tick after `slowMs` hears a retryable `timeout` while delivery goes on.
    */
   fanout: { retryMs: number };
+  /** How long messages stay in history (src/gdpr/retention.ts); `sweepMs`: how often LMDB sweeps them. */
+  retention: Retention & { sweepMs: number };
+  /** The audit log's file (admin and erasure actions, src/gdpr/audit.ts): `<data>/audit.log` unless set; `-` is stdout. */
+  auditLog: string;
+  /** An export's job id works this long after it was asked for. */
+  exportTtlMs: number;
   maxConnections: number;
   /** Bytes buffered for one socket before the node closes it as a slow consumer. */
   maxBackpressure: number;
@@ -261,6 +268,9 @@ export function loadConfig(env: Env = process.env): Config {
     inboxTtlMs: int(env, 'PARLEY_INBOX_TTL_MS', 30 * 86_400_000),
     inboxDeferMs: int(env, 'PARLEY_INBOX_DEFER_MS', 300),
     fanout: fanoutConfig(env),
+    retention: { ...parseRetention(env.PARLEY_RETENTION, env.PARLEY_RETENTION_MS), sweepMs: positive(env, 'PARLEY_RETENTION_SWEEP_MS', 3_600_000) },
+    auditLog: env.PARLEY_AUDIT_LOG || join(env.PARLEY_DATA ?? join(process.cwd(), 'data'), 'audit.log'),
+    exportTtlMs: positive(env, 'PARLEY_EXPORT_TTL_MS', 3_600_000),
     // Kept below the 20,000 open files a process may hold here, leaving room for the store and listeners.
     maxConnections: int(env, 'PARLEY_MAX_CONNECTIONS', 19_500),
     maxBackpressure: int(env, 'PARLEY_MAX_BACKPRESSURE', 1024 * 1024),

@@ -47,6 +47,10 @@ import { timedStore } from './ops/store-timing.js';
 import { timeRoutes } from './ops/http-timing.js';
 import { traceNode } from './ops/trace.js';
 import { log, setLogLevel } from './log.js';
+import { openAudit } from './gdpr/audit.js';
+import { Erasures } from './gdpr/erasure.js';
+import { ExportJobs } from './gdpr/export.js';
+import { mountPrivacy } from './http/privacy-routes.js';
 
 export interface ParleyNode {
   readonly id: string;
@@ -119,6 +123,10 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), tokens, secret, cfg,
     (user, device) => sharding.ask('user', user, (reply) => ({ t: 'device.added', reply, device })));
   const media = openMediaBlobs(rawStore, join(cfg.dataDir, 'media'));
+  // Export and erasure (src/gdpr/); the audit log is a destination of its own, not the node's log.
+  const audit = openAudit(cfg.auditLog, id);
+  const erasures = new Erasures({ store, sharding, media, audit });
+  const exportJobs = new ExportJobs(secret, cfg.exportTtlMs);
   // A group's conversation says who may see which of its messages (members added later see from their join).
   const mediaAccess = new MediaAccess(store, (conv, user, seq) => sharding.ask<'conv', boolean>('conv', conv, (reply) => ({ t: 'visible', reply, user, seq })));
   const { media: m } = cfg;
@@ -151,11 +159,12 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     });
     mountAccounts(app, { accounts, store, devSms, access });
     mountDevices(app, { accounts, sharding });
+    mountPrivacy(app, { accounts, store, jobs: exportJobs, erasures, audit });
     mountMedia(app, {
       accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes,
     });
     mountOps(app, { node: id, metrics, accounts, access, tree: (top, ids) => supervisionTree(regions, top, ids, shardOfEntity || undefined),
-      cluster: cluster && (() => cluster.node.status()), unavailable: cluster && (() => cluster.node.unavailable()), push: devSms ? outbox : undefined, faults });
+      cluster: cluster && (() => cluster.node.status()), unavailable: cluster && (() => cluster.node.unavailable()), push: devSms ? outbox : undefined, faults, audit });
     app.any('/*', (res) => sendError(track(res), new ParleyError('not_found', 'no such route')));
   };
   const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);
@@ -165,12 +174,19 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   // Alone, everything owed is this node's; in a cluster it takes shards now, and recovers each as it does.
   if (cluster) await cluster.start();
   else recover();
+  // Erasures a node left half-way (a crash, a stop) finish now (in a cluster every node resumes them: each
+  // step is idempotent).
+  erasures.resume().then(
+    (n) => { if (n) log('info', 'unfinished erasures resumed', { erasures: n }); },
+    (err: unknown) => log('warn', 'erasure markers not read; unfinished erasures resume at the next start', { error: String(err) }),
+  );
 
   return {
     id, port, store, scheme: edge.scheme,
     reloadTls: () => edge.reload(),
     async close() {
       closing = true;
+      erasures.stop();
       edge.close();
       for (const c of [...conns.all()]) c.close(1001, 'node shutting down');
       // Let accepted work finish: stored messages still fan out to inboxes, acks still land. In a cluster each
@@ -182,6 +198,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       push.close();
       stopActor(system);
       await store.close();
+      audit.close();
       loop.stop();
     },
   };

@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   const gateway = new LocalGateway('n1', conns);
   const { shaping } = loadConfig({});
   const budgets = { fanout: new KeyedLimiter(shaping.fanout), syncResend: new KeyedLimiter(shaping.syncResend) };
-  const deps = { store, sharding, gateway, pubsub: new LocalPubSub(conns), push: new PushDispatcher(pushConfig({}).dispatch, { providers: {}, fallback: new OutboxProvider(), senderName: async () => undefined, dead: () => undefined }), budgets, config: { limits: DEFAULT_LIMITS, inboxTtlMs: 86_400_000, inboxDeferMs: Number(process.env.PARLEY_INBOX_DEFER_MS ?? 300), deviceTrustMs: 86_400_000, shaping, fanout: { retryMs: RETRY_MS } } };
+  const deps = { store, sharding, gateway, pubsub: new LocalPubSub(conns), push: new PushDispatcher(pushConfig({}).dispatch, { providers: {}, fallback: new OutboxProvider(), senderName: async () => undefined, dead: () => undefined }), budgets, config: { limits: DEFAULT_LIMITS, inboxTtlMs: 86_400_000, inboxDeferMs: Number(process.env.PARLEY_INBOX_DEFER_MS ?? 300), deviceTrustMs: 86_400_000, shaping, fanout: { retryMs: RETRY_MS }, retention: { mode: 'forever' as const, sweepMs: 3_600_000 } } };
   const regions = new Regions(system, [User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[], answerErrors(sharding, gateway), 120_000);
   sharding.serve(regions);
   const drain = () => regions.drain(() => sharding.asking > 0);

@@ -51,6 +51,8 @@ export class Accounts {
     let user: UserRecord | undefined;
     const existing = await this.store.userByPhone(phone);
     if (existing) user = await this.store.getUser(existing);
+    // Its erasure has begun: no new device, and once it is done the number makes a new account.
+    if (existing && (await this.store.getErasure(existing))) throw new ParleyError('conflict', 'this account is being deleted; try again in a minute');
     const created = !user;
     // No name until the user sets one (the number is not shown to strangers), presence for contacts only.
     user ??= await this.store.createUser({ id: newId(), phone, name: '', createdAt: Date.now(), lastSeenPrivacy: 'contacts' });
@@ -68,6 +70,13 @@ export class Accounts {
       });
     }
     return { user: user.id, device, ...this.issue(user.id, device), created };
+  }
+
+  /** Checks a one-time code sent to the user's own phone (a fresh code confirms an account's erasure). */
+  async confirmCode(user: UserId, codeRaw: unknown, from: RequestSource): Promise<void> {
+    const u = await this.store.getUser(user);
+    if (!u) throw new ParleyError('not_found', 'no such user');
+    await this.codes.check(u.phone, codeRaw, from);
   }
 
   /** A fresh token for an authenticated device (the sliding window: see renewalDue). */

@@ -5,7 +5,7 @@ import { pack } from '../protocol/codec.js';
 import { fenceKeys, type FenceKey, type ReceiptCursor } from '../store/store.js';
 import { log } from '../log.js';
 import type { ActorDeps } from './deps.js';
-import type { ConvCursorStored, ConvDelivered, ConvFence, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvStored, ConvTyping, ConvVisible, GroupEvent, UserDeliver } from '../messages/entity-messages.js';
+import type { ConvCursorStored, ConvErase, ConvDelivered, ConvFence, ConvHistory, ConvMembers, ConvMsg, ConvRead, ConvReceipts, ConvSend, ConvStored, ConvTyping, ConvVisible, GroupEvent, UserDeliver } from '../messages/entity-messages.js';
 import { SEQ_BLOCK, SeqFence } from './seq-fence.js';
 import type { Entity, EntityKind } from './region.js';
 import { RecentWindow } from './recent-window.js';
@@ -15,6 +15,7 @@ import { Sweeper } from './sweeper.js';
 import { newIncarnation } from './incarnation.js';
 import { mediaOf, refsForMessage } from '../media/media-access.js';
 import { ReorderBuffer } from './reorder.js';
+import { ERASED_USER } from '../gdpr/scrub.js';
 
 /**
  * Client ids of messages being stored, for resends meanwhile; once the sender is ticked the store's index
@@ -94,9 +95,12 @@ export class Conversation implements Entity<ConvMsg> {
   private remembered = false;
   private remembering?: Promise<void>;
 
+  /** A 1:1 conversation one of whose users was erased: it answers nothing but not_found, and leaves no trace. */
+  private closed = false;
+
   /** A conversation with writes in flight or deliveries not yet confirmed stays in memory to finish them. */
   canPassivate(): boolean {
-    return this.fanout.idle && this.writing.size === 0 && !this.fence.renewing;
+    return this.closed || this.fanout.idle && this.writing.size === 0 && !this.fence.renewing;
   }
 
   /**
@@ -104,6 +108,7 @@ export class Conversation implements Entity<ConvMsg> {
    * completions still to come belong to this incarnation and change nothing in the next one.
    */
   dispose(): void {
+    if (this.closed) return; // its data is gone: no cursor, mark, fence or remembrance is written again
     // Passivated with every delivery confirmed: once the mark is stored, nothing is left to re-drive.
     const clean = this.fanout.idle && this.writing.size === 0 && this.remembered;
     const interrupted = new ParleyError('internal', 'delivery was interrupted; send the message again (same cid)');
@@ -127,7 +132,8 @@ export class Conversation implements Entity<ConvMsg> {
     if (!parsed) throw new ParleyError('invalid', `not a conversation id: ${id}`);
     let members: Map<UserId, string>;
     if (parsed.kind === 'direct') {
-      const users = await Promise.all(parsed.users.map((u) => deps.store.getUser(u)));
+      // An account being erased is gone already: its 1:1 conversations are being dropped, none starts again.
+      const users = await Promise.all(parsed.users.map(async (u) => (await deps.store.getUser(u)) && !(await deps.store.getErasure(u))));
       if (users.some((u) => !u)) throw new ParleyError('not_found', 'no such user');
       members = new Map(parsed.users.map((u) => [u, 'member']));
     } else {
@@ -180,6 +186,7 @@ export class Conversation implements Entity<ConvMsg> {
       const e = message.body as Partial<GroupEvent> | undefined;
       for (const u of e?.users ?? []) out.add(u);
       if (e?.by) out.add(e.by);
+      out.delete(ERASED_USER); // an erased member named in a system message: nobody to deliver to
     }
     return [...out];
   }
@@ -195,7 +202,14 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   handle(msg: ConvMsg): Promise<void> | void {
+    if (this.closed) {
+      if (msg.t === 'send' || msg.t === 'history' || msg.t === 'receipts') throw new ParleyError('not_found', 'no such user');
+      if (msg.t === 'erase' || msg.t === 'recover') return this.deps.sharding.reply(msg.reply, { ok: true, value: true });
+      if (msg.t === 'visible') return this.deps.sharding.reply(msg.reply, { ok: true, value: false });
+      return;
+    }
     switch (msg.t) {
+      case 'erase': return this.erase(msg);
       case 'send': return this.send(msg);
       case 'delivered': return this.delivered(msg);
       case 'read': return this.read(msg);
@@ -303,7 +317,11 @@ export class Conversation implements Entity<ConvMsg> {
       // Stored before: its tick again. Its fan-out is confirmed, pending, or re-driven — unless its write was
       // in flight when the last owner died and landed after this activation re-drove the log: that one goes out now.
       const prior = await this.deps.store.getMessage(this.id, stored);
-      if (!prior) throw new ParleyError('store_unavailable', 'the message is being stored; send it again');
+      if (!prior) {
+        // At or below the fan-out mark it was stored and delivered: gone since by retention, so it is ticked again.
+        if (stored <= this.markStored) return this.tick(m, stored, this.lastTs, true);
+        throw new ParleyError('store_unavailable', 'the message is being stored; send it again');
+      }
       this.tick(m, stored, prior.ts, true);
       if (stored > this.unseen.after && stored <= this.unseen.upTo) {
         this.fanout.start({ ...this.deliverOf(prior, pack(prior)), redelivery: true }, this.recipientsOf(prior));
@@ -359,7 +377,8 @@ export class Conversation implements Entity<ConvMsg> {
     }
     // Until this activation is remembered, no tick may go: after a crash nobody would re-drive the message.
     const remembers = !this.remembered;
-    if (remembers) write = Promise.all([write, (this.remembering ??= store.rememberConversation(this.id, this.fence.epoch))]);
+    // A 1:1 conversation's users are indexed with the remembrance (once per activation): export and erasure find it.
+    if (remembers) write = Promise.all([write, (this.remembering ??= this.remember())]);
     this.writing.add(message.seq, { message, packed, recipients, origin, cidKey, write, remembers });
     if (cidKey) this.rememberCid(cidKey, message.seq);
     const { id, inc } = this;
@@ -373,6 +392,33 @@ export class Conversation implements Entity<ConvMsg> {
         sharding.tell('conv', id, { t: 'stored', inc, seq, error: toErrorBody(err) });
       },
     );
+  }
+
+  private remember(): Promise<void> {
+    const { store } = this.deps;
+    const remembered = store.rememberConversation(this.id, this.fence.epoch);
+    if (this.isGroup) return remembered;
+    return Promise.all([remembered, store.noteDirectConversation(this.id, [...this.members.keys()])]).then(() => undefined);
+  }
+
+  /**
+   * An erasure of `user` (src/gdpr/erasure.ts): once the writes in flight have landed it is answered, so the
+   * erasure walks a log nothing more is written to for the user; nothing waits for the user's deliveries from
+   * here on. A 1:1 conversation closes: its data is dropped next, and it never writes again.
+   */
+  private async erase(m: ConvErase): Promise<void> {
+    await Promise.allSettled(this.writing.pending().map((w) => w.write));
+    this.fanout.exclude(m.user);
+    this.unstored?.delete(m.user);
+    if (!this.isGroup) {
+      this.closed = true;
+      this.fanout.abandon();
+      cursorStores.delete(this);
+    } else {
+      this.members.delete(m.user);
+      this.cursors.delete(m.user);
+    }
+    this.deps.sharding.reply(m.reply, { ok: true, value: true });
   }
 
   /**
@@ -503,6 +549,13 @@ export class Conversation implements Entity<ConvMsg> {
       this.markStored = mark;
       marked = this.deps.store.setFanoutMark(this.id, mark);
       marked.catch((err) => log('warn', 'fan-out mark not stored', { conv: this.id, error: String(err) }));
+      // Transient history: what every recipient device has (acked, or in its inbox) leaves the log.
+      if (this.deps.config.retention.mode === 'transient') {
+        const { store } = this.deps;
+        const { id } = this;
+        marked.then(() => store.deleteMessagesUpTo(id, mark))
+          .catch((err) => log('warn', 'delivered messages not deleted (transient retention); the next mark does it', { conv: id, error: String(err) }));
+      }
     }
     if (!this.unstored) return marked;
     for (const user of this.unstored) {

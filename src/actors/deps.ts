@@ -22,5 +22,5 @@ export interface ActorDeps {
   pubsub: PubSub;
   push: PushGateway;
   budgets: Budgets;
-  config: Pick<Config, 'limits' | 'inboxTtlMs' | 'inboxDeferMs' | 'deviceTrustMs' | 'shaping' | 'fanout'>;
+  config: Pick<Config, 'limits' | 'inboxTtlMs' | 'inboxDeferMs' | 'deviceTrustMs' | 'shaping' | 'fanout' | 'retention'>;
 }

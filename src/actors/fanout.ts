@@ -24,6 +24,8 @@ export class FanOut {
   private readonly pending = new Map<number, Pending>();
   private timer?: NodeJS.Timeout;
   private abandoned = false;
+  /** Users whose account is erased: no fan-out waits for them (their entity will never confirm). */
+  private excluded?: Set<UserId>;
 
   /**
    * `wake` is all the timer does: the conversation asks the entity for a turn, in which it calls `retry` —
@@ -38,6 +40,7 @@ export class FanOut {
 
   start(deliver: UserDeliver, recipients: UserId[]): void {
     // Its entity is gone, or it is fanning out already (a resend found in the store while the log is re-driven).
+    if (this.excluded) recipients = recipients.filter((u) => !this.excluded!.has(u));
     if (recipients.length === 0 || this.abandoned || this.pending.has(deliver.seq)) return;
     this.pending.set(deliver.seq, { deliver, waiting: new Set(recipients), due: Date.now() + this.retryMs, backoff: this.retryMs });
     for (const u of recipients) this.send(u, deliver);
@@ -50,6 +53,12 @@ export class FanOut {
       const p = this.pending.get(seq);
       if (p?.waiting.delete(user) && p.waiting.size === 0) this.pending.delete(seq);
     }
+  }
+
+  /** An erased user: nothing pending or started from now on waits for it. */
+  exclude(user: UserId): void {
+    (this.excluded ??= new Set()).add(user);
+    for (const [seq, p] of this.pending) if (p.waiting.delete(user) && p.waiting.size === 0) this.pending.delete(seq);
   }
 
   /** The fan-out mark: nothing at or below it is pending, given every seq up to `released` has been started. */

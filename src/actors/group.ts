@@ -5,6 +5,7 @@ import type { GroupRecord } from '../store/store.js';
 import type { ActorDeps } from './deps.js';
 import type { GroupEvent, GroupMsg } from '../messages/entity-messages.js';
 import type { JournaledEntity, JournaledKind } from './region.js';
+import { ERASED_USER } from '../gdpr/scrub.js';
 
 /** What the group journals: each change, with the record as it stands after it. */
 interface GroupChanged { record: GroupRecord; event: GroupEvent }
@@ -44,7 +45,7 @@ export class Group implements JournaledEntity<GroupMsg> {
     this.deps.sharding.reply(msg.reply, { ok: true, value });
   }
 
-  private async decide(msg: GroupMsg): Promise<GroupInfo> {
+  private async decide(msg: GroupMsg): Promise<GroupInfo | { erased: true }> {
     if (msg.t === 'create') {
       if (this.rec) throw new ParleyError('conflict', 'group exists');
       const members: Record<UserId, GroupRole> = { [msg.by]: 'admin' };
@@ -53,17 +54,15 @@ export class Group implements JournaledEntity<GroupMsg> {
       return this.commit({ id: this.id, name: msg.name, createdBy: msg.by, createdAt: Date.now(), members }, { event: 'created', by: msg.by, name: msg.name, users: Object.keys(members) });
     }
     const g = this.rec;
+    if (msg.t === 'erase') return this.erase(msg.by);
     if (!g || !(msg.by in g.members)) throw new ParleyError('not_found', 'no such group, or you are not a member');
     const members = { ...g.members };
     switch (msg.t) {
       case 'info':
         return this.info(g);
       case 'leave': {
-        delete members[msg.by];
-        // A group is never left without an admin: the longest-standing member is promoted.
-        const heir = Object.keys(members)[0];
-        if (heir && !Object.values(members).includes('admin')) members[heir] = 'admin';
-        return this.commit({ ...g, members }, { event: 'left', by: msg.by, ...(heir && members[heir] !== g.members[heir] ? { users: [heir] } : {}) }, [msg.by]);
+        const { next, event } = leaving(g, msg.by);
+        return this.commit(next, event, [msg.by]);
       }
     }
     if (g.members[msg.by] !== 'admin') throw new ParleyError('forbidden', 'only group admins may do that');
@@ -89,6 +88,21 @@ export class Group implements JournaledEntity<GroupMsg> {
     }
   }
 
+  /**
+   * An erased member leaves as on leave (an admin is handed over), is told nothing (nobody is left to tell),
+   * and is no longer named as the group's creator. Idempotent: a restarted erasure finds nothing to do.
+   */
+  private async erase(user: UserId): Promise<GroupInfo | { erased: true }> {
+    const g = this.rec;
+    // After a crash the erasure may have scrubbed the journal before this leave: the id replayed as ERASED_USER.
+    const who = !g ? undefined : user in g.members ? user : ERASED_USER in g.members ? ERASED_USER : undefined;
+    if (!g || (!who && g.createdBy !== user)) return { erased: true };
+    const { next, event } = who ? leaving(g, who) : { next: { ...g }, event: { event: 'left' as const, by: ERASED_USER } };
+    if (next.createdBy === user) next.createdBy = ERASED_USER;
+    // The event names nobody: the journal and the group's log hold no trace of the id from here on.
+    return this.commit(next, { ...event, by: ERASED_USER });
+  }
+
   private async commit(next: GroupRecord, event: GroupEvent, alsoNotify: UserId[] = []): Promise<GroupInfo> {
     this.checkSize(next.members);
     const change: GroupChanged = { record: next, event };
@@ -110,7 +124,8 @@ export class Group implements JournaledEntity<GroupMsg> {
   }
 
   private async checkUsers(users: UserId[]): Promise<void> {
-    const found = await Promise.all(users.map((u) => this.deps.store.getUser(u)));
+    // An account being erased is no longer one: it can't be added back to a group it is leaving.
+    const found = await Promise.all(users.map(async (u) => (await this.deps.store.getUser(u)) && !(await this.deps.store.getErasure(u))));
     const missing = users.filter((_, i) => !found[i]);
     if (missing.length) throw new ParleyError('not_found', `no such user: ${missing.join(', ')}`);
   }
@@ -121,4 +136,13 @@ export class Group implements JournaledEntity<GroupMsg> {
       members: Object.entries(g.members).map(([user, role]) => ({ user, role })),
     };
   }
+}
+
+/** `user` leaves `g`: the record after, and the event. A group is never left without an admin: the longest-standing member is promoted. */
+function leaving(g: GroupRecord, user: UserId): { next: GroupRecord; event: GroupEvent } {
+  const members = { ...g.members };
+  delete members[user];
+  const heir = Object.keys(members)[0];
+  if (heir && !Object.values(members).includes('admin')) members[heir] = 'admin';
+  return { next: { ...g, members }, event: { event: 'left', by: user, ...(heir && members[heir] !== g.members[heir] ? { users: [heir] } : {}) } };
 }

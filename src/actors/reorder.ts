@@ -53,6 +53,11 @@ export class ReorderBuffer<T, O> {
     return this.slots.length - this.head;
   }
 
+  /** Every write not yet released, in seq order, left in place. */
+  pending(): T[] {
+    return this.slots.slice(this.head).map((s) => s.value);
+  }
+
   /** Takes every write not yet released, in seq order (the entity is going away). */
   clear(): T[] {
     const rest = this.slots.slice(this.head).map((s) => s.value);

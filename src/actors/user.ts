@@ -188,7 +188,7 @@ export class User implements Entity<UserMsg> {
   }
 
   canPassivate(): boolean {
-    return !this.online() && !this.subscribers?.size;
+    return this.erased || !this.online() && !this.subscribers?.size;
   }
 
   dispose(): void {
@@ -220,7 +220,9 @@ export class User implements Entity<UserMsg> {
   }
 
   handle(msg: UserMsg): Promise<void> | void {
+    if (this.erased) return this.afterErasure(msg);
     switch (msg.t) {
+      case 'erase': return this.answer(msg.reply, () => this.erase());
       case 'deliver': return this.deliver(msg);
       case 'ack': return this.ack(msg);
       case 'inbox.written': return this.inboxWritten(msg);
@@ -856,6 +858,44 @@ export class User implements Entity<UserMsg> {
     }
     this.announce({ t: 'device', event: 'removed', device: deviceInfo(dev), time: Date.now() }, dev.id);
     if (conn) this.maybeOffline();
+  }
+
+  // ---- erasure (src/gdpr/erasure.ts) ----
+
+  /** The account is being erased: every device goes at once, including any signed in that this entity hasn't heard of. */
+  private erased = false;
+
+  /**
+   * Signs every device out, inside this turn: first what hangs off each device (push tokens, owed
+   * notifications, inboxes and their fences: found through the device records, so these go while the records
+   * are there, and a crash half-way finds them again), then the records (from then on every token of the user
+   * is refused, on every node), then the sockets (4401). Whatever is queued behind this message finds an
+   * erased entity (afterErasure): nothing writes for a device again.
+   */
+  private async erase(): Promise<{ devices: number }> {
+    this.erased = true;
+    deferredWrites.delete(this);
+    ackStores.delete(this);
+    const { store } = this.deps;
+    const inStore = await store.listDevices(this.id);
+    const all = new Map<DeviceId, PushRegistration | undefined>(inStore.map((d) => [d.id, d.push]));
+    for (const d of this.devices) all.set(d.id, d.push ?? all.get(d.id));
+    await Promise.all([...all].map(async ([id, push]) => {
+      const key = deviceKey(this.id, id);
+      if (push) await releaseToken(this.deps, this.id, id, push);
+      await Promise.all([store.deletePushMark(key), store.inboxDrop(key), store.dropFence(fenceKeys.inbox(key))]);
+    }));
+    await Promise.all([...all.keys()].map((id) => store.deleteDevice(this.id, id)));
+    for (const d of [...this.devices]) this.forget(d, undefined);
+    this.subscribers = undefined;
+    return { devices: all.size };
+  }
+
+  /** An erased user: deliveries are confirmed with nothing to write (no device is left), every question refused. */
+  private afterErasure(msg: UserMsg): void {
+    if (msg.t === 'deliver') return void this.deps.sharding.tell('conv', msg.conv, { t: 'fanned', user: this.id, seqs: [msg.seq] });
+    if (msg.t === 'erase') return this.deps.sharding.reply(msg.reply, { ok: true, value: { devices: 0 } });
+    if ('reply' in msg && msg.reply) throw new ParleyError('signed_out', 'this account was deleted');
   }
 
   // ---- presence ----

@@ -6,6 +6,7 @@ import type { Accounts } from '../accounts/accounts.js';
 import { bearer, handle, headers, readJson, sendJson } from './http-io.js';
 import type { FaultInjector } from '../ops/faults.js';
 import { OperatorAccess } from './operator-access.js';
+import type { Audit } from '../gdpr/audit.js';
 
 /**
  *   GET /healthz            liveness and this node's id; 503 while the node can't serve (cut off from its cluster)
@@ -20,6 +21,8 @@ import { OperatorAccess } from './operator-access.js';
 export function mountOps(app: TemplatedApp, deps: {
   node: string; metrics: Metrics; access: OperatorAccess; accounts: Accounts;
   tree: (top: number, ids: boolean) => unknown; cluster?: () => unknown; unavailable?: () => string | undefined; push?: OutboxProvider; faults?: FaultInjector;
+  /** Admin actions are recorded there (src/gdpr/audit.ts). */
+  audit?: Audit;
 }): void {
   const { access } = deps;
   app.get('/healthz', (res) => {
@@ -43,6 +46,7 @@ export function mountOps(app: TemplatedApp, deps: {
       access.admin(key);
       const top = q.has('top') ? Number(q.get('top')) : 20;
       if (!Number.isInteger(top) || top < 0 || top > 100) throw new ParleyError('invalid', 'top is a whole number from 0 to 100');
+      if (q.get('ids') === '1') deps.audit?.write({ action: 'admin.view', actor: 'admin', detail: { what: 'entity ids' } });
       sendJson(r, 200, { node: deps.node, at: Date.now(), regions: deps.tree(top, q.get('ids') === '1') });
     });
   });
@@ -66,6 +70,7 @@ export function mountOps(app: TemplatedApp, deps: {
           throw new ParleyError('invalid', 'type must be user, conv or group, and id a string');
         }
         faults.arm(type, id, typeof times === 'number' && times > 0 ? times : 1);
+        deps.audit?.write({ action: 'admin.faults', actor: 'admin', detail: { type, times: typeof times === 'number' && times > 0 ? times : 1 } });
         sendJson(r, 200, { armed: true });
       });
     });

@@ -50,6 +50,7 @@ const ENTITY_SCHEMAS: { [T in EntityType]: { [K in EntityMessages[T]['t']]: Sche
     'all.stored': { inc: 's', read: 'a?', delivered: 'a?' },
     redrive: { inc: 's', after: 'n' },
     recover: { reply: 's' },
+    erase: { reply: 's', user: 's' },
   },
   user: {
     'inbox.stale': { device: 's', epoch: 'n' },
@@ -76,6 +77,7 @@ const ENTITY_SCHEMAS: { [T in EntityType]: { [K in EntityMessages[T]['t']]: Sche
     'device.added': { reply: 's', device: 's' },
     'devices.list': { reply: 's', device: 's' },
     'devices.remove': { reply: 's', by: 's', which: 'o', asker: 'c?' },
+    erase: { reply: 's' },
   },
   group: {
     create: { reply: 's', by: 's', name: 's', members: 'a' },
@@ -85,6 +87,7 @@ const ENTITY_SCHEMAS: { [T in EntityType]: { [K in EntityMessages[T]['t']]: Sche
     rename: { reply: 's', by: 's', name: 's' },
     leave: { reply: 's', by: 's' },
     info: { reply: 's', by: 's' },
+    erase: { reply: 's', by: 's' },
   },
 };
 

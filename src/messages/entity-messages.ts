@@ -51,11 +51,16 @@ export interface ConvCursorStored extends Envelope { t: 'cursor.stored'; inc: st
 export interface ConvAllStored extends Envelope { t: 'all.stored'; inc: string; read?: [number, number]; delivered?: [number, number] }
 /** From the node as it starts: the conversation may have deliveries to re-drive; activating it does that. Answers true. */
 export interface ConvRecover extends Envelope { t: 'recover'; reply: ReplyTo }
+/**
+ * From an erasure (src/gdpr/erasure.ts): `user`'s account is being erased. Answered once the writes in flight
+ * have landed; nothing waits for the user's deliveries from then on, and a 1:1 conversation closes for good.
+ */
+export interface ConvErase extends Envelope { t: 'erase'; reply: ReplyTo; user: UserId }
 /** From the conversation itself: re-drive the next page of its log, after `after` (a takeover's backlog). */
 export interface ConvRedrive extends Envelope { t: 'redrive'; inc: string; after: number }
 export type ConvMsg =
   | ConvSend | ConvDelivered | ConvRead | ConvTyping | ConvHistory | ConvReceipts | ConvMembers | ConvFanned | ConvVisible
-  | ConvStored | ConvRetry | ConvFence | ConvCursorsDue | ConvCursorStored | ConvAllStored | ConvRedrive | ConvRecover;
+  | ConvStored | ConvRetry | ConvFence | ConvCursorsDue | ConvCursorStored | ConvAllStored | ConvRedrive | ConvRecover | ConvErase;
 
 export interface GroupEvent { event: 'created' | 'added' | 'removed' | 'left' | 'admin' | 'renamed'; by: UserId; users?: UserId[]; name?: string }
 
@@ -107,13 +112,18 @@ export interface UserInboxStale extends Envelope { t: 'inbox.stale'; device: Dev
 export interface UserInboxWritten extends Envelope { t: 'inbox.written'; inc: string; device: DeviceId; ptr: number; failed?: true }
 /** From the node's timers: deferred inbox writes are due, or acks are to be stored, in a turn of incarnation `inc`. */
 export interface UserWake extends Envelope { t: 'inbox.due' | 'acks.due'; inc: string }
+/**
+ * From an erasure: every device is signed out at once (records deleted, sockets closed with 4401, push tokens
+ * released, inboxes dropped), and the entity answers nothing but not_found from then on. Answers {devices}.
+ */
+export interface UserErase extends Envelope { t: 'erase'; reply: ReplyTo }
 /** In a cluster: a node left or failed; its sockets are gone (from every user entity on the surviving nodes). */
 export interface UserNodeGone extends Envelope { t: 'node.gone'; node: string }
 export type UserMsg =
   | UserInboxStale | UserInboxWritten | UserWake | UserNodeGone
   | UserAttach | UserDetach | UserSync | UserSyncMore | UserAck | UserDeliver | UserPresenceSub
   | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded
-  | UserDevicesList | UserDevicesRemove | UserPushUnregister | UserPushDrop | UserMute;
+  | UserDevicesList | UserDevicesRemove | UserPushUnregister | UserPushDrop | UserMute | UserErase;
 
 // ---- group ----
 export interface GroupCreate extends Envelope { t: 'create'; reply: ReplyTo; by: UserId; name: string; members: UserId[] }
@@ -121,7 +131,9 @@ export interface GroupMembers extends Envelope { t: 'add' | 'remove'; reply: Rep
 export interface GroupAdmin extends Envelope { t: 'admin'; reply: ReplyTo; by: UserId; user: UserId }
 export interface GroupRename extends Envelope { t: 'rename'; reply: ReplyTo; by: UserId; name: string }
 export interface GroupLeave extends Envelope { t: 'leave' | 'info'; reply: ReplyTo; by: UserId }
-export type GroupMsg = GroupCreate | GroupMembers | GroupAdmin | GroupRename | GroupLeave;
+/** From an erasure: `by` leaves (admin handed over as on leave) and is no longer named as the group's creator. */
+export interface GroupErase extends Envelope { t: 'erase'; reply: ReplyTo; by: UserId }
+export type GroupMsg = GroupCreate | GroupMembers | GroupAdmin | GroupRename | GroupLeave | GroupErase;
 
 export interface EntityMessages { user: UserMsg; conv: ConvMsg; group: GroupMsg }
 export type EntityType = keyof EntityMessages;

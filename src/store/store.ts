@@ -198,6 +198,49 @@ export interface Store {
   /** The key's entries still kept, oldest first. */
   devOutboxList(box: DevOutbox, key: string): Promise<DevOutboxEntry[]>;
 
+  // ---- privacy (docs/architecture.md, "GDPR"): the indexes export and erasure walk, and what erasure removes ----
+  /** Notes the members of a 1:1 conversation (user → conversation), once per activation that stores a message. */
+  noteDirectConversation(conv: ConversationId, users: readonly UserId[]): Promise<void>;
+  /** The 1:1 conversations the user took part in (from noteDirectConversation), in no order. */
+  directConversations(user: UserId): Promise<ConversationId[]>;
+  /** The users who have `user` among their contacts (the reverse of getContacts, kept by setContacts). */
+  contactOf(user: UserId): Promise<UserId[]>;
+  /** The media the user uploaded (putMedia notes its owner's upload, also when the bytes were stored already). */
+  uploadsOf(user: UserId): Promise<string[]>;
+  /** Every ref to the media, whoever holds it. */
+  listMediaRefs(media: string): Promise<MediaRef[]>;
+  removeMediaRefs(media: string, holders: readonly MediaHolder[]): Promise<void>;
+  /** The media's record and every ref to it (the bytes are the media store's). */
+  deleteMedia(media: string): Promise<void>;
+  /** Names another owner for a media record (erasure: the bytes stay for others, the uploader goes). */
+  setMediaOwner(media: string, owner: UserId): Promise<void>;
+  /** Stores `m` in place of the message at its seq (an erasure tombstone or a scrubbed system message). */
+  replaceMessage(m: Message): Promise<void>;
+  /**
+   * Forgets a sender's client ids in a conversation: `cids` are those of messages still in the log (a store
+   * keyed by sender may drop them all at once; Scylla's rows of messages no longer in the log expire by TTL).
+   */
+  dropClientIds(conv: ConversationId, from: UserId, cids: readonly string[]): Promise<void>;
+  /** Deletes messages with seq ≤ `seq` (retention: transient history, the LMDB sweep). Client ids stay until they expire. */
+  deleteMessagesUpTo(conv: ConversationId, seq: number): Promise<void>;
+  /** Deletes a whole conversation: its messages and their client ids, cursors, fan-out mark, remembrance and fence. */
+  dropConversation(conv: ConversationId): Promise<void>;
+  deleteCursor(conv: ConversationId, user: UserId): Promise<void>;
+  /** Deletes a fence (an inbox's or a conversation's) whose entity is gone for good. */
+  dropFence(key: FenceKey): Promise<void>;
+  /** Replaces a stored journal event (erasure scrubs an id out of a group's history); resolves if there is none. */
+  journalReplace(key: string, event: JournalEvent): Promise<void>;
+  /**
+   * The account's own rows: the user, its phone claim (if it still holds it) and one-time-code state, last seen,
+   * its contacts (and their reverse index), mutes, and the user's privacy indexes.
+   */
+  deleteAccount(user: UserId, phone: string): Promise<void>;
+  /** Erasure markers: an erasure in progress, so a node that stops half-way finishes it when it starts. */
+  putErasure(e: ErasureRecord): Promise<void>;
+  getErasure(user: UserId): Promise<ErasureRecord | undefined>;
+  listErasures(): Promise<ErasureRecord[]>;
+  deleteErasure(user: UserId): Promise<void>;
+
   close(): Promise<void>;
 }
 
@@ -206,6 +249,12 @@ export interface DevOutboxEntry { at: number; data: Uint8Array }
 /** How long a dev outbox entry is kept (a one-time code lives 5 minutes), and how many per key. */
 export const DEV_OUTBOX_TTL_MS = 15 * 60_000;
 export const DEV_OUTBOX_KEEP = 50;
+
+/**
+ * An erasure in progress. The phone is kept until the end so the last step can free its claim; `step` is
+ * how far it got (the steps are idempotent: a restart runs from there).
+ */
+export interface ErasureRecord { user: UserId; phone: string; at: number; step: number }
 
 export type DeviceKey = string;
 

@@ -26,6 +26,7 @@ const SAMPLES: { [T in EntityType]: { [K in EntityMessages[T]['t']]: EntityMessa
     'all.stored': { t: 'all.stored', inc: 'i.1', read: [1, 4] },
     redrive: { t: 'redrive', inc: 'i.1', after: 120 },
     recover: { t: 'recover', reply: 'n1:20' },
+    erase: { t: 'erase', reply: 'n1:23', user: 'ua' },
   },
   user: {
     'inbox.stale': { t: 'inbox.stale', device: 'd1', epoch: 2 },
@@ -52,6 +53,7 @@ const SAMPLES: { [T in EntityType]: { [K in EntityMessages[T]['t']]: EntityMessa
     'device.added': { t: 'device.added', reply: 'n1:10', device: 'd2' },
     'devices.list': { t: 'devices.list', reply: 'n1:11', device: 'd1' },
     'devices.remove': { t: 'devices.remove', reply: 'n1:12', by: 'd1', which: { scope: 'others' }, asker: conn },
+    erase: { t: 'erase', reply: 'n1:24' },
   },
   group: {
     create: { t: 'create', reply: 'n1:13', by: 'ua', name: 'team', members: ['ub'] },
@@ -61,6 +63,7 @@ const SAMPLES: { [T in EntityType]: { [K in EntityMessages[T]['t']]: EntityMessa
     rename: { t: 'rename', reply: 'n1:17', by: 'ua', name: 'new' },
     leave: { t: 'leave', reply: 'n1:18', by: 'ub' },
     info: { t: 'info', reply: 'n1:19', by: 'ub' },
+    erase: { t: 'erase', reply: 'n1:25', by: 'ub' },
   },
 };
 
@@ -93,7 +96,7 @@ t.test('every entity message type round-trips through the seam codec unchanged',
       n++;
     }
   }
-  t.equal(n, 48, 'all 48 message types were sampled');
+  t.equal(n, 51, 'all 51 message types were sampled');
   const deliver = decodeSeam(encodeSeam({ k: 'entity', type: 'user', id: 'u', msg: SAMPLES.user.deliver })) as Extract<SeamMessage, { k: 'entity' }>;
   t.ok((deliver.msg as { packed: unknown }).packed instanceof Uint8Array, 'packed bytes stay bytes');
 });

@@ -1,13 +1,13 @@
 import { open, type RootDatabase } from 'lmdb';
 import { DEV_OUTBOX_KEEP, DEV_OUTBOX_TTL_MS, fenceKeys, type DevOutbox, type DevOutboxEntry } from '../store.js';
-import type { ConversationId, DeviceId, GroupId, UserId } from '../../protocol/ids.js';
+import { parseConversationId, type ConversationId, type DeviceId, type GroupId, type UserId } from '../../protocol/ids.js';
 import type { Message } from '../../protocol/frames.js';
 import { ParleyError } from '../../protocol/errors.js';
 import { pack } from '../../protocol/codec.js';
 import { Table } from './table.js';
 import { WriteBatch } from './write-batch.js';
 import type {
-  DeviceKey, DeviceRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
+  DeviceKey, DeviceRecord, ErasureRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
   OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 
@@ -57,10 +57,18 @@ export class LmdbStore implements Store {
   private readonly pushMarks: Table<PushMark, string>;
   /** [box, key, at, n] → bytes; `n` orders the entries of one millisecond. */
   private readonly devOutbox: Table<Uint8Array, Key>;
+  // Privacy indexes (docs/architecture.md, "GDPR"): user → 1:1 conversations, contact → who has them, uploader → media.
+  private readonly userConvs: Table<true, Key>;
+  private readonly contactsRev: Table<true, Key>;
+  private readonly uploads: Table<true, Key>;
+  private readonly erasures: Table<ErasureRecord, string>;
+  /** Messages older than this are swept (PARLEY_RETENTION N days); undefined: kept. */
+  private readonly retentionMs: number | undefined;
+  private retentionSweeper?: NodeJS.Timeout;
   private sweeper: NodeJS.Timeout;
   private syncer?: NodeJS.Timeout;
 
-  constructor(path: string, opts: { sweepEveryMs?: number; flushEachWrite?: boolean; commitWindowMs?: number } = {}) {
+  constructor(path: string, opts: { sweepEveryMs?: number; flushEachWrite?: boolean; commitWindowMs?: number; retentionMs?: number; retentionSweepMs?: number } = {}) {
     this.root = open({ path, maxDbs: 32, mapSize: 2 ** 34, noSync: true });
     this.batch = new WriteBatch(this.root, opts.commitWindowMs ?? COMMIT_WINDOW_MS, storeError, opts.flushEachWrite ? () => this.sync() : undefined);
     if (!opts.flushEachWrite) {
@@ -94,6 +102,16 @@ export class LmdbStore implements Store {
     this.mutes = db('mutes');
     this.pushMarks = db('push_marks');
     this.devOutbox = db('dev_outbox');
+    this.userConvs = db('user_convs');
+    this.contactsRev = db('contacts_rev');
+    this.uploads = db('uploads');
+    this.erasures = db('erasures');
+    this.retentionMs = opts.retentionMs;
+    if (this.retentionMs !== undefined) {
+      // LMDB has no TTL: messages past the retention are swept, a page per commit.
+      this.retentionSweeper = setInterval(() => void this.sweepMessages(Date.now() - this.retentionMs!).catch(() => undefined), opts.retentionSweepMs ?? 3_600_000);
+      this.retentionSweeper.unref();
+    }
     // LMDB has no TTL: expired inbox entries and one-time-code records are filtered on read and swept here.
     this.sweeper = setInterval(() => void this.sweepExpired().catch(() => undefined), opts.sweepEveryMs ?? 3_600_000);
     this.sweeper.unref();
@@ -411,8 +429,8 @@ export class LmdbStore implements Store {
 
   setContacts(user: UserId, add: UserId[], remove: UserId[]): Promise<void> {
     return this.batch.run(() => {
-      for (const c of add) this.contacts.put([user, c], true);
-      for (const c of remove) this.contacts.remove([user, c]);
+      for (const c of add) { this.contacts.put([user, c], true); this.contactsRev.put([c, user], true); }
+      for (const c of remove) { this.contacts.remove([user, c]); this.contactsRev.remove([c, user]); }
     });
   }
 
@@ -439,7 +457,10 @@ export class LmdbStore implements Store {
   // ---- media ----
 
   putMedia(m: MediaRecord): Promise<void> {
-    return this.batch.run(() => { if (this.media.get(m.id) === undefined) this.media.put(m.id, m); });
+    return this.batch.run(() => {
+      if (this.media.get(m.id) === undefined) this.media.put(m.id, m);
+      this.uploads.put([m.owner, m.id], true);
+    });
   }
   async getMedia(id: string): Promise<MediaRecord | undefined> { return this.media.get(id); }
 
@@ -502,6 +523,137 @@ export class LmdbStore implements Store {
     return undefined;
   }
 
+  // ---- privacy ----
+
+  noteDirectConversation(conv: ConversationId, users: readonly UserId[]): Promise<void> {
+    return this.batch.run(() => { for (const u of users) this.userConvs.put([u, conv], true); });
+  }
+
+  async directConversations(user: UserId): Promise<ConversationId[]> {
+    return [...this.userConvs.keys({ start: [user], end: [user, '\uffff'] })].map((k) => k[1] as ConversationId);
+  }
+
+  async contactOf(user: UserId): Promise<UserId[]> {
+    return [...this.contactsRev.keys({ start: [user], end: [user, '\uffff'] })].map((k) => k[1] as UserId);
+  }
+
+  async uploadsOf(user: UserId): Promise<string[]> {
+    return [...this.uploads.keys({ start: [user], end: [user, '\uffff'] })].map((k) => k[1] as string);
+  }
+
+  async listMediaRefs(media: string): Promise<MediaRef[]> {
+    return [...this.mediaRefs.entries({ start: [media], end: [media, '\uffff'] })].map(({ key, value }) => ({ holder: key[1] as MediaHolder, seq: value }));
+  }
+
+  removeMediaRefs(media: string, holders: readonly MediaHolder[]): Promise<void> {
+    return this.batch.run(() => { for (const h of holders) this.mediaRefs.remove([media, h]); });
+  }
+
+  deleteMedia(media: string): Promise<void> {
+    return this.batch.run(() => {
+      for (const key of this.mediaRefs.keys({ start: [media], end: [media, '\uffff'] })) this.mediaRefs.remove(key);
+      this.media.remove(media);
+    });
+  }
+
+  setMediaOwner(media: string, owner: UserId): Promise<void> {
+    return this.batch.run(() => {
+      const m = this.media.get(media);
+      if (m) this.media.put(media, { ...m, owner });
+    });
+  }
+
+  replaceMessage(m: Message): Promise<void> {
+    return this.batch.run(() => { if (this.messages.get([m.conv, m.seq])) this.messages.put([m.conv, m.seq], m); });
+  }
+
+  // Keyed (conv, sender, cid): one range holds every client id of the sender, including messages swept since.
+  dropClientIds(conv: ConversationId, from: UserId, _cids: readonly string[]): Promise<void> {
+    return this.batch.run(() => {
+      for (const key of this.dedupe.keys({ start: [conv, from], end: [conv, from, '\uffff'] })) this.dedupe.remove(key);
+    });
+  }
+
+  deleteMessagesUpTo(conv: ConversationId, seq: number): Promise<void> {
+    return this.batch.run(() => {
+      for (const key of this.messages.keys({ start: [conv, 0], end: [conv, seq + 1] })) this.messages.remove(key);
+    });
+  }
+
+  dropConversation(conv: ConversationId): Promise<void> {
+    return this.batch.run(() => {
+      for (const key of this.messages.keys({ start: [conv, 0], end: [conv, Number.MAX_SAFE_INTEGER] })) this.messages.remove(key);
+      for (const key of this.dedupe.keys({ start: [conv], end: [conv, '\uffff'] })) this.dedupe.remove(key);
+      for (const key of this.cursors.keys({ start: [conv], end: [conv, '\uffff'] })) this.cursors.remove(key);
+      this.fanoutMarks.remove(conv);
+      this.remembered.remove(conv);
+      this.fences.remove(fenceKeys.conv(conv));
+      const parsed = parseConversationId(conv);
+      if (parsed?.kind === 'direct') for (const u of parsed.users) this.userConvs.remove([u, conv]);
+    });
+  }
+
+  deleteCursor(conv: ConversationId, user: UserId): Promise<void> {
+    return this.batch.run(() => void this.cursors.remove([conv, user]));
+  }
+
+  dropFence(key: FenceKey): Promise<void> {
+    return this.batch.run(() => void this.fences.remove(key));
+  }
+
+  journalReplace(key: string, event: JournalEvent): Promise<void> {
+    return this.batch.run(() => {
+      if (this.journal.get([key, event.seq])) this.journal.put([key, event.seq], { seq: event.seq, data: event.data, tags: [...event.tags], createdAt: event.createdAt });
+    });
+  }
+
+  deleteAccount(user: UserId, phone: string): Promise<void> {
+    return this.batch.run(() => {
+      if (this.phones.get(phone) === user) this.phones.remove(phone);
+      this.otpState.remove(phone);
+      this.users.remove(user);
+      this.lastSeen.remove(user);
+      for (const key of this.contacts.keys({ start: [user], end: [user, '\uffff'] })) {
+        this.contacts.remove(key);
+        this.contactsRev.remove([key[1] as string, user]);
+      }
+      for (const t of [this.contactsRev, this.mutes, this.userConvs, this.uploads, this.userGroupsDb]) {
+        for (const key of t.keys({ start: [user], end: [user, '\uffff'] })) t.remove(key);
+      }
+    });
+  }
+
+  putErasure(e: ErasureRecord): Promise<void> { return this.batch.run(() => this.erasures.put(e.user, e)); }
+  async getErasure(user: UserId): Promise<ErasureRecord | undefined> { return this.erasures.get(user); }
+  async listErasures(): Promise<ErasureRecord[]> { return [...this.erasures.values({})]; }
+  deleteErasure(user: UserId): Promise<void> { return this.batch.run(() => void this.erasures.remove(user)); }
+
+  /**
+   * Retention: deletes messages older than `before`. Read outside the write lock, deleted a page per commit
+   * (keys collected per page, so a sweep holds at most a page in memory); ts grows with seq, so each
+   * conversation is read from its start until the first message to keep.
+   */
+  async sweepMessages(before: number): Promise<number> {
+    let removed = 0;
+    let page: Key[] = [];
+    let skipConv: string | undefined;
+    for (const { key, value } of this.messages.entries({})) {
+      const conv = key[0] as string;
+      if (conv === skipConv) continue;
+      if (value.ts >= before) { skipConv = conv; continue; }
+      page.push(key);
+      if (page.length >= 1000) {
+        const keys = page;
+        page = [];
+        await this.batch.run(() => { for (const k of keys) this.messages.remove(k); });
+        removed += keys.length;
+      }
+    }
+    const keys = page;
+    if (keys.length) await this.batch.run(() => { for (const k of keys) this.messages.remove(k); });
+    return removed + keys.length;
+  }
+
   /** env.sync (mdb_env_sync, on lmdb's thread): lmdb-js has it but its typings don't. */
   private sync(): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -540,6 +692,7 @@ export class LmdbStore implements Store {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     clearInterval(this.syncer);
+    clearInterval(this.retentionSweeper);
     this.batch.commit();
     await this.sync();
     await this.root.close();

@@ -239,6 +239,20 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITH CLUSTERING ORDER BY (at DESC, id DESC) AND gc_grace_seconds = 3600`,
     ],
   },
+  {
+    version: 12,
+    description: 'privacy: the indexes export and erasure walk, and erasure markers',
+    statements: [
+      // user → the 1:1 conversations it took part in (written once per conversation activation that stores).
+      `CREATE TABLE IF NOT EXISTS {ks}.user_convs (user_id text, conv text, PRIMARY KEY ((user_id), conv))`,
+      // contact → the users who have them as a contact: the reverse of contacts, so erasure removes both directions.
+      `CREATE TABLE IF NOT EXISTS {ks}.contacts_rev (contact text, user_id text, PRIMARY KEY ((contact), user_id))`,
+      // uploader → media: who uploaded what, also when the bytes were there already (media.owner is the first).
+      `CREATE TABLE IF NOT EXISTS {ks}.uploads (user_id text, media text, PRIMARY KEY ((user_id), media))`,
+      // Erasures in progress: a node that starts finishes each (read whole at start: a handful at a time).
+      `CREATE TABLE IF NOT EXISTS {ks}.erasures (user_id text PRIMARY KEY, phone text, at bigint, step int)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

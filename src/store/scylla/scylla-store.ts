@@ -1,11 +1,11 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { Client, errors, policies, types } from 'cassandra-driver';
-import type { ConversationId, DeviceId, GroupId, UserId } from '../../protocol/ids.js';
+import { parseConversationId, type ConversationId, type DeviceId, type GroupId, type UserId } from '../../protocol/ids.js';
 import type { GroupRole, LastSeenPrivacy, Message, MessageKind, PushPlatform } from '../../protocol/frames.js';
 import { ParleyError } from '../../protocol/errors.js';
 import { pack, unpack } from '../../protocol/codec.js';
 import type {
-  DeviceKey, DeviceRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
+  DeviceKey, DeviceRecord, ErasureRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
   OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord, DevOutbox, DevOutboxEntry,
 } from '../store.js';
 import { DEV_OUTBOX_KEEP, DEV_OUTBOX_TTL_MS } from '../store.js';
@@ -54,6 +54,8 @@ export interface ScyllaOptions {
   reconnectMaxDelayMs?: number;
   /** Events per journal partition: at most this many events in one (key, partition_nr). Default 5,000. */
   journalPartitionEvents?: number;
+  /** Retention (PARLEY_RETENTION N days): message rows and their bucket index are written with this TTL. 0: none. */
+  messageTtlSeconds?: number;
 }
 
 const LWT_APPLIED = '[applied]';
@@ -96,6 +98,7 @@ export class ScyllaStore implements Store {
   private readonly dedupeTtl: number;
   private readonly journalPartitionEvents: number;
   private readonly requestTimeoutMs: number;
+  private readonly messageTtl: number;
   private readonly ks: string;
   private readonly q: ReturnType<typeof statements>;
   /** (conv, bucket) → lowest first_seq this process has durably written: lets appends skip the index write. */
@@ -116,8 +119,9 @@ export class ScyllaStore implements Store {
 
   private constructor(
     private readonly client: Client,
-    o: Required<Pick<ScyllaOptions, 'keyspace' | 'bucketMs' | 'dedupeTtlSeconds' | 'journalPartitionEvents' | 'requestTimeoutMs'>> & { cl: number; serialCl: number },
+    o: Required<Pick<ScyllaOptions, 'keyspace' | 'bucketMs' | 'dedupeTtlSeconds' | 'journalPartitionEvents' | 'requestTimeoutMs'>> & { cl: number; serialCl: number; messageTtl?: number },
   ) {
+    this.messageTtl = o.messageTtl ?? 0;
     this.requestTimeoutMs = o.requestTimeoutMs;
     this.ks = o.keyspace;
     this.cl = o.cl;
@@ -165,7 +169,7 @@ export class ScyllaStore implements Store {
     }
     return new ScyllaStore(client, {
       keyspace, bucketMs, dedupeTtlSeconds: opts.dedupeTtlSeconds ?? 7 * 86_400, journalPartitionEvents, cl, serialCl,
-      requestTimeoutMs: opts.requestTimeoutMs ?? 12_000,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 12_000, messageTtl: opts.messageTtlSeconds ?? 0,
     });
   }
 
@@ -263,7 +267,7 @@ export class ScyllaStore implements Store {
     try {
       await this.write(this.q.insertMessage, [
         m.conv, bucket, m.seq, m.from, m.dev, m.cid, m.kind, m.ts,
-        m.body === undefined ? null : Buffer.from(pack(m.body)), m.reply ?? null, m.target ?? null, ts,
+        m.body === undefined ? null : Buffer.from(pack(m.body)), m.reply ?? null, m.target ?? null, this.messageTtl, ts,
       ]);
     } catch (err) {
       // Never sent (every host was down or busy): nothing landed, nothing to roll back.
@@ -340,6 +344,11 @@ export class ScyllaStore implements Store {
   }
 
   /** Write timestamps (µs) for message cells: strictly increasing within this process. */
+  /** A bucket's index row outlives the last message it can hold by a bucket's width (0: no TTL). */
+  private bucketTtl(): number {
+    return this.messageTtl ? this.messageTtl + Math.ceil(this.bucketMs / 1000) : 0;
+  }
+
   private writeTimestamp(): number {
     const now = Date.now() * 1000;
     this.lastWriteTs = now > this.lastWriteTs ? now : this.lastWriteTs + 1;
@@ -350,7 +359,7 @@ export class ScyllaStore implements Store {
     const key = `${conv}\u0000${bucket}`;
     const known = this.bucketsWritten.get(key);
     if (known !== undefined && known <= seq) return; // the register already holds something <= seq
-    await this.write(this.q.indexBucket, [minRegisterTimestamp(seq), seq, conv, bucket]);
+    await this.write(this.q.indexBucket, [this.bucketTtl(), minRegisterTimestamp(seq), seq, conv, bucket]);
     const now = this.bucketsWritten.get(key);
     if (now === undefined || seq < now) {
       this.bucketsWritten.delete(key);
@@ -939,11 +948,15 @@ export class ScyllaStore implements Store {
 
   async setContacts(user: UserId, add: UserId[], remove: UserId[]): Promise<void> {
     if (!add.length && !remove.length) return;
+    // The reverse index is a superset of the contacts: its adds land before, its removes after.
+    const gone = remove.filter((c) => !add.includes(c));
+    await Promise.all(add.filter((c) => !remove.includes(c)).map((c) => this.write(this.q.addContactRev, [c, user])));
     // One partition, one batch, one timestamp: a contact both added and removed ends up removed.
     await this.batch([
       ...add.map((c) => ({ query: this.q.addContact, params: [user, c] })),
       ...remove.map((c) => ({ query: this.q.removeContact, params: [user, c] })),
     ]);
+    await Promise.all(gone.map((c) => this.write(this.q.removeContactRev, [c, user])));
   }
 
   async setLastSeen(user: UserId, ts: number): Promise<void> {
@@ -984,6 +997,8 @@ export class ScyllaStore implements Store {
   // ---- media ----
 
   async putMedia(m: MediaRecord): Promise<void> {
+    // Who uploaded it, before the record: the index is never behind the media.
+    await this.write(this.q.addUpload, [m.owner, m.id]);
     // Content-addressed ids: the first upload of some bytes owns the metadata.
     try {
       await this.track(this.client.execute(this.q.putMedia, [m.id, m.mime, m.size, m.owner, m.createdAt], {
@@ -1100,6 +1115,148 @@ export class ScyllaStore implements Store {
     return { seq: num(r.get('seq'))!, data: unpack(r.get('data') as Buffer), createdAt: num(r.get('created_at'))! };
   }
 
+  // ---- privacy ----
+
+  async noteDirectConversation(conv: ConversationId, users: readonly UserId[]): Promise<void> {
+    await Promise.all(users.map((u) => this.write(this.q.addUserConv, [u, conv])));
+  }
+
+  async directConversations(user: UserId): Promise<ConversationId[]> {
+    return (await this.readAll(this.q.userConvs, [user])).map((r) => r.get('conv') as ConversationId);
+  }
+
+  async contactOf(user: UserId): Promise<UserId[]> {
+    return (await this.readAll(this.q.contactsRev, [user])).map((r) => r.get('user_id') as UserId);
+  }
+
+  async uploadsOf(user: UserId): Promise<string[]> {
+    return (await this.readAll(this.q.uploadsOf, [user])).map((r) => r.get('media') as string);
+  }
+
+  async listMediaRefs(media: string): Promise<MediaRef[]> {
+    return (await this.readAll(this.q.listMediaRefs, [media])).map((r) => ({ holder: r.get('holder') as MediaHolder, seq: num(r.get('seq')) ?? 0 }));
+  }
+
+  async removeMediaRefs(media: string, holders: readonly MediaHolder[]): Promise<void> {
+    // Later than every ref write (those carry the time, or a seq far below it).
+    await Promise.all(holders.map((h) => this.write(this.q.removeMediaRef, [media, h])));
+  }
+
+  async deleteMedia(media: string): Promise<void> {
+    await this.write(this.q.dropMediaRefs, [media]);
+    await this.write(this.q.deleteMedia, [media]);
+  }
+
+  async setMediaOwner(media: string, owner: UserId): Promise<void> {
+    if (await this.getMedia(media)) await this.write(this.q.setMediaOwner, [owner, media]);
+  }
+
+  async replaceMessage(m: Message): Promise<void> {
+    await this.inFlight.get(`${m.conv}\u0000${m.seq}`)?.catch(() => undefined);
+    const bucket = await this.bucketForSeq(m.conv, m.seq);
+    if (bucket === undefined) return;
+    if (!(await this.read(this.q.getMessage, [m.conv, bucket, m.seq])).rowLength) return; // gone (retention): nothing to replace
+    // Timestamped like the appends: later than the write it replaces. The whole row, so no cell of the old one stays.
+    await this.write(this.q.insertMessage, [
+      m.conv, bucket, m.seq, m.from, m.dev, m.cid, m.kind, m.ts,
+      m.body === undefined ? null : Buffer.from(pack(m.body)), m.reply ?? null, m.target ?? null, this.messageTtl, this.writeTimestamp(),
+    ]);
+  }
+
+  async dropClientIds(conv: ConversationId, from: UserId, cids: readonly string[]): Promise<void> {
+    for (let i = 0; i < cids.length; i += 64) {
+      await Promise.all(cids.slice(i, i + 64).map((cid) => this.write(this.q.dropClientId, [conv, from, cid])));
+    }
+  }
+
+  async deleteMessagesUpTo(conv: ConversationId, seq: number): Promise<void> {
+    await this.settled(conv);
+    // Oldest bucket first; one range tombstone per bucket, stopping at the first bucket starting above seq.
+    const ts = this.writeTimestamp();
+    for await (const bucket of this.buckets(conv, Number.MIN_SAFE_INTEGER, true)) {
+      const first = await this.read(this.q.bucketFirstSeq, [conv, bucket]);
+      if ((num(first.first()?.get('first_seq')) ?? 0) > seq) break;
+      await this.write(this.q.deleteMessagesUpTo, [ts, conv, bucket, seq]);
+    }
+  }
+
+  async dropConversation(conv: ConversationId): Promise<void> {
+    await this.settled(conv);
+    for await (const bucket of this.buckets(conv, Number.MIN_SAFE_INTEGER, true)) {
+      // The client ids of its messages first (their rows are keyed by sender and cid), then the partition.
+      let pageState: string | undefined;
+      do {
+        const rs = await this.exec(this.q.bucketCids, [conv, bucket], { idempotent: true, fetchSize: PAGE, ...(pageState ? { pageState } : {}) });
+        await Promise.all(rs.rows.map((r) => this.write(this.q.dropClientId, [conv, r.get('sender'), r.get('cid')])));
+        pageState = rs.pageState ?? undefined;
+      } while (pageState);
+      await this.write(this.q.dropBucket, [this.writeTimestamp(), conv, bucket]);
+    }
+    await Promise.all([
+      this.write(this.q.dropBuckets, [conv]),
+      this.write(this.q.dropCursors, [conv]),
+      this.write(this.q.dropFanoutMark, [conv]),
+      this.write(this.q.forgetAll, [rememberShard(conv), conv]),
+      this.write(this.q.dropFence, [`c/${conv}`]),
+      ...(() => { const p = parseConversationId(conv); return p?.kind === 'direct' ? p.users.map((u) => this.write(this.q.dropUserConv, [u, conv])) : []; })(),
+    ]);
+  }
+
+  async deleteCursor(conv: ConversationId, user: UserId): Promise<void> {
+    await this.write(this.q.deleteCursor, [conv, user]);
+  }
+
+  async dropFence(key: FenceKey): Promise<void> {
+    await this.write(this.q.dropFence, [key]);
+  }
+
+  async journalReplace(key: string, event: JournalEvent): Promise<void> {
+    // Events are written by lightweight transactions: replaced by one too (IF EXISTS: none, nothing to do).
+    try {
+      await this.lwt(this.q.journalReplace, [Buffer.from(pack(event.data)), [...event.tags], event.createdAt, key, this.journalPartition(event.seq), event.seq]);
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  async deleteAccount(user: UserId, phone: string): Promise<void> {
+    const contacts = await this.getContacts(user);
+    await Promise.all(contacts.map((c) => this.write(this.q.removeContactRev, [c, user])));
+    try {
+      await this.lwt(this.q.releasePhone, [phone, user]);
+      await this.lwt(this.q.dropOtp, [phone]);
+    } catch (err) {
+      throw storeError(err);
+    }
+    await Promise.all([
+      this.write(this.q.deleteUser, [user]),
+      this.write(this.q.dropLastSeen, [user]),
+      this.write(this.q.dropContacts, [user]),
+      this.write(this.q.dropContactsRev, [user]),
+      this.write(this.q.dropMutes, [user]),
+      this.write(this.q.dropUserConvs, [user]),
+      this.write(this.q.dropUploads, [user]),
+      this.write(this.q.dropUserGroups, [user]),
+    ]);
+  }
+
+  async putErasure(e: ErasureRecord): Promise<void> {
+    await this.write(this.q.putErasure, [e.user, e.phone, e.at, e.step]);
+  }
+
+  async getErasure(user: UserId): Promise<ErasureRecord | undefined> {
+    const rs = await this.read(this.q.getErasure, [user]);
+    return rs.rowLength ? toErasure(rs.first()) : undefined;
+  }
+
+  async listErasures(): Promise<ErasureRecord[]> {
+    return (await this.readAll(this.q.listErasures, [])).map(toErasure);
+  }
+
+  async deleteErasure(user: UserId): Promise<void> {
+    await this.write(this.q.deleteErasure, [user]);
+  }
+
   /** Lets requests in flight finish (up to the request timeout), tries pending rollbacks once, disconnects. */
   // ---- dev outboxes ----
 
@@ -1134,12 +1291,12 @@ export class ScyllaStore implements Store {
 /** Every statement, written once per keyspace and prepared by the driver on first use. */
 function statements(ks: string) {
   return {
-    insertMessage: `INSERT INTO ${ks}.messages (conv, bucket, seq, sender, dev, cid, kind, ts, body, reply, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?`,
+    insertMessage: `INSERT INTO ${ks}.messages (conv, bucket, seq, sender, dev, cid, kind, ts, body, reply, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`,
     insertClientId: `INSERT INTO ${ks}.client_ids (conv, sender, cid, seq) VALUES (?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?`,
     undoMessage: `DELETE FROM ${ks}.messages USING TIMESTAMP ? WHERE conv = ? AND bucket = ? AND seq = ?`,
     undoClientId: `DELETE FROM ${ks}.client_ids USING TIMESTAMP ? WHERE conv = ? AND sender = ? AND cid = ?`,
     getClientId: `SELECT seq FROM ${ks}.client_ids WHERE conv = ? AND sender = ? AND cid = ?`,
-    indexBucket: `UPDATE ${ks}.conv_buckets USING TIMESTAMP ? SET first_seq = ? WHERE conv = ? AND bucket = ?`,
+    indexBucket: `UPDATE ${ks}.conv_buckets USING TTL ? AND TIMESTAMP ? SET first_seq = ? WHERE conv = ? AND bucket = ?`,
     bucketForSeq: `SELECT bucket FROM ${ks}.conv_buckets WHERE conv = ? AND first_seq <= ? LIMIT 1 ALLOW FILTERING`,
     bucketForTs: `SELECT bucket FROM ${ks}.conv_buckets WHERE conv = ? AND bucket <= ? LIMIT 1`,
     bucketsAsc: `SELECT bucket FROM ${ks}.conv_buckets WHERE conv = ? AND bucket >= ? ORDER BY bucket ASC`,
@@ -1228,10 +1385,52 @@ function statements(ks: string) {
     snapshotInsert: `INSERT INTO ${ks}.snapshots (key, seq, data, created_at) VALUES (?, ?, ?, ?)`,
     snapshotPrune: `DELETE FROM ${ks}.snapshots WHERE key = ? AND seq < ?`,
     snapshotLatest: `SELECT seq, data, created_at FROM ${ks}.snapshots WHERE key = ? LIMIT 1`,
+
+    // ---- privacy (v12) ----
+    addUserConv: `INSERT INTO ${ks}.user_convs (user_id, conv) VALUES (?, ?)`,
+    userConvs: `SELECT conv FROM ${ks}.user_convs WHERE user_id = ?`,
+    addContactRev: `INSERT INTO ${ks}.contacts_rev (contact, user_id) VALUES (?, ?)`,
+    removeContactRev: `DELETE FROM ${ks}.contacts_rev WHERE contact = ? AND user_id = ?`,
+    contactsRev: `SELECT user_id FROM ${ks}.contacts_rev WHERE contact = ?`,
+    addUpload: `INSERT INTO ${ks}.uploads (user_id, media) VALUES (?, ?)`,
+    uploadsOf: `SELECT media FROM ${ks}.uploads WHERE user_id = ?`,
+    listMediaRefs: `SELECT holder, seq FROM ${ks}.media_refs WHERE media = ?`,
+    removeMediaRef: `DELETE FROM ${ks}.media_refs WHERE media = ? AND holder = ?`,
+    dropMediaRefs: `DELETE FROM ${ks}.media_refs WHERE media = ?`,
+    deleteMedia: `DELETE FROM ${ks}.media WHERE id = ?`,
+    setMediaOwner: `UPDATE ${ks}.media SET owner = ? WHERE id = ?`,
+    dropClientId: `DELETE FROM ${ks}.client_ids WHERE conv = ? AND sender = ? AND cid = ?`,
+    bucketFirstSeq: `SELECT first_seq FROM ${ks}.conv_buckets WHERE conv = ? AND bucket = ?`,
+    deleteMessagesUpTo: `DELETE FROM ${ks}.messages USING TIMESTAMP ? WHERE conv = ? AND bucket = ? AND seq <= ?`,
+    bucketCids: `SELECT sender, cid FROM ${ks}.messages WHERE conv = ? AND bucket = ?`,
+    dropBucket: `DELETE FROM ${ks}.messages USING TIMESTAMP ? WHERE conv = ? AND bucket = ?`,
+    dropBuckets: `DELETE FROM ${ks}.conv_buckets WHERE conv = ?`,
+    dropCursors: `DELETE FROM ${ks}.receipt_cursors WHERE conv = ?`,
+    deleteCursor: `DELETE FROM ${ks}.receipt_cursors WHERE conv = ? AND user_id = ?`,
+    dropFanoutMark: `DELETE FROM ${ks}.fanout_marks WHERE conv = ?`,
+    forgetAll: `DELETE FROM ${ks}.remembered_convs WHERE shard = ? AND conv = ?`,
+    dropFence: `DELETE FROM ${ks}.fences WHERE entity = ?`,
+    journalReplace: `UPDATE ${ks}.journal SET data = ?, tags = ?, created_at = ? WHERE key = ? AND partition_nr = ? AND seq = ? IF EXISTS`,
+    releasePhone: `DELETE FROM ${ks}.phones WHERE phone = ? IF user_id = ?`,
+    dropOtp: `DELETE FROM ${ks}.otp_state WHERE phone = ? IF EXISTS`,
+    dropLastSeen: `DELETE FROM ${ks}.last_seen WHERE user_id = ?`,
+    dropContacts: `DELETE FROM ${ks}.contacts WHERE user_id = ?`,
+    dropContactsRev: `DELETE FROM ${ks}.contacts_rev WHERE contact = ?`,
+    dropMutes: `DELETE FROM ${ks}.mutes WHERE user_id = ?`,
+    dropUserConv: `DELETE FROM ${ks}.user_convs WHERE user_id = ? AND conv = ?`,
+    dropUserConvs: `DELETE FROM ${ks}.user_convs WHERE user_id = ?`,
+    dropUploads: `DELETE FROM ${ks}.uploads WHERE user_id = ?`,
+    dropUserGroups: `DELETE FROM ${ks}.user_groups WHERE user_id = ?`,
+    putErasure: `INSERT INTO ${ks}.erasures (user_id, phone, at, step) VALUES (?, ?, ?, ?)`,
+    getErasure: `SELECT user_id, phone, at, step FROM ${ks}.erasures WHERE user_id = ?`,
+    listErasures: `SELECT user_id, phone, at, step FROM ${ks}.erasures`,
+    deleteErasure: `DELETE FROM ${ks}.erasures WHERE user_id = ?`,
   };
 }
 
 // ---- rows ----
+
+const toErasure = (r: types.Row): ErasureRecord => ({ user: r.get('user_id'), phone: r.get('phone'), at: num(r.get('at'))!, step: num(r.get('step')) ?? 0 });
 
 function num(v: unknown): number | undefined {
   if (v === null || v === undefined) return undefined;
