@@ -620,6 +620,10 @@ export class LmdbStore implements Store {
       for (const t of [this.contactsRev, this.mutes, this.userConvs, this.uploads, this.userGroupsDb]) {
         for (const key of t.keys({ start: [user], end: [user, '\uffff'] })) t.remove(key);
       }
+      // What a development node's outboxes sent them: codes to the number, pushes to the user.
+      for (const [box, key] of [['sms', phone], ['push', user]] as const) {
+        for (const k of this.devOutbox.keys({ start: [box, key, 0], end: [box, key, Number.MAX_SAFE_INTEGER] })) this.devOutbox.remove(k);
+      }
     });
   }
 

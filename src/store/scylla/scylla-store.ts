@@ -1237,6 +1237,8 @@ export class ScyllaStore implements Store {
       this.write(this.q.dropUserConvs, [user]),
       this.write(this.q.dropUploads, [user]),
       this.write(this.q.dropUserGroups, [user]),
+      this.write(this.q.dropDevOutbox, ['sms', phone]),
+      this.write(this.q.dropDevOutbox, ['push', user]),
     ]);
   }
 
@@ -1341,6 +1343,7 @@ function statements(ks: string) {
     deletePushMark: `DELETE FROM ${ks}.push_marks WHERE device = ?`,
     devOutboxAdd: `INSERT INTO ${ks}.dev_outbox (box, key, at, id, data) VALUES (?, ?, ?, ?, ?) USING TTL ?`,
     devOutboxList: `SELECT at, data FROM ${ks}.dev_outbox WHERE box = ? AND key = ? LIMIT ?`,
+    dropDevOutbox: `DELETE FROM ${ks}.dev_outbox WHERE box = ? AND key = ?`,
     listPushMarks: `SELECT device, mark FROM ${ks}.push_marks`,
     setMute: `INSERT INTO ${ks}.mutes (user_id, conv, until) VALUES (?, ?, ?)`,
     deleteMute: `DELETE FROM ${ks}.mutes WHERE user_id = ? AND conv = ?`,
