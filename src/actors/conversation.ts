@@ -104,6 +104,14 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   /**
+   * Once no write is in flight (their senders wait for the tick): deliveries not yet confirmed are re-driven
+   * by the next owner from the log above the fan-out mark (this activation stays remembered until then).
+   */
+  canHandOff(): boolean {
+    return this.closed || this.writing.size === 0 && !this.fence.renewing;
+  }
+
+  /**
    * Crashed or passivated: whoever waits on a write in flight or a fan-out is told to resend (same cid); the
    * completions still to come belong to this incarnation and change nothing in the next one.
    */

@@ -11,6 +11,11 @@ export interface Entity<M> {
   handle(msg: M): Promise<void> | void;
   /** False while stopping would lose something only memory holds (e.g. attached sockets). */
   canPassivate?(): boolean;
+  /**
+   * False while it can't move to another node yet (a write in flight whose outcome only it can act on). Its
+   * sockets and subscribers follow it by themselves; without this, canPassivate decides.
+   */
+  canHandOff?(): boolean;
   /** Releases timers and answers work in progress: the entity crashed or is being passivated. */
   dispose?(): void;
   /** Called after each actor turn (up to THROUGHPUT messages): what the turn batched goes out. */
@@ -161,6 +166,10 @@ export class Region<M extends Envelope> {
     else this.stats[event]++;
   }
 
+  isLive(id: string): boolean {
+    return this.live.has(actorName(id));
+  }
+
   forEachId(f: (id: string) => void): void {
     for (const e of this.live.values()) f(e.id);
   }
@@ -190,7 +199,7 @@ export class Region<M extends Envelope> {
       const force = Date.now() >= deadline;
       for (const [name, e] of this.live) {
         if (!which(e.id)) continue;
-        if (!force && (e.scheduled || (e.entity?.canPassivate && !e.entity.canPassivate()))) { left++; continue; }
+        if (!force && (e.scheduled || !handOffReady(e.entity))) { left++; continue; }
         this.stopEntity(name, e);
         stopped++;
       }
@@ -312,6 +321,9 @@ export class Region<M extends Envelope> {
     }
   }
 }
+
+const handOffReady = <M>(e: Entity<M> | undefined): boolean =>
+  !e || (e.canHandOff ? e.canHandOff() : e.canPassivate ? e.canPassivate() : true);
 
 type Ctx = ActorContext<unknown, Ref<never>> & { recovering?: boolean; persist?: (e: unknown) => Promise<void> };
 

@@ -23,6 +23,10 @@ export class Regions implements EntityHost {
     region.tell(id, msg);
   }
 
+  isLive(type: EntityType, id: string): boolean {
+    return this.byType.get(type)?.isLive(id) ?? false;
+  }
+
   /** Every live entity of a kind gets `msg`. */
   tellEach<T extends EntityType>(type: T, msg: EntityMessages[T]): void {
     this.byType.get(type)?.tellEach(msg);

@@ -191,6 +191,17 @@ export class User implements Entity<UserMsg> {
     return this.erased || !this.online() && !this.subscribers?.size;
   }
 
+  /**
+   * Once no inbox write is deferred or in flight: the next owner's first sync must see every delivery this
+   * one took (a write landing after that sync read past its pointer would reach the device only at its next
+   * reconnect, and the conversation's retry would find it held). Deferred writes fall due within the defer
+   * window; their timers and completions still reach this entity while its shard drains. The user's sockets
+   * reconnect to the next owner, and presence followers subscribe there again.
+   */
+  canHandOff(): boolean {
+    return this.devices.every((d) => !d.deferred && !d.writing?.size);
+  }
+
   dispose(): void {
     deferredWrites.delete(this);
     ackStores.delete(this);

@@ -1,5 +1,5 @@
 import { ParleyError } from '../protocol/errors.js';
-import type { EntityMessages, EntityType } from '../messages/entity-messages.js';
+import { isSelfMessage, type EntityMessages, type EntityType } from '../messages/entity-messages.js';
 import { encodeSeam, type SeamMessage } from '../messages/codec.js';
 import type { Envelope, Reply, ReplyTo } from '../messages/seam.js';
 import type { EntityHost, Sharding } from '../routing/sharding.js';
@@ -40,6 +40,7 @@ export class ClusterSharding implements Sharding {
   private readonly serving = new Set<number>();
   private readonly held = new Map<number, { since: number; items: EntityItem[] }>();
   private readonly sweeper: NodeJS.Timeout;
+  private stopped = false;
   /** Counters for metrics and tests. */
   readonly counts = { remote: 0, forwarded: 0, held: 0, refused: 0 };
 
@@ -113,6 +114,13 @@ export class ClusterSharding implements Sharding {
     this.serving.delete(shard);
   }
 
+  /** Messages held for shards with no owner to send to. */
+  get heldCount(): number {
+    let n = 0;
+    for (const h of this.held.values()) n += h.items.length;
+    return n;
+  }
+
   get servingCount(): number {
     return this.serving.size;
   }
@@ -128,6 +136,7 @@ export class ClusterSharding implements Sharding {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.sweeper);
     for (const p of this.pending.values()) clearTimeout(p.timer);
     for (const [, h] of this.held) for (const m of h.items) this.refuse(m, 'node shutting down');
@@ -139,6 +148,9 @@ export class ClusterSharding implements Sharding {
   private route(m: EntityItem): void {
     const shard = shardOf(m.type, m.id, this.shards);
     if (this.serving.has(shard)) return this.deliverHere(m);
+    // A shard being handed off: its entities still running here finish their writes, so what they told
+    // themselves (a store's answer, a timer) still reaches them; everything else waits for the next owner.
+    if (isSelfMessage(m.msg) && this.host?.isLive(m.type, m.id)) return this.deliverHere(m);
     const owner = this.owners.owner(shard)?.node;
     // A message already passed on once is not passed on again: two nodes with different views of the table
     // would bounce it between them. It waits here for the table to settle instead.
@@ -160,6 +172,7 @@ export class ClusterSharding implements Sharding {
   }
 
   private holdFor(shard: number, m: EntityItem): void {
+    if (this.stopped) return this.refuse(m, 'the node is shutting down');
     let h = this.held.get(shard);
     if (!h) this.held.set(shard, (h = { since: Date.now(), items: [] }));
     if (h.items.length >= this.hold.perShard) return this.refuse(m, 'too many messages wait for this shard to move');

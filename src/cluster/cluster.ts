@@ -10,7 +10,7 @@ import type { LocalGateway } from '../routing/local-gateway.js';
 import { LocalPubSub } from '../routing/local-gateway.js';
 import type { ConnectionRegistry } from '../routing/connections.js';
 import { log } from '../log.js';
-import { ClusterSharding, type ShardOwners } from './cluster-sharding.js';
+import { ClusterSharding, type EntityItem, type NodeLinks, type ShardOwners } from './cluster-sharding.js';
 import { ClusterPubSub, LinkGateway } from './cluster-gateway.js';
 import { shardOf } from './placement.js';
 
@@ -20,6 +20,7 @@ export interface LinkLayer {
   onItem(fn: (from: string, item: Uint8Array) => void): void;
   onLost(fn: (to: string, items: Uint8Array[], why: string) => void): void;
   peerGone(node: string): void;
+  stats(): { unackedItems: number };
   close(): void;
 }
 
@@ -38,6 +39,19 @@ export interface LeaseTable extends ShardOwners {
   onRelease(fn: (shard: number) => Promise<void>): void;
 }
 
+/**
+ * A message sent again after its first attempt may have been taken: a send is looked up by its cid (never
+ * `fresh`), a delivery checks what the inbox holds (`redelivery`). Others are idempotent where they repeat.
+ */
+function asRetry(msg: EntityItem['msg']): EntityItem['msg'] {
+  if (msg.t === 'send' && 'fresh' in msg) {
+    const { fresh: _f, ...rest } = msg;
+    return rest as EntityItem['msg'];
+  }
+  if (msg.t === 'deliver' && 'packed' in msg) return { ...msg, redelivery: true } as EntityItem['msg'];
+  return msg;
+}
+
 /** A shard's entities have this long to finish their writes when the shard is handed to another node. */
 export const HANDOFF_MS = 5000;
 /** Shards acquired within this window are recovered together (one listing of the remembered conversations). */
@@ -52,7 +66,8 @@ export interface ClusterStatus {
   routing: ClusterSharding['counts'];
 }
 
-export interface ClusterParts { nc: NatsConnection; links: LinkLayer; membership: MembershipView; leases: LeaseTable }
+/** `links` makes a link layer with a new incarnation (at start, and after the others declared this node gone). */
+export interface ClusterParts { nc: NatsConnection; links: () => LinkLayer; membership: MembershipView; leases: LeaseTable }
 
 /**
  * The data plane of one node in a cluster: the cluster adapters of the routing seams (sharding over the
@@ -71,6 +86,9 @@ export class ClusterNode {
   readonly remote: LinkGateway;
   readonly pubsub: ClusterPubSub;
   private readonly leases: LeaseTable;
+  private readonly makeLinks: () => LinkLayer;
+  private links!: LinkLayer;
+  private reincarnated = 0;
   private readonly membership: MembershipView;
   private regions?: Regions;
   private gateway?: LocalGateway;
@@ -92,7 +110,10 @@ export class ClusterNode {
     subjectPrefix: string,
     check: boolean,
   ) {
-    const { links, leases, membership } = parts;
+    const { leases, membership } = parts;
+    this.makeLinks = parts.links;
+    const links: NodeLinks = { send: (to, item) => this.links.send(to, item) };
+    this.openLinks();
     this.leases = leases;
     this.membership = membership;
     // Routing goes by the lease table, but not to a node membership says is gone: its messages are held until
@@ -107,12 +128,10 @@ export class ClusterNode {
     this.remote = new LinkGateway(links);
     this.pubsub = new ClusterPubSub(parts.nc, node, subjectPrefix, new LocalPubSub(conns, check), conns);
 
-    links.onItem((from, bytes) => this.arrive(from, bytes));
-    links.onLost((to, items, why) => this.lost(to, items, why));
     membership.onChange((_live, gone) => {
       for (const g of gone) {
         log('warn', 'a node left the cluster', { node: g });
-        links.peerGone(g);
+        this.links.peerGone(g);
         this.regions?.tellEach('user', { t: 'node.gone', node: g });
         // Sends in flight to its conversations died with it (in its mailbox, or unacked on the link): each
         // waiting socket is told to send them again (the same cid is stored at most once).
@@ -141,6 +160,8 @@ export class ClusterNode {
       this.isolated = now;
       log('warn', now ? 'cut off from the cluster: closing client sockets, refusing new ones' : 'back in touch with the cluster', { node });
       if (now) for (const c of [...conns.all()]) c.close(CloseCodes.restart, 'this node lost touch with its cluster; reconnect to another node');
+      // The others declared it gone meanwhile and quarantined its links: it speaks again as a new incarnation.
+      else this.reincarnate();
     }, ISOLATION_CHECK_MS);
     this.isolation.unref();
     leases.onChange((shard, lease) => {
@@ -162,7 +183,19 @@ export class ClusterNode {
 
   private recover?: (keep: (type: EntityType, id: string) => boolean) => void;
 
-  /** Stops taking part: no more recovery; the pub/sub subscriptions go. The control plane releases the shards. */
+  /**
+   * After its shards were handed over: what is still on its way through this node (messages it passes on to
+   * the new owners, or holds until one takes a shard; frames its links have not had acked) gets where it goes
+   * before the node leaves. Bounded by `maxMs`.
+   */
+  async settle(maxMs: number): Promise<void> {
+    const until = Date.now() + maxMs;
+    while (Date.now() < until && (this.sharding.heldCount > 0 || this.links.stats().unackedItems > 0)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Stops taking part (after the control plane released the shards): no more recovery; the user topics and the links go. */
   close(): void {
     this.stopped = true;
     clearInterval(this.isolation);
@@ -170,6 +203,7 @@ export class ClusterNode {
     if (this.closeTimer) clearImmediate(this.closeTimer);
     this.sharding.stop();
     this.pubsub.close();
+    this.links.close();
   }
 
   /** Why this node serves no clients now, or undefined (the gateway refuses sockets, /healthz answers 503). */
@@ -196,6 +230,31 @@ export class ClusterNode {
     };
   }
 
+  private openLinks(): void {
+    const links = this.makeLinks();
+    links.onItem((from, bytes) => this.arrive(from, bytes));
+    links.onLost((to, items, why) => {
+      this.lost(to, items, why);
+      // A peer refused this incarnation: it was declared gone (a partition the node didn't notice itself).
+      if (why === 'refused' && links === this.links) this.reincarnate();
+    });
+    this.links = links;
+  }
+
+  /**
+   * A new incarnation of this node's links: what the old one had not delivered is dropped (its senders retry
+   * end to end), and peers that quarantined the old one hear the new one. At most once a second.
+   */
+  private reincarnate(): void {
+    const now = Date.now();
+    if (this.stopped || now - this.reincarnated < 1000) return;
+    this.reincarnated = now;
+    const old = this.links;
+    this.openLinks();
+    old.close();
+    log('warn', 'links started again as a new incarnation (the cluster had declared this node gone)', { node: this.node });
+  }
+
   private inShard(shard: number): (type: EntityType, id: string) => boolean {
     return (type, id) => shardOf(type, id, this.shards) === shard;
   }
@@ -217,17 +276,28 @@ export class ClusterNode {
     }
   }
 
-  /** What a link could not deliver (its peer restarted or went): entity messages are answered, frames dropped. */
+  /**
+   * What a link could not deliver. To a node that is gone, entity messages go to their shards' next owners
+   * (as messages that may have arrived before: see asRetry); to a node that restarted or refused this one,
+   * they are answered (a retryable error to the asker or socket). Frames for sockets are dropped: a socket on
+   * a node that went is gone with it.
+   */
   private lost(to: string, items: Uint8Array[], why: string): void {
+    let rerouted = 0;
     let answered = 0;
     for (const bytes of items) {
       let m: SeamMessage;
       try { m = decodeSeam(bytes); } catch { continue; }
       if (m.k !== 'entity') continue;
-      answered++;
-      this.answer?.(m.msg as Envelope, new ParleyError('moving', `${m.type} was on its way to node ${to}, which ${why}; try again`));
+      if (why === 'gone') {
+        rerouted++;
+        this.sharding.arrive({ ...m, msg: asRetry(m.msg), fwd: undefined });
+      } else {
+        answered++;
+        this.answer?.(m.msg as Envelope, new ParleyError('moving', `${m.type} was on its way to node ${to}, which ${why}; try again`));
+      }
     }
-    log('warn', 'messages to another node were lost with it', { to, why, items: items.length, answered });
+    log('warn', 'messages to another node were not confirmed by it', { to, why, items: items.length, rerouted, answered });
   }
 
   private recoverSoon(shard: number): void {

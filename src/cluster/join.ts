@@ -28,7 +28,7 @@ export async function joinCluster(cfg: ClusterConfig, self: { node: string; wsUr
   const say = (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => log(level, msg, { node: self.node, ...fields });
   const membership = new KvMembership({ kv: buckets.members, self: { ...self, startedAt: Date.now() }, shards: cfg.shards, ...cfg.membership, log: say });
   const leases = new ShardLeases({ kv: buckets.shards, membership, shards: cfg.shards, ...cfg.leases, log: say });
-  const links = new Links(nc, self.node, { prefix: `${SUBJECTS}.link` });
+  const links = () => new Links(nc, self.node, { prefix: `${SUBJECTS}.link` });
   const node = new ClusterNode(self.node, cfg.shards, { nc, links, membership, leases }, conns, SUBJECTS, check);
   return {
     node,
@@ -37,10 +37,13 @@ export async function joinCluster(cfg: ClusterConfig, self: { node: string; wsUr
       await leases.start();
     },
     async leave() {
+      // Says it is leaving (the ring gives its shards to the others) and releases each once its entities finished.
       await leases.stop();
+      // Still a member, still watching the table: what passes through it on its way out reaches the new owners.
+      await node.settle(3000);
       await membership.leave().catch((err: unknown) => log('warn', 'membership not left cleanly (the others time it out)', { error: String(err) }));
+      leases.close();
       node.close();
-      links.close();
       await nc.drain().catch(() => undefined);
     },
   };

@@ -64,7 +64,7 @@ export const LINK_DEFAULTS: Readonly<LinkOptions> = {
 };
 
 /** Why items were not confirmed: the peer restarted (a new incarnation), or refused us as gone. */
-export type LostReason = 'restarted' | 'refused';
+export type LostReason = 'restarted' | 'refused' | 'gone';
 
 export interface LinkEvents {
   /** An item of `from`'s stream, in seq order, once. */
@@ -283,9 +283,13 @@ export class LinkState {
     const inc = Math.max(o?.peerInc ?? 0, i?.sinc ?? 0, this.gone.get(node) ?? 0);
     if (inc > 0) this.gone.set(node, inc);
     if (o) {
+      // Handed to the caller, not dropped: what a gone node never confirmed may still have a place to go
+      // (its shards' next owners). Some may have reached it before it went.
+      const unconfirmed = o.items.slice(o.head) as Uint8Array[];
       this.counts.discardedItems += o.unacked;
       this.out.delete(node);
       this.dirty.delete(o);
+      if (unconfirmed.length > 0) this.events.lost(node, unconfirmed, 'gone');
     }
     if (i) {
       this.in.delete(node);

@@ -8,6 +8,11 @@ export interface Member {
   wsUrl: string;
   /** Wall-clock ms when it started: for people to read, never compared across machines. */
   startedAt: number;
+  /**
+   * Stopping: still live (its links work, what passes through it still gets where it goes) but it takes no
+   * shards, so the ring gives its shards to the others while it drains them.
+   */
+  leaving?: boolean;
 }
 
 export interface Membership {
@@ -17,6 +22,8 @@ export interface Membership {
   live(): readonly Member[];
   /** The live set changed; `gone` names the members that left or were declared down in this change. */
   onChange(fn: (live: readonly Member[], gone: readonly string[]) => void): void;
+  /** From now on our record says `leaving`: the others' rings leave us out, and we stay live until leave(). */
+  announceLeaving(): Promise<void>;
   /** Deletes our record, so the others see us gone at once, and stops heartbeating. */
   leave(): Promise<void>;
   /** No heartbeat of ours has been acked for `downAfterMs`: the others may already count us gone. */
@@ -60,7 +67,7 @@ export class Liveness {
   saw(member: Member, now: number): boolean {
     const prev = this.seen.get(member.node);
     this.seen.set(member.node, { at: now, member, live: true });
-    return !prev || !prev.live;
+    return !prev || !prev.live || !!prev.member.leaving !== !!member.leaving;
   }
 
   /** Its record was deleted (a graceful leave): gone at once. True if it was live. */
@@ -119,7 +126,7 @@ export function checkNodeName(node: string): void {
 function decodeRecord(bytes: Uint8Array): MemberRecord | undefined {
   const v = JSON.parse(decoder.decode(bytes)) as Partial<MemberRecord>;
   if (typeof v.node !== 'string' || typeof v.shards !== 'number') return undefined;
-  return { node: v.node, wsUrl: String(v.wsUrl ?? ''), startedAt: Number(v.startedAt ?? 0), shards: v.shards, beat: Number(v.beat ?? 0) };
+  return { node: v.node, wsUrl: String(v.wsUrl ?? ''), startedAt: Number(v.startedAt ?? 0), shards: v.shards, beat: Number(v.beat ?? 0), ...(v.leaving === true ? { leaving: true } : {}) };
 }
 
 /**
@@ -147,6 +154,8 @@ export class KvMembership implements Membership {
   private inFlight = false;
   private started = false;
   private leaving = false;
+  /** announceLeaving was called: our record says `leaving` from then on. */
+  private stopping = false;
 
   constructor(private readonly opts: KvMembershipOptions) {
     checkNodeName(opts.self.node);
@@ -199,7 +208,9 @@ export class KvMembership implements Membership {
   live(): readonly Member[] {
     const live = this.liveness.live();
     // We count ourselves live while we run, whatever our own watch says.
-    if (this.started && !this.leaving && !live.some((m) => m.node === this.self)) return [...live, this.opts.self].sort((a, b) => (a.node < b.node ? -1 : 1));
+    if (this.started && !this.leaving && !live.some((m) => m.node === this.self)) {
+      return [...live, { ...this.opts.self, ...(this.stopping ? { leaving: true } : {}) }].sort((a, b) => (a.node < b.node ? -1 : 1));
+    }
     return live;
   }
 
@@ -209,6 +220,14 @@ export class KvMembership implements Membership {
 
   isolated(): boolean {
     return this.now() - this.lastAcked > this.timing.downAfterMs;
+  }
+
+  async announceLeaving(): Promise<void> {
+    if (this.stopping || this.leaving) return;
+    this.stopping = true;
+    this.liveness.saw({ ...this.opts.self, leaving: true }, this.now());
+    this.emit([]);
+    await this.heartbeat(false).catch(() => undefined);
   }
 
   async leave(): Promise<void> {
@@ -242,7 +261,7 @@ export class KvMembership implements Membership {
     if (this.inFlight && !first) return; // one at a time: a put stuck on a dead server is not piled onto
     this.inFlight = true;
     const sentAt = this.now();
-    const record: MemberRecord = { ...this.opts.self, shards: this.opts.shards, beat: ++this.beat };
+    const record: MemberRecord = { ...this.opts.self, ...(this.stopping ? { leaving: true } : {}), shards: this.opts.shards, beat: ++this.beat };
     this.sentAt.set(record.beat, sentAt);
     try {
       const rev = await this.opts.kv.put(keyOf(this.self), encoder.encode(JSON.stringify(record)), { timeout: this.timing.heartbeatMs * 2 });
@@ -273,7 +292,7 @@ export class KvMembership implements Membership {
       this.opts.log?.('warn', 'membership: ignoring a member that runs with another shard count', { node, shards: rec.shards, ours: this.opts.shards });
       return;
     }
-    const member: Member = { node: rec.node, wsUrl: rec.wsUrl, startedAt: rec.startedAt };
+    const member: Member = { node: rec.node, wsUrl: rec.wsUrl, startedAt: rec.startedAt, ...(rec.leaving ? { leaving: true } : {}) };
     if (this.liveness.saw(member, seen.seenAt) && this.started) this.emit([]);
   }
 

@@ -204,18 +204,29 @@ export class ShardLeases {
    */
   onRelease(fn: (shard: number) => Promise<void>): void { this.releaseFns.push(fn); }
 
-  /** Graceful: releases every held shard (each drained through onRelease, all in parallel), then leaves. */
+  /**
+   * Graceful: announces that this node is leaving (the others' rings leave it out), then releases every held
+   * shard (each drained through onRelease, all in parallel). It is still a member afterwards, so what passes
+   * through it reaches the new owners; Membership.leave, then close, end it.
+   */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    await this.opts.membership.announceLeaving();
     await Promise.all([...this.acquiring.values()]);
     await Promise.all([...this.held.values()].filter((h) => !h.releasing).map((h) => this.release(h)));
     // Releases already under way when stop began.
     while (this.held.size) await new Promise((r) => setTimeout(r, 20));
     clearInterval(this.timer);
-    await this.opts.membership.leave();
-    this.view.stop();
     this.stopped = true;
+  }
+
+  /**
+   * Stops watching the table (after stop): until then a stopped node still sees who took its shards, so what
+   * passes through it on its way out goes to them.
+   */
+  close(): void {
+    this.view.stop();
   }
 
   /** Stops renewing and watching without releasing or leaving (tests: a node that dies). */
@@ -227,7 +238,8 @@ export class ShardLeases {
   }
 
   private currentRing(): Ring {
-    const members = this.opts.membership.live().map((m) => m.node);
+    // A member that is leaving keeps its links but takes no shards.
+    const members = this.opts.membership.live().filter((m) => !m.leaving).map((m) => m.node);
     const key = members.join('\n');
     if (this.ring?.key !== key) this.ring = { key, ring: new Ring(members, this.opts.vnodes) };
     return this.ring.ring;

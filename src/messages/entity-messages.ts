@@ -138,3 +138,16 @@ export type GroupMsg = GroupCreate | GroupMembers | GroupAdmin | GroupRename | G
 export interface EntityMessages { user: UserMsg; conv: ConvMsg; group: GroupMsg }
 export type EntityType = keyof EntityMessages;
 export type AnyEntityMsg = EntityMessages[EntityType];
+
+/**
+ * What an entity sends itself: a store call's outcome, a timer's wake-up (tagged with its incarnation, or the
+ * epoch it claimed). The cluster still delivers these to an entity that is finishing its work before its shard
+ * moves (Region.handOff), when everything else for the shard waits for the next owner.
+ */
+type SelfMessage = ConvStored | ConvRetry | ConvFence | ConvCursorsDue | ConvCursorStored | ConvAllStored | ConvRedrive
+  | UserInboxStale | UserInboxWritten | UserWake;
+const SELF: Record<SelfMessage['t'], true> = {
+  stored: true, 'fanout.retry': true, fence: true, 'cursors.due': true, 'cursor.stored': true, 'all.stored': true, redrive: true,
+  'inbox.stale': true, 'inbox.written': true, 'inbox.due': true, 'acks.due': true,
+};
+export const isSelfMessage = (m: { t: string }): boolean => Object.hasOwn(SELF, m.t);

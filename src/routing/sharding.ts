@@ -18,4 +18,6 @@ export interface Sharding {
 /** Where sharding hands a message for an entity this node hosts: the node's regions. */
 export interface EntityHost {
   deliver<T extends EntityType>(type: T, id: string, msg: EntityMessages[T]): void;
+  /** The entity is running here now (spawned, not stopped). */
+  isLive(type: EntityType, id: string): boolean;
 }

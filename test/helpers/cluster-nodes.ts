@@ -104,6 +104,8 @@ export async function startControlNode(name: string, urls: readonly string[], o:
       if (closed) return;
       closed = true;
       await leases.stop();
+      await membership.leave();
+      leases.close();
       await nc.close();
     },
     async die() {

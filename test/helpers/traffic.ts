@@ -209,8 +209,9 @@ export class Traffic {
       }
       t.strictSame([...p.acked].filter(([cid, seq]) => history.get(cid)?.[0] !== seq).map(([cid]) => cid), [],
         `pair ${i}: every acked message is in history under its acked seq`);
-      t.strictSame([...history].filter(([, s]) => s.length > 1).map(([cid]) => cid), [],
-        `pair ${i}: no message is in history twice (failed attempts were rolled back)`);
+      const twice = [...history].filter(([, s]) => s.length > 1);
+      for (const [cid, s] of twice) t.comment(`${cid} at seqs ${s.join(', ')}; attempts: ${JSON.stringify(p.attempts.filter((a) => a.cid === cid))}`);
+      t.strictSame(twice.map(([cid]) => cid), [], `pair ${i}: no message is in history twice (failed attempts were rolled back)`);
       t.equal(history.size, p.acked.size, `pair ${i}: history holds exactly the acked messages`);
     }
   }

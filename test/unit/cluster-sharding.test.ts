@@ -30,9 +30,10 @@ function setup(t: { teardown(fn: () => unknown): void }, sendOk = true) {
     { send: (to, item) => (sent.push({ to, m: decodeSeam(item) }), sendOk) },
     (msg, err) => answered.push({ msg, code: (err as { code: string }).code }),
     { ms: 1000, perShard: 3 });
-  s.serve({ deliver: (type, id, msg) => void here.push({ type, id, msg }) });
+  const live = new Set<string>();
+  s.serve({ deliver: (type, id, msg) => void here.push({ type, id, msg }), isLive: (_type, id) => live.has(id) });
   t.teardown(() => s.stop());
-  return { s, owners, sent, here, answered };
+  return { s, owners, sent, here, answered, live };
 }
 
 t.test('a served shard is delivered here; another node\'s goes over its link, marked as a first hop', async (t) => {
@@ -77,6 +78,19 @@ t.test('acquired here: what was held reaches the entities here, in order', async
   t.equal(here.length, 0);
   s.startServing(shardA);
   t.same(here.map((h) => (h.msg as { user: string }).user), ['1', '2']);
+});
+
+t.test('a shard being handed off: its live entities still get what they told themselves, nothing else', async (t) => {
+  const { s, owners, here, live } = setup(t);
+  owners.set(shardA, 'me');
+  s.startServing(shardA);
+  s.stopServing(shardA); // handing off: the lease is still this node's
+  live.add(inA[0]!);
+  s.tell('conv', inA[0]!, { t: 'stored', inc: 'i1', seq: 3 });
+  s.tell('conv', inA[0]!, text('a new send'));
+  s.tell('conv', inA[1]!, { t: 'stored', inc: 'i2', seq: 1 });
+  t.same(here.map((h) => [h.id, (h.msg as { t: string }).t]), [[inA[0], 'stored']], 'the write\'s outcome reaches the entity still finishing');
+  t.equal(s.counts.held, 2, 'the new send, and a completion for an entity no longer here, wait for the next owner');
 });
 
 t.test('held too long, or over the bound: answered with a retryable error, not dropped', async (t) => {

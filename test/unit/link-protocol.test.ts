@@ -337,7 +337,7 @@ t.test('both sides restart at once: nothing is delivered twice or to the wrong i
   t.strictSame([a2.lost, b2.lost], [[], []], 'the new incarnations lost nothing: their streams started fresh');
 });
 
-t.test('peerGone: unacked items are discarded and counted, and the gone incarnation is refused until it comes back as a new one', async (t) => {
+t.test('peerGone: unacked items are handed back (gone) and counted, and the gone incarnation is refused until it comes back as a new one', async (t) => {
   const a = end('a', 1);
   const b = end('b', 2);
   sendAll(a, 'b', [1]);
@@ -348,6 +348,7 @@ t.test('peerGone: unacked items are discarded and counted, and the gone incarnat
   b.state.peerGone('a');
   t.equal(b.state.stats().discardedItems, 2);
   t.equal(b.state.unacked('a'), 0);
+  t.strictSame(b.lost, [{ to: 'a', items: [2, 3], why: 'gone' }], 'what a never confirmed goes back to the caller');
   // a (a zombie, as far as b knows) goes on talking.
   sendAll(a, 'b', [2]);
   settle([a, b], 2);

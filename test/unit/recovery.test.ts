@@ -13,7 +13,7 @@ t.test('a listing that fails is tried again (1 s, then 2 s) until it answers; ev
   const store = { rememberedConversations: async () => { if (++calls <= 2) throw new ParleyError('store_unavailable', 'down'); return ['d.a.b', 'g.x']; } } as unknown as Store;
   const sharding = new LocalSharding('n1');
   const activated: string[] = [];
-  sharding.serve({ deliver: (_type, id, msg) => { activated.push(id); sharding.reply((msg as { reply: string }).reply, { ok: true, value: true }); } });
+  sharding.serve({ deliver: (_type, id, msg) => { activated.push(id); sharding.reply((msg as { reply: string }).reply, { ok: true, value: true }); }, isLive: () => false });
   const done = recoverConversations(store, sharding, () => false);
   await clock.tickAsync(999);
   t.equal(calls, 1, 'the first failure waits a second before the second try');
