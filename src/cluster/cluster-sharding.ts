@@ -4,6 +4,7 @@ import { encodeSeam, type SeamMessage } from '../messages/codec.js';
 import type { Envelope, Reply, ReplyTo } from '../messages/seam.js';
 import type { EntityHost, Sharding } from '../routing/sharding.js';
 import type { ErrorAnswer } from '../actors/region.js';
+import { PendingAsks } from '../routing/pending-asks.js';
 import { shardOf } from './placement.js';
 
 const DEFAULT_ASK_TIMEOUT_MS = 10_000;
@@ -34,8 +35,7 @@ export interface HoldLimits { ms: number; perShard: number }
  */
 export class ClusterSharding implements Sharding {
   private host?: EntityHost;
-  private readonly pending = new Map<ReplyTo, { resolve(v: unknown): void; reject(e: unknown): void; timer: NodeJS.Timeout }>();
-  private replySeq = 0;
+  private readonly asks: PendingAsks;
   /** Shards whose entities run here now: acquired, and not lost or being handed off. */
   private readonly serving = new Set<number>();
   private readonly held = new Map<number, { since: number; items: EntityItem[] }>();
@@ -52,6 +52,7 @@ export class ClusterSharding implements Sharding {
     private readonly answer: ErrorAnswer,
     private readonly hold: HoldLimits = { ms: 5000, perShard: 10_000 },
   ) {
+    this.asks = new PendingAsks(node);
     this.sweeper = setInterval(() => this.expireHeld(Date.now()), Math.max(100, hold.ms / 4));
     this.sweeper.unref();
   }
@@ -69,31 +70,20 @@ export class ClusterSharding implements Sharding {
   }
 
   ask<T extends EntityType, R>(type: T, id: string, build: (reply: ReplyTo) => EntityMessages[T], timeoutMs = DEFAULT_ASK_TIMEOUT_MS): Promise<R> {
-    const reply = `${this.node}:${++this.replySeq}`;
-    return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(reply);
-        reject(new ParleyError('timeout', `${type} did not answer in ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(reply, { resolve: resolve as (v: unknown) => void, reject, timer });
-      this.tell(type, id, build(reply));
-    });
+    const { reply, answer } = this.asks.open<R>(type, timeoutMs);
+    this.tell(type, id, build(reply));
+    return answer;
   }
 
   reply(to: ReplyTo, result: Reply): void {
-    const node = to.slice(0, to.lastIndexOf(':'));
+    const node = PendingAsks.nodeOf(to);
     if (node === this.node) return this.settle(to, result);
     if (!this.links.send(node, encodeSeam({ k: 'reply', to, result }))) this.counts.refused++; // the asker times out
   }
 
   /** An answer to one of this node's asks, from here or another node. */
   settle(to: ReplyTo, r: Reply): void {
-    const p = this.pending.get(to);
-    if (!p) return; // the asker timed out
-    this.pending.delete(to);
-    clearTimeout(p.timer);
-    if (r.ok) p.resolve(r.value);
-    else p.reject(new ParleyError(r.error.code, r.error.message, r.error.retryAfterMs));
+    this.asks.settle(to, r);
   }
 
   /** An entity message that came over a link: for a shard served here, or to pass on (once) to its owner. */
@@ -132,13 +122,13 @@ export class ClusterSharding implements Sharding {
 
   /** Asks not answered yet. */
   get asking(): number {
-    return this.pending.size;
+    return this.asks.size;
   }
 
   stop(): void {
     this.stopped = true;
     clearInterval(this.sweeper);
-    for (const p of this.pending.values()) clearTimeout(p.timer);
+    this.asks.stop();
     for (const [, h] of this.held) for (const m of h.items) this.refuse(m, 'node shutting down');
     this.held.clear();
   }

@@ -1,8 +1,8 @@
-import { ParleyError } from '../protocol/errors.js';
 import type { EntityMessages, EntityType } from '../messages/entity-messages.js';
 import type { Reply, ReplyTo } from '../messages/seam.js';
 import type { EntityHost, Sharding } from './sharding.js';
 import { throughCodec } from './seam-check.js';
+import { PendingAsks } from './pending-asks.js';
 
 const DEFAULT_ASK_TIMEOUT_MS = 10_000;
 
@@ -12,11 +12,12 @@ const DEFAULT_ASK_TIMEOUT_MS = 10_000;
  */
 export class LocalSharding implements Sharding {
   private host?: EntityHost;
-  private readonly pending = new Map<ReplyTo, { resolve(v: unknown): void; reject(e: unknown): void; timer: NodeJS.Timeout }>();
-  private replySeq = 0;
+  private readonly asks: PendingAsks;
 
   /** `check`: every message goes through the seam codec (seam-check.ts). */
-  constructor(readonly node: string, private readonly check = false) {}
+  constructor(readonly node: string, private readonly check = false) {
+    this.asks = new PendingAsks(node);
+  }
 
   /** The regions that host this node's entities (they are built after sharding: their entities use it). */
   serve(host: EntityHost): void {
@@ -29,33 +30,21 @@ export class LocalSharding implements Sharding {
   }
 
   ask<T extends EntityType, R>(type: T, id: string, build: (reply: ReplyTo) => EntityMessages[T], timeoutMs = DEFAULT_ASK_TIMEOUT_MS): Promise<R> {
-    const reply = `${this.node}:${++this.replySeq}`;
-    return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(reply);
-        reject(new ParleyError('timeout', `${type} did not answer in ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(reply, { resolve: resolve as (v: unknown) => void, reject, timer });
-      this.tell(type, id, build(reply));
-    });
+    const { reply, answer } = this.asks.open<R>(type, timeoutMs);
+    this.tell(type, id, build(reply));
+    return answer;
   }
 
   reply(to: ReplyTo, result: Reply): void {
-    const p = this.pending.get(to);
-    if (!p) return; // the asker timed out
-    this.pending.delete(to);
-    clearTimeout(p.timer);
-    const r = this.check ? throughCodec({ k: 'reply', to, result }).result : result;
-    if (r.ok) p.resolve(r.value);
-    else p.reject(new ParleyError(r.error.code, r.error.message, r.error.retryAfterMs));
+    this.asks.settle(to, this.check ? throughCodec({ k: 'reply', to, result }).result : result);
   }
 
   /** Asks not answered yet. */
   get asking(): number {
-    return this.pending.size;
+    return this.asks.size;
   }
 
   stop(): void {
-    for (const p of this.pending.values()) clearTimeout(p.timer);
+    this.asks.stop();
   }
 }

@@ -52,6 +52,28 @@ export function scyllaNodeForTests(t: { before(f: () => Promise<void>): void; te
   return s;
 }
 
+/** Two development nodes on one keyspace of their own, sharing a token secret (one file's tests; gone at teardown). */
+export interface TwoNodes { keyspace: string; a: Fixture; b: Fixture; admin: Client }
+
+export function twoNodesOnOneKeyspace(t: { before(f: () => Promise<void>): void; teardown(f: () => Promise<void>): void }, prefix: string, secret: string): TwoNodes {
+  const s = { keyspace: testKeyspace(prefix) } as TwoNodes;
+  t.before(async () => {
+    s.admin = await cqlAdmin();
+    const env = { ...scyllaNodeEnv(s.keyspace), PARLEY_SECRET: secret };
+    s.a = await Fixture.start(env);
+    s.b = await Fixture.start(env);
+  });
+  t.teardown(async () => {
+    await s.a?.destroy();
+    await s.b?.destroy();
+    if (s.admin) {
+      await dropKeyspace(s.admin, s.keyspace);
+      await s.admin.shutdown();
+    }
+  });
+  return s;
+}
+
 /**
  * Reads CQL until `done` holds (or 10 s pass) and returns the last read. The `sent` tick follows the log write
  * alone, so what the fan-out writes after it (inbox rows) lands a moment later.

@@ -1,7 +1,5 @@
 import t from 'tap';
-import type { Client } from 'cassandra-driver';
-import { Fixture } from '../helpers/fixture.js';
-import { cqlAdmin, dropKeyspace, scyllaNodeEnv, testKeyspace } from '../helpers/cql.js';
+import { twoNodesOnOneKeyspace } from '../helpers/cql.js';
 import { SHARED_SECRET } from '../features/ownership-cases.js';
 import { chatThroughFailover } from '../helpers/failover.js';
 
@@ -11,29 +9,14 @@ import { chatThroughFailover } from '../helpers/failover.js';
  * conversation activated on the survivor re-drives its log above the fan-out mark), so every message alice
  * had ticked reaches bob once, in order, and bob resumes from his pointer.
  */
-const keyspace = testKeyspace('parley_failover');
-let a: Fixture;
-let b: Fixture;
-let admin: Client;
-t.before(async () => {
-  admin = await cqlAdmin();
-  const env = { ...scyllaNodeEnv(keyspace), PARLEY_SECRET: SHARED_SECRET };
-  a = await Fixture.start(env);
-  b = await Fixture.start(env);
-});
-t.teardown(async () => {
-  await a?.destroy();
-  await b?.destroy();
-  await dropKeyspace(admin, keyspace);
-  await admin?.shutdown();
-});
+const two = twoNodesOnOneKeyspace(t, 'parley_failover', SHARED_SECRET);
 
 t.test('the first node is killed: both clients carry on through the second', async (t) => {
-  const urls = [a.url, b.url];
-  const alice = await a.device(t, { urls, reconnect: true });
-  const bob = await a.device(t, { urls, reconnect: true });
-  t.same([alice.client.url, bob.client.url], [a.url, a.url], 'both on the first node');
-  await chatThroughFailover(t, alice, bob, () => a.node.kill());
-  t.same([alice.client.url, bob.client.url], [b.url, b.url], 'both on the second node now');
+  const urls = [two.a.url, two.b.url];
+  const alice = await two.a.device(t, { urls, reconnect: true });
+  const bob = await two.a.device(t, { urls, reconnect: true });
+  t.same([alice.client.url, bob.client.url], [two.a.url, two.a.url], 'both on the first node');
+  await chatThroughFailover(t, alice, bob, () => two.a.node.kill());
+  t.same([alice.client.url, bob.client.url], [two.b.url, two.b.url], 'both on the second node now');
   t.ok(bob.closes.length >= 1 && bob.closes.every((c) => c.code === 1006), 'bob saw his socket drop (1006), no error frame');
 });

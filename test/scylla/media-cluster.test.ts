@@ -1,9 +1,8 @@
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Client } from 'cassandra-driver';
-import { Fixture, http } from '../helpers/fixture.js';
-import { cqlAdmin, dropKeyspace, eventually, scyllaNodeEnv, testKeyspace } from '../helpers/cql.js';
+import { http, type Fixture } from '../helpers/fixture.js';
+import { eventually, twoNodesOnOneKeyspace } from '../helpers/cql.js';
 import { rawRequest, statusOf, within } from '../helpers/raw-http.js';
 import { uploadMedia } from '../../src/client/accounts-api.js';
 import { SHARED_SECRET } from '../features/ownership-cases.js';
@@ -15,100 +14,85 @@ import { CHUNK_BYTES } from '../../src/store/scylla/media-blobs.js';
  * same bytes uploaded through both at once are one blob; a 64 MiB upload and download don't pass through
  * either node's memory (RSS sampled from /proc while it runs).
  */
-const keyspace = testKeyspace('parley_media_two');
-let a: Fixture;
-let b: Fixture;
-let admin: Client;
-t.before(async () => {
-  admin = await cqlAdmin();
-  const env = { ...scyllaNodeEnv(keyspace), PARLEY_SECRET: SHARED_SECRET };
-  a = await Fixture.start(env);
-  b = await Fixture.start(env);
-});
-t.teardown(async () => {
-  await a?.destroy();
-  await b?.destroy();
-  await dropKeyspace(admin, keyspace);
-  await admin?.shutdown();
-});
+const two = twoNodesOnOneKeyspace(t, 'parley_media_two', SHARED_SECRET);
 
 const sha = (x: Uint8Array) => createHash('sha256').update(x).digest('hex');
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const MiB = 1024 * 1024;
 
 t.test('uploaded through one node, read through the other: whole, and by ranges across chunks', async (t) => {
-  const alice = await a.device(t);
-  const bob = (await b.signInOnly()).session;
+  const alice = await two.a.device(t);
+  const bob = (await two.b.signInOnly()).session;
   const bytes = randomBytes(3 * CHUNK_BYTES + 1000);
-  const up = await uploadMedia(a.url, alice.session.token, bytes, 'video/mp4');
+  const up = await uploadMedia(two.a.url, alice.session.token, bytes, 'video/mp4');
   t.equal(up.id, sha(bytes));
-  const whole = await http(b.url, `/v1/media/${up.id}`, { headers: bearer(alice.session.token) });
+  const whole = await http(two.b.url, `/v1/media/${up.id}`, { headers: bearer(alice.session.token) });
   t.same([whole.status, whole.headers.get('content-type'), whole.bytes.equals(bytes)], [200, 'video/mp4', true], 'through B: the uploader, whole');
   for (const [from, to] of [[0, 99], [CHUNK_BYTES - 10, CHUNK_BYTES + 9], [CHUNK_BYTES, 3 * CHUNK_BYTES + 999]] as const) {
-    const r = await http(b.url, `/v1/media/${up.id}`, { headers: { ...bearer(alice.session.token), range: `bytes=${from}-${to}` } });
+    const r = await http(two.b.url, `/v1/media/${up.id}`, { headers: { ...bearer(alice.session.token), range: `bytes=${from}-${to}` } });
     t.same([r.status, r.headers.get('content-range'), r.bytes.equals(bytes.subarray(from, to + 1))],
       [206, `bytes ${from}-${to}/${bytes.length}`, true], `through B: bytes ${from}-${to}`);
   }
-  const suffix = await http(b.url, `/v1/media/${up.id}`, { headers: { ...bearer(alice.session.token), range: 'bytes=-5' } });
+  const suffix = await http(two.b.url, `/v1/media/${up.id}`, { headers: { ...bearer(alice.session.token), range: 'bytes=-5' } });
   t.ok(suffix.bytes.equals(bytes.subarray(bytes.length - 5)), 'the last 5 bytes');
 
   // Sent in a chat through A (ticked: its refs are stored with it), the other user fetches it through B:
   // who may fetch is in the store, and so are the bytes.
-  t.equal((await http(b.url, `/v1/media/${up.id}`, { headers: bearer(bob.token) })).status, 404, 'bob, before it was sent to him');
+  t.equal((await http(two.b.url, `/v1/media/${up.id}`, { headers: bearer(bob.token) })).status, 404, 'bob, before it was sent to him');
   await alice.client.send({ to: bob.user }, 'video', { media: up.id });
-  t.ok((await http(b.url, `/v1/media/${up.id}`, { headers: bearer(bob.token) })).bytes.equals(bytes), 'bob, through B');
-  const signed = await http(b.url, `/v1/media/${up.id}/url`, { headers: bearer(bob.token) });
-  t.ok((await http(a.url, signed.json.url)).bytes.equals(bytes), 'a signed URL made by B works on A (one secret)');
+  t.ok((await http(two.b.url, `/v1/media/${up.id}`, { headers: bearer(bob.token) })).bytes.equals(bytes), 'bob, through B');
+  const signed = await http(two.b.url, `/v1/media/${up.id}/url`, { headers: bearer(bob.token) });
+  t.ok((await http(two.a.url, signed.json.url)).bytes.equals(bytes), 'a signed URL made by B works on A (one secret)');
 });
 
 t.test('an upload cut off half way leaves nothing readable; the same bytes uploaded afterwards are whole', async (t) => {
-  const alice = await a.device(t);
+  const alice = await two.a.device(t);
   const bytes = randomBytes(4 * CHUNK_BYTES);
-  const up = rawRequest(b.node.port, 'POST', '/v1/media', {
+  const up = rawRequest(two.b.node.port, 'POST', '/v1/media', {
     ...bearer(alice.session.token), 'content-type': 'image/png', 'content-length': String(bytes.length),
   });
   up.socket.write(bytes.subarray(0, 2 * CHUNK_BYTES + 77));
-  const rows = () => admin.execute(`SELECT count(*) FROM ${keyspace}.media_chunks`).then((r) => Number(r.first().get(0)));
+  const rows = () => two.admin.execute(`SELECT count(*) FROM ${two.keyspace}.media_chunks`).then((r) => Number(r.first().get(0)));
   const before = await rows();
   t.ok((await eventually(rows, (n) => n >= before + 2)) >= before + 2, 'chunks of it were stored');
   up.socket.destroy();
-  const blob = await admin.execute(`SELECT id FROM ${keyspace}.media_blobs WHERE id = ?`, [sha(bytes)], { prepare: true });
+  const blob = await two.admin.execute(`SELECT id FROM ${two.keyspace}.media_blobs WHERE id = ?`, [sha(bytes)], { prepare: true });
   t.equal(blob.rowLength, 0, 'no blob row: nothing names those chunks');
   t.equal(await eventually(rows, (n) => n === before), before, 'and the node that took them removes them');
-  const again = await uploadMedia(a.url, alice.session.token, bytes, 'image/png');
+  const again = await uploadMedia(two.a.url, alice.session.token, bytes, 'image/png');
   t.equal(again.id, sha(bytes));
-  t.ok((await http(b.url, `/v1/media/${again.id}`, { headers: bearer(alice.session.token) })).bytes.equals(bytes), 'read whole through B');
+  t.ok((await http(two.b.url, `/v1/media/${again.id}`, { headers: bearer(alice.session.token) })).bytes.equals(bytes), 'read whole through B');
 });
 
 t.test('the same bytes uploaded through both nodes at once: one blob, both answered with it', async (t) => {
-  const [alice, bob] = await Promise.all([a.device(t), b.device(t, { session: (await b.signInOnly()).session })]);
+  const [alice, bob] = await Promise.all([two.a.device(t), two.b.device(t, { session: (await two.b.signInOnly()).session })]);
   const bytes = randomBytes(2 * CHUNK_BYTES + 3);
   const [x, y] = await Promise.all([
-    uploadMedia(a.url, alice.session.token, bytes, 'image/jpeg'),
-    uploadMedia(b.url, bob.session.token, bytes, 'image/jpeg'),
+    uploadMedia(two.a.url, alice.session.token, bytes, 'image/jpeg'),
+    uploadMedia(two.b.url, bob.session.token, bytes, 'image/jpeg'),
   ]);
   t.same([x.id, y.id], [sha(bytes), sha(bytes)]);
-  t.ok((await http(b.url, `/v1/media/${x.id}`, { headers: bearer(alice.session.token) })).bytes.equals(bytes), 'alice through B');
-  t.ok((await http(a.url, `/v1/media/${y.id}`, { headers: bearer(bob.session.token) })).bytes.equals(bytes), 'bob through A');
+  t.ok((await http(two.b.url, `/v1/media/${x.id}`, { headers: bearer(alice.session.token) })).bytes.equals(bytes), 'alice through B');
+  t.ok((await http(two.a.url, `/v1/media/${y.id}`, { headers: bearer(bob.session.token) })).bytes.equals(bytes), 'bob through A');
   const unowned = async () => {
-    const chunks = await admin.execute(`SELECT upload FROM ${keyspace}.media_chunks`);
-    const owners = new Set((await admin.execute(`SELECT upload FROM ${keyspace}.media_blobs`)).rows.map((r) => String(r.get('upload'))));
+    const chunks = await two.admin.execute(`SELECT upload FROM ${two.keyspace}.media_chunks`);
+    const owners = new Set((await two.admin.execute(`SELECT upload FROM ${two.keyspace}.media_blobs`)).rows.map((r) => String(r.get('upload'))));
     return chunks.rows.filter((r) => !owners.has(String(r.get('upload')))).length;
   };
   t.equal(await eventually(unowned, (n) => n === 0), 0, 'the loser\'s chunks are removed: every chunk left belongs to a blob');
-  const owner = await admin.execute(`SELECT upload, chunks FROM ${keyspace}.media_blobs WHERE id = ?`, [x.id], { prepare: true });
+  const owner = await two.admin.execute(`SELECT upload, chunks FROM ${two.keyspace}.media_blobs WHERE id = ?`, [x.id], { prepare: true });
   t.equal(owner.first().get('chunks'), 3);
 });
 
 t.test('64 MiB up through A and down through B: neither node holds it in memory', async (t) => {
-  const alice = await a.device(t);
+  const alice = await two.a.device(t);
   const bytes = randomBytes(64 * MiB);
-  const watchA = watchRss(a);
-  const up = await uploadMedia(a.url, alice.session.token, bytes, 'video/mp4');
+  const watchA = watchRss(two.a);
+  const up = await uploadMedia(two.a.url, alice.session.token, bytes, 'video/mp4');
   const grewA = watchA();
   t.equal(up.id, sha(bytes));
-  const watchB = watchRss(b);
-  const res = await fetch(`${b.url}/v1/media/${up.id}`, { headers: bearer(alice.session.token) });
+  const watchB = watchRss(two.b);
+  const res = await fetch(`${two.b.url}/v1/media/${up.id}`, { headers: bearer(alice.session.token) });
   const hash = createHash('sha256');
   let size = 0;
   for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) { hash.update(c); size += c.byteLength; }
@@ -128,9 +112,9 @@ function watchRss(f: Fixture): () => number {
 }
 
 t.test('a request on the connection after an upload that paused for the database is answered', async (t) => {
-  const alice = await a.device(t);
+  const alice = await two.a.device(t);
   const bytes = randomBytes(3 * MiB);
-  const up = rawRequest(a.node.port, 'POST', '/v1/media', { ...bearer(alice.session.token), 'content-type': 'image/png', 'content-length': String(bytes.length) });
+  const up = rawRequest(two.a.node.port, 'POST', '/v1/media', { ...bearer(alice.session.token), 'content-type': 'image/png', 'content-length': String(bytes.length) });
   up.socket.write(bytes);
   const first = await within(20_000, up.response);
   t.equal(statusOf(first), 201);
