@@ -71,10 +71,14 @@ async function main(): Promise<void> {
     console.log(rows.length ? rows.slice(0, a.top).map((r) => `${String(r.mailbox).padStart(7)}  ${r.node}  ${r.type.padEnd(5)} ${r.id}  ${r.state}`).join('\n') : 'no mailbox is waiting');
   } else if (a.cmd === 'cluster') {
     for (const url of a.urls) {
-      const s = await get<{ node: string; members: string[]; shards: { total: number; owned: number; serving: number; unowned: number } }>(url, '/v1/admin/cluster', a.key);
-      const t = await get<Tree>(url, '/v1/admin/actors?top=0', a.key);
-      console.log(`${s.node}  ${url}  members ${s.members.length}  shards owned ${s.shards.owned}/${s.shards.total} (serving ${s.shards.serving}, unowned ${s.shards.unowned})  ` +
-        t.regions.map((r) => `${r.type} ${n(r.active)}`).join('  '));
+      try {
+        const s = await get<{ node: string; members: string[]; shards: { total: number; owned: number; serving: number; unowned: number } }>(url, '/v1/admin/cluster', a.key);
+        const t = await get<Tree>(url, '/v1/admin/actors?top=0', a.key);
+        console.log(`${s.node}  ${url}  members ${s.members.length}  shards owned ${s.shards.owned}/${s.shards.total} (serving ${s.shards.serving}, unowned ${s.shards.unowned})  ` +
+          t.regions.map((r) => `${r.type} ${n(r.active)}`).join('  '));
+      } catch (err) {
+        console.log(`${'-'.repeat(9)}  ${url}  unreachable (${err instanceof Error ? err.message : String(err)})`);
+      }
     }
   } else {
     throw new Error(`unknown command ${a.cmd}: tree, top or cluster`);
