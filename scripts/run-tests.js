@@ -2,7 +2,7 @@
 // The README's test command (after `npm run build`): runs every compiled test with tap and ends with one
 // line: `N passed, N failed` (`, N skipped` when some were).
 //
-// Tests that need a CQL server (a path matching /scylla|cql/, or a file that reads PARLEY_CQL_CONTACT)
+// Tests that need a CQL server (a path matching /scylla|cql/, or a file that reads PARLEY_CQL_CONTACT or uses the CQL or cluster test helpers)
 // run after the others, one file at a time: one of them restarts the server on purpose. Unless
 // PARLEY_CQL_CONTACT=host:port names an existing server, the runner uses the one scripts/cassandra
 // manages: one already running is used and left running; otherwise it starts one and stops it at the end
@@ -30,7 +30,8 @@ function findTests(dir) {
 function needsCql(file) {
   if (/scylla|cql/i.test(file)) return true;
   try {
-    return readFileSync(resolve(root, file), 'utf8').includes('PARLEY_CQL_CONTACT');
+    // Or it starts nodes on the Scylla store through the CQL helpers (the cluster tests).
+    return /PARLEY_CQL_CONTACT|helpers\/(cql|cluster)\.js/.test(readFileSync(resolve(root, file), 'utf8'));
   } catch {
     return false;
   }
