@@ -54,6 +54,11 @@ interface Cursor { delivered: number; read: number }
 export interface Receipts { conv: string; members: Record<string, Cursor>; all?: Cursor }
 
 export class ServerError extends Error {
+  /**
+   * A refused send's client id: when `retryable`, send it again with `{ cid }` (a new cid would be a second
+   * message if the first was stored after all).
+   */
+  cid?: string;
   /** `retryAfterMs`: a rate limit's wait before the same request may pass. */
   constructor(readonly code: string, message: string, readonly retryable: boolean, readonly retryAfterMs?: number) { super(message); }
 }
@@ -222,7 +227,10 @@ export class ParleyClient extends Emitter<Events> {
     const fresh = extra.cid === undefined || extra.fresh === true;
     const cid = extra.cid ?? `c${Date.now().toString(36)}${(++this.seq).toString(36)}`;
     const frame = { t: 'send', cid, kind, ...dest, ...(body !== undefined ? { body } : {}), ...(extra.reply !== undefined ? { reply: extra.reply } : {}), ...(extra.target !== undefined ? { target: extra.target } : {}), ...(fresh ? { fresh: true } : {}) } as ClientFrame;
-    return this.expect(`cid:${cid}`, frame) as Promise<SentFrame>;
+    return (this.expect(`cid:${cid}`, frame) as Promise<SentFrame>).catch((err: unknown) => {
+      if (err instanceof ServerError) err.cid = cid;
+      throw err;
+    });
   }
 
   text(dest: { to: string } | { conv: string }, text: string): Promise<SentFrame> {

@@ -93,7 +93,9 @@ export class ClusterNode {
   private regions?: Regions;
   private gateway?: LocalGateway;
   private answer?: ErrorAnswer;
-  private readonly owners = new Map<number, string>();
+  /** Each shard's owner as this node last saw it: a change of owner moves the shard's users' sockets. */
+  private readonly lastOwner = new Map<number, string>();
+  private recover?: (keep: (type: EntityType, id: string) => boolean) => void;
   private recovering = new Set<number>();
   private recoverTimer?: NodeJS.Timeout;
   private closedShards = new Set<number>();
@@ -165,11 +167,12 @@ export class ClusterNode {
     }, ISOLATION_CHECK_MS);
     this.isolation.unref();
     leases.onChange((shard, lease) => {
-      const before = this.owners.get(shard);
-      if (lease) this.owners.set(shard, lease.node);
-      else this.owners.delete(shard);
       this.sharding.ownerChanged(shard);
-      if (before !== undefined && lease?.node !== before) this.closeUsersOf(shard);
+      // Released (no node) is a step of a move, not its end: the users move once the next owner holds it.
+      if (!lease?.node) return;
+      const before = this.lastOwner.get(shard);
+      this.lastOwner.set(shard, lease.node);
+      if (before !== undefined && lease.node !== before) this.closeUsersOf(shard);
     });
   }
 
@@ -180,8 +183,6 @@ export class ClusterNode {
     this.answer = answer;
     this.recover = recover;
   }
-
-  private recover?: (keep: (type: EntityType, id: string) => boolean) => void;
 
   /**
    * After its shards were handed over: what is still on its way through this node (messages it passes on to

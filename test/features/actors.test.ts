@@ -56,7 +56,7 @@ t.test('a conversation that crashes answers the failed send with an error, resta
 
   await arm('conv', first.conv);
   const failed = await alice.client.send({ to: bob.user }, 'text', { text: 'during' }, { cid: 'crash-me' }).then(() => undefined, (e: unknown) => e);
-  t.match(failed, { code: 'internal', retryable: true }, 'the sender is told, and told to retry');
+  t.match(failed, { code: 'internal', retryable: true, cid: 'crash-me' }, 'the sender is told, and told to retry (with the cid to send again)');
   t.equal((await faulty.actors()).conv.crashes, crashesBefore + 1, 'the supervisor counted the crash');
 
   const retried = await alice.client.send({ to: bob.user }, 'text', { text: 'during' }, { cid: 'crash-me' });
