@@ -840,7 +840,10 @@ export class User implements Entity<UserMsg> {
     const done = await Promise.allSettled(targets.map((d) => store.deleteDevice(this.id, d.id)));
     const gone = targets.filter((_, i) => done[i]!.status === 'fulfilled');
     for (const d of gone) this.forget(d, m.asker);
-    for (const d of gone) if (d.push) void releaseToken(this.deps, this.id, d.id, d.push);
+    for (const d of gone) {
+      void this.deps.push.withdraw(this.id, d.id);
+      if (d.push) void releaseToken(this.deps, this.id, d.id, d.push);
+    }
     // An inbox left behind (the store failed) is unreachable, and expires with its entries.
     await Promise.all(gone.map((d) => store.inboxDrop(deviceKey(this.id, d.id))
       .catch((err) => log('warn', 'inbox of a signed-out device not dropped', { user: this.id, device: d.id, error: String(err) }))));
@@ -893,6 +896,7 @@ export class User implements Entity<UserMsg> {
     for (const d of this.devices) all.set(d.id, d.push ?? all.get(d.id));
     await Promise.all([...all].map(async ([id, push]) => {
       const key = deviceKey(this.id, id);
+      await this.deps.push.withdraw(this.id, id); // a push in flight has written what it writes before the account step drops it
       if (push) await releaseToken(this.deps, this.id, id, push);
       await Promise.all([store.deletePushMark(key), store.inboxDrop(key), store.dropFence(fenceKeys.inbox(key))]);
     }));

@@ -71,6 +71,8 @@ interface Slot {
   sending: Burst | undefined;
   /** Sends of the pending notification so far (it counts retries). */
   attempts: number;
+  /** Settles when the send in flight has ended. */
+  sent: Promise<void> | undefined;
 }
 
 const NAMES_MAX = 10_000;
@@ -130,7 +132,7 @@ export class PushDispatcher implements PushGateway {
     let slot = this.slots.get(key);
     if (!slot) {
       if (this.slots.size >= this.cfg.maxPending) this.dropOldest();
-      slot = { key, user: n.user, device: n.device, push: n.push, burst: undefined, timer: undefined, queued: false, sending: undefined, attempts: 0 };
+      slot = { key, user: n.user, device: n.device, push: n.push, burst: undefined, timer: undefined, queued: false, sending: undefined, attempts: 0, sent: undefined };
       this.slots.set(key, slot);
       const { user, device, ptr, conv, seq, from, kind } = n; // no preview: message text stays out of the table
       this.deps.marks?.put(key, { user, device, ptr, conv, seq, from, kind }).catch((err: unknown) => log('warn', 'push mark not stored', { error: String(err) }));
@@ -139,6 +141,15 @@ export class PushDispatcher implements PushGateway {
     slot.burst = addToBurst(slot.burst, n);
     this.count('push_notices');
     if (!slot.timer && !slot.queued) this.arm(slot, this.cfg.coalesceMs);
+  }
+
+  withdraw(user: UserId, device: DeviceId): Promise<void> {
+    const slot = this.slots.get(`${user}.${device}`);
+    if (!slot) return Promise.resolve();
+    if (slot.timer) this.timers.clearTimeout(slot.timer);
+    slot.timer = undefined;
+    this.forget(slot.key); // a queued key whose slot is gone is skipped; an in-flight send's end finds it gone
+    return slot.sent ?? Promise.resolve();
   }
 
   close(): void {
@@ -225,7 +236,7 @@ export class PushDispatcher implements PushGateway {
     this.inFlight.set(name, (this.inFlight.get(name) ?? 0) + 1);
     const push = slot.push;
     const provider = this.provider(push);
-    void this.senderNameOf(burst.from)
+    slot.sent = this.senderNameOf(burst.from)
       .then((senderName) => render(burst, { previews: push.previews === true, senderName, mode: this.cfg.mode, ttlSec: this.cfg.ttlSec }))
       .then((n) => provider.send(push, n, { user: slot.user, device: slot.device }))
       .catch((err: unknown): SendResult => ({ kind: 'retry', reason: `network: ${String(err)}`, outage: true }))
@@ -235,6 +246,7 @@ export class PushDispatcher implements PushGateway {
   private finish(slot: Slot, name: string, push: PushRegistration, burst: Burst, r: SendResult): void {
     this.inFlight.set(name, (this.inFlight.get(name) ?? 1) - 1);
     slot.sending = undefined;
+    slot.sent = undefined;
     if (this.closed) return;
     const b = this.breaker(name);
     const now = this.timers.now();

@@ -29,6 +29,12 @@ export interface PushGateway {
   notify(notice: PushNotice): void;
   /** Refuses (ParleyError `invalid`) a registration this node would not send to: an endpoint outside the allowed origins. */
   check(push: PushRegistration): void;
+  /**
+   * Nothing more goes to the device (it signed out, left pushes, or its account is being erased): what waits
+   * for it is dropped with its mark; resolves once a send already in flight for it has ended, so a caller that
+   * then deletes what a send writes (the dev outbox) deletes the last of it.
+   */
+  withdraw(user: UserId, device: DeviceId): Promise<void>;
 }
 
 /** How a provider's answer is handled (each provider maps its service's documented answers to these). */

@@ -30,6 +30,7 @@ export async function storeRegistration(deps: ActorDeps, user: UserId, device: D
 
 /** The device no longer takes pushes (it asked, or the service said the token is dead). */
 export async function removeRegistration(deps: ActorDeps, user: UserId, device: DeviceId, old: PushRegistration | undefined, why: 'asked' | 'invalid' | 'moved'): Promise<void> {
+  void deps.push.withdraw(user, device);
   await deps.store.setDevicePush(user, device, undefined);
   // A token that moved is the other device's in the index now.
   if (old && why !== 'moved') await releaseToken(deps, user, device, old);

@@ -93,3 +93,32 @@ t.test('check refuses endpoints outside the allowed origins', async (t) => {
   t.doesNotThrow(() => d.check({ platform: 'wns', token: 'https://db5.notify.windows.com/?t=1' }));
   t.doesNotThrow(() => d.check({ platform: 'apns', token: TOKEN }), 'a token that is no URL needs no origin');
 });
+
+t.test('a withdrawn device gets nothing more: what waits is dropped, and a send in flight has ended when withdraw resolves', async (t) => {
+  const { clock, outbox, d } = setup(t);
+  d.notify(notice('phone', 1));
+  d.notify(notice('tablet', 1));
+  await d.withdraw('bob', 'phone');
+  await clock.tickAsync(1000);
+  t.strictSame(outbox.recent().map((n) => n.device), ['tablet'], 'the withdrawn device\'s waiting notification never went');
+  t.equal(d.pending, 0);
+
+  // A send held at the provider: withdraw waits for it, and nothing follows it.
+  let release!: () => void;
+  const held = new Promise<void>((r) => { release = r; });
+  const send = outbox.send.bind(outbox);
+  outbox.send = async (...a) => { await held; return send(...a); };
+  d.notify(notice('phone', 2));
+  await clock.tickAsync(1000); // in flight now
+  d.notify(notice('phone', 3)); // waits behind the send
+  let withdrawn = false;
+  const w = d.withdraw('bob', 'phone').then(() => { withdrawn = true; });
+  await clock.tickAsync(0);
+  t.notOk(withdrawn, 'not before the send in flight ends');
+  release();
+  await w;
+  t.equal(outbox.recent().filter((n) => n.device === 'phone').length, 1, 'the send in flight ended before withdraw resolved');
+  await clock.tickAsync(60_000);
+  t.strictSame(outbox.recent().filter((n) => n.device === 'phone').map((n) => n.seq), [2], 'what came behind it never went');
+  t.equal(d.pending, 0);
+});
