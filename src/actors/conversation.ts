@@ -124,9 +124,10 @@ export class Conversation implements Entity<ConvMsg> {
       for (const m of w.origin ? [w.origin, ...(w.resends ?? [])] : w.resends ?? []) this.deps.gateway.send(m.origin, errorFrame(m, interrupted));
     }
     this.handBack();
-    this.fanout.abandon();
     cursorStores.delete(this);
+    // The mark first, while the fan-out still holds what is unconfirmed: the next activation re-drives from it.
     const mark = this.storeCursors();
+    this.fanout.abandon();
     if (clean) {
       const { store } = this.deps;
       const { id } = this;

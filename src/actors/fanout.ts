@@ -77,11 +77,13 @@ export class FanOut {
     this.timer = undefined;
   }
 
-  /** Gives up every fan-out in progress (the conversation entity is going away; its successor re-drives them). */
+  /**
+   * Gives up every fan-out in progress (the conversation entity is going away; its successor re-drives them
+   * from the mark). What was pending stays so: the mark never claims a delivery nobody confirmed.
+   */
   abandon(): void {
     this.abandoned = true;
     this.stop();
-    this.pending.clear();
   }
 
   /**
@@ -90,7 +92,7 @@ export class FanOut {
    */
   retry(): void {
     // The timer outlives one fan-out (a timer per message would cost more than the message); it stops here.
-    if (this.pending.size === 0) return this.stop();
+    if (this.pending.size === 0 || this.abandoned) return this.stop();
     const now = Date.now();
     for (const p of this.pending.values()) {
       if (p.due > now) continue;

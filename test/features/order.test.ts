@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Fixture } from '../helpers/fixture.js';
-import { concurrentSends, crashMidBurst, resendWhileStoring } from '../helpers/order-check.js';
+import { concurrentSends, crashMidBurst, crashWithDeliveryUnconfirmed, resendWhileStoring } from '../helpers/order-check.js';
 
 /**
  * Ordered delivery on the LMDB store: many concurrent senders into one conversation, and a conversation
@@ -15,4 +15,5 @@ t.teardown(() => f.destroy());
 
 t.test('400 concurrent sends from four senders into one group: each device gets them in seq order, once', (t) => concurrentSends(t, f));
 t.test('a conversation crashed with writes in flight: nothing of the dead incarnation ticks or fans out', (t) => crashMidBurst(t, f));
+t.test('a conversation crashed with a delivery unconfirmed: the next activation re-drives it', (t) => crashWithDeliveryUnconfirmed(t, f));
 t.test('a cid resent while its first send is being stored: one seq, one tick and one dup, delivered once', (t) => resendWhileStoring(t, f));

@@ -42,13 +42,14 @@ export const UNSHAPED: Record<string, string> = Object.fromEntries(
 /** Starts a real node process on a free port with its own data directory, and waits until it listens. */
 export async function startNodeProcess(env: Record<string, string> = {}, dataDir?: string): Promise<RunningNode> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'parley-test-'));
+  // PARLEY_TEST_LOG_LEVEL: the nodes' log level (warn by default; PARLEY_TEST_VERBOSE prints their logs, prefixed by pid).
   // PARLEY_TEST_NODE_ARGS: extra node flags for the nodes a test starts (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
   const proc = spawn(process.execPath, [...(process.env.PARLEY_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? []), MAIN], {
-    env: { ...process.env, PARLEY_PORT: '0', PARLEY_HOST: '127.0.0.1', PARLEY_DATA: dir, ...GENEROUS_OTP_ENV, PARLEY_LOG_LEVEL: 'warn', PARLEY_SEAM_CHECK: '1', ...UNSHAPED, ...env },
+    env: { ...process.env, PARLEY_PORT: '0', PARLEY_HOST: '127.0.0.1', PARLEY_DATA: dir, ...GENEROUS_OTP_ENV, PARLEY_LOG_LEVEL: process.env.PARLEY_TEST_LOG_LEVEL ?? 'warn', PARLEY_SEAM_CHECK: '1', ...UNSHAPED, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
-  createInterface({ input: proc.stderr! }).on('line', (l) => { logs.push(l); if (process.env.PARLEY_TEST_VERBOSE) process.stderr.write(`[node] ${l}\n`); });
+  createInterface({ input: proc.stderr! }).on('line', (l) => { logs.push(l); if (process.env.PARLEY_TEST_VERBOSE) process.stderr.write(`[node ${proc.pid}] ${l}\n`); });
   const { scheme, port } = await new Promise<{ scheme: string; port: number }>((res, rej) => {
     const timer = setTimeout(() => rej(new Error(`node did not start: ${logs.join('\n')}`)), 20_000);
     createInterface({ input: proc.stdout! }).on('line', (l) => {

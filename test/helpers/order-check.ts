@@ -150,3 +150,38 @@ export async function crashMidBurst(t: Scenario, f: Fixture): Promise<void> {
   const history = await reader.client.history(conv, { limit: 500 });
   await checkDelivered(t, conv, ticked, history, [reader, ...senders], { allowLate: true });
 }
+
+/**
+ * A conversation crashed while a delivery it ticked is still unconfirmed (the recipient's entity crashed on
+ * it, so no confirmation is coming): the next activation re-drives it from the log, and the recipient gets it.
+ * The dead incarnation's fan-out mark must not claim what its abandoned fan-out never delivered.
+ */
+export async function crashWithDeliveryUnconfirmed(t: Scenario, f: Fixture): Promise<void> {
+  const alice = await f.device(t);
+  const bob = await f.device(t, { reconnect: true });
+  const arm = async (type: string, id: string) => {
+    const r = await http(f.url, '/v1/admin/faults', { method: 'POST', headers: { 'x-admin-key': ADMIN_KEY }, json: { type, id, times: 1 } });
+    if (r.status !== 200) throw new Error(`arming failed: ${r.status}`);
+  };
+  const first = await alice.client.send({ to: bob.user }, 'text', { text: 'hello' });
+  await bob.waitMessage((m) => m.seq === first.seq, 'the first message');
+  bob.client.flushAck();
+  await bob.client.listDevices(); // a round trip through bob's entity: his ack is handled, it is idle now
+  const before = await f.actors();
+
+  await arm('user', bob.user); // bob's entity crashes on the next delivery: it never confirms it
+  const second = await alice.client.send({ to: bob.user }, 'text', { text: 'unconfirmed' });
+  t.equal(second.seq, first.seq + 1, 'ticked: it is in the log');
+  await arm('conv', second.conv); // and the conversation crashes before its fan-out retries
+  const third = await alice.client.send({ to: bob.user }, 'text', { text: 'after the crash' }).catch(async (err: unknown) => {
+    t.match(err, { code: 'internal' }, 'the send that crashed the conversation is refused (resend)');
+    return alice.client.send({ to: bob.user }, 'text', { text: 'after the crash' });
+  });
+  const after = await f.actors();
+  t.equal(after.user!.crashes, before.user!.crashes + 1, "bob's entity crashed once");
+  t.equal(after.conv!.crashes, before.conv!.crashes + 1, 'the conversation crashed once');
+
+  await bob.waitMessage((m) => m.seq === third.seq, 'the message after the crash', 15_000);
+  await bob.waitMessage((m) => m.seq === second.seq, 'the unconfirmed message, re-driven by the next activation', 15_000);
+  t.strictSame(texts(bob.messages).filter((x) => x === 'unconfirmed'), ['unconfirmed'], 'bob got it, once');
+}

@@ -175,11 +175,8 @@ export class Traffic {
     }
   }
 
-  /**
-   * Everything that must hold once the traffic stopped and the store is back. `knownGap` marks the delivery
-   * check as a known, tracked failure (tap todo: reported, not failing) where a test found a bug not fixed yet.
-   */
-  async verify(t: Asserts, knownGap?: string): Promise<void> {
+  /** Everything that must hold once the traffic stopped and the store is back. */
+  async verify(t: Asserts): Promise<void> {
     for (const [i, p] of this.pairs.entries()) {
       t.comment(`pair ${i}: ${p.acked.size} acked; errors ${JSON.stringify(Object.fromEntries(p.errors))}`);
       t.strictSame(p.unanswered, [], `pair ${i}: every send was answered within ${this.o.watchdogMs / 1000} s`);
@@ -196,7 +193,11 @@ export class Traffic {
       const counts = new Map<string, number>();
       for (const m of received()) counts.set(m.cid, (counts.get(m.cid) ?? 0) + 1);
       const missing = [...p.acked.keys()].filter((cid) => !counts.has(cid));
-      t.strictSame(missing, [], `pair ${i}: every acked message was delivered${p.offline ? ' (from the inbox, after the fault)' : ''}`, knownGap ? { todo: knownGap } : {});
+      if (missing.length) {
+        const tried = (cid: string) => p.attempts.filter((a) => a.cid === cid).map((a) => `${new Date(a.at).toISOString().slice(11, 23)} ${a.outcome ?? '?'}`);
+        t.comment(`pair ${i}: undelivered (seq: attempts): ${missing.slice(0, 20).map((cid) => `${p.acked.get(cid)}: ${tried(cid).join(', ')}`).join('; ')}`);
+      }
+      t.strictSame(missing, [], `pair ${i}: every acked message was delivered${p.offline ? ' (from the inbox, after the fault)' : ''}`);
       t.strictSame([...counts].filter(([, n]) => n > 1).map(([cid]) => cid), [], `pair ${i}: none was delivered twice`);
       t.strictSame([...counts.keys()].filter((cid) => !p.acked.has(cid)), [], `pair ${i}: nothing was delivered that was not acked`);
       const seqs = inOrder().map((m) => m.seq);

@@ -30,12 +30,14 @@ t.test('abandoned (the entity crashed or was passivated): no timer left, nothing
   const f = new FanOut((_u, d) => sent.push(d.seq), 5000, () => wakes++);
   f.start(deliver(1), ['b']);
   f.abandon();
-  t.ok(f.idle, 'what was pending is the successor\'s to re-drive');
+  t.equal(f.mark(1), 0, 'what was pending is still not claimed by the mark: the successor re-drives it');
   t.equal(clock.countTimers(), 0, 'its timer is gone with it');
   f.start(deliver(2), ['b']);
   t.strictSame(sent, [1], 'a fan-out started on a disposed entity sends nothing');
   clock.tick(60_000);
   t.equal(wakes, 0, 'nobody is woken');
+  f.retry();
+  t.strictSame(sent, [1], 'a wake already queued retries nothing');
 });
 
 t.test('a second start for a seq already fanning out is one fan-out', async (t) => {
