@@ -79,6 +79,8 @@ interface DeviceState {
   push?: PushRegistration;
   /** Highest inbox ptr handed out. */
   next: number;
+  /** `next` when this activation loaded the device: ptrs above it are this activation's own. */
+  floor: number;
   /** Ptrs up to here are reserved in the store. */
   reserved: number;
   /** This activation's epoch of the device's inbox pointers (fenceKeys.inbox). */
@@ -181,7 +183,7 @@ export class User implements Entity<UserMsg> {
     // Every field up front: a property added later costs V8 a separate backing array per device.
     return {
       id: rec.id, name: rec.name, platform: rec.platform, createdAt: rec.createdAt, lastActive: rec.lastActive,
-      push: rec.push, next, reserved, epoch: claim.epoch, acked: rec.acked,
+      push: rec.push, next, floor: next, reserved, epoch: claim.epoch, acked: rec.acked,
       conn: undefined, synced: false, pending: undefined, deferred: 0, ackMs: 0, lastWrite: undefined, writing: undefined, inboxed: undefined, swept: false,
       sent: 0, sentMax: 0, sync: undefined,
     };
@@ -479,6 +481,9 @@ export class User implements Entity<UserMsg> {
   /**
    * What a device's inbox holds unacked, as conv/seq keys: read once per actor turn however many redeliveries
    * the turn handles (a conversation re-driving its log sends many at once). Forgotten at the end of the turn.
+   * Only entries this activation wrote count: an earlier one's (below `floor`) may have landed after the
+   * device's sync read past it, and acks above it would hide it for good; such a message is written again
+   * (the device drops the repeated conv and seq if it had it).
    */
   private held?: Map<DeviceId, Promise<Set<string>>>;
   private inboxHeld(dev: DeviceState): Promise<Set<string>> {
@@ -486,7 +491,7 @@ export class User implements Entity<UserMsg> {
     let keys = held.get(dev.id);
     if (!keys) {
       keys = this.deps.store.inboxRange(deviceKey(this.id, dev.id), dev.acked, MAX_UNACKED)
-        .then((entries) => new Set(entries.map((e) => `${e.conv}\u0000${e.seq}`)));
+        .then((entries) => new Set(entries.filter((e) => e.ptr > dev.floor).map((e) => `${e.conv}\u0000${e.seq}`)));
       held.set(dev.id, keys);
     }
     return keys;
