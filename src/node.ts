@@ -115,7 +115,9 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       (err: unknown) => log('warn', 'push marks not read; notifications owed before the restart are not sent', { error: String(err) }),
     );
   };
-  cluster?.node.attach(regions, gateway, answer, recover);
+  // A shard given up: its users' pushes are the next owner's to send, from the marks (sent once, by the owner).
+  const release = (keep: (type: EntityType, id: string) => boolean) => push.release((user) => keep('user', user));
+  cluster?.node.attach(regions, gateway, answer, { recover, release });
   const shardOfEntity = cfg.cluster && ((type: EntityType, eid: string) => shardOf(type, eid, cfg.cluster!.shards));
 
   const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms(store) : undefined;

@@ -96,6 +96,7 @@ export class ClusterNode {
   /** Each shard's owner as this node last saw it: a change of owner moves the shard's users' sockets. */
   private readonly lastOwner = new Map<number, string>();
   private recover?: (keep: (type: EntityType, id: string) => boolean) => void;
+  private release?: (keep: (type: EntityType, id: string) => boolean) => void;
   private recovering = new Set<number>();
   private recoverTimer?: NodeJS.Timeout;
   private closedShards = new Set<number>();
@@ -148,11 +149,13 @@ export class ClusterNode {
     leases.onLost((shard) => {
       log('warn', 'shard lease lost: its entities stop here now', { shard });
       this.sharding.stopServing(shard);
+      this.release?.(this.inShard(shard));
       void this.regions?.handOff(this.inShard(shard), 0);
     });
     leases.onRelease(async (shard) => {
       this.sharding.stopServing(shard);
       await this.regions?.handOff(this.inShard(shard), HANDOFF_MS);
+      this.release?.(this.inShard(shard)); // after the hand-off: its users' entities may still have notified
     });
     // Cut off from NATS, the node serves nothing (its leases lapse and others take its shards): its clients are
     // sent to another node and it takes no sockets until it is back (and its /healthz says so meanwhile).
@@ -176,12 +179,16 @@ export class ClusterNode {
     });
   }
 
-  /** The node's regions and gateway, once built (they are built on this node's sharding). */
-  attach(regions: Regions, gateway: LocalGateway, answer: ErrorAnswer, recover: (keep: (type: EntityType, id: string) => boolean) => void): void {
+  /**
+   * The node's regions and gateway, once built (they are built on this node's sharding); `recover` sends what
+   * an acquired shard's last owner owed, `release` drops what this node still owes for a shard it gave up.
+   */
+  attach(regions: Regions, gateway: LocalGateway, answer: ErrorAnswer, owed: { recover(keep: (type: EntityType, id: string) => boolean): void; release(keep: (type: EntityType, id: string) => boolean): void }): void {
     this.regions = regions;
     this.gateway = gateway;
     this.answer = answer;
-    this.recover = recover;
+    this.recover = (keep) => owed.recover(keep);
+    this.release = (keep) => owed.release(keep);
   }
 
   /**

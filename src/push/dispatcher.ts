@@ -152,6 +152,15 @@ export class PushDispatcher implements PushGateway {
     return slot.sent ?? Promise.resolve();
   }
 
+  release(users: (user: UserId) => boolean): void {
+    for (const slot of [...this.slots.values()]) {
+      if (!users(slot.user)) continue;
+      if (slot.timer) this.timers.clearTimeout(slot.timer);
+      slot.timer = undefined;
+      this.slots.delete(slot.key); // not forget(): the mark is the next owner's
+    }
+  }
+
   close(): void {
     this.closed = true;
     for (const s of this.slots.values()) if (s.timer) this.timers.clearTimeout(s.timer);

@@ -35,6 +35,11 @@ export interface PushGateway {
    * then deletes what a send writes (the dev outbox) deletes the last of it.
    */
   withdraw(user: UserId, device: DeviceId): Promise<void>;
+  /**
+   * These users' entities now live on another node (their shard moved): what waits for them here is dropped
+   * and their marks stay, for the next owner to send from (so each push goes once, from the owner's node).
+   */
+  release(users: (user: UserId) => boolean): void;
 }
 
 /** How a provider's answer is handled (each provider maps its service's documented answers to these). */

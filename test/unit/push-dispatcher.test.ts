@@ -122,3 +122,24 @@ t.test('a withdrawn device gets nothing more: what waits is dropped, and a send 
   t.strictSame(outbox.recent().filter((n) => n.device === 'phone').map((n) => n.seq), [2], 'what came behind it never went');
   t.equal(d.pending, 0);
 });
+
+t.test("a released user's waiting notifications are dropped here and their marks kept for the shard's next owner", async (t) => {
+  const clock = createClock(1_000_000);
+  const timers: Timers = { now: () => clock.now, setTimeout: (fn, ms) => clock.setTimeout(fn, ms), clearTimeout: (h) => clock.clearTimeout(h as never) };
+  const outbox = new OutboxProvider();
+  const marks = new Map<string, unknown>();
+  const d = new PushDispatcher({ ...pushConfig({}).dispatch, coalesceMs: 1000 }, {
+    providers: {}, fallback: outbox, timers, senderName: async () => undefined, dead: () => undefined,
+    marks: { put: async (k, m) => void marks.set(k, m), delete: async (k) => void marks.delete(k) },
+  });
+  t.teardown(() => d.close());
+  d.notify(notice('phone', 1));
+  d.notify({ ...notice('phone', 1), user: 'carol' });
+  await clock.tickAsync(0);
+  t.strictSame([...marks.keys()].sort(), ['bob.phone', 'carol.phone'], 'both marked as owed');
+  d.release((user) => user === 'bob');
+  await clock.tickAsync(1000);
+  t.strictSame(outbox.recent().map((n) => n.user), ['carol'], "bob's notification is not sent from here");
+  t.ok(marks.has('bob.phone'), "bob's mark stays: the next owner sends it");
+  t.notOk(marks.has('carol.phone'), "carol's was sent, and unmarked");
+});
