@@ -2,6 +2,7 @@ import t from 'tap';
 import { device, type TestDevice } from '../helpers/clients.js';
 import { clusterStatus, testCluster } from '../helpers/cluster.js';
 import { Traffic } from '../helpers/traffic.js';
+import { ADMIN_KEY, http } from '../helpers/fixture.js';
 
 /**
  * Issue #13 §5: SIGTERM and a rolling restart under steady traffic. The stopping node hands its shards over
@@ -33,11 +34,12 @@ t.test('SIGTERM of a node under traffic, then a new node joining: only reconnect
   const leaving = c.nodes[2]!;
   const owned = (await clusterStatus(leaving.url)).shards.owned;
   const active = (await Promise.all(c.nodes.map((n) => clusterStatus(n.url)))).length;
+  const entities = await liveEntities(leaving.url);
   const stoppedAt = Date.now();
   const code = await leaving.stop('SIGTERM');
   const handover = Date.now() - stoppedAt;
   t.equal(code, 0, 'the node exits cleanly');
-  t.comment(`SIGTERM → exit with ${owned} shards handed over: ${handover} ms (${active} nodes)`);
+  t.comment(`SIGTERM → exit with ${owned} shards and ${entities} live entities handed over: ${handover} ms (${active} nodes)`);
   await c.settled(2);
   let since = Date.now();
   await traffic.until(() => traffic.ackedSince(since, 20), 30_000, 'every pair acked after the handover');
@@ -54,3 +56,9 @@ t.test('SIGTERM of a node under traffic, then a new node joining: only reconnect
 t.test('no node logged an error', async (t) => {
   t.same(c.errorLogs(), []);
 });
+
+/** Entities live on a node, every kind (its supervision view). */
+async function liveEntities(url: string): Promise<number> {
+  const r = await http(url, '/v1/admin/actors', { headers: { 'x-admin-key': ADMIN_KEY } });
+  return (r.json as { regions: { active: number }[] }).regions.reduce((n, x) => n + x.active, 0);
+}
