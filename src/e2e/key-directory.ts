@@ -36,12 +36,12 @@ export class KeyDirectory {
     return { count: await e2e.countKeys(user, device) };
   }
 
-  /** A package of every device of `users` that has keys (not the asking device's own). */
-  async claim(fetcher: UserId, asker: DeviceId, users: UserId[]): Promise<{ devices: DeviceKeyInfo[] }> {
+  /** A package of every device of `users` that has keys (of `only`, when given; never the asking device's own). */
+  async claim(fetcher: UserId, asker: DeviceId, users: UserId[], only?: DeviceId[]): Promise<{ devices: DeviceKeyInfo[] }> {
     const e2e = this.store.e2e;
     const listed = (await Promise.all(users.map((u) => e2e.keyDevices(u))))
       .flatMap((ds) => ds.slice(0, KEY_LIMITS.devicesPerUser))
-      .filter((k) => !(k.user === fetcher && k.device === asker));
+      .filter((k) => !(k.user === fetcher && k.device === asker) && (!only || only.includes(k.device)));
     const wait = this.claims.take(fetcher, Date.now(), listed.length);
     if (wait) throw rateLimited(`over your key-claim budget (${CLAIM_RATE.burst} packages, ${CLAIM_RATE.perSecond}/s)`, wait);
     const claimed = await Promise.all(listed.map((k) => e2e.claimKey(k.user, k.device)));

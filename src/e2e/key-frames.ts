@@ -40,7 +40,12 @@ export function validateKeysFrame(t: 'keys.publish' | 'keys.claim' | 'keys.list'
       const lastResort = optBytes(v, 'lastResort', KEY_LIMITS.keyPackageBytes);
       return { t, rid: rid(v), ...(identity ? { identity } : {}), ...(lastResort ? { lastResort } : {}), oneTime: packages };
     }
-    case 'keys.claim': case 'keys.list': return { t, rid: rid(v), users: users(v) };
+    case 'keys.claim': {
+      const d = v.devices;
+      if (d !== undefined && (!Array.isArray(d) || d.length > KEY_LIMITS.usersPerRequest * KEY_LIMITS.devicesPerUser || !d.every(isId))) fail('devices must be a list of device ids');
+      return { t, rid: rid(v), users: users(v), ...(d ? { devices: [...new Set(d as string[])] } : {}) };
+    }
+    case 'keys.list': return { t, rid: rid(v), users: users(v) };
     case 'keys.count': return { t, rid: rid(v) };
   }
 }
@@ -50,7 +55,12 @@ export function checkMlsBody(body: Obj): MlsBody {
   const epoch = uint(body, 'epoch');
   const data = bytes(body, 'data', Infinity);
   switch (body.mls) {
-    case 'app': case 'proposal': return { mls: body.mls, epoch, data };
+    case 'app': {
+      const media = body.media;
+      if (media !== undefined && (typeof media !== 'string' || !/^[0-9a-f]{64}$/.test(media))) fail('media must be a media id');
+      return { mls: 'app', epoch, data, ...(media ? { media: media as string } : {}) };
+    }
+    case 'proposal': return { mls: 'proposal', epoch, data };
     case 'commit': {
       const us = body.users;
       if (!Array.isArray(us) || us.length === 0 || !us.every(isId)) fail('a commit names the users of the group after it (users)');

@@ -105,8 +105,11 @@ export interface KeysPublishFrame {
   t: 'keys.publish'; rid: string; identity?: Uint8Array; lastResort?: Uint8Array;
   oneTime?: { id: string; keyPackage: Uint8Array }[];
 }
-/** One KeyPackage of every device of these users (handed out once each; the last resort when none is left). */
-export interface KeysClaimFrame { t: 'keys.claim'; rid: string; users: UserId[] }
+/**
+ * One KeyPackage of every device of these users (of `devices` only, when given), each one-time package
+ * handed out once; a device with none left answers its last resort.
+ */
+export interface KeysClaimFrame { t: 'keys.claim'; rid: string; users: UserId[]; devices?: DeviceId[] }
 /** The identities of these users' devices (for safety numbers), claiming nothing. */
 export interface KeysListFrame { t: 'keys.list'; rid: string; users: UserId[] }
 /** How many one-time KeyPackages this device has left. */
@@ -116,10 +119,10 @@ export interface KeysCountFrame { t: 'keys.count'; rid: string }
  * The body of a `mls` message: what the server may know of it. `epoch` is the MLS epoch the message was
  * made in (a commit moves the group from it to `epoch + 1`); `users`, on a commit, the users whose devices
  * are the group's members after it. `data` is the MLS message; a commit that adds devices carries the
- * Welcome for them in `welcome`.
+ * Welcome for them in `welcome`. `media`: the id of encrypted media the message names (so its readers may fetch it).
  */
 export type MlsBody =
-  | { mls: 'app'; epoch: number; data: Uint8Array }
+  | { mls: 'app'; epoch: number; data: Uint8Array; media?: string }
   | { mls: 'commit'; epoch: number; users: UserId[]; data: Uint8Array; welcome?: Uint8Array }
   | { mls: 'proposal'; epoch: number; data: Uint8Array };
 

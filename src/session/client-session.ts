@@ -127,7 +127,7 @@ export class ClientSession {
       case 'devices.list': return this.request(f.rid, 'user', user, (reply) => ({ t: 'devices.list', reply, device }));
       case 'devices.signout': return this.signOut(f);
       case 'keys.publish': return this.answer(f.rid, () => this.keyDirectory().publish(user, device, f));
-      case 'keys.claim': return this.answer(f.rid, () => this.keyDirectory().claim(user, device, f.users));
+      case 'keys.claim': return this.answer(f.rid, () => this.keyDirectory().claim(user, device, f.users, f.devices));
       case 'keys.list': return this.answer(f.rid, () => this.keyDirectory().list(f.users));
       case 'keys.count': return this.answer(f.rid, () => this.keyDirectory().count(user, device));
     }

@@ -1,0 +1,410 @@
+import { Packr } from 'msgpackr';
+import type { DeviceKeyInfo, Message, MlsBody, SentFrame } from '../../protocol/frames.js';
+import { loadMls, type ClientState, type CiphersuiteImpl, type KeyPackage, type MLSMessage, type Mls, type PrivateKeyPackage, type Welcome } from './mls-lib.js';
+import { safetyNumber } from './safety-number.js';
+
+/**
+ * The SDK's end-to-end encryption (docs/architecture.md, "End-to-end encryption"): every device is an MLS
+ * leaf, every conversation (1:1 or group) an MLS group of its users' devices. The server sees only `mls`
+ * messages: a header (app/commit, the epoch, a commit's users) and opaque MLS bytes. Work on one
+ * conversation's group runs in one queue, so a commit and the messages around it apply in log order.
+ */
+
+/** What the engine needs from the client it runs in. */
+export interface E2eHost {
+  readonly user: string;
+  readonly device: string;
+  /** A key-directory request (keys.*), answered with its `res` data. */
+  request(frame: Record<string, unknown>): Promise<unknown>;
+  /** Sends an `mls` message to the conversation; resolves on its tick, rejects with the node's error. */
+  sendMls(conv: string, body: MlsBody): Promise<SentFrame>;
+  /** The conversation's users as the server has them (a 1:1 chat's two; a group's members). */
+  members(conv: string): Promise<string[]>;
+  /** A decrypted message, for the app (with its inner kind and body). */
+  deliver(m: Message): void;
+  /** A message that did not decrypt (tampered, not for this device, from an epoch it never had). */
+  undecryptable(m: Message, reason: string): void;
+  /** This device joined a conversation's group, or its group moved to a new epoch. */
+  changed(conv: string, epoch: number): void;
+}
+
+/** A message as the app gets it after decryption: its inner kind and body, marked `e2e`. */
+export type DecryptedMessage = Message & { e2e: true };
+
+/** What an encrypted message carries inside: the app's message as it would have been sent in plaintext. */
+export interface InnerMessage { kind: Message['kind']; body?: Message['body']; reply?: number; target?: number }
+
+/** One-time KeyPackages a device uploads at once, and the count under which it uploads more. */
+const ONE_TIME_BATCH = 20;
+const REPLENISH_BELOW = 5;
+/** Attempts of one send (each after the commits that refused it were processed, or the owed commit made). */
+const SEND_ATTEMPTS = 6;
+/** How long a refused sender waits for the group to move (a commit or Welcome in its inbox). */
+const WAIT_MS = 5_000;
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+type Code = { code?: string };
+const codeOf = (err: unknown): string | undefined => (err as Code)?.code;
+
+export class E2eEngine {
+  private lib?: { mls: Mls; impl: CiphersuiteImpl };
+  private identity?: { signKey: Uint8Array; publicKey: Uint8Array };
+  /** This device's KeyPackages not yet used, by the hex of their init key. */
+  private readonly packages = new Map<string, { pub: KeyPackage; priv: PrivateKeyPackage; lastResort: boolean }>();
+  private readonly groups = new Map<string, ClientState>();
+  /** Groups this device was removed from, with its last state (which can't open what followed). */
+  private readonly removed = new Map<string, ClientState>();
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private started?: Promise<void>;
+  private packageIds = 0;
+
+  constructor(private readonly host: E2eHost) {}
+
+  /** Makes this device's identity and publishes its keys (once per engine). */
+  start(): Promise<void> {
+    return (this.started ??= this.publish());
+  }
+
+  /** The epoch of the conversation's group as this device has it; undefined: not a member. */
+  epoch(conv: string): number | undefined {
+    const s = this.groups.get(conv);
+    return s ? Number(s.groupContext.epoch) : undefined;
+  }
+
+  /** The devices (as `user/device`) of the conversation's group as this device sees it. */
+  leaves(conv: string): string[] {
+    const s = this.groups.get(conv);
+    return s ? this.leafIds(s) : [];
+  }
+
+  // ---- keys ----
+
+  private async publish(): Promise<void> {
+    const { mls, impl } = await this.load();
+    this.identity = await impl.signature.keygen();
+    const lastResort = await this.newPackage(true);
+    const oneTime = await Promise.all(Array.from({ length: ONE_TIME_BATCH }, () => this.newPackage(false)));
+    await this.host.request({
+      t: 'keys.publish', identity: this.identity.publicKey,
+      lastResort: mls.encodeMlsMessage({ keyPackage: lastResort, wireformat: 'mls_key_package', version: 'mls10' }),
+      oneTime: oneTime.map((kp) => ({ id: `p${this.packageIds++}${Date.now().toString(36)}`, keyPackage: mls.encodeMlsMessage({ keyPackage: kp, wireformat: 'mls_key_package', version: 'mls10' }) })),
+    });
+  }
+
+  private async newPackage(lastResort: boolean): Promise<KeyPackage> {
+    const { mls, impl } = await this.load();
+    const cred = { credentialType: 'basic' as const, identity: enc.encode(`${this.host.user}/${this.host.device}`) };
+    const kp = await mls.generateKeyPackageWithKey(cred, mls.defaultCapabilities(), mls.defaultLifetime, [], this.identity!, impl);
+    this.packages.set(hex(kp.publicPackage.initKey), { pub: kp.publicPackage, priv: kp.privatePackage, lastResort });
+    return kp.publicPackage;
+  }
+
+  /** Uploads more one-time packages when few are left (after a Welcome used one). */
+  private async replenish(): Promise<void> {
+    const { count } = (await this.host.request({ t: 'keys.count' })) as { count: number };
+    if (count >= REPLENISH_BELOW) return;
+    const { mls } = await this.load();
+    const oneTime = await Promise.all(Array.from({ length: ONE_TIME_BATCH }, () => this.newPackage(false)));
+    await this.host.request({
+      t: 'keys.publish',
+      oneTime: oneTime.map((kp) => ({ id: `p${this.packageIds++}${Date.now().toString(36)}`, keyPackage: mls.encodeMlsMessage({ keyPackage: kp, wireformat: 'mls_key_package', version: 'mls10' }) })),
+    });
+  }
+
+  /**
+   * KeyPackages claimed from the directory, each checked against what the directory says it is: its
+   * credential names that user and device, and it is signed by the identity key the directory lists.
+   */
+  private async claim(users: string[], devices?: string[]): Promise<KeyPackage[]> {
+    if (devices && devices.length === 0) return [];
+    const { mls } = await this.load();
+    const { devices: claimed } = (await this.host.request({ t: 'keys.claim', users, ...(devices ? { devices } : {}) })) as { devices: DeviceKeyInfo[] };
+    const out: KeyPackage[] = [];
+    for (const d of claimed) {
+      const decoded = mls.decodeMlsMessage(d.keyPackage!, 0)?.[0];
+      if (!decoded || decoded.wireformat !== 'mls_key_package') continue;
+      const kp = decoded.keyPackage;
+      const leaf = kp.leafNode;
+      const named = leaf.credential.credentialType === 'basic' ? dec.decode(leaf.credential.identity) : '';
+      if (named !== `${d.user}/${d.device}` || hex(leaf.signaturePublicKey) !== hex(d.identity)) continue; // not the device it claims to be
+      out.push(kp);
+    }
+    return out;
+  }
+
+  // ---- sending ----
+
+  /** Encrypts `inner` for the conversation and sends it; resolves on the tick. */
+  async send(conv: string, inner: InnerMessage, media?: string): Promise<SentFrame> {
+    await this.start();
+    let last: unknown;
+    for (let attempt = 0; attempt < SEND_ATTEMPTS; attempt++) {
+      await this.ensureGroup(conv);
+      const body = await this.inQueue(conv, async () => {
+        const { mls, impl } = await this.load();
+        const state = this.groups.get(conv);
+        if (!state) return undefined;
+        const r = await mls.createApplicationMessage(state, packr.pack(inner), impl);
+        this.groups.set(conv, r.newState);
+        const data = mls.encodeMlsMessage({ privateMessage: r.privateMessage, wireformat: 'mls_private_message', version: 'mls10' });
+        return { mls: 'app' as const, epoch: Number(state.groupContext.epoch), data, ...(media ? { media } : {}) };
+      });
+      if (!body) continue;
+      try {
+        return await this.host.sendMls(conv, body);
+      } catch (err) {
+        last = err;
+        if (codeOf(err) !== 'epoch_stale') throw err;
+        // Behind the group (its commits are in the inbox), or the group owes a membership change: catch up.
+        const at = this.epoch(conv);
+        await this.waitForEpoch(conv, at, 500);
+        if (this.epoch(conv) === at) await this.reconcile(conv);
+      }
+    }
+    throw last;
+  }
+
+  /** Makes the conversation's group if this device has none: a commit from epoch 0 adding every device. */
+  private async ensureGroup(conv: string): Promise<void> {
+    if (this.groups.has(conv)) return;
+    if (this.removed.has(conv)) throw Object.assign(new Error('this device was removed from the conversation\'s encrypted group'), { code: 'forbidden' });
+    const users = (await this.host.members(conv)).sort();
+    const made = await this.inQueue(conv, async () => {
+      if (this.groups.has(conv)) return undefined;
+      const { mls, impl } = await this.load();
+      const packages = await this.claim(users);
+      const others = new Set(packages.map((kp) => userOf(kp.leafNode.credential)));
+      const missing = users.filter((u) => u !== this.host.user && !others.has(u));
+      if (missing.length) throw Object.assign(new Error(`no encryption keys for ${missing.join(', ')}`), { code: 'no_keys' });
+      const own = await this.newPackage(false);
+      const ownPriv = this.packages.get(hex(own.initKey))!;
+      this.packages.delete(hex(own.initKey));
+      const state = await mls.createGroup(enc.encode(conv), own, ownPriv.priv, [], impl);
+      const r = await mls.createCommit({ state, cipherSuite: impl }, {
+        extraProposals: packages.map((keyPackage) => ({ proposalType: 'add' as const, add: { keyPackage } })), ratchetTreeExtension: true,
+      });
+      return { state: r.newState, body: this.commitBody(mls, 0, this.usersOf(r.newState), r.commit, r.welcome) };
+    });
+    if (!made) return;
+    await this.sendCommit(conv, made.body, made.state);
+  }
+
+  /**
+   * Brings the group to what the server says its members are and what the directory says their devices
+   * are: adds the devices missing (a member added, a new device), removes the leaves of users no longer
+   * members and of devices signed out. One commit; refused (another member committed first), it is worked
+   * out again on the newer epoch.
+   */
+  async reconcile(conv: string): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (!this.groups.has(conv)) return;
+      const users = (await this.host.members(conv)).sort();
+      const listed = ((await this.host.request({ t: 'keys.list', users })) as { devices: DeviceKeyInfo[] }).devices;
+      const made = await this.inQueue(conv, async () => {
+        const state = this.groups.get(conv);
+        if (!state) return undefined;
+        const { mls, impl } = await this.load();
+        const want = new Set(listed.map((d) => `${d.user}/${d.device}`));
+        want.add(`${this.host.user}/${this.host.device}`);
+        const have = new Map<string, number>();
+        state.ratchetTree.forEach((n, i) => { if (i % 2 === 0 && n?.nodeType === 'leaf') have.set(idOf(n.leaf.credential), i / 2); });
+        const removes = [...have].filter(([id]) => !want.has(id)).map(([, leaf]) => ({ proposalType: 'remove' as const, remove: { removed: leaf } }));
+        const missing = listed.filter((d) => !have.has(`${d.user}/${d.device}`));
+        const adds = (await this.claim([...new Set(missing.map((d) => d.user))], missing.map((d) => d.device)))
+          .map((keyPackage) => ({ proposalType: 'add' as const, add: { keyPackage } }));
+        const after = new Set([...have.keys()].filter((id) => want.has(id)).map((id) => id.split('/')[0]!));
+        for (const a of adds) after.add(userOf(a.add.keyPackage.leafNode.credential));
+        const declared = [...(this.usersOf(state))].sort().join();
+        if (!removes.length && !adds.length && declared === [...after].sort().join()) return undefined;
+        const r = await mls.createCommit({ state, cipherSuite: impl }, { extraProposals: [...removes, ...adds], ratchetTreeExtension: true });
+        return { state: r.newState, body: this.commitBody(mls, Number(state.groupContext.epoch), [...after].sort(), r.commit, r.welcome) };
+      });
+      if (!made) return;
+      if (await this.sendCommit(conv, made.body, made.state)) return;
+    }
+  }
+
+  /** Sends a commit; its new state is this device's once the server accepted it. False: another came first. */
+  private async sendCommit(conv: string, body: MlsBody & { mls: 'commit' }, next: ClientState): Promise<boolean> {
+    try {
+      await this.host.sendMls(conv, body);
+    } catch (err) {
+      if (codeOf(err) !== 'epoch_conflict') throw err;
+      // The winner's commit (or, for a new group, its Welcome) is on its way through the inbox.
+      await this.waitForEpoch(conv, this.epoch(conv), WAIT_MS);
+      return false;
+    }
+    await this.inQueue(conv, async () => {
+      const cur = this.groups.get(conv);
+      if (!cur || Number(cur.groupContext.epoch) === body.epoch) {
+        this.groups.set(conv, next);
+        this.wake(conv);
+        this.host.changed(conv, Number(next.groupContext.epoch));
+      }
+    });
+    return true;
+  }
+
+  private commitBody(mls: Mls, epoch: number, users: string[], commit: MLSMessage, welcome: Welcome | undefined): MlsBody & { mls: 'commit' } {
+    return {
+      mls: 'commit', epoch, users, data: mls.encodeMlsMessage(commit),
+      ...(welcome && welcome.secrets.length ? { welcome: mls.encodeMlsMessage({ welcome, wireformat: 'mls_welcome', version: 'mls10' }) } : {}),
+    };
+  }
+
+  // ---- receiving ----
+
+  /** An `mls` message from the inbox, in the conversation's order. */
+  receive(m: Message): Promise<void> {
+    return this.inQueue(m.conv, () => this.handle(m).catch((err: unknown) => this.host.undecryptable(m, String((err as Error)?.message ?? err))));
+  }
+
+  private async handle(m: Message): Promise<void> {
+    await this.start(); // its KeyPackages exist before any Welcome is tried
+    const body = m.body as MlsBody;
+    const { mls, impl } = await this.load();
+    const state = this.groups.get(m.conv);
+    const at = state ? Number(state.groupContext.epoch) : undefined;
+    if (body.mls === 'commit') {
+      if (state && at === body.epoch) {
+        const msg = mls.decodeMlsMessage(body.data, 0)?.[0];
+        if (!msg || (msg.wireformat !== 'mls_private_message' && msg.wireformat !== 'mls_public_message')) throw new Error('not an MLS handshake message');
+        const r = await mls.processMessage(msg, state, mls.emptyPskIndex, mls.acceptAll, impl);
+        if (r.newState.groupActiveState.kind === 'removedFromGroup') {
+          this.groups.delete(m.conv);
+          this.removed.set(m.conv, r.newState);
+        } else {
+          this.groups.set(m.conv, r.newState);
+        }
+        this.wake(m.conv);
+        this.host.changed(m.conv, Number(r.newState.groupContext.epoch));
+        return;
+      }
+      if (body.welcome && (at === undefined || at <= body.epoch)) await this.join(m.conv, body.welcome);
+      return; // a commit of an epoch this device never had (it joined later): nothing to apply
+    }
+    if (body.mls !== 'app') return;
+    if (!state) throw new Error('not a member of this conversation\'s encrypted group');
+    const { inner, next } = await this.open(state, body);
+    this.groups.set(m.conv, next);
+    const out: DecryptedMessage = { ...m, kind: inner.kind, e2e: true };
+    if (inner.body !== undefined) out.body = inner.body; else delete out.body;
+    if (inner.reply !== undefined) out.reply = inner.reply;
+    if (inner.target !== undefined) out.target = inner.target;
+    this.host.deliver(out);
+  }
+
+  private async open(state: ClientState, body: MlsBody): Promise<{ inner: InnerMessage; next: ClientState }> {
+    const { mls, impl } = await this.load();
+    const msg = mls.decodeMlsMessage(body.data, 0)?.[0];
+    if (!msg || msg.wireformat !== 'mls_private_message') throw new Error('not an MLS application message');
+    const r = await mls.processMessage(msg, state, mls.emptyPskIndex, mls.acceptAll, impl);
+    if (r.kind !== 'applicationMessage') throw new Error('not an application message');
+    return { inner: packr.unpack(r.message) as InnerMessage, next: r.newState };
+  }
+
+  /**
+   * Tries to open an encrypted message with the state this device holds for its conversation (its group's,
+   * or the last one it had before it was removed), changing nothing: what a removed member could read.
+   */
+  async decrypt(m: Message): Promise<InnerMessage> {
+    const state = this.groups.get(m.conv) ?? this.removed.get(m.conv);
+    if (!state) throw new Error('no state for this conversation');
+    return (await this.open(state, m.body as MlsBody)).inner;
+  }
+
+  /** Runs `fn` after the conversation's pending work (so plaintext messages keep their place among decrypted ones). */
+  after(conv: string, fn: () => void): void {
+    void this.inQueue(conv, async () => fn());
+  }
+
+  /** The conversations whose group this device is in. */
+  conversations(): string[] {
+    return [...this.groups.keys()];
+  }
+
+  /** A Welcome: this device joins if one of its KeyPackages is among those it was made for. */
+  private async join(conv: string, welcomeBytes: Uint8Array): Promise<void> {
+    const { mls, impl } = await this.load();
+    const msg = mls.decodeMlsMessage(welcomeBytes, 0)?.[0];
+    if (!msg || msg.wireformat !== 'mls_welcome') throw new Error('not an MLS Welcome');
+    for (const [key, p] of this.packages) {
+      let state: ClientState;
+      try {
+        state = await mls.joinGroup(msg.welcome, p.pub, p.priv, mls.emptyPskIndex, impl);
+      } catch {
+        continue; // made for another device
+      }
+      if (!p.lastResort) this.packages.delete(key);
+      this.groups.set(conv, state);
+      this.removed.delete(conv);
+      this.wake(conv);
+      this.host.changed(conv, Number(state.groupContext.epoch));
+      void this.replenish().catch(() => undefined);
+      return;
+    }
+  }
+
+  // ---- safety numbers ----
+
+  /** The safety number of this user and `other`, over both users' device identity keys in the directory. */
+  async safetyNumber(other: string): Promise<string> {
+    const users = [this.host.user, other];
+    const { devices } = (await this.host.request({ t: 'keys.list', users })) as { devices: DeviceKeyInfo[] };
+    const keys = new Map<string, Uint8Array[]>(users.map((u) => [u, []]));
+    for (const d of devices) keys.get(d.user)?.push(d.identity);
+    return safetyNumber(keys);
+  }
+
+  // ---- plumbing ----
+
+  private async load(): Promise<{ mls: Mls; impl: CiphersuiteImpl }> {
+    return (this.lib ??= await loadMls());
+  }
+
+  private inQueue<T>(conv: string, run: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(conv) ?? Promise.resolve();
+    const next = prev.then(run, run);
+    const settled = next.then(() => undefined, () => undefined);
+    this.queues.set(conv, settled);
+    void settled.then(() => { if (this.queues.get(conv) === settled) this.queues.delete(conv); });
+    return next;
+  }
+
+  private wake(conv: string): void {
+    const ws = this.waiters.get(conv);
+    this.waiters.delete(conv);
+    for (const w of ws ?? []) w();
+  }
+
+  /** Resolves once the conversation's group is past `epoch` (or joined), or after `ms`. */
+  private waitForEpoch(conv: string, epoch: number | undefined, ms: number): Promise<void> {
+    if (this.epoch(conv) !== epoch) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() { clearTimeout(timer); resolve(); }
+      let set = this.waiters.get(conv);
+      if (!set) this.waiters.set(conv, (set = new Set()));
+      set.add(done);
+    });
+  }
+
+  private leafIds(s: ClientState): string[] {
+    const out: string[] = [];
+    s.ratchetTree.forEach((n, i) => { if (i % 2 === 0 && n?.nodeType === 'leaf') out.push(idOf(n.leaf.credential)); });
+    return out;
+  }
+
+  private usersOf(s: ClientState): string[] {
+    return [...new Set(this.leafIds(s).map((id) => id.split('/')[0]!))].sort();
+  }
+}
+
+type Credential = KeyPackage['leafNode']['credential'];
+const idOf = (c: Credential): string => (c.credentialType === 'basic' ? dec.decode(c.identity) : '');
+const userOf = (c: Credential): string => idOf(c).split('/')[0]!;
+const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
