@@ -9,7 +9,8 @@ import type { Message } from '../protocol/frames.js';
 
 /**
  * A terminal chat on the SDK, so two people can talk from two terminals:
- *   npm run chat -- --phone +14155550123 [--url http://127.0.0.1:8080 [--url …]] [--api-key parley-dev-key]
+ *   npm run chat -- --phone +14155550123 [--url http://127.0.0.1:8080 [--url …]] [--api-key parley-dev-key] [--e2e 1]
+ * With --e2e 1 (or PARLEY_E2E=1) messages are end-to-end encrypted (MLS) and /verify shows a safety number.
  * Several --url (or PARLEY_URL=a,b,c): nodes of one cluster; the chat fails over among them.
  * The session (token and inbox pointer) is kept in ~/.parley/, so a restart resumes where it left off.
  */
@@ -27,6 +28,7 @@ const HELP = `commands:
   /lastseen everyone|contacts|nobody
   /contact <phone>              add to your contacts
   /where <lat> <lng> [name]     send a location
+  /verify <phone|user>          the safety number you and they compare (end-to-end encryption)
   /devices                      your signed-in devices
   /signout [device|others|all]  sign out this terminal, another device, every other device, or all
   /whoami  /help  /quit
@@ -88,7 +90,7 @@ async function main(): Promise<void> {
     writeFileSync(file, JSON.stringify(saved), { mode: 0o600 });
   }
   const session = saved;
-  const client = new ParleyClient({ urls, token: session.token, ptr: session.ptr });
+  const client = new ParleyClient({ urls, token: session.token, ptr: session.ptr, e2e: arg('e2e') === '1' });
   const names = new Map<string, string>([[session.user, 'me']]);
   let current: { to: string } | { conv: string } | undefined;
   let currentConv: string | undefined;
@@ -121,6 +123,7 @@ async function main(): Promise<void> {
     if (m.conv === currentConv) { lastSeq = Math.max(lastSeq, m.seq); client.read(m.conv, m.seq); }
   });
   client.on('receipt', (r) => say(`  ${r.status === 'read' || r.status === 'read_all' ? '✓✓ read' : '✓✓ delivered'}${r.status.endsWith('_all') ? ' by all' : r.user ? ` by ${who(r.user)}` : ''} up to #${r.upTo}`));
+  client.on('undecryptable', (m, reason) => say(`  ⚠ a message from ${who(m.from)} in ${m.conv.slice(0, 12)}… could not be decrypted (${reason})`));
   client.on('typing', (t) => say(`  ${who(t.user)} ${t.on ? 'is typing…' : 'stopped typing'}`));
   client.on('presence', (p) => say(`  ${who(p.user)} is ${p.online ? 'online' : p.lastSeen ? `offline, last seen ${new Date(p.lastSeen).toLocaleString()}` : 'offline'}`));
   client.on('error', (e) => say(`! ${e.code}: ${e.message}`));
@@ -155,6 +158,11 @@ async function main(): Promise<void> {
       case '/help': return say(HELP);
       case '/quit': rl.close(); return;
       case '/whoami': return say(`${session.user} (${phone}), device ${session.device}`);
+      case '/verify': {
+        if (!client.e2e) return say('end-to-end encryption is off (start with --e2e 1)');
+        const user = await resolveUser(rest[0] ?? '');
+        return say(`safety number with ${who(user)} (compare it with theirs; it changes when a device key does):\n  ${await client.safetyNumber(user)}`);
+      }
       case '/to': {
         const user = await resolveUser(rest[0] ?? '');
         current = { to: user };

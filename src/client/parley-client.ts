@@ -53,7 +53,7 @@ export interface ClientOptions {
    * End-to-end encryption (MLS): the client makes and publishes this device's keys, encrypts what it sends
    * and decrypts what it receives (docs/protocol.md, "End-to-end encryption"). Off: plaintext, for bots and tests.
    */
-  e2e?: boolean;
+  e2e?: boolean | { reconcileEveryMs?: number };
 }
 
 interface Cursor { delivered: number; read: number }
@@ -184,7 +184,7 @@ export class ParleyClient extends Emitter<Events> {
         deliver: (m) => this.emitInOrder(m, 0),
         undecryptable: (m, reason) => this.emit('undecryptable', m, reason),
         changed: (conv, epoch) => this.emit('e2e', conv, epoch),
-      });
+      }, typeof opts.e2e === 'object' ? opts.e2e.reconcileEveryMs : undefined);
     }
     this.ptr = opts.ptr ?? 0;
     this.token = opts.token;

@@ -22,10 +22,19 @@ export class KeyDirectory {
     private readonly claims = new KeyedLimiter(CLAIM_RATE),
   ) {}
 
-  /** Stores the upload; the user's other devices hear of a device's first one (to add it to their groups). */
+  /**
+   * Stores the upload; the user's other devices hear of a device's first one, or of one with a new identity
+   * (to add it to their groups, or replace its leaf).
+   */
   async publish(user: UserId, device: DeviceId, f: KeysPublishFrame): Promise<{ count: number }> {
     const e2e = this.store.e2e;
-    const known = (await e2e.keyDevices(user)).some((k) => k.device === device);
+    const stored = (await e2e.keyDevices(user)).find((k) => k.device === device);
+    let known = stored !== undefined;
+    // A new identity (the app reinstalled, its state lost): the old keys are useless to anyone, and go.
+    if (stored && f.identity && !sameBytes(stored.identity, f.identity)) {
+      await e2e.dropDeviceKeys(user, device);
+      known = false;
+    }
     if (!known && !(f.identity && f.lastResort)) throw new ParleyError('invalid', 'a device\'s first upload carries its identity and a last-resort package');
     const held = f.oneTime?.length ? await e2e.countKeys(user, device) : 0;
     if (held + (f.oneTime?.length ?? 0) > KEY_LIMITS.oneTimeHeld) {
@@ -64,3 +73,5 @@ export class KeyDirectory {
     return { count, lastResort: devices.some((k) => k.device === device && k.hasLastResort) };
   }
 }
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => a.byteLength === b.byteLength && a.every((x, i) => x === b[i]);

@@ -138,6 +138,24 @@ t.test('a new device of a user receives what is sent after it was added', async 
   t.not(await alice.client.safetyNumber(bob.user), before, 'a new device key changes the safety number');
 });
 
+t.test('a device that re-registers (signed out, signed in again alone) is taken into the chat by its contact', async (t) => {
+  const alice = await f.device(t, { e2e: { reconcileEveryMs: 0 } });
+  const bob = await e2e(t);
+  await Promise.all([ready(alice), ready(bob)]);
+  const conv = directConversationId(alice.user, bob.user);
+  await alice.client.text({ to: bob.user }, 'to the old install');
+  await got(bob, 'to the old install');
+  const oldLeaf = `${bob.user}/${bob.session.device}`;
+  await bob.client.signOut('this');
+  const again = await f.secondDevice(t, bob, { e2e: true });
+  await ready(again);
+  // Alice's SDK checks the group against the directory before it sends: the old leaf goes, the new device comes.
+  await alice.client.text({ to: bob.user }, 'to the new install');
+  await got(again, 'to the new install');
+  t.notOk(alice.client.e2e!.leaves(conv).includes(oldLeaf), 'the signed-out device left the group');
+  t.ok(alice.client.e2e!.leaves(conv).includes(`${bob.user}/${again.session.device}`), 'the new one is in it');
+});
+
 t.test('media is encrypted on the client: the server stores and serves only ciphertext', async (t) => {
   const [alice, bob] = await Promise.all([e2e(t), e2e(t)]);
   await Promise.all([ready(alice), ready(bob)]);

@@ -39,6 +39,11 @@ const ONE_TIME_BATCH = 20;
 const REPLENISH_BELOW = 5;
 /** Attempts of one send (each after the commits that refused it were processed, or the owed commit made). */
 const SEND_ATTEMPTS = 6;
+/**
+ * How often a sender checks its conversation's group against the key directory before sending (a contact's
+ * new or re-registered device, one signed out): at most this stale. Each check is two small requests.
+ */
+export const RECONCILE_EVERY_MS = 30_000;
 /** How long a refused sender waits for the group to move (a commit or Welcome in its inbox). */
 const WAIT_MS = 5_000;
 
@@ -62,7 +67,10 @@ export class E2eEngine {
   private started?: Promise<void>;
   private packageIds = 0;
 
-  constructor(private readonly host: E2eHost) {}
+  /** When each conversation's group was last checked against the directory. */
+  private readonly checked = new Map<string, number>();
+
+  constructor(private readonly host: E2eHost, private readonly reconcileEveryMs = RECONCILE_EVERY_MS) {}
 
   /** Makes this device's identity and publishes its keys (once per engine). */
   start(): Promise<void> {
@@ -144,6 +152,7 @@ export class E2eEngine {
     let last: unknown;
     for (let attempt = 0; attempt < SEND_ATTEMPTS; attempt++) {
       await this.ensureGroup(conv);
+      if (Date.now() - (this.checked.get(conv) ?? 0) >= this.reconcileEveryMs) await this.reconcile(conv);
       const body = await this.inQueue(conv, async () => {
         const { mls, impl } = await this.load();
         const state = this.groups.get(conv);
@@ -190,7 +199,7 @@ export class E2eEngine {
       return { state: r.newState, body: this.commitBody(mls, 0, this.usersOf(r.newState), r.commit, r.welcome) };
     });
     if (!made) return;
-    await this.sendCommit(conv, made.body, made.state);
+    if (await this.sendCommit(conv, made.body, made.state)) this.checked.set(conv, Date.now());
   }
 
   /**
@@ -200,6 +209,7 @@ export class E2eEngine {
    * out again on the newer epoch.
    */
   async reconcile(conv: string): Promise<void> {
+    this.checked.set(conv, Date.now());
     for (let attempt = 0; attempt < 3; attempt++) {
       if (!this.groups.has(conv)) return;
       const users = (await this.host.members(conv)).sort();
@@ -208,11 +218,21 @@ export class E2eEngine {
         const state = this.groups.get(conv);
         if (!state) return undefined;
         const { mls, impl } = await this.load();
-        const want = new Set(listed.map((d) => `${d.user}/${d.device}`));
+        const removesOfStale: number[] = [];
+        // A device whose identity changed (it re-registered) is a device to remove and add again.
+        const identities = new Map(listed.map((d) => [`${d.user}/${d.device}`, hex(d.identity)]));
+        const want = new Set(identities.keys());
         want.add(`${this.host.user}/${this.host.device}`);
         const have = new Map<string, number>();
-        state.ratchetTree.forEach((n, i) => { if (i % 2 === 0 && n?.nodeType === 'leaf') have.set(idOf(n.leaf.credential), i / 2); });
-        const removes = [...have].filter(([id]) => !want.has(id)).map(([, leaf]) => ({ proposalType: 'remove' as const, remove: { removed: leaf } }));
+        state.ratchetTree.forEach((n, i) => {
+          if (i % 2 !== 0 || n?.nodeType !== 'leaf') return;
+          const id = idOf(n.leaf.credential);
+          const listedKey = identities.get(id);
+          if (listedKey === undefined || listedKey === hex(n.leaf.signaturePublicKey) || id === `${this.host.user}/${this.host.device}`) have.set(id, i / 2);
+          else removesOfStale.push(i / 2);
+        });
+        const removes = [...[...have].filter(([id]) => !want.has(id)).map(([, leaf]) => leaf), ...removesOfStale]
+          .map((leaf) => ({ proposalType: 'remove' as const, remove: { removed: leaf } }));
         const missing = listed.filter((d) => !have.has(`${d.user}/${d.device}`));
         const adds = (await this.claim([...new Set(missing.map((d) => d.user))], missing.map((d) => d.device)))
           .map((keyPackage) => ({ proposalType: 'add' as const, add: { keyPackage } }));
