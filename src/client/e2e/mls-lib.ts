@@ -1,6 +1,6 @@
 import type * as MlsLib from 'ts-mls' with { 'resolution-mode': 'import' };
 
-/** ts-mls is ESM only and this package is CommonJS: it is loaded once, by a dynamic import. */
+/** ts-mls is ESM only and this package is CommonJS: it is loaded once, by a dynamic import (bundlers follow it). */
 export type Mls = typeof MlsLib;
 export type ClientState = MlsLib.ClientState;
 export type CiphersuiteImpl = MlsLib.CiphersuiteImpl;
@@ -14,9 +14,6 @@ export const SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' as const;
 
 let loaded: Promise<{ mls: Mls; impl: CiphersuiteImpl }> | undefined;
 
-// A Function keeps the import() an import() in CommonJS output (tsc would turn it into require()).
-const importEsm = new Function('m', 'return import(m)') as (m: string) => Promise<Mls>;
-
 export function loadMls(): Promise<{ mls: Mls; impl: CiphersuiteImpl }> {
-  return (loaded ??= importEsm('ts-mls').then(async (mls) => ({ mls, impl: await mls.getCiphersuiteImpl(mls.getCiphersuiteFromName(SUITE)) })));
+  return (loaded ??= import('ts-mls').then(async (mls) => ({ mls, impl: await mls.getCiphersuiteImpl(mls.getCiphersuiteFromName(SUITE)) })));
 }
