@@ -53,6 +53,23 @@ export function e2eCases(t: Test, s: { f: () => Fixture; scan: (f: Fixture, need
     t.equal(alice.client.e2e!.epoch(conv), bob.client.e2e!.epoch(conv), 'both at the same epoch');
   });
 
+  t.test('keys rotate: an empty commit moves the group to a new epoch, and the chat goes on', async (t) => {
+    const [alice, bob] = await Promise.all([e2e(t), e2e(t)]);
+    await Promise.all([ready(alice), ready(bob)]);
+    const conv = directConversationId(alice.user, bob.user);
+    await alice.client.text({ to: bob.user }, 'before rotation');
+    await got(bob, 'before rotation');
+    const epoch = alice.client.e2e!.epoch(conv)!;
+    const number = await alice.client.safetyNumber(bob.user);
+    await alice.client.e2e!.rotate(conv);
+    t.equal(alice.client.e2e!.epoch(conv), epoch + 1);
+    await bob.waitFor(() => bob.client.e2e!.epoch(conv) === epoch + 1, 10_000, 'bob processed the rotation');
+    await bob.client.text({ to: alice.user }, 'after rotation');
+    await got(alice, 'after rotation');
+    await alice.client.e2e!.rotateLastResort();
+    t.equal(await alice.client.safetyNumber(bob.user), number, 'the identity keys, and so the safety number, stay');
+  });
+
   t.test('a tampered ciphertext is rejected by the recipient, and the next message still opens', async (t) => {
     const [alice, bob] = await Promise.all([e2e(t), e2e(t)]);
     await Promise.all([ready(alice), ready(bob)]);

@@ -248,6 +248,33 @@ export class E2eEngine {
     }
   }
 
+  /**
+   * Rotates this device's keys in the conversation's group: an empty commit with a fresh path (new leaf
+   * and path secrets, a new epoch), so a key that leaked opens nothing sent after it (post-compromise
+   * security). Refused because another commit came first, it is done again on the newer epoch.
+   */
+  async rotate(conv: string): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const made = await this.inQueue(conv, async () => {
+        const state = this.groups.get(conv);
+        if (!state) return undefined;
+        const { mls, impl } = await this.load();
+        const r = await mls.createCommit({ state, cipherSuite: impl }, { ratchetTreeExtension: true });
+        return { state: r.newState, body: this.commitBody(mls, Number(state.groupContext.epoch), this.usersOf(r.newState), r.commit, r.welcome) };
+      });
+      if (!made || await this.sendCommit(conv, made.body, made.state)) return;
+    }
+  }
+
+  /** A new last-resort KeyPackage in the directory (the old one may have been handed out many times). */
+  async rotateLastResort(): Promise<void> {
+    await this.start();
+    const { mls } = await this.load();
+    // The old one's private keys stay: a Welcome made from a copy claimed before still opens.
+    const kp = await this.newPackage(true);
+    await this.host.request({ t: 'keys.publish', lastResort: mls.encodeMlsMessage({ keyPackage: kp, wireformat: 'mls_key_package', version: 'mls10' }) });
+  }
+
   /** Sends a commit; its new state is this device's once the server accepted it. False: another came first. */
   private async sendCommit(conv: string, body: MlsBody & { mls: 'commit' }, next: ClientState): Promise<boolean> {
     try {
