@@ -90,7 +90,17 @@ async function main(): Promise<void> {
     writeFileSync(file, JSON.stringify(saved), { mode: 0o600 });
   }
   const session = saved;
-  const client = new ParleyClient({ urls, token: session.token, ptr: session.ptr, e2e: arg('e2e') === '1' });
+  // The device's MLS state (identity, keys, groups) beside the session: without it a restart is a new identity.
+  const e2eFile = file.replace(/\.json$/, '.e2e');
+  const e2eOn = arg('e2e') === '1';
+  const client = new ParleyClient({ urls, token: session.token, ptr: session.ptr, e2e: e2eOn && (existsSync(e2eFile) ? { state: readFileSync(e2eFile) } : true) });
+  let saving = Promise.resolve();
+  /** After every send, receipt of a message and group change: a state older than a sent message would reuse its keys. */
+  const persist = () => {
+    if (!client.e2e) return saving;
+    return (saving = saving.then(async () => writeFileSync(e2eFile, await client.e2e!.save(), { mode: 0o600 })).catch((err: unknown) => say(`  ⚠ encryption state not saved: ${String(err)}`)));
+  };
+  client.on('e2e', () => void persist());
   const names = new Map<string, string>([[session.user, 'me']]);
   let current: { to: string } | { conv: string } | undefined;
   let currentConv: string | undefined;
@@ -116,6 +126,7 @@ async function main(): Promise<void> {
 
   client.on('welcome', (w) => say(`connected as ${w.user} (${phone}) to ${client.url}; /help for commands`));
   client.on('message', (m, ptr) => {
+    if ((m as { e2e?: boolean }).e2e) void persist();
     session.ptr = ptr;
     writeFileSync(file, JSON.stringify(session), { mode: 0o600 });
     show(m);
@@ -133,6 +144,7 @@ async function main(): Promise<void> {
   client.on('token', (token) => { session.token = token; writeFileSync(file, JSON.stringify(session), { mode: 0o600 }); });
   client.on('signedOut', () => {
     rmSync(file, { force: true }); // the saved token is dead
+    rmSync(e2eFile, { force: true }); // and so is the device's encryption state
     say('this device was signed out; run again to sign in');
     process.exit(0);
   });
@@ -150,6 +162,7 @@ async function main(): Promise<void> {
     if (!line.startsWith('/')) {
       if (!current) return say('pick a chat first: /to <phone> or /group new …');
       const sent = await client.text(current, line);
+      await persist();
       currentConv = sent.conv;
       return say(`  ✓ sent #${sent.seq}`);
     }
@@ -204,6 +217,7 @@ async function main(): Promise<void> {
         if (!current) return say('pick a chat first');
         const [lat, lng, ...name] = rest;
         const sent = await client.send(current, 'location', { lat: Number(lat), lng: Number(lng), ...(name.length ? { name: name.join(' ') } : {}) });
+        await persist();
         currentConv = sent.conv;
         return say(`  ✓ sent #${sent.seq}`);
       }

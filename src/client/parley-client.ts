@@ -53,7 +53,14 @@ export interface ClientOptions {
    * End-to-end encryption (MLS): the client makes and publishes this device's keys, encrypts what it sends
    * and decrypts what it receives (docs/protocol.md, "End-to-end encryption"). Off: plaintext, for bots and tests.
    */
-  e2e?: boolean | { reconcileEveryMs?: number };
+  e2e?: boolean | E2eOptions;
+}
+
+export interface E2eOptions {
+  /** How often a send first checks the group against the key directory (default 30 s). */
+  reconcileEveryMs?: number;
+  /** What `e2e.save()` gave in an earlier run of this device: its identity, keys and groups go on. */
+  state?: Uint8Array;
 }
 
 interface Cursor { delivered: number; read: number }
@@ -181,10 +188,10 @@ export class ParleyClient extends Emitter<Events> {
         request: (frame) => this.request(frame as ClientFrame),
         sendMls: (conv, body) => this.send({ conv }, 'mls', body as unknown as Body, { plain: true }),
         members: (conv) => this.membersOf(conv),
-        deliver: (m) => this.emitInOrder(m, 0),
+        deliver: (m, ptr) => this.emitInOrder(m, ptr),
         undecryptable: (m, reason) => this.emit('undecryptable', m, reason),
         changed: (conv, epoch) => this.emit('e2e', conv, epoch),
-      }, typeof opts.e2e === 'object' ? opts.e2e.reconcileEveryMs : undefined);
+      }, typeof opts.e2e === 'object' ? opts.e2e.reconcileEveryMs : undefined, typeof opts.e2e === 'object' ? opts.e2e.state : undefined);
     }
     this.ptr = opts.ptr ?? 0;
     this.token = opts.token;
@@ -526,7 +533,7 @@ export class ParleyClient extends Emitter<Events> {
   private arrived(m: Message, ptr: number): void {
     const e2e = this.e2e;
     if (!e2e) return this.emitInOrder(m, ptr);
-    if (m.kind === 'mls') return void e2e.receive(m);
+    if (m.kind === 'mls') return void e2e.receive(m, ptr);
     e2e.after(m.conv, () => this.emitInOrder(m, ptr));
     const by = m.kind === 'system' ? (m.body as { by?: string } | undefined)?.by : undefined;
     if (by === this.user && e2e.epoch(m.conv) !== undefined) void e2e.reconcile(m.conv).catch((err: unknown) => this.emit('error', { t: 'error', code: 'internal', message: `group change not committed: ${String(err)}`, retryable: true }));

@@ -53,6 +53,22 @@ export function e2eCases(t: Test, s: { f: () => Fixture; scan: (f: Fixture, need
     t.equal(alice.client.e2e!.epoch(conv), bob.client.e2e!.epoch(conv), 'both at the same epoch');
   });
 
+  t.test('a device saves its state and, started again from it, reads and writes its chats', async (t) => {
+    const [alice, bob] = await Promise.all([e2e(t), e2e(t)]);
+    await Promise.all([ready(alice), ready(bob)]);
+    await alice.client.text({ to: bob.user }, 'before the restart');
+    await got(bob, 'before the restart');
+    const state = await alice.client.e2e!.save();
+    const ptr = alice.client.ptr;
+    await alice.close();
+    await bob.client.text({ to: alice.user }, 'while alice was away');
+    const again = await f().device(t, { session: alice.session, phone: alice.phone, ptr, e2e: { state } });
+    await got(again, 'while alice was away');
+    await again.client.text({ to: bob.user }, 'after the restart');
+    await got(bob, 'after the restart');
+    t.equal(await again.client.safetyNumber(bob.user), await bob.client.safetyNumber(alice.user), 'the same identity');
+  });
+
   t.test('keys rotate: an empty commit moves the group to a new epoch, and the chat goes on', async (t) => {
     const [alice, bob] = await Promise.all([e2e(t), e2e(t)]);
     await Promise.all([ready(alice), ready(bob)]);

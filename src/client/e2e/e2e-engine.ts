@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr';
 import type { DeviceKeyInfo, Message, MlsBody, SentFrame } from '../../protocol/frames.js';
-import { loadMls, type ClientState, type CiphersuiteImpl, type KeyPackage, type MLSMessage, type Mls, type PrivateKeyPackage, type Welcome } from './mls-lib.js';
+import { loadMls, type ClientConfig, type ClientState, type CiphersuiteImpl, type KeyPackage, type MLSMessage, type Mls, type PrivateKeyPackage, type Welcome } from './mls-lib.js';
 import { safetyNumber } from './safety-number.js';
 
 /**
@@ -20,8 +20,8 @@ export interface E2eHost {
   sendMls(conv: string, body: MlsBody): Promise<SentFrame>;
   /** The conversation's users as the server has them (a 1:1 chat's two; a group's members). */
   members(conv: string): Promise<string[]>;
-  /** A decrypted message, for the app (with its inner kind and body). */
-  deliver(m: Message): void;
+  /** A decrypted message, for the app (with its inner kind and body), and the inbox pointer it came with. */
+  deliver(m: Message, ptr: number): void;
   /** A message that did not decrypt (tampered, not for this device, from an epoch it never had). */
   undecryptable(m: Message, reason: string): void;
   /** This device joined a conversation's group, or its group moved to a new epoch. */
@@ -55,7 +55,7 @@ type Code = { code?: string };
 const codeOf = (err: unknown): string | undefined => (err as Code)?.code;
 
 export class E2eEngine {
-  private lib?: { mls: Mls; impl: CiphersuiteImpl };
+  private lib?: { mls: Mls; impl: CiphersuiteImpl; config: ClientConfig };
   private identity?: { signKey: Uint8Array; publicKey: Uint8Array };
   /** This device's KeyPackages not yet used, by the hex of their init key. */
   private readonly packages = new Map<string, { pub: KeyPackage; priv: PrivateKeyPackage; lastResort: boolean }>();
@@ -70,7 +70,10 @@ export class E2eEngine {
   /** When each conversation's group was last checked against the directory. */
   private readonly checked = new Map<string, number>();
 
-  constructor(private readonly host: E2eHost, private readonly reconcileEveryMs = RECONCILE_EVERY_MS) {}
+  /** `saved`: what `save` gave in an earlier run of this device (its keys are published already). */
+  constructor(private readonly host: E2eHost, private readonly reconcileEveryMs = RECONCILE_EVERY_MS, saved?: Uint8Array) {
+    if (saved) this.started = this.restore(saved);
+  }
 
   /** Makes this device's identity and publishes its keys (once per engine). */
   start(): Promise<void> {
@@ -87,6 +90,46 @@ export class E2eEngine {
   leaves(conv: string): string[] {
     const s = this.groups.get(conv);
     return s ? this.leafIds(s) : [];
+  }
+
+  // ---- the device's state, kept by the app between runs ----
+
+  /**
+   * Everything this device must keep to go on where it left off: its identity, its unused KeyPackages'
+   * private keys and every group's state, as bytes (msgpack; MLS states in their own encoding). Secret:
+   * store it as the app stores its token, or better. Without it a restarted app is a new identity.
+   */
+  async save(): Promise<Uint8Array> {
+    await this.start();
+    const { mls } = await this.load();
+    const kp = (k: KeyPackage) => mls.encodeMlsMessage({ keyPackage: k, wireformat: 'mls_key_package', version: 'mls10' });
+    return packr.pack({
+      v: 1, identity: this.identity, next: this.packageIds,
+      packages: [...this.packages.values()].map((p) => ({ pub: kp(p.pub), priv: p.priv, lastResort: p.lastResort })),
+      groups: [...this.groups].map(([conv, st]) => [conv, mls.encodeGroupState(st)]),
+      removed: [...this.removed].map(([conv, st]) => [conv, mls.encodeGroupState(st)]),
+    });
+  }
+
+  /** Takes up a saved state: the device's keys are published already, its groups go on. */
+  private async restore(bytes: Uint8Array): Promise<void> {
+    const { mls, config } = await this.load();
+    const saved = packr.unpack(bytes) as SavedState;
+    if (saved.v !== 1) throw new Error(`unknown e2e state version ${String(saved.v)}`);
+    const state = (b: Uint8Array): ClientState => {
+      const decoded = mls.decodeGroupState(b, 0);
+      if (!decoded) throw new Error('a saved group state does not decode');
+      return { ...decoded[0], clientConfig: config };
+    };
+    this.identity = saved.identity;
+    this.packageIds = saved.next;
+    for (const p of saved.packages) {
+      const d = mls.decodeMlsMessage(p.pub, 0)?.[0];
+      if (d?.wireformat !== 'mls_key_package') throw new Error('a saved KeyPackage does not decode');
+      this.packages.set(hex(d.keyPackage.initKey), { pub: d.keyPackage, priv: p.priv, lastResort: p.lastResort });
+    }
+    for (const [conv, b] of saved.groups) this.groups.set(conv, state(b));
+    for (const [conv, b] of saved.removed) this.removed.set(conv, state(b));
   }
 
   // ---- keys ----
@@ -306,11 +349,11 @@ export class E2eEngine {
   // ---- receiving ----
 
   /** An `mls` message from the inbox, in the conversation's order. */
-  receive(m: Message): Promise<void> {
-    return this.inQueue(m.conv, () => this.handle(m).catch((err: unknown) => this.host.undecryptable(m, String((err as Error)?.message ?? err))));
+  receive(m: Message, ptr: number): Promise<void> {
+    return this.inQueue(m.conv, () => this.handle(m, ptr).catch((err: unknown) => this.host.undecryptable(m, String((err as Error)?.message ?? err))));
   }
 
-  private async handle(m: Message): Promise<void> {
+  private async handle(m: Message, ptr: number): Promise<void> {
     await this.start(); // its KeyPackages exist before any Welcome is tried
     const body = m.body as MlsBody;
     const { mls, impl } = await this.load();
@@ -342,7 +385,7 @@ export class E2eEngine {
     if (inner.body !== undefined) out.body = inner.body; else delete out.body;
     if (inner.reply !== undefined) out.reply = inner.reply;
     if (inner.target !== undefined) out.target = inner.target;
-    this.host.deliver(out);
+    this.host.deliver(out, ptr);
   }
 
   private async open(state: ClientState, body: MlsBody): Promise<{ inner: InnerMessage; next: ClientState }> {
@@ -409,7 +452,7 @@ export class E2eEngine {
 
   // ---- plumbing ----
 
-  private async load(): Promise<{ mls: Mls; impl: CiphersuiteImpl }> {
+  private async load(): Promise<{ mls: Mls; impl: CiphersuiteImpl; config: ClientConfig }> {
     return (this.lib ??= await loadMls());
   }
 
@@ -449,6 +492,15 @@ export class E2eEngine {
   private usersOf(s: ClientState): string[] {
     return [...new Set(this.leafIds(s).map((id) => id.split('/')[0]!))].sort();
   }
+}
+
+interface SavedState {
+  v: number;
+  identity: { signKey: Uint8Array; publicKey: Uint8Array };
+  next: number;
+  packages: { pub: Uint8Array; priv: PrivateKeyPackage; lastResort: boolean }[];
+  groups: [string, Uint8Array][];
+  removed: [string, Uint8Array][];
 }
 
 type Credential = KeyPackage['leafNode']['credential'];
