@@ -445,6 +445,8 @@ export class Conversation implements Entity<ConvMsg> {
     } else {
       this.members.delete(m.user);
       this.cursors.delete(m.user);
+      const rec = this.mls.erase(m.user, ERASED_USER);
+      if (rec) await this.deps.store.e2e.putGroupEpoch(this.id, rec);
     }
     this.deps.sharding.reply(m.reply, { ok: true, value: true });
   }

@@ -23,6 +23,16 @@ export class MlsFence {
 
   get current(): number { return this.epoch; }
 
+  /**
+   * An erased member: named no more (it becomes ERASED_USER, so the group still owes the commit removing
+   * its leaves). Returns the record to store, or undefined if the user was not among the declared users.
+   */
+  erase(user: UserId, erased: UserId): GroupEpochRecord | undefined {
+    if (!this.users?.includes(user)) return undefined;
+    this.users = this.users.map((u) => (u === user ? erased : u));
+    return { epoch: this.epoch, users: [...this.users] };
+  }
+
   /** Encrypted, and its MLS members are not the conversation's. */
   owed(members: Iterable<UserId>): boolean {
     if (!this.users) return false;

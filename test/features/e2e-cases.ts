@@ -2,7 +2,8 @@ import type { Test } from 'tap';
 import { Packr } from 'msgpackr';
 import type { Fixture, HasTeardown } from '../helpers/fixture.js';
 import type { Hit } from '../helpers/store-scan.js';
-import { scanMediaFiles } from './erasure-cases.js';
+import { allowedRemains, code, scanMediaFiles } from './erasure-cases.js';
+import { http } from '../helpers/fixture.js';
 import type { TestDevice } from '../helpers/clients.js';
 import { directConversationId } from '../../src/protocol/ids.js';
 import type { Message, MlsBody } from '../../src/protocol/frames.js';
@@ -67,6 +68,29 @@ export function e2eCases(t: Test, s: { f: () => Fixture; scan: (f: Fixture, need
     await again.client.text({ to: bob.user }, 'after the restart');
     await got(bob, 'after the restart');
     t.equal(await again.client.safetyNumber(bob.user), await bob.client.safetyNumber(alice.user), 'the same identity');
+  });
+
+  t.test('an erased member of encrypted chats leaves nothing of them behind, and the group goes on without them', async (t) => {
+    const [alice, bob, carol] = await Promise.all([e2e(t), e2e(t), e2e(t)]);
+    await Promise.all([ready(alice), ready(bob), ready(carol)]);
+    const g = await bob.client.createGroup('encrypted circle', [alice.user, carol.user]);
+    await alice.client.text({ conv: g.conv }, 'alice in the group');
+    await Promise.all([got(bob, 'alice in the group'), got(carol, 'alice in the group')]);
+    await alice.client.text({ to: bob.user }, 'alice to bob');
+    await got(bob, 'alice to bob');
+    const needles = [alice.user, alice.phone, alice.phone.slice(1)];
+    t.ok((await s.scan(f(), needles)).some((h) => /key_|group_epochs/.test(h.where)), 'before: her keys and her place in the group are in the store');
+
+    const auth = { authorization: `Bearer ${alice.session.token}` };
+    const erased = await http(f().url, '/v1/accounts/me', { method: 'DELETE', headers: auth, json: { code: await code(f(), alice.phone) } });
+    t.same([erased.status, erased.json], [200, { erased: true }]);
+    const hits = await s.scan(f(), needles);
+    t.same(hits.filter((h) => !allowedRemains(h, alice.user)), [], 'nothing of her is left beyond what the docs say');
+
+    // The group owes the commit removing her leaves: bob's next send makes it, and carol reads what follows.
+    await bob.client.text({ conv: g.conv }, 'after her');
+    await got(carol, 'after her');
+    t.ok(bob.client.e2e!.leaves(g.conv).every((id) => !id.startsWith(`${alice.user}/`)), 'her devices left the encrypted group');
   });
 
   t.test('keys rotate: an empty commit moves the group to a new epoch, and the chat goes on', async (t) => {

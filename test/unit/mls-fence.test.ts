@@ -46,6 +46,13 @@ t.test('after a restart: a pending commit counts if its message is in the log', 
   t.notOk(lost.owed(['a', 'b']));
 });
 
+t.test('an erased member is named no more, and the commit removing its leaves is still owed', async (t) => {
+  const f = MlsFence.fromRecord({ epoch: 2, users: ['a', 'b', 'c'] }, false);
+  t.equal(f.erase('z', '~erased'), undefined, 'not a declared user: nothing to store');
+  t.strictSame(f.erase('c', '~erased'), { epoch: 2, users: ['a', 'b', '~erased'] });
+  t.ok(f.owed(['a', 'b']));
+});
+
 t.test('safety numbers: 12 groups of 5 digits, the same whoever computes it, changed by any key', async (t) => {
   t.equal(renderDigits(new Uint8Array(64)), Array(12).fill('00000').join(' '));
   const k = (x: number) => new Uint8Array([x, x, x]);
