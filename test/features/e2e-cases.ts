@@ -174,6 +174,19 @@ export function e2eCases(t: Test, s: { f: () => Fixture; scan: (f: Fixture, need
     t.strictSame(await s.scan(f(), [hello, welcome, after, 'from e']), [], 'no plaintext anywhere in the store');
   });
 
+  t.test('a group of 25 is made in several commits (each within a body\'s size), and everyone reads it', async (t) => {
+    const ds = await Promise.all(Array.from({ length: 25 }, () => e2e(t)));
+    await Promise.all(ds.map(ready));
+    const [admin, ...rest] = ds as [TestDevice, ...TestDevice[]];
+    const g = await admin.client.createGroup('big', rest.map((x) => x.user));
+    const hello = marker();
+    await admin.client.text({ conv: g.conv }, hello);
+    await Promise.all(rest.map((x) => got(x, hello, 20_000)));
+    const commits = (await admin.client.history(g.conv)).filter((m) => (m.body as MlsBody).mls === 'commit');
+    t.ok(commits.length >= 2, `${commits.length} commits`);
+    t.equal(admin.client.e2e!.leaves(g.conv).length, 25);
+  });
+
   t.test('a new device of a user receives what is sent after it was added', async (t) => {
     const [alice, bob] = await Promise.all([e2e(t), e2e(t)]);
     await Promise.all([ready(alice), ready(bob)]);

@@ -44,6 +44,11 @@ const SEND_ATTEMPTS = 6;
  * new or re-registered device, one signed out): at most this stale. Each check is two small requests.
  */
 export const RECONCILE_EVERY_MS = 30_000;
+/**
+ * Devices one commit adds at most: a commit carries their KeyPackages and the Welcome for them, and both
+ * must fit in one message body (32 KiB): 20 adds come to about 15 KiB.
+ */
+const ADDS_PER_COMMIT = 20;
 /** How long a refused sender waits for the group to move (a commit or Welcome in its inbox). */
 const WAIT_MS = 5_000;
 
@@ -67,6 +72,8 @@ export class E2eEngine {
   private started?: Promise<void>;
   private packageIds = 0;
 
+  /** KeyPackages claimed for a group and not used yet (past one commit's adds), by conversation. */
+  private readonly spare = new Map<string, KeyPackage[]>();
   /** When each conversation's group was last checked against the directory. */
   private readonly checked = new Map<string, number>();
 
@@ -236,13 +243,20 @@ export class E2eEngine {
       const ownPriv = this.packages.get(hex(own.initKey))!;
       this.packages.delete(hex(own.initKey));
       const state = await mls.createGroup(enc.encode(conv), own, ownPriv.priv, [], impl);
+      // A big group is made in several commits: this one's adds, then the rest by reconciling.
+      this.spare.set(conv, packages.slice(ADDS_PER_COMMIT));
       const r = await mls.createCommit({ state, cipherSuite: impl }, {
-        extraProposals: packages.map((keyPackage) => ({ proposalType: 'add' as const, add: { keyPackage } })), ratchetTreeExtension: true,
+        extraProposals: packages.slice(0, ADDS_PER_COMMIT).map((keyPackage) => ({ proposalType: 'add' as const, add: { keyPackage } })), ratchetTreeExtension: true,
       });
       return { state: r.newState, body: this.commitBody(mls, 0, this.usersOf(r.newState), r.commit, r.welcome) };
     });
     if (!made) return;
-    if (await this.sendCommit(conv, made.body, made.state)) this.checked.set(conv, Date.now());
+    if (!(await this.sendCommit(conv, made.body, made.state))) {
+      this.spare.delete(conv);
+      return;
+    }
+    this.checked.set(conv, Date.now());
+    if (this.spare.get(conv)?.length) await this.reconcile(conv);
   }
 
   /**
@@ -253,7 +267,9 @@ export class E2eEngine {
    */
   async reconcile(conv: string): Promise<void> {
     this.checked.set(conv, Date.now());
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // Commit after commit (a change of more than ADDS_PER_COMMIT devices takes several) until nothing is
+    // left to change; three commits refused because another member's came first, and it is left to them.
+    for (let refused = 0; refused < 3;) {
       if (!this.groups.has(conv)) return;
       const users = (await this.host.members(conv)).sort();
       const listed = ((await this.host.request({ t: 'keys.list', users })) as { devices: DeviceKeyInfo[] }).devices;
@@ -276,9 +292,15 @@ export class E2eEngine {
         });
         const removes = [...[...have].filter(([id]) => !want.has(id)).map(([, leaf]) => leaf), ...removesOfStale]
           .map((leaf) => ({ proposalType: 'remove' as const, remove: { removed: leaf } }));
-        const missing = listed.filter((d) => !have.has(`${d.user}/${d.device}`));
-        const adds = (await this.claim([...new Set(missing.map((d) => d.user))], missing.map((d) => d.device)))
-          .map((keyPackage) => ({ proposalType: 'add' as const, add: { keyPackage } }));
+        const missing = listed.filter((d) => !have.has(`${d.user}/${d.device}`)).slice(0, ADDS_PER_COMMIT);
+        const spare = this.spare.get(conv) ?? [];
+        this.spare.delete(conv);
+        const fromSpare = spare.filter((kp) => missing.some((d) => idOf(kp.leafNode.credential) === `${d.user}/${d.device}`));
+        const toClaim = missing.filter((d) => !fromSpare.some((kp) => idOf(kp.leafNode.credential) === `${d.user}/${d.device}`));
+        const claimed = toClaim.length ? await this.claim([...new Set(toClaim.map((d) => d.user))], toClaim.map((d) => d.device)) : [];
+        const unused = spare.filter((kp) => !fromSpare.includes(kp));
+        if (unused.length) this.spare.set(conv, unused);
+        const adds = [...fromSpare, ...claimed].map((keyPackage) => ({ proposalType: 'add' as const, add: { keyPackage } }));
         const after = new Set([...have.keys()].filter((id) => want.has(id)).map((id) => id.split('/')[0]!));
         for (const a of adds) after.add(userOf(a.add.keyPackage.leafNode.credential));
         const declared = [...(this.usersOf(state))].sort().join();
@@ -287,7 +309,7 @@ export class E2eEngine {
         return { state: r.newState, body: this.commitBody(mls, Number(state.groupContext.epoch), [...after].sort(), r.commit, r.welcome) };
       });
       if (!made) return;
-      if (await this.sendCommit(conv, made.body, made.state)) return;
+      if (!(await this.sendCommit(conv, made.body, made.state))) refused++;
     }
   }
 
