@@ -1,7 +1,8 @@
 import { Packr } from 'msgpackr';
 import type { DeviceKeyInfo, Message, MlsBody, SentFrame } from '../../protocol/frames.js';
-import { loadMls, type ClientConfig, type ClientState, type CiphersuiteImpl, type KeyPackage, type MLSMessage, type Mls, type PrivateKeyPackage, type Welcome } from './mls-lib.js';
+import { loadMls, type ClientState, type KeyPackage, type MLSMessage, type Mls, type MlsLoaded, type Welcome } from './mls-lib.js';
 import { safetyNumber } from './safety-number.js';
+import { DeviceKeys, hex, type SavedKeys } from './device-keys.js';
 
 /**
  * The SDK's end-to-end encryption (docs/architecture.md, "End-to-end encryption"): every device is an MLS
@@ -34,9 +35,6 @@ export type DecryptedMessage = Message & { e2e: true };
 /** What an encrypted message carries inside: the app's message as it would have been sent in plaintext. */
 export interface InnerMessage { kind: Message['kind']; body?: Message['body']; reply?: number; target?: number }
 
-/** One-time KeyPackages a device uploads at once, and the count under which it uploads more. */
-const ONE_TIME_BATCH = 20;
-const REPLENISH_BELOW = 5;
 /** Attempts of one send (each after the commits that refused it were processed, or the owed commit made). */
 const SEND_ATTEMPTS = 6;
 /**
@@ -60,17 +58,14 @@ type Code = { code?: string };
 const codeOf = (err: unknown): string | undefined => (err as Code)?.code;
 
 export class E2eEngine {
-  private lib?: { mls: Mls; impl: CiphersuiteImpl; config: ClientConfig };
-  private identity?: { signKey: Uint8Array; publicKey: Uint8Array };
-  /** This device's KeyPackages not yet used, by the hex of their init key. */
-  private readonly packages = new Map<string, { pub: KeyPackage; priv: PrivateKeyPackage; lastResort: boolean }>();
+  private lib?: MlsLoaded;
+  private readonly keys: DeviceKeys;
   private readonly groups = new Map<string, ClientState>();
   /** Groups this device was removed from, with its last state (which can't open what followed). */
   private readonly removed = new Map<string, ClientState>();
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private started?: Promise<void>;
-  private packageIds = 0;
 
   /** KeyPackages claimed for a group and not used yet (past one commit's adds), by conversation. */
   private readonly spare = new Map<string, KeyPackage[]>();
@@ -79,12 +74,13 @@ export class E2eEngine {
 
   /** `saved`: what `save` gave in an earlier run of this device (its keys are published already). */
   constructor(private readonly host: E2eHost, private readonly reconcileEveryMs = RECONCILE_EVERY_MS, saved?: Uint8Array) {
+    this.keys = new DeviceKeys(host, () => this.load());
     if (saved) this.started = this.restore(saved);
   }
 
   /** Makes this device's identity and publishes its keys (once per engine). */
   start(): Promise<void> {
-    return (this.started ??= this.publish());
+    return (this.started ??= this.keys.publish());
   }
 
   /** The epoch of the conversation's group as this device has it; undefined: not a member. */
@@ -109,10 +105,8 @@ export class E2eEngine {
   async save(): Promise<Uint8Array> {
     await this.start();
     const { mls } = await this.load();
-    const kp = (k: KeyPackage) => mls.encodeMlsMessage({ keyPackage: k, wireformat: 'mls_key_package', version: 'mls10' });
     return packr.pack({
-      v: 1, identity: this.identity, next: this.packageIds,
-      packages: [...this.packages.values()].map((p) => ({ pub: kp(p.pub), priv: p.priv, lastResort: p.lastResort })),
+      v: 1, ...(await this.keys.save()),
       groups: [...this.groups].map(([conv, st]) => [conv, mls.encodeGroupState(st)]),
       removed: [...this.removed].map(([conv, st]) => [conv, mls.encodeGroupState(st)]),
     });
@@ -128,70 +122,9 @@ export class E2eEngine {
       if (!decoded) throw new Error('a saved group state does not decode');
       return { ...decoded[0], clientConfig: config };
     };
-    this.identity = saved.identity;
-    this.packageIds = saved.next;
-    for (const p of saved.packages) {
-      const d = mls.decodeMlsMessage(p.pub, 0)?.[0];
-      if (d?.wireformat !== 'mls_key_package') throw new Error('a saved KeyPackage does not decode');
-      this.packages.set(hex(d.keyPackage.initKey), { pub: d.keyPackage, priv: p.priv, lastResort: p.lastResort });
-    }
+    await this.keys.restore(saved);
     for (const [conv, b] of saved.groups) this.groups.set(conv, state(b));
     for (const [conv, b] of saved.removed) this.removed.set(conv, state(b));
-  }
-
-  // ---- keys ----
-
-  private async publish(): Promise<void> {
-    const { mls, impl } = await this.load();
-    this.identity = await impl.signature.keygen();
-    const lastResort = await this.newPackage(true);
-    const oneTime = await Promise.all(Array.from({ length: ONE_TIME_BATCH }, () => this.newPackage(false)));
-    await this.host.request({
-      t: 'keys.publish', identity: this.identity.publicKey,
-      lastResort: mls.encodeMlsMessage({ keyPackage: lastResort, wireformat: 'mls_key_package', version: 'mls10' }),
-      oneTime: oneTime.map((kp) => ({ id: `p${this.packageIds++}${Date.now().toString(36)}`, keyPackage: mls.encodeMlsMessage({ keyPackage: kp, wireformat: 'mls_key_package', version: 'mls10' }) })),
-    });
-  }
-
-  private async newPackage(lastResort: boolean): Promise<KeyPackage> {
-    const { mls, impl } = await this.load();
-    const cred = { credentialType: 'basic' as const, identity: enc.encode(`${this.host.user}/${this.host.device}`) };
-    const kp = await mls.generateKeyPackageWithKey(cred, mls.defaultCapabilities(), mls.defaultLifetime, [], this.identity!, impl);
-    this.packages.set(hex(kp.publicPackage.initKey), { pub: kp.publicPackage, priv: kp.privatePackage, lastResort });
-    return kp.publicPackage;
-  }
-
-  /** Uploads more one-time packages when few are left (after a Welcome used one). */
-  private async replenish(): Promise<void> {
-    const { count } = (await this.host.request({ t: 'keys.count' })) as { count: number };
-    if (count >= REPLENISH_BELOW) return;
-    const { mls } = await this.load();
-    const oneTime = await Promise.all(Array.from({ length: ONE_TIME_BATCH }, () => this.newPackage(false)));
-    await this.host.request({
-      t: 'keys.publish',
-      oneTime: oneTime.map((kp) => ({ id: `p${this.packageIds++}${Date.now().toString(36)}`, keyPackage: mls.encodeMlsMessage({ keyPackage: kp, wireformat: 'mls_key_package', version: 'mls10' }) })),
-    });
-  }
-
-  /**
-   * KeyPackages claimed from the directory, each checked against what the directory says it is: its
-   * credential names that user and device, and it is signed by the identity key the directory lists.
-   */
-  private async claim(users: string[], devices?: string[]): Promise<KeyPackage[]> {
-    if (devices && devices.length === 0) return [];
-    const { mls } = await this.load();
-    const { devices: claimed } = (await this.host.request({ t: 'keys.claim', users, ...(devices ? { devices } : {}) })) as { devices: DeviceKeyInfo[] };
-    const out: KeyPackage[] = [];
-    for (const d of claimed) {
-      const decoded = mls.decodeMlsMessage(d.keyPackage!, 0)?.[0];
-      if (!decoded || decoded.wireformat !== 'mls_key_package') continue;
-      const kp = decoded.keyPackage;
-      const leaf = kp.leafNode;
-      const named = leaf.credential.credentialType === 'basic' ? dec.decode(leaf.credential.identity) : '';
-      if (named !== `${d.user}/${d.device}` || hex(leaf.signaturePublicKey) !== hex(d.identity)) continue; // not the device it claims to be
-      out.push(kp);
-    }
-    return out;
   }
 
   // ---- sending ----
@@ -235,14 +168,12 @@ export class E2eEngine {
     const made = await this.inQueue(conv, async () => {
       if (this.groups.has(conv)) return undefined;
       const { mls, impl } = await this.load();
-      const packages = await this.claim(users);
+      const packages = await this.keys.claim(users);
       const others = new Set(packages.map((kp) => userOf(kp.leafNode.credential)));
       const missing = users.filter((u) => u !== this.host.user && !others.has(u));
       if (missing.length) throw Object.assign(new Error(`no encryption keys for ${missing.join(', ')}`), { code: 'no_keys' });
-      const own = await this.newPackage(false);
-      const ownPriv = this.packages.get(hex(own.initKey))!;
-      this.packages.delete(hex(own.initKey));
-      const state = await mls.createGroup(enc.encode(conv), own, ownPriv.priv, [], impl);
+      const own = await this.keys.newPackage(false);
+      const state = await mls.createGroup(enc.encode(conv), own, this.keys.take(own), [], impl);
       // A big group is made in several commits: this one's adds, then the rest by reconciling.
       this.spare.set(conv, packages.slice(ADDS_PER_COMMIT));
       const r = await mls.createCommit({ state, cipherSuite: impl }, {
@@ -297,7 +228,7 @@ export class E2eEngine {
         this.spare.delete(conv);
         const fromSpare = spare.filter((kp) => missing.some((d) => idOf(kp.leafNode.credential) === `${d.user}/${d.device}`));
         const toClaim = missing.filter((d) => !fromSpare.some((kp) => idOf(kp.leafNode.credential) === `${d.user}/${d.device}`));
-        const claimed = toClaim.length ? await this.claim([...new Set(toClaim.map((d) => d.user))], toClaim.map((d) => d.device)) : [];
+        const claimed = toClaim.length ? await this.keys.claim([...new Set(toClaim.map((d) => d.user))], toClaim.map((d) => d.device)) : [];
         const unused = spare.filter((kp) => !fromSpare.includes(kp));
         if (unused.length) this.spare.set(conv, unused);
         const adds = [...fromSpare, ...claimed].map((keyPackage) => ({ proposalType: 'add' as const, add: { keyPackage } }));
@@ -334,10 +265,7 @@ export class E2eEngine {
   /** A new last-resort KeyPackage in the directory (the old one may have been handed out many times). */
   async rotateLastResort(): Promise<void> {
     await this.start();
-    const { mls } = await this.load();
-    // The old one's private keys stay: a Welcome made from a copy claimed before still opens.
-    const kp = await this.newPackage(true);
-    await this.host.request({ t: 'keys.publish', lastResort: mls.encodeMlsMessage({ keyPackage: kp, wireformat: 'mls_key_package', version: 'mls10' }) });
+    await this.keys.rotateLastResort();
   }
 
   /** Sends a commit; its new state is this device's once the server accepted it. False: another came first. */
@@ -444,19 +372,19 @@ export class E2eEngine {
     const { mls, impl } = await this.load();
     const msg = mls.decodeMlsMessage(welcomeBytes, 0)?.[0];
     if (!msg || msg.wireformat !== 'mls_welcome') throw new Error('not an MLS Welcome');
-    for (const [key, p] of this.packages) {
+    for (const [key, p] of this.keys.candidates()) {
       let state: ClientState;
       try {
         state = await mls.joinGroup(msg.welcome, p.pub, p.priv, mls.emptyPskIndex, impl);
       } catch {
         continue; // made for another device
       }
-      if (!p.lastResort) this.packages.delete(key);
+      this.keys.used(key);
       this.groups.set(conv, state);
       this.removed.delete(conv);
       this.wake(conv);
       this.host.changed(conv, Number(state.groupContext.epoch));
-      void this.replenish().catch(() => undefined);
+      void this.keys.replenish().catch(() => undefined);
       return;
     }
   }
@@ -474,7 +402,7 @@ export class E2eEngine {
 
   // ---- plumbing ----
 
-  private async load(): Promise<{ mls: Mls; impl: CiphersuiteImpl; config: ClientConfig }> {
+  private async load(): Promise<MlsLoaded> {
     return (this.lib ??= await loadMls());
   }
 
@@ -516,11 +444,8 @@ export class E2eEngine {
   }
 }
 
-interface SavedState {
+interface SavedState extends SavedKeys {
   v: number;
-  identity: { signKey: Uint8Array; publicKey: Uint8Array };
-  next: number;
-  packages: { pub: Uint8Array; priv: PrivateKeyPackage; lastResort: boolean }[];
   groups: [string, Uint8Array][];
   removed: [string, Uint8Array][];
 }
@@ -528,4 +453,3 @@ interface SavedState {
 type Credential = KeyPackage['leafNode']['credential'];
 const idOf = (c: Credential): string => (c.credentialType === 'basic' ? dec.decode(c.identity) : '');
 const userOf = (c: Credential): string => idOf(c).split('/')[0]!;
-const hex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');

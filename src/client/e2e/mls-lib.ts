@@ -14,10 +14,11 @@ export type MLSMessage = MlsLib.MLSMessage;
 export const SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' as const;
 
 export type ClientConfig = MlsConfig.ClientConfig;
-let loaded: Promise<{ mls: Mls; impl: CiphersuiteImpl; config: ClientConfig }> | undefined;
-
 /** The library, the suite, and the client configuration a restored group state runs with (ts-mls's default). */
-export function loadMls(): Promise<{ mls: Mls; impl: CiphersuiteImpl; config: ClientConfig }> {
+export interface MlsLoaded { mls: Mls; impl: CiphersuiteImpl; config: ClientConfig }
+let loaded: Promise<MlsLoaded> | undefined;
+
+export function loadMls(): Promise<MlsLoaded> {
   return (loaded ??= Promise.all([import('ts-mls'), import('ts-mls/clientConfig.js')]).then(async ([mls, cfg]) => ({
     mls, impl: await mls.getCiphersuiteImpl(mls.getCiphersuiteFromName(SUITE)), config: cfg.defaultClientConfig,
   })));
