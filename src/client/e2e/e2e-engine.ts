@@ -319,6 +319,11 @@ export class E2eEngine {
           this.removed.set(m.conv, r.newState);
         } else {
           this.groups.set(m.conv, r.newState);
+          // The server fences by the users a commit declares; a commit whose tree says otherwise (a member
+          // kept in that the admin removed) is corrected by this device's own commit.
+          if (this.usersOf(r.newState).join() !== [...body.users].sort().join()) {
+            void this.reconcile(m.conv).catch(() => undefined);
+          }
         }
         this.wake(m.conv);
         this.host.changed(m.conv, Number(r.newState.groupContext.epoch));
