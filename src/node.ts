@@ -51,6 +51,7 @@ import { openAudit } from './gdpr/audit.js';
 import { Erasures } from './gdpr/erasure.js';
 import { ExportJobs } from './gdpr/export.js';
 import { mountPrivacy } from './http/privacy-routes.js';
+import { KeyDirectory } from './e2e/key-directory.js';
 
 export interface ParleyNode {
   readonly id: string;
@@ -127,7 +128,8 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const media = openMediaBlobs(rawStore, join(cfg.dataDir, 'media'));
   // Export and erasure (src/gdpr/); the audit log is a destination of its own, not the node's log.
   const audit = openAudit(cfg.auditLog, id);
-  const erasures = new Erasures({ store, sharding, media, audit });
+  const erasures = new Erasures({ store, sharding, media, audit }, (user) => store.e2e.dropUserKeys(user));
+  const keys = new KeyDirectory(store, pubsub);
   const exportJobs = new ExportJobs(secret, cfg.exportTtlMs);
   // A group's conversation says who may see which of its messages (members added later see from their join).
   const mediaAccess = new MediaAccess(store, (conv, user, seq) => sharding.ask<'conv', boolean>('conv', conv, (reply) => ({ t: 'visible', reply, user, seq })));
@@ -154,7 +156,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const mount = (raw: TemplatedApp) => {
     // Every HTTP route behind a per-address budget (but /healthz); the WebSocket upgrade has its own.
     const app = limitRoutesByIp(timeRoutes(raw, metrics.http), ipHttp, new Set(['/healthz']), metrics);
-    mountGateway(app, { accounts, sharding, conns, metrics, directory: accounts, media: mediaAccess }, {
+    mountGateway(app, { accounts, sharding, conns, metrics, directory: accounts, media: mediaAccess, keys }, {
       node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
       idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, shaping: cfg.shaping, limits: cfg.limits, allowedOrigins: cfg.allowedOrigins,
       unavailable: cluster && (() => cluster.node.unavailable()),

@@ -16,6 +16,8 @@ import { newIncarnation } from './incarnation.js';
 import { mediaOf, refsForMessage } from '../media/media-access.js';
 import { ReorderBuffer } from './reorder.js';
 import { ERASED_USER } from '../gdpr/scrub.js';
+import { MlsFence, type CommitTicket } from './mls-fence.js';
+import type { MlsBody } from '../protocol/frames.js';
 
 /**
  * Client ids of messages being stored, for resends meanwhile; once the sender is ticked the store's index
@@ -42,6 +44,8 @@ interface Writing {
   write: Promise<unknown>;
   /** It waited on the conversation being remembered (Store.rememberConversation) too. */
   remembers: boolean;
+  /** An MLS commit: the fence moved when it was admitted, and is put back if it is not stored. */
+  commit?: CommitTicket;
 }
 
 /**
@@ -94,6 +98,9 @@ export class Conversation implements Entity<ConvMsg> {
   /** This activation is remembered in the store (its first stored message waited for it), or being remembered. */
   private remembered = false;
   private remembering?: Promise<void>;
+
+  /** The MLS fence: one commit per epoch, encrypted messages from the current one (src/actors/mls-fence.ts). */
+  private mls = MlsFence.fromRecord(undefined, false);
 
   /** A 1:1 conversation one of whose users was erased: it answers nothing but not_found, and leaves no trace. */
   private closed = false;
@@ -157,6 +164,10 @@ export class Conversation implements Entity<ConvMsg> {
     const cursors = await deps.store.getCursors(id);
     const start = Math.max(claim.reserved, stored);
     const c = new Conversation(id, deps, parsed.kind === 'group', members, cursors, start, last?.ts ?? 0, new SeqFence(claim.epoch, start), mark ?? 0);
+    // The epoch as stored; a commit that was being stored when the last activation stopped counts if it landed.
+    const epochRec = await deps.store.e2e.getGroupEpoch(id);
+    const pendingStored = epochRec?.pending ? (await deps.store.getMessage(id, epochRec.pending.seq)) !== undefined : false;
+    c.mls = MlsFence.fromRecord(epochRec, pendingStored);
     if (c.isGroup) {
       c.deliveredAll = c.minCursor('delivered');
       c.readAll = c.minCursor('read');
@@ -342,8 +353,17 @@ export class Conversation implements Entity<ConvMsg> {
       throw new ParleyError('not_found', `no message ${m.replyTo} in this conversation to reply to`);
     }
 
-    const next = this.nextSeq();
-    const seq = typeof next === 'number' ? next : await next;
+    const commit = m.kind === 'mls' ? this.mls.admit(m.body as MlsBody, this.members.keys()) : undefined;
+    let seq: number;
+    try {
+      const next = this.nextSeq();
+      seq = typeof next === 'number' ? next : await next;
+      // Before the append: a restart finds the commit pending and looks for it in the log.
+      if (commit) await this.deps.store.e2e.putGroupEpoch(this.id, commit.record(seq));
+    } catch (err) {
+      commit?.undo();
+      throw err;
+    }
     const ts = (this.lastTs = Math.max(Date.now(), this.lastTs));
     const message: Message = { conv: this.id, seq, from: m.from, dev: m.dev, cid: m.cid, kind: m.kind, ts };
     if (m.body !== undefined) message.body = m.body;
@@ -351,7 +371,7 @@ export class Conversation implements Entity<ConvMsg> {
     if (m.target !== undefined) message.target = m.target;
     this.recent.add(seq, m.from, m.kind);
     if (m.kind === 'delete') this.recent.markDeleted(m.target!);
-    this.append(message, [...this.members.keys()], m, key);
+    this.append(message, [...this.members.keys()], m, key, commit);
   }
 
   /**
@@ -369,7 +389,7 @@ export class Conversation implements Entity<ConvMsg> {
    * Stores; the outcome comes back into the mailbox (`stored`), where the fan-out starts in seq order and the
    * sender is ticked once every recipient's inboxes hold it. The actor goes on with the next message meanwhile.
    */
-  private append(message: Message, recipients: UserId[], origin?: ConvSend, cidKey?: string): void {
+  private append(message: Message, recipients: UserId[], origin?: ConvSend, cidKey?: string, commit?: CommitTicket): void {
     const { store, sharding } = this.deps;
     const packed = pack(message);
     // Who may fetch the media it names is stored with it (not after: a crash can't leave a message whose
@@ -388,7 +408,7 @@ export class Conversation implements Entity<ConvMsg> {
     const remembers = !this.remembered;
     // A 1:1 conversation's users are indexed with the remembrance (once per activation): export and erasure find it.
     if (remembers) write = Promise.all([write, (this.remembering ??= this.remember())]);
-    this.writing.add(message.seq, { message, packed, recipients, origin, cidKey, write, remembers });
+    this.writing.add(message.seq, { message, packed, recipients, origin, cidKey, write, remembers, ...(commit ? { commit } : {}) });
     if (cidKey) this.rememberCid(cidKey, message.seq);
     const { id, inc } = this;
     const seq = message.seq;
@@ -426,6 +446,8 @@ export class Conversation implements Entity<ConvMsg> {
     } else {
       this.members.delete(m.user);
       this.cursors.delete(m.user);
+      const rec = this.mls.erase(m.user, ERASED_USER);
+      if (rec) await this.deps.store.e2e.putGroupEpoch(this.id, rec);
     }
     this.deps.sharding.reply(m.reply, { ok: true, value: true });
   }
@@ -445,6 +467,7 @@ export class Conversation implements Entity<ConvMsg> {
         this.remembering = undefined;
         if (!error) this.remembered = true; // else the next message remembers it again
       }
+      if (w.commit) this.commitSettled(w.commit, !error);
       if (error) {
         log('warn', 'message not stored', { conv: this.id, seq: message.seq, error: error.message });
         const err = new ParleyError(error.code, error.message);
@@ -455,6 +478,13 @@ export class Conversation implements Entity<ConvMsg> {
       for (const r of w.resends ?? []) this.tick(r, message.seq, message.ts, true);
       this.fanout.start(this.deliverOf(message, w.packed), w.recipients);
     }
+  }
+
+  /** A commit's append landed (the epoch record loses its pending part) or failed (the fence goes back). */
+  private commitSettled(commit: CommitTicket, stored: boolean): void {
+    if (!stored) return commit.undo();
+    this.deps.store.e2e.putGroupEpoch(this.id, commit.done)
+      .catch((err) => log('warn', 'group epoch not stored (the pending commit is found in the log at the next start)', { conv: this.id, error: String(err) }));
   }
 
   /** The sender's tick: the message is in the log. A later resend of its cid is found in the store's index. */

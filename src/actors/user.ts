@@ -852,6 +852,9 @@ export class User implements Entity<UserMsg> {
     // An inbox left behind (the store failed) is unreachable, and expires with its entries.
     await Promise.all(gone.map((d) => store.inboxDrop(deviceKey(this.id, d.id))
       .catch((err) => log('warn', 'inbox of a signed-out device not dropped', { user: this.id, device: d.id, error: String(err) }))));
+    // Its keys go too: nobody can add a signed-out device to a group any more.
+    await Promise.all(gone.map((d) => store.e2e.dropDeviceKeys(this.id, d.id)
+      .catch((err) => log('warn', 'keys of a signed-out device not dropped', { user: this.id, device: d.id, error: String(err) }))));
     if (gone.length < targets.length) {
       // The asker's session closes its socket only on success: signed out anyway, it is closed here.
       if (m.asker && gone.some((d) => d.id === m.by)) this.deps.gateway.close(m.asker, CloseCodes.signedOut, 'this device was signed out');

@@ -9,7 +9,8 @@ import type { Message } from '../protocol/frames.js';
 
 /**
  * A terminal chat on the SDK, so two people can talk from two terminals:
- *   npm run chat -- --phone +14155550123 [--url http://127.0.0.1:8080 [--url …]] [--api-key parley-dev-key]
+ *   npm run chat -- --phone +14155550123 [--url http://127.0.0.1:8080 [--url …]] [--api-key parley-dev-key] [--e2e 1]
+ * With --e2e 1 (or PARLEY_E2E=1) messages are end-to-end encrypted (MLS) and /verify shows a safety number.
  * Several --url (or PARLEY_URL=a,b,c): nodes of one cluster; the chat fails over among them.
  * The session (token and inbox pointer) is kept in ~/.parley/, so a restart resumes where it left off.
  */
@@ -27,6 +28,7 @@ const HELP = `commands:
   /lastseen everyone|contacts|nobody
   /contact <phone>              add to your contacts
   /where <lat> <lng> [name]     send a location
+  /verify <phone|user>          the safety number you and they compare (end-to-end encryption)
   /devices                      your signed-in devices
   /signout [device|others|all]  sign out this terminal, another device, every other device, or all
   /whoami  /help  /quit
@@ -88,7 +90,17 @@ async function main(): Promise<void> {
     writeFileSync(file, JSON.stringify(saved), { mode: 0o600 });
   }
   const session = saved;
-  const client = new ParleyClient({ urls, token: session.token, ptr: session.ptr });
+  // The device's MLS state (identity, keys, groups) beside the session: without it a restart is a new identity.
+  const e2eFile = file.replace(/\.json$/, '.e2e');
+  const e2eOn = arg('e2e') === '1';
+  const client = new ParleyClient({ urls, token: session.token, ptr: session.ptr, e2e: e2eOn && (existsSync(e2eFile) ? { state: readFileSync(e2eFile) } : true) });
+  let saving = Promise.resolve();
+  /** After every send, receipt of a message and group change: a state older than a sent message would reuse its keys. */
+  const persist = () => {
+    if (!client.e2e) return saving;
+    return (saving = saving.then(async () => writeFileSync(e2eFile, await client.e2e!.save(), { mode: 0o600 })).catch((err: unknown) => say(`  ⚠ encryption state not saved: ${String(err)}`)));
+  };
+  client.on('e2e', () => void persist());
   const names = new Map<string, string>([[session.user, 'me']]);
   let current: { to: string } | { conv: string } | undefined;
   let currentConv: string | undefined;
@@ -114,6 +126,7 @@ async function main(): Promise<void> {
 
   client.on('welcome', (w) => say(`connected as ${w.user} (${phone}) to ${client.url}; /help for commands`));
   client.on('message', (m, ptr) => {
+    if ((m as { e2e?: boolean }).e2e) void persist();
     session.ptr = ptr;
     writeFileSync(file, JSON.stringify(session), { mode: 0o600 });
     show(m);
@@ -121,6 +134,7 @@ async function main(): Promise<void> {
     if (m.conv === currentConv) { lastSeq = Math.max(lastSeq, m.seq); client.read(m.conv, m.seq); }
   });
   client.on('receipt', (r) => say(`  ${r.status === 'read' || r.status === 'read_all' ? '✓✓ read' : '✓✓ delivered'}${r.status.endsWith('_all') ? ' by all' : r.user ? ` by ${who(r.user)}` : ''} up to #${r.upTo}`));
+  client.on('undecryptable', (m, reason) => say(`  ⚠ a message from ${who(m.from)} in ${m.conv.slice(0, 12)}… could not be decrypted (${reason})`));
   client.on('typing', (t) => say(`  ${who(t.user)} ${t.on ? 'is typing…' : 'stopped typing'}`));
   client.on('presence', (p) => say(`  ${who(p.user)} is ${p.online ? 'online' : p.lastSeen ? `offline, last seen ${new Date(p.lastSeen).toLocaleString()}` : 'offline'}`));
   client.on('error', (e) => say(`! ${e.code}: ${e.message}`));
@@ -130,6 +144,7 @@ async function main(): Promise<void> {
   client.on('token', (token) => { session.token = token; writeFileSync(file, JSON.stringify(session), { mode: 0o600 }); });
   client.on('signedOut', () => {
     rmSync(file, { force: true }); // the saved token is dead
+    rmSync(e2eFile, { force: true }); // and so is the device's encryption state
     say('this device was signed out; run again to sign in');
     process.exit(0);
   });
@@ -147,6 +162,7 @@ async function main(): Promise<void> {
     if (!line.startsWith('/')) {
       if (!current) return say('pick a chat first: /to <phone> or /group new …');
       const sent = await client.text(current, line);
+      await persist();
       currentConv = sent.conv;
       return say(`  ✓ sent #${sent.seq}`);
     }
@@ -155,6 +171,11 @@ async function main(): Promise<void> {
       case '/help': return say(HELP);
       case '/quit': rl.close(); return;
       case '/whoami': return say(`${session.user} (${phone}), device ${session.device}`);
+      case '/verify': {
+        if (!client.e2e) return say('end-to-end encryption is off (start with --e2e 1)');
+        const user = await resolveUser(rest[0] ?? '');
+        return say(`safety number with ${who(user)} (compare it with theirs; it changes when a device key does):\n  ${await client.safetyNumber(user)}`);
+      }
       case '/to': {
         const user = await resolveUser(rest[0] ?? '');
         current = { to: user };
@@ -196,6 +217,7 @@ async function main(): Promise<void> {
         if (!current) return say('pick a chat first');
         const [lat, lng, ...name] = rest;
         const sent = await client.send(current, 'location', { lat: Number(lat), lng: Number(lng), ...(name.length ? { name: name.join(' ') } : {}) });
+        await persist();
         currentConv = sent.conv;
         return say(`  ✓ sent #${sent.seq}`);
       }

@@ -3,7 +3,9 @@ import type {
   Body, ClientFrame, ClientMessageKind, DeviceInfo, ErrorFrame, GroupInfo, LastSeenPrivacy, Message, PresenceFrame, Profile,
   PushPlatform, PushRegisterFrame, ReceiptFrame, SentFrame, ServerFrame, SignOutResult, TypingEventFrame, WelcomeFrame,
 } from '../protocol/frames.js';
-import { parseConversationId, type ConversationId } from '../protocol/ids.js';
+import { directConversationId, parseConversationId, type ConversationId } from '../protocol/ids.js';
+import { E2eEngine } from './e2e/e2e-engine.js';
+import { decryptMedia, encryptMedia, type MediaKey } from './e2e/media-crypto.js';
 import { Emitter } from './emitter.js';
 import { SeqOrder } from './seq-order.js';
 import { DEFAULT_BACKOFF, backoffDelay, nextUrl, nodeUrls, type BackoffPolicy } from './failover.js';
@@ -47,6 +49,18 @@ export interface ClientOptions {
   /** Reconnect with backoff after an unexpected close (default true). */
   reconnect?: boolean;
   WebSocket?: SocketCtor;
+  /**
+   * End-to-end encryption (MLS): the client makes and publishes this device's keys, encrypts what it sends
+   * and decrypts what it receives (docs/protocol.md, "End-to-end encryption"). Off: plaintext, for bots and tests.
+   */
+  e2e?: boolean | E2eOptions;
+}
+
+export interface E2eOptions {
+  /** How often a send first checks the group against the key directory (default 30 s). */
+  reconcileEveryMs?: number;
+  /** What `e2e.save()` gave in an earlier run of this device: its identity, keys and groups go on. */
+  state?: Uint8Array;
 }
 
 interface Cursor { delivered: number; read: number }
@@ -85,6 +99,10 @@ interface Events {
   signedOut: () => void;
   /** The node renewed this device's token: persist it in place of the old one. */
   token: (token: string) => void;
+  /** An encrypted message this device could not open (tampered with, or not for it). */
+  undecryptable: (m: Message, reason: string) => void;
+  /** This device joined a conversation's encrypted group, or the group moved to `epoch`. */
+  e2e: (conv: string, epoch: number) => void;
 }
 
 /** The close code of a socket whose device was signed out (docs/protocol.md). */
@@ -157,9 +175,24 @@ export class ParleyClient extends Emitter<Events> {
   private readonly order = new SeqOrder(SEEN_MAX);
   private readonly awaiting = new Map<string, Awaiting>();
   private syncRid?: string;
+  /** The end-to-end encryption, when on. */
+  readonly e2e?: E2eEngine;
 
   constructor(private readonly opts: ClientOptions) {
     super();
+    if (opts.e2e) {
+      const self = this; // eslint-disable-line @typescript-eslint/no-this-alias
+      this.e2e = new E2eEngine({
+        get user() { return self.user!; },
+        get device() { return self.device!; },
+        request: (frame) => this.request(frame as ClientFrame),
+        sendMls: (conv, body) => this.send({ conv }, 'mls', body as unknown as Body, { plain: true }),
+        members: (conv) => this.membersOf(conv),
+        deliver: (m, ptr) => this.emitInOrder(m, ptr),
+        undecryptable: (m, reason) => this.emit('undecryptable', m, reason),
+        changed: (conv, epoch) => this.emit('e2e', conv, epoch),
+      }, typeof opts.e2e === 'object' ? opts.e2e.reconcileEveryMs : undefined, typeof opts.e2e === 'object' ? opts.e2e.state : undefined);
+    }
     this.ptr = opts.ptr ?? 0;
     this.token = opts.token;
     this.acked = this.ptr;
@@ -221,8 +254,17 @@ export class ParleyClient extends Emitter<Events> {
 
   // ---- messages ----
 
-  /** Sends a message; resolves when the node has stored it (the "sent" tick) with its seq. */
-  send(dest: { to: string } | { conv: string }, kind: ClientMessageKind, body?: Body, extra: { cid?: string; reply?: number; target?: number; fresh?: boolean } = {}): Promise<SentFrame> {
+  /**
+   * Sends a message; resolves when the node has stored it (the "sent" tick) with its seq. With `e2e` on it
+   * is encrypted (its kind, body, reply and target travel inside an `mls` message), unless `plain`.
+   */
+  send(dest: { to: string } | { conv: string }, kind: ClientMessageKind, body?: Body, extra: { cid?: string; reply?: number; target?: number; fresh?: boolean; plain?: boolean } = {}): Promise<SentFrame> {
+    if (this.e2e && !extra.plain && kind !== 'mls') {
+      const conv = 'to' in dest ? directConversationId(this.user!, dest.to) : dest.conv;
+      // Media named inside is named outside too (its id only), so the node lets the conversation fetch it.
+      const media = (kind === 'image' || kind === 'video') && body && !(body instanceof Uint8Array) && typeof body.media === 'string' ? body.media : undefined;
+      return this.e2e.send(conv, { kind, ...(body !== undefined ? { body } : {}), ...(extra.reply !== undefined ? { reply: extra.reply } : {}), ...(extra.target !== undefined ? { target: extra.target } : {}) }, media);
+    }
     // A cid made here is new by construction; one the app passes may be a resend, unless it says otherwise.
     const fresh = extra.cid === undefined || extra.fresh === true;
     const cid = extra.cid ?? `c${Date.now().toString(36)}${(++this.seq).toString(36)}`;
@@ -235,6 +277,43 @@ export class ParleyClient extends Emitter<Events> {
 
   text(dest: { to: string } | { conv: string }, text: string): Promise<SentFrame> {
     return this.send(dest, 'text', { text });
+  }
+
+  // ---- end-to-end encryption ----
+
+  /** The safety number of this user and `other` (docs/protocol.md): equal on both sides when no key was swapped. */
+  safetyNumber(other: string): Promise<string> {
+    if (!this.e2e) throw new ServerError('e2e_off', 'end-to-end encryption is off', false);
+    return this.e2e.safetyNumber(other);
+  }
+
+  /**
+   * Sends a picture or video encrypted: the bytes are encrypted here (AES-GCM, a fresh key), uploaded as
+   * application/octet-stream, and the key, IV and hash travel inside the encrypted message.
+   */
+  async sendMedia(dest: { to: string } | { conv: string }, kind: 'image' | 'video', bytes: Uint8Array, mime: string, caption?: string): Promise<SentFrame> {
+    if (!this.e2e) throw new ServerError('e2e_off', 'end-to-end encryption is off', false);
+    const { ciphertext, media } = await encryptMedia(bytes);
+    const res = await fetch(`${this.url}/v1/media`, { method: 'POST', headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/octet-stream' }, body: ciphertext });
+    if (!res.ok) throw new ServerError('upload_failed', `media upload answered ${res.status}`, res.status >= 500);
+    const { id } = (await res.json()) as { id: string };
+    return this.send(dest, kind, { media: id, mime, key: media.key, iv: media.iv, sha256: media.sha256, ...(caption ? { caption } : {}) });
+  }
+
+  /** Downloads and decrypts the media an encrypted message names (its body as received). */
+  async fetchMedia(body: { media: string; key: Uint8Array; iv: Uint8Array; sha256: Uint8Array }): Promise<Uint8Array> {
+    const res = await fetch(`${this.url}/v1/media/${body.media}`, { headers: { authorization: `Bearer ${this.token}` } });
+    if (!res.ok) throw new ServerError('not_found', `media answered ${res.status}`, false);
+    const key: MediaKey = { key: body.key, iv: body.iv, sha256: body.sha256 };
+    return decryptMedia(new Uint8Array(await res.arrayBuffer()), key);
+  }
+
+  /** A conversation's users as the server has them: a 1:1 chat's two, a group's members. */
+  private async membersOf(conv: string): Promise<string[]> {
+    const parsed = parseConversationId(conv);
+    if (!parsed) throw new ServerError('invalid', `not a conversation id: ${conv}`, false);
+    if (parsed.kind === 'direct') return [...parsed.users];
+    return (await this.groupInfo(parsed.group)).members.map((m) => m.user);
   }
 
   read(conv: string, seq: number): void { this.raw({ t: 'read', conv, seq }); }
@@ -301,6 +380,11 @@ export class ParleyClient extends Emitter<Events> {
     ws.send(this.format === 'msgpack' ? packr.pack(frame) : JSON.stringify(frame, jsonReplacer));
   }
 
+  /** Sends any request frame (a rid is added) and resolves with its `res` data: for tools and tests. */
+  ask(frame: Record<string, unknown>): Promise<unknown> {
+    return this.request(frame as unknown as ClientFrame);
+  }
+
   private request(frame: ClientFrame & { rid?: string }): Promise<unknown> {
     const rid = `r${(++this.seq).toString(36)}`;
     return this.expect(`rid:${rid}`, { ...frame, rid } as ClientFrame);
@@ -346,6 +430,7 @@ export class ParleyClient extends Emitter<Events> {
         this.welcomeTimer = undefined;
         this.acked = this.ptr; // sync acks everything up to ptr
         this.sync();
+        if (this.e2e) this.e2e.start().catch((err: unknown) => this.emit('error', { t: 'error', code: 'internal', message: `keys not published: ${String(err)}`, retryable: true }));
         this.emit('welcome', f);
         this.readyWaiter?.resolve(f);
         this.readyWaiter = undefined;
@@ -355,7 +440,7 @@ export class ParleyClient extends Emitter<Events> {
         if (f.ptr <= this.ptr) return; // already held: a resend after a reconnect
         this.ptr = f.ptr;
         // A redelivery after a server crash can carry a message again under a new ptr.
-        if (!this.remember(`${f.m.conv}:${f.m.seq}`)) this.emitInOrder(f.m, f.ptr);
+        if (!this.remember(`${f.m.conv}:${f.m.seq}`)) this.arrived(f.m, f.ptr);
         this.scheduleAck();
         return;
       case 'synced':
@@ -369,7 +454,11 @@ export class ParleyClient extends Emitter<Events> {
       case 'receipt': this.receipt(f); return;
       case 'typing': this.emit('typing', f); return;
       case 'presence': this.emit('presence', f); return;
-      case 'device': this.emit(f.event === 'added' ? 'deviceAdded' : 'deviceRemoved', f.device, f.time); return;
+      case 'device':
+        this.emit(f.event === 'added' ? 'deviceAdded' : 'deviceRemoved', f.device, f.time);
+        if (f.event === 'removed') this.reconcileAll(); // its leaves leave this user's groups
+        return;
+      case 'keys': this.reconcileAll(); return; // a new device of this user: into this user's groups
       case 'error': {
         if (f.rid !== undefined && f.rid === this.syncRid) return this.syncRefused(f);
         const settled = (f.cid && this.settle(`cid:${f.cid}`, undefined, f)) || (f.rid && this.settle(`rid:${f.rid}`, undefined, f));
@@ -435,6 +524,23 @@ export class ParleyClient extends Emitter<Events> {
         }
       }, () => undefined); // gone, or no longer a member: nothing to catch up
     }
+  }
+
+  /**
+   * A message from the inbox. With e2e on, an encrypted one is opened first, and every message of its
+   * conversation waits its turn behind it; a group change this user made is carried into the encrypted group.
+   */
+  private arrived(m: Message, ptr: number): void {
+    const e2e = this.e2e;
+    if (!e2e) return this.emitInOrder(m, ptr);
+    if (m.kind === 'mls') return void e2e.receive(m, ptr);
+    e2e.after(m.conv, () => this.emitInOrder(m, ptr));
+    const by = m.kind === 'system' ? (m.body as { by?: string } | undefined)?.by : undefined;
+    if (by === this.user && e2e.epoch(m.conv) !== undefined) void e2e.reconcile(m.conv).catch((err: unknown) => this.emit('error', { t: 'error', code: 'internal', message: `group change not committed: ${String(err)}`, retryable: true }));
+  }
+
+  private reconcileAll(): void {
+    for (const conv of this.e2e?.conversations() ?? []) void this.e2e!.reconcile(conv).catch(() => undefined);
   }
 
   /** The node delivers a conversation in seq order; one below a seq already emitted can only come late. */

@@ -182,7 +182,7 @@ export class Erasures {
       await this.barrier(conv, user).catch((err: unknown) => { if (!(err instanceof ParleyError && err.code === 'not_found')) throw err; });
       const other = parseConversationId(conv);
       if (other?.kind === 'direct') for (const u of other.users) if (u !== user) await store.setMute(u, conv, 0);
-      await store.dropConversation(conv);
+      await Promise.all([store.dropConversation(conv), store.e2e.dropGroupEpoch(conv)]);
     }
     return convs.length;
   }

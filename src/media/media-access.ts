@@ -14,9 +14,9 @@ export const userHolder = (u: UserId): MediaHolder => `u:${u}`;
 export const convHolder = (c: ConversationId): MediaHolder => `c:${c}`;
 export const PUBLIC_HOLDER: MediaHolder = '*';
 
-/** The media a plaintext message names (image and video bodies); ciphertext bodies name nothing we can read. */
+/** The media a message names: a plaintext image or video body, or an encrypted (`mls`) message that names its media id outside. */
 export function mediaOf(kind: MessageKind, body: Body | undefined): string | undefined {
-  if ((kind !== 'image' && kind !== 'video') || !body || body instanceof Uint8Array) return undefined;
+  if ((kind !== 'image' && kind !== 'video' && kind !== 'mls') || !body || body instanceof Uint8Array) return undefined;
   const media = body.media;
   return typeof media === 'string' ? media : undefined;
 }

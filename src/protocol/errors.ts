@@ -37,6 +37,13 @@ export const ErrorCodes = {
   /** In a cluster: the entity's shard is moving between nodes (a takeover or a handover); nothing was done. */
   moving: { retryable: true, status: 503 },
   internal: { retryable: true, status: 500 },
+  /** A commit from an MLS epoch the conversation has left (another member's commit for it was accepted first). */
+  epoch_conflict: { retryable: false, status: 409 },
+  /**
+   * An encrypted message from an epoch other than the conversation's, or while the group's MLS membership
+   * is owed a change its admin made: process the commits waiting (or commit the change), then send again.
+   */
+  epoch_stale: { retryable: true, status: 409 },
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

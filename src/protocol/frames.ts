@@ -6,7 +6,7 @@ import type { ErrorCode } from './errors.js';
  * Client frames may carry `rid` (request id); the answer to a request echoes it.
  */
 
-export const MESSAGE_KINDS = ['text', 'image', 'video', 'location', 'edit', 'delete', 'reaction', 'system'] as const;
+export const MESSAGE_KINDS = ['text', 'image', 'video', 'location', 'edit', 'delete', 'reaction', 'system', 'mls'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 /** Kinds a client may send; `system` is written by the server only. */
 export type ClientMessageKind = Exclude<MessageKind, 'system'>;
@@ -98,11 +98,40 @@ export type SignOutTarget = { device: DeviceId } | { scope: SignOutScope };
 /** Signs out one device (`device`) or a scope (default `this`); answered with `{signedOut: [ids]}`. */
 export type DevicesSignOutFrame = { t: 'devices.signout'; rid: string } & SignOutTarget;
 
+// ---- end-to-end encryption (docs/protocol.md "End-to-end encryption"; bytes are opaque to the server) ----
+
+/** Uploads this device's keys: its identity (MLS signature public key), a last-resort and one-time KeyPackages. */
+export interface KeysPublishFrame {
+  t: 'keys.publish'; rid: string; identity?: Uint8Array; lastResort?: Uint8Array;
+  oneTime?: { id: string; keyPackage: Uint8Array }[];
+}
+/**
+ * One KeyPackage of every device of these users (of `devices` only, when given), each one-time package
+ * handed out once; a device with none left answers its last resort.
+ */
+export interface KeysClaimFrame { t: 'keys.claim'; rid: string; users: UserId[]; devices?: DeviceId[] }
+/** The identities of these users' devices (for safety numbers), claiming nothing. */
+export interface KeysListFrame { t: 'keys.list'; rid: string; users: UserId[] }
+/** How many one-time KeyPackages this device has left. */
+export interface KeysCountFrame { t: 'keys.count'; rid: string }
+
+/**
+ * The body of a `mls` message: what the server may know of it. `epoch` is the MLS epoch the message was
+ * made in (a commit moves the group from it to `epoch + 1`); `users`, on a commit, the users whose devices
+ * are the group's members after it. `data` is the MLS message; a commit that adds devices carries the
+ * Welcome for them in `welcome`. `media`: the id of encrypted media the message names (so its readers may fetch it).
+ */
+export type MlsBody =
+  | { mls: 'app'; epoch: number; data: Uint8Array; media?: string }
+  | { mls: 'commit'; epoch: number; users: UserId[]; data: Uint8Array; welcome?: Uint8Array }
+  | { mls: 'proposal'; epoch: number; data: Uint8Array };
+
 export type ClientFrame =
   | SyncFrame | SendFrame | AckFrame | ReadFrame | TypingFrame | HistoryFrame | ReceiptsFrame | PresenceSubFrame
   | GroupCreateFrame | GroupMembersFrame | GroupAdminFrame | GroupRenameFrame | GroupLeaveFrame
   | ProfileSetFrame | ProfileGetFrame | SettingsSetFrame | ContactsFrame | LookupFrame | PushRegisterFrame | PingFrame
-  | PushUnregisterFrame | MuteFrame | DevicesListFrame | DevicesSignOutFrame;
+  | PushUnregisterFrame | MuteFrame | DevicesListFrame | DevicesSignOutFrame
+  | KeysPublishFrame | KeysClaimFrame | KeysListFrame | KeysCountFrame;
 
 export type ClientFrameType = ClientFrame['t'];
 
@@ -133,10 +162,12 @@ export interface PongFrame { t: 'pong'; rid?: string; time: number }
  * was offline when one was added is told after its next sync, before `synced`.
  */
 export interface DeviceEventFrame { t: 'device'; event: 'added' | 'removed'; device: DeviceInfo; time: number }
+/** A device of this user published its first keys: the other devices add it to their encrypted groups. */
+export interface KeysEventFrame { t: 'keys'; event: 'published'; device: DeviceId }
 
 export type ServerFrame =
   | WelcomeFrame | DeliveryFrame | SyncedFrame | SentFrame | ReceiptFrame | TypingEventFrame
-  | PresenceFrame | ResultFrame | ErrorFrame | PongFrame | DeviceEventFrame;
+  | PresenceFrame | ResultFrame | ErrorFrame | PongFrame | DeviceEventFrame | KeysEventFrame;
 
 // ---- shapes returned in `res` -----------------------------------------------------------------------------
 
@@ -151,6 +182,8 @@ export interface DeviceInfo {
   current?: true;
 }
 export interface SignOutResult { signedOut: DeviceId[] }
+/** One device's entry in the key directory; `keyPackage` only in a claim (`lastResort`: it was the last resort). */
+export interface DeviceKeyInfo { user: UserId; device: DeviceId; identity: Uint8Array; keyPackage?: Uint8Array; lastResort?: true }
 export interface GroupInfo {
   id: GroupId; conv: ConversationId; name: string; createdBy: UserId; createdAt: number;
   members: { user: UserId; role: GroupRole }[];

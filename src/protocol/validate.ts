@@ -3,6 +3,7 @@ import { isId, parseConversationId } from './ids.js';
 import { MESSAGE_KINDS, TARGETED_KINDS, type Body, type ClientFrame, type Limits, type MessageKind, type PushRegisterFrame, type SendFrame, type SignOutTarget } from './frames.js';
 import { parseRegistration } from '../push/registration.js';
 import { pack } from './codec.js';
+import { checkMlsBody, validateKeysFrame } from '../e2e/key-frames.js';
 
 /** Pure checks from a decoded value to a typed client frame. Each failure names the field and the rule. */
 
@@ -88,6 +89,7 @@ export function validateClientFrame(v: unknown, limits: Limits, frameBytes = Inf
     }
     case 'devices.list': return { t, rid: rid(v) };
     case 'devices.signout': return { t, rid: rid(v), ...signOutTarget(v) };
+    case 'keys.publish': case 'keys.claim': case 'keys.list': case 'keys.count': return validateKeysFrame(t, v);
     default:
       throw new ParleyError('unknown_type', `unknown frame type ${JSON.stringify(typeof t === 'string' ? t.slice(0, 32) : t)}`);
   }
@@ -142,6 +144,7 @@ export function checkBody(kind: MessageKind, body: Body, limits: Limits, frameBy
   // 3 bytes; a float32 becomes a float64), so only a frame larger than a third of the limit is packed to measure.
   const size = body instanceof Uint8Array ? body.byteLength : frameBytes * 3 <= limits.maxBodyBytes ? 0 : pack(body).byteLength;
   if (size > limits.maxBodyBytes) throw new ParleyError('too_large', `body is ${size} bytes; the limit is ${limits.maxBodyBytes}`);
+  if (kind === 'mls' && !isObj(body)) fail('an mls body is a map: its header and the MLS message');
   if (body instanceof Uint8Array) return;
   if (!isObj(body)) fail('body must be a map or bytes');
   const text = (k: string) => str(body, k, limits.maxTextChars);
@@ -159,6 +162,7 @@ export function checkBody(kind: MessageKind, body: Body, limits: Limits, frameBy
       optStr(body, 'name', 256);
       break;
     }
+    case 'mls': checkMlsBody(body); break; // an encrypted message: its header is read, its bytes never
     case 'reaction': // an empty emoji takes the sender's reaction back
       if (typeof body.emoji !== 'string' || body.emoji.length > 16) fail('emoji must be a string of at most 16 characters');
       break;

@@ -15,7 +15,7 @@ export const MAX_MUTES = 5000;
 export const PREVIEW_CHARS = 180;
 
 /** Kinds that notify. An edit or a delete changes a message the device will fetch anyway; system lines are the server's. */
-const PUSHED: ReadonlySet<MessageKind> = new Set(['text', 'image', 'video', 'location', 'reaction']);
+const PUSHED: ReadonlySet<MessageKind> = new Set(['text', 'image', 'video', 'location', 'reaction', 'mls']); // mls: encrypted, never looked into
 export const pushable = (kind: MessageKind): boolean => PUSHED.has(kind);
 
 /** A mute in force at `now` (`until` in ms; MUTED_FOREVER never ends). */

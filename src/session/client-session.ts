@@ -8,6 +8,7 @@ import { CloseCodes } from '../protocol/close-codes.js';
 import { mediaOf, type MediaGate } from '../media/media-access.js';
 import { parseRegistration } from '../push/registration.js';
 import { MUTED_FOREVER } from '../push/policy.js';
+import type { KeyDirectory } from '../e2e/key-directory.js';
 
 const MAX_PRESENCE_SUBS_PER_SOCKET = 1000;
 /** What a sync may send at once when the socket can't say (half the default 1 MiB backpressure cap). */
@@ -40,6 +41,8 @@ export class ClientSession {
     private readonly room: () => number = () => DEFAULT_SYNC_ROOM,
     /** Checks that media a message or profile names is the sender's to share; without it nothing is checked. */
     private readonly media?: MediaGate,
+    /** The end-to-end key directory; without it the keys.* frames are refused. */
+    private readonly keys?: KeyDirectory,
   ) {}
 
   /** Announces the socket to its user entity; the welcome carries the device's acked pointer. */
@@ -123,6 +126,10 @@ export class ClientSession {
       }
       case 'devices.list': return this.request(f.rid, 'user', user, (reply) => ({ t: 'devices.list', reply, device }));
       case 'devices.signout': return this.signOut(f);
+      case 'keys.publish': return this.answer(f.rid, () => this.keyDirectory().publish(user, device, f));
+      case 'keys.claim': return this.answer(f.rid, () => this.keyDirectory().claim(user, device, f.users, f.devices));
+      case 'keys.list': return this.answer(f.rid, () => this.keyDirectory().list(f.users));
+      case 'keys.count': return this.answer(f.rid, () => this.keyDirectory().count(user, device));
     }
   }
 
@@ -164,6 +171,18 @@ export class ClientSession {
     }, (err: unknown) => this.send(errorFrame(f, err)));
     this.sendQueue = done;
     void done.then(() => { if (this.sendQueue === done) this.sendQueue = undefined; });
+  }
+
+  private keyDirectory(): KeyDirectory {
+    if (!this.keys) throw new ParleyError('not_found', 'this node has no key directory');
+    return this.keys;
+  }
+
+  /** A request answered outside the entities (the key directory): its result or error, with the rid. */
+  private answer(rid: string, run: () => Promise<unknown>): void {
+    let p: Promise<unknown>;
+    try { p = run(); } catch (err) { p = Promise.reject(err); }
+    p.then((data) => this.send({ t: 'res', rid, data }), (err) => this.send(errorFrame({ rid }, err)));
   }
 
   /** An ask whose answer (or error) goes back as a `res` (or `error`) frame with the request's rid. */

@@ -1,4 +1,5 @@
 import type { ConversationId, DeviceId, GroupId, UserId } from '../protocol/ids.js';
+import type { E2eStore } from './e2e-store.js';
 import type { GroupRole, HistoryQuery, LastSeenPrivacy, Message, MessageKind, PushPlatform } from '../protocol/frames.js';
 
 export type { HistoryQuery };
@@ -12,6 +13,8 @@ export type { HistoryQuery };
  */
 export interface Store {
   readonly kind: 'lmdb' | 'scylla';
+  /** The key directory and MLS group epochs (src/store/e2e-store.ts): a domain of its own. */
+  readonly e2e: E2eStore;
 
   // ---- messages: partitioned by (conv, time bucket), clustered by seq ----
   /**

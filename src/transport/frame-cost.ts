@@ -49,6 +49,12 @@ export const FRAME_COSTS: { [T in ClientFrameType]: Cost<T> } = {
   // The device list is one partition read; a sign-out deletes devices and their inboxes.
   'devices.list': 1,
   'devices.signout': GROUP_CHANGE,
+  // The key directory: a write per package uploaded; a claim is a lightweight transaction per device, and
+  // has a budget of its own per fetcher (src/e2e/key-directory.ts), as keys handed out can't be given back.
+  'keys.publish': (f) => 1 + Math.ceil((f.oneTime?.length ?? 0) / 10),
+  'keys.claim': (f) => f.users.length,
+  'keys.list': (f) => f.users.length,
+  'keys.count': 1,
 };
 
 /** The cost of one validated frame (see FRAME_COSTS). */

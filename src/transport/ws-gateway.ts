@@ -9,6 +9,7 @@ import { validateClientFrame } from '../protocol/validate.js';
 import type { Accounts } from '../accounts/accounts.js';
 import { ClientSession, type Directory } from '../session/client-session.js';
 import type { MediaGate } from '../media/media-access.js';
+import type { KeyDirectory } from '../e2e/key-directory.js';
 import { log } from '../log.js';
 import type { ConnectionRegistry, Connection } from '../routing/connections.js';
 import type { Outbound } from '../messages/seam.js';
@@ -57,10 +58,10 @@ export interface GatewayOptions {
  */
 export function mountGateway(
   app: TemplatedApp,
-  deps: { accounts: Accounts; sharding: Sharding; conns: ConnectionRegistry; metrics: Metrics; directory: Directory; media?: MediaGate },
+  deps: { accounts: Accounts; sharding: Sharding; conns: ConnectionRegistry; metrics: Metrics; directory: Directory; media?: MediaGate; keys?: KeyDirectory },
   opts: GatewayOptions,
 ): void {
-  const { accounts, sharding, conns, metrics, directory, media } = deps;
+  const { accounts, sharding, conns, metrics, directory, media, keys } = deps;
   let upgrading = 0;
   const ipUpgrades = new KeyedLimiter(opts.shaping.ipUpgrades);
   const userUpgrades = new KeyedLimiter(opts.shaping.userUpgrades);
@@ -134,7 +135,7 @@ export function mountGateway(
 
     open: (ws) => {
       const data = ws.getUserData();
-      const conn = new SocketConnection(ws, data, opts.node, sharding, opts.rate, metrics, directory, edge, media);
+      const conn = new SocketConnection(ws, data, opts.node, sharding, opts.rate, metrics, directory, edge, media, keys);
       data.conn = conn;
       conns.add(conn);
       metrics.count('ws_opened');
@@ -219,6 +220,7 @@ class SocketConnection implements Connection {
     private readonly ws: WebSocket<SocketData>, data: SocketData, node: string, sharding: Sharding,
     rate: { perSecond: number; burst: number }, private readonly metrics: Metrics, directory: Directory, private readonly edge: Edge,
     media?: MediaGate,
+    keys?: KeyDirectory,
   ) {
     this.id = data.id;
     this.user = data.user;
@@ -226,7 +228,7 @@ class SocketConnection implements Connection {
     this.format = data.format;
     this.key = deviceKey(data.user, data.device);
     this.bucket = new TokenBucket(rate.perSecond, rate.burst, Date.now());
-    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, sharding, (f) => this.send(f), (code, reason) => this.close(code, reason), directory, () => this.room(), media);
+    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, sharding, (f) => this.send(f), (code, reason) => this.close(code, reason), directory, () => this.room(), media, keys);
   }
 
   entitiesLost(lost: (conv: ConversationId) => boolean): void {

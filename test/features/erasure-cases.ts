@@ -41,7 +41,8 @@ export function scanMediaFiles(dataDir: string, needles: string[]): Hit[] {
   return hits;
 }
 
-const code = async (f: Fixture, phone: string): Promise<string> => {
+/** A fresh one-time code for the phone, read from the dev outbox (erasure confirms with one). */
+export const code = async (f: Fixture, phone: string): Promise<string> => {
   await requestCode(f.url, API_KEY, phone);
   return devCode(f.url, phone);
 };

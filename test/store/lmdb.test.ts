@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LmdbStore } from '../../src/store/lmdb/lmdb-store.js';
 import { runStoreConformance } from './conformance.js';
+import { runE2eConformance } from './e2e-conformance.js';
 import { fakeClock } from '../helpers/fake-clock.js';
 import { DEV_OUTBOX_TTL_MS } from '../../src/store/store.js';
 
@@ -12,6 +13,7 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 // The peer is a second store on the same directory (as a second process would be: LMDB's write lock
 // serializes their transactions), so the concurrent-writer cases run through both.
 runStoreConformance(t, 'lmdb', async () => new LmdbStore(join(dir, 'db')), async () => new LmdbStore(join(dir, 'db')));
+runE2eConformance(t, 'lmdb', async () => new LmdbStore(join(dir, 'e2e')), async () => new LmdbStore(join(dir, 'e2e')));
 
 t.test('dev outbox entries expire after DEV_OUTBOX_TTL_MS (filtered on read; the hourly sweep removes them)', async (t) => {
   const clock = fakeClock(t);

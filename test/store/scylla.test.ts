@@ -5,6 +5,7 @@ import { ScyllaStore, consistency, scratchKeyspace, storeError } from '../../src
 import { DAY_MS, MIN_REGISTER_BASE, bucketOf, ttlUntil } from '../../src/store/scylla/buckets.js';
 import { MIGRATIONS, SCHEMA_VERSION, migrate, replicationCql } from '../../src/store/scylla/schema.js';
 import { runStoreConformance } from './conformance.js';
+import { runE2eConformance } from './e2e-conformance.js';
 import { setLogLevel } from '../../src/log.js';
 import { DEV_OUTBOX_TTL_MS } from '../../src/store/store.js';
 
@@ -108,7 +109,7 @@ t.test('schema: created at open, idempotent, safe to run from many openers at on
   const tables = await admin.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [ks]);
   const names = tables.rows.map((r) => r.get('table_name') as string).sort();
   t.strictSame(names, [
-    'chat_groups', 'client_ids', 'contacts', 'contacts_rev', 'conv_buckets', 'dev_outbox', 'devices', 'erasures', 'fanout_marks', 'fences', 'inbox', 'journal', 'journal_partitions', 'last_seen',
+    'chat_groups', 'client_ids', 'contacts', 'contacts_rev', 'conv_buckets', 'dev_outbox', 'devices', 'erasures', 'fanout_marks', 'fences', 'group_epochs', 'inbox', 'journal', 'journal_partitions', 'key_devices', 'key_packages', 'last_seen',
     'media', 'media_blobs', 'media_chunks', 'media_refs', 'media_uploads', 'messages', 'mutes', 'otp_state', 'otps', 'phones', 'push_marks', 'push_tokens', 'receipt_cursors', 'remembered_convs', 'schema_lock', 'schema_version', 'snapshots',
     'uploads', 'user_convs', 'user_groups', 'users',
   ]);
@@ -330,3 +331,4 @@ t.test('messages land in day buckets with an index', async (t) => {
 });
 
 runStoreConformance(t, 'scylla', () => ScyllaStore.open(opts), () => ScyllaStore.open(opts));
+runE2eConformance(t, 'scylla', () => ScyllaStore.open(opts), () => ScyllaStore.open(opts));

@@ -6,6 +6,7 @@ import { ParleyError } from '../../protocol/errors.js';
 import { pack } from '../../protocol/codec.js';
 import { Table } from './table.js';
 import { WriteBatch } from './write-batch.js';
+import { LmdbE2e } from './lmdb-e2e.js';
 import type {
   DeviceKey, DeviceRecord, ErasureRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
   OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
@@ -62,6 +63,7 @@ export class LmdbStore implements Store {
   private readonly contactsRev: Table<true, Key>;
   private readonly uploads: Table<true, Key>;
   private readonly erasures: Table<ErasureRecord, string>;
+  readonly e2e: LmdbE2e;
   /** Messages older than this are swept (PARLEY_RETENTION N days); undefined: kept. */
   private readonly retentionMs: number | undefined;
   private retentionSweeper?: NodeJS.Timeout;
@@ -69,7 +71,7 @@ export class LmdbStore implements Store {
   private syncer?: NodeJS.Timeout;
 
   constructor(path: string, opts: { sweepEveryMs?: number; flushEachWrite?: boolean; commitWindowMs?: number; retentionMs?: number; retentionSweepMs?: number } = {}) {
-    this.root = open({ path, maxDbs: 32, mapSize: 2 ** 34, noSync: true });
+    this.root = open({ path, maxDbs: 48, mapSize: 2 ** 34, noSync: true });
     this.batch = new WriteBatch(this.root, opts.commitWindowMs ?? COMMIT_WINDOW_MS, storeError, opts.flushEachWrite ? () => this.sync() : undefined);
     if (!opts.flushEachWrite) {
       this.syncer = setInterval(() => void this.sync().catch(() => undefined), SYNC_EVERY_MS);
@@ -106,6 +108,7 @@ export class LmdbStore implements Store {
     this.contactsRev = db('contacts_rev');
     this.uploads = db('uploads');
     this.erasures = db('erasures');
+    this.e2e = new LmdbE2e(this.batch, db('key_devices'), db('key_packages'), db('group_epochs'));
     this.retentionMs = opts.retentionMs;
     if (this.retentionMs !== undefined) {
       // LMDB has no TTL: messages past the retention are swept, a page per commit.

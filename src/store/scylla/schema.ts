@@ -253,6 +253,27 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE IF NOT EXISTS {ks}.erasures (user_id text PRIMARY KEY, phone text, at bigint, step int)`,
     ],
   },
+  {
+    version: 13,
+    description: 'end-to-end encryption: the key directory and MLS group epochs',
+    statements: [
+      // Per device: its identity (signature) key and last-resort KeyPackage, one partition per user.
+      `CREATE TABLE IF NOT EXISTS {ks}.key_devices (
+        user_id text, device text, identity blob, last_resort blob, published_at bigint,
+        PRIMARY KEY ((user_id), device)
+      )`,
+      // One-time KeyPackages, a partition per device; a claim deletes one with DELETE ... IF EXISTS (Paxos),
+      // so of two racing claims of one row exactly one is applied, and the loser tries the next row.
+      `CREATE TABLE IF NOT EXISTS {ks}.key_packages (
+        user_id text, device text, id text, key_package blob,
+        PRIMARY KEY ((user_id, device), id)
+      ) WITH gc_grace_seconds = 10800`,
+      // Per conversation: the MLS epoch its accepted commits reached (src/actors/mls-fence.ts).
+      `CREATE TABLE IF NOT EXISTS {ks}.group_epochs (
+        conv text PRIMARY KEY, epoch bigint, users list<text>, pending_seq bigint, pending_users list<text>
+      )`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

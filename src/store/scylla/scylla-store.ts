@@ -12,7 +12,8 @@ import { DEV_OUTBOX_KEEP, DEV_OUTBOX_TTL_MS } from '../store.js';
 import { log } from '../../log.js';
 import { DAY_MS, REMEMBER_SHARDS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, rememberShard, ttlUntil } from './buckets.js';
 import { checkKeyspace, migrate, type Replication } from './schema.js';
-import { ScyllaMediaBlobs } from './media-blobs.js';
+import { ScyllaMediaBlobs, type CqlRunner } from './media-blobs.js';
+import { ScyllaE2e } from './scylla-e2e.js';
 
 export type ConsistencyName = keyof typeof types.consistencies;
 
@@ -179,13 +180,21 @@ export class ScyllaStore implements Store {
 
   private blobs?: ScyllaMediaBlobs;
 
+  /** This store's session for the domains kept in classes of their own (tracked, errors mapped). */
+  private readonly runner: CqlRunner = {
+    run: (query, params, o) => o.serial
+      ? this.track(this.client.execute(query, params, { prepare: true, consistency: this.serialCl, isIdempotent: o.idempotent })).catch((err: unknown) => { throw storeError(err); })
+      : this.exec(query, params, { idempotent: o.idempotent, ...(o.fetchSize !== undefined ? { fetchSize: o.fetchSize } : {}), ...(o.pageState !== undefined ? { pageState: o.pageState } : {}) }),
+  };
+
   /** Media bytes in this keyspace (media_blobs, media_chunks), on this store's session. */
   mediaBlobs(): ScyllaMediaBlobs {
-    return (this.blobs ??= new ScyllaMediaBlobs(this.ks, {
-      run: (query, params, o) => o.serial
-        ? this.track(this.client.execute(query, params, { prepare: true, consistency: this.serialCl, isIdempotent: o.idempotent })).catch((err: unknown) => { throw storeError(err); })
-        : this.exec(query, params, { idempotent: o.idempotent, ...(o.fetchSize !== undefined ? { fetchSize: o.fetchSize } : {}), ...(o.pageState !== undefined ? { pageState: o.pageState } : {}) }),
-    }));
+    return (this.blobs ??= new ScyllaMediaBlobs(this.ks, this.runner));
+  }
+
+  private e2eDomain?: ScyllaE2e;
+  get e2e(): ScyllaE2e {
+    return (this.e2eDomain ??= new ScyllaE2e(this.ks, this.runner));
   }
 
   // ---- plumbing ----
