@@ -1,4 +1,5 @@
 import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { Icon } from './icons.js';
 import type { ChatApp } from '../chat-app.js';
 import { presenceText } from '../format.js';
 import { parseConversationId } from '../../../src/protocol/ids.js';
@@ -100,7 +101,7 @@ export function ChatView({ app, conv, onBack, onGone }: { app: ChatApp; conv: st
   return (
     <section class="chat" aria-label={`Chat with ${title}`}>
       <header class="bar">
-        <button type="button" class="icon back" aria-label="Back to chats" onClick={onBack}>←</button>
+        <button type="button" class="icon back" aria-label="Back to chats" onClick={onBack}><Icon name="back" /></button>
         <Avatar app={app} user={peer} group={parsed?.kind === 'group' ? title : undefined} />
         <div class="chat-head">
           <h2 class="chat-title">{title}</h2>
@@ -108,7 +109,7 @@ export function ChatView({ app, conv, onBack, onGone }: { app: ChatApp; conv: st
         </div>
         <span class="grow" />
         {peer && !app.isContact(peer) && <button type="button" onClick={() => void app.addContact(peer)}>Add contact</button>}
-        {parsed?.kind === 'group' && !gone && <button type="button" class="icon" aria-label="Group info" aria-expanded={info} onClick={() => setInfo(!info)}>ⓘ</button>}
+        {parsed?.kind === 'group' && !gone && <button type="button" class="icon" aria-label="Group info" aria-expanded={info} onClick={() => setInfo(!info)}><Icon name="info" /></button>}
       </header>
       {info && group && <GroupPanel app={app} group={group} onClose={() => setInfo(false)} onLeft={onGone} />}
       <div class="messages" ref={list} onScroll={onScroll} role="log" aria-label="Messages" aria-busy={!app.hasAllHistory(conv) && t.size === 0}>
@@ -120,7 +121,7 @@ export function ChatView({ app, conv, onBack, onGone }: { app: ChatApp; conv: st
         ))}
         {pending.map((p) => <PendingRow key={p.cid} app={app} p={p} />)}
       </div>
-      {!stuck && <button type="button" class="to-bottom" aria-label="Scroll to newest messages" onClick={toBottom}>↓</button>}
+      {!stuck && <button type="button" class="to-bottom" aria-label="Scroll to newest messages" onClick={toBottom}><Icon name="down" /></button>}
       {gone ? <p class="hint">You are no longer in this group.</p>
         : <Composer app={app} conv={conv} draft={draft} onDraft={setDraft} onSent={toBottom} />}
     </section>

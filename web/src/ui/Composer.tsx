@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
+import { Icon } from './icons.js';
 import type { ChatApp } from '../chat-app.js';
 import { preview, textOf } from '../format.js';
 import { mediaFacts } from '../media-facts.js';
@@ -62,24 +63,24 @@ export function Composer({ app, conv, draft, onDraft, onSent }: { app: ChatApp; 
       {target && (
         <div class="draft-note">
           <span>{draft.mode === 'edit' ? 'Editing' : `Replying to ${app.name(target.m.from)}`}: {preview({ kind: target.m.kind, body: target.body }, (u) => app.name(u))}</span>
-          <button type="button" class="icon small" aria-label={draft.mode === 'edit' ? 'Cancel edit' : 'Cancel reply'} onClick={() => { onDraft({ mode: 'new' }); setText(''); }}>✕</button>
+          <button type="button" class="icon small" aria-label={draft.mode === 'edit' ? 'Cancel edit' : 'Cancel reply'} onClick={() => { onDraft({ mode: 'new' }); setText(''); }}><Icon name="close" size={16} /></button>
         </div>
       )}
       {where && <LocationForm onSend={(body) => { app.send(conv, 'location', body); setWhere(false); onSent(); }} onCancel={() => setWhere(false)} />}
       <div class="composer-row">
         <label class="icon button" title="Attach a photo or video">
-          <span aria-hidden="true">📎</span>
+          <Icon name="attach" />
           <input type="file" class="hidden" aria-label="Attach a photo or video" accept="image/jpeg,image/png,image/webp,image/gif,video/mp4,video/webm,video/quicktime"
             onChange={(e) => { void attach(e.currentTarget.files); e.currentTarget.value = ''; }} />
         </label>
-        <button type="button" class="icon" aria-label="Share a location" onClick={() => setWhere(!where)}>📍</button>
+        <button type="button" class="icon" aria-label="Share a location" aria-expanded={where} onClick={() => setWhere(!where)}><Icon name="place" /></button>
         <textarea ref={input} rows={1} aria-label="Message" placeholder="Type a message" value={text} maxLength={8192}
           onInput={(e) => onInput(e.currentTarget.value)}
           onKeyDown={(e) => {
             if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); send(); }
             if (e.key === 'Escape' && draft.mode !== 'new') { onDraft({ mode: 'new' }); setText(''); }
           }} />
-        <button type="button" class="send" aria-label="Send" onClick={send} disabled={!text.trim()}>➤</button>
+        <button type="button" class="send" aria-label="Send" onClick={send} disabled={!text.trim()}><Icon name="send" size={20} /></button>
       </div>
     </footer>
   );

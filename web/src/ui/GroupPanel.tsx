@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { Icon } from './icons.js';
 import type { ChatApp } from '../chat-app.js';
 import type { GroupInfo } from '../../../src/protocol/frames.js';
 import { useAction } from './NewChat.js';
@@ -12,7 +13,7 @@ export function GroupPanel({ app, group, onClose, onLeft }: { app: ChatApp; grou
   const c = app.client;
   return (
     <section class="panel group-panel" aria-label="Group info" onKeyDown={(e) => e.key === 'Escape' && onClose()}>
-      <div class="row"><h3>{group.name}</h3><span class="grow" /><button type="button" class="icon small" aria-label="Close group info" onClick={onClose}>✕</button></div>
+      <div class="row"><h3>{group.name}</h3><span class="grow" /><button type="button" class="icon small" aria-label="Close group info" onClick={onClose}><Icon name="close" size={16} /></button></div>
       {admin && (
         <form class="row" onSubmit={run(async () => app.groupChange(() => c.renameGroup(group.id, name.trim())))}>
           <input aria-label="Group name" value={name} maxLength={100} onInput={(e) => setName(e.currentTarget.value)} />

@@ -3,6 +3,7 @@ import type { ChatApp, Pending } from '../chat-app.js';
 import { clock, osmLink, preview, systemText } from '../format.js';
 import type { TimelineItem } from '../../../src/client/timeline.js';
 import type { Tick } from '../../../src/client/conversations.js';
+import { Icon } from './icons.js';
 
 export const REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
 
@@ -10,7 +11,7 @@ const TICK_LABEL = { sent: 'Sent', delivered: 'Delivered', read: 'Read' } as con
 const GROUP_TICK_LABEL = { sent: 'Sent', delivered: 'Delivered to all', read: 'Read by all' } as const;
 
 export function TickMark({ tick, group }: { tick: Tick | 'pending'; group: boolean }) {
-  if (tick === 'pending') return <span class="tick pending" role="img" aria-label="Sending">🕓</span>;
+  if (tick === 'pending') return <span class="tick pending" role="img" aria-label="Sending"><Icon name="clock" size={12} /></span>;
   const label = (group ? GROUP_TICK_LABEL : TICK_LABEL)[tick];
   return <span class={`tick ${tick}`} role="img" aria-label={label} title={label}>{tick === 'sent' ? '✓' : '✓✓'}</span>;
 }

@@ -1,4 +1,5 @@
 import { useState } from 'preact/hooks';
+import { Icon } from './icons.js';
 import type { ChatApp } from '../chat-app.js';
 import { useApp } from './use-app.js';
 import { ConversationList } from './ConversationList.js';
@@ -23,9 +24,9 @@ export function Shell({ app, onSignOut }: { app: ChatApp; onSignOut: () => void 
           <Avatar app={app} user={app.me} />
           <span class="me">{app.profiles.get(app.me)?.name || app.session.phone}</span>
           <span class="grow" />
-          <button type="button" class="icon" aria-label="New chat" title="New chat" onClick={() => setPanel('chat')}>✎</button>
-          <button type="button" class="icon" aria-label="New group" title="New group" onClick={() => setPanel('group')}>👥</button>
-          <button type="button" class="icon" aria-label="Settings" title="Settings" onClick={() => setPanel('settings')}>⚙</button>
+          <button type="button" class="icon" aria-label="New chat" title="New chat" onClick={() => setPanel('chat')}><Icon name="chat" /></button>
+          <button type="button" class="icon" aria-label="New group" title="New group" onClick={() => setPanel('group')}><Icon name="group" /></button>
+          <button type="button" class="icon" aria-label="Settings" title="Settings" onClick={() => setPanel('settings')}><Icon name="settings" /></button>
         </header>
         <StatusBanner app={app} />
         {panel === 'chat' && <NewChat app={app} onDone={(c) => (c ? choose(c) : setPanel(undefined))} />}
@@ -35,7 +36,7 @@ export function Shell({ app, onSignOut }: { app: ChatApp; onSignOut: () => void 
       </aside>
       <main class="pane">
         {open ? <ChatView key={open} app={app} conv={open} onBack={() => setOpen(undefined)} onGone={() => setOpen(undefined)} />
-          : <div class="empty"><p>Select a chat, or start a new one with ✎.</p></div>}
+          : <div class="empty"><p>Select a chat, or start a new one.</p></div>}
       </main>
     </div>
   );

@@ -1,0 +1,117 @@
+import t from 'tap';
+import type { Browser, Page } from 'playwright-core';
+import { startNodeProcess, type RunningNode } from '../helpers/node-process.js';
+import { launchBrowser, screenshot, signInInBrowser, type BrowserUser } from '../helpers/browser.js';
+
+/**
+ * Issue #17: two people chat in a real browser (Debian's chromium) against a real node, each in a context of
+ * its own: what they see is asserted through the page (roles, labels, text), with playwright's waiting locators.
+ */
+
+let node: RunningNode;
+let browser: Browser;
+let alice: BrowserUser;
+let bob: BrowserUser;
+
+t.before(async () => {
+  [node, browser] = await Promise.all([startNodeProcess(), launchBrowser()]);
+  alice = await signInInBrowser(browser, node.url);
+  bob = await signInInBrowser(browser, node.url);
+});
+t.teardown(async () => {
+  await browser?.close();
+  await node?.destroy();
+});
+
+const chatList = (p: Page) => p.getByRole('list', { name: 'Conversations' });
+const messages = (p: Page) => p.getByRole('log', { name: 'Messages' });
+const bubble = (p: Page, text: string) => messages(p).locator('.msg').filter({ hasText: text });
+
+async function startChat(u: BrowserUser, phone: string): Promise<void> {
+  await u.page.getByRole('button', { name: 'New chat' }).click();
+  await u.page.getByRole('form', { name: 'New chat' }).getByLabel('Phone number').fill(phone);
+  await u.page.getByRole('button', { name: 'Start chat' }).click();
+  await u.page.getByRole('textbox', { name: 'Message' }).waitFor();
+}
+
+async function say(p: Page, text: string): Promise<void> {
+  const box = p.getByRole('textbox', { name: 'Message' });
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+async function setProfile(u: BrowserUser, name: string, lastSeen: 'everyone' | 'contacts' | 'nobody'): Promise<void> {
+  await u.page.getByRole('button', { name: 'Settings' }).click();
+  const form = u.page.getByRole('form', { name: 'Settings' });
+  await form.getByLabel('Your name').fill(name);
+  await form.getByLabel('Who can see my last seen and online').selectOption(lastSeen);
+  await form.getByRole('button', { name: 'Save' }).click();
+  await form.getByRole('status').getByText('Saved.').waitFor();
+  await form.getByRole('button', { name: 'Close' }).click();
+}
+
+t.test('each sets a name; Bob lets everyone see his last seen', async (t) => {
+  await setProfile(alice, 'Alice', 'contacts');
+  await setProfile(bob, 'Bob', 'everyone');
+  await alice.page.getByRole('complementary', { name: 'Chats' }).getByText('Alice', { exact: true }).waitFor();
+  t.pass('her name heads her chat list');
+});
+
+t.test('1:1: the ticks go sent → delivered → read, typing shows, and the list counts unread', async (t) => {
+  await startChat(alice, bob.phone);
+  await alice.page.getByRole('heading', { name: 'Bob' }).waitFor();
+  await alice.page.getByTestId('chat-status').getByText('online').waitFor();
+  t.pass("Alice sees Bob's name and that he is online");
+  await say(alice.page, 'Hello Bob');
+  const mine = bubble(alice.page, 'Hello Bob');
+  // Bob's page is open and synced: his device acks it at once, so "sent" may already be "delivered".
+  await mine.getByRole('img', { name: /^(Sent|Delivered)$/ }).waitFor();
+  await mine.getByRole('img', { name: 'Delivered' }).waitFor();
+
+  const row = chatList(bob.page).getByRole('button', { name: /, 1 unread$/ });
+  await row.waitFor();
+  t.match(await row.textContent(), /Hello Bob/, "Bob's list shows the last message");
+  await screenshot(bob.page, 'conversation-list');
+  await row.click();
+  await bubble(bob.page, 'Hello Bob').waitFor();
+  await mine.getByRole('img', { name: 'Read' }).waitFor();
+  t.pass('Alice sees it read once Bob opened the chat');
+  await chatList(bob.page).getByRole('button', { name: /unread/ }).waitFor({ state: 'detached' });
+
+  await bob.page.getByRole('textbox', { name: 'Message' }).pressSequentially('Hi Al', { delay: 20 });
+  await alice.page.getByTestId('chat-status').getByText('typing…').waitFor();
+  t.pass('Alice sees Bob typing');
+  await bob.page.getByRole('textbox', { name: 'Message' }).press('Enter');
+  await bubble(alice.page, 'Hi Al').waitFor();
+  await alice.page.getByTestId('chat-status').getByText('typing…').waitFor({ state: 'detached' });
+  t.pass('his message ends his typing');
+  await screenshot(alice.page, 'chat');
+});
+
+t.test('offline and back: the messages missed meanwhile appear in order', async (t) => {
+  await bob.context.setOffline(true);
+  await bob.page.getByRole('status').getByText(/You are offline/).waitFor();
+  for (const n of [1, 2, 3]) await say(alice.page, `missed ${n}`);
+  // Stored (one tick), not delivered: Bob's only device is offline.
+  await bubble(alice.page, 'missed 3').getByRole('img', { name: 'Sent' }).waitFor();
+  await alice.page.getByTestId('chat-status').getByText(/^last seen today at /).waitFor();
+  t.pass('Alice sees when Bob was last seen');
+  await bob.context.setOffline(false);
+  await bubble(bob.page, 'missed 3').waitFor();
+  const texts = await messages(bob.page).locator('.msg .text').allTextContents();
+  t.same(texts.slice(-3), ['missed 1', 'missed 2', 'missed 3'], 'in the order sent');
+  await bubble(alice.page, 'missed 3').getByRole('img', { name: 'Read' }).waitFor();
+  t.pass('and Alice sees them read, Bob having the chat open');
+});
+
+t.test('a message written offline is sent once back online', async (t) => {
+  await bob.context.setOffline(true);
+  await bob.page.getByRole('status').getByText(/You are offline/).waitFor();
+  await say(bob.page, 'written on the train');
+  await bubble(bob.page, 'written on the train').getByRole('img', { name: 'Sending' }).waitFor();
+  await bob.context.setOffline(false);
+  await bubble(alice.page, 'written on the train').waitFor();
+  await bubble(bob.page, 'written on the train').getByRole('img', { name: /^(Sent|Delivered|Read)$/ }).waitFor();
+  t.pass('it went, once');
+  t.equal(await bubble(alice.page, 'written on the train').count(), 1);
+});
