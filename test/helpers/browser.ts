@@ -35,6 +35,17 @@ export async function signInInBrowser(browser: Browser, url: string, opts: { pho
   return { context, page, phone };
 }
 
+/** Sets the profile name and last-seen privacy through the Settings panel. */
+export async function setProfile(u: BrowserUser, name: string, lastSeen: 'everyone' | 'contacts' | 'nobody'): Promise<void> {
+  await u.page.getByRole('button', { name: 'Settings' }).click();
+  const form = u.page.getByRole('form', { name: 'Settings' });
+  await form.getByLabel('Your name').fill(name);
+  await form.getByLabel('Who can see my last seen and online').selectOption(lastSeen);
+  await form.getByRole('button', { name: 'Save' }).click();
+  await form.getByRole('status').getByText('Saved.').waitFor();
+  await form.getByRole('button', { name: 'Close' }).click();
+}
+
 /** Screenshots for docs/web when PARLEY_WEB_SCREENSHOTS=1 (the test run that takes them is the docs' source). */
 export async function screenshot(page: Page, name: string): Promise<void> {
   if (process.env.PARLEY_WEB_SCREENSHOTS !== '1') return;

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { Browser, Page } from 'playwright-core';
 import { startNodeProcess, type RunningNode } from '../helpers/node-process.js';
-import { launchBrowser, screenshot, signInInBrowser, type BrowserUser } from '../helpers/browser.js';
+import { launchBrowser, screenshot, setProfile, signInInBrowser, type BrowserUser } from '../helpers/browser.js';
 
 /**
  * Issue #17: two people chat in a real browser (Debian's chromium) against a real node, each in a context of
@@ -38,16 +38,6 @@ async function say(p: Page, text: string): Promise<void> {
   const box = p.getByRole('textbox', { name: 'Message' });
   await box.fill(text);
   await box.press('Enter');
-}
-
-async function setProfile(u: BrowserUser, name: string, lastSeen: 'everyone' | 'contacts' | 'nobody'): Promise<void> {
-  await u.page.getByRole('button', { name: 'Settings' }).click();
-  const form = u.page.getByRole('form', { name: 'Settings' });
-  await form.getByLabel('Your name').fill(name);
-  await form.getByLabel('Who can see my last seen and online').selectOption(lastSeen);
-  await form.getByRole('button', { name: 'Save' }).click();
-  await form.getByRole('status').getByText('Saved.').waitFor();
-  await form.getByRole('button', { name: 'Close' }).click();
 }
 
 t.test('each sets a name; Bob lets everyone see his last seen', async (t) => {
