@@ -35,6 +35,9 @@ const CONTENT = new Set(['text', 'image', 'video', 'location', 'system']);
 /** A typing indicator not renewed in this long has ended (the sender's client renews it while typing). */
 export const TYPING_TTL_MS = 6_000;
 
+/** The two timer calls typing needs. */
+export interface Timers { setTimeout(f: () => void, ms: number): unknown; clearTimeout(handle: unknown): void }
+
 interface Events {
   /** Something about `conv` changed: its summary, its ticks, or who is typing in it. */
   change: (conv: ConversationId) => void;
@@ -42,11 +45,15 @@ interface Events {
 
 export class Conversations extends Emitter<Events> {
   private readonly convs = new Map<ConversationId, ConversationSummary>();
-  private readonly typers = new Map<ConversationId, Map<UserId, ReturnType<typeof setTimeout>>>();
+  private readonly typers = new Map<ConversationId, Map<UserId, unknown>>();
   private readonly off: (() => void)[];
 
-  constructor(private readonly client: ParleyClient, snapshot?: ConversationsSnapshot) {
+  private readonly timers: Timers;
+
+  /** `timers`: where typing's expiry is scheduled (tests pass a fake clock's). */
+  constructor(private readonly client: ParleyClient, snapshot?: ConversationsSnapshot, opts: { timers?: Timers } = {}) {
     super();
+    this.timers = opts.timers ?? { setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>) };
     if (snapshot?.v === 1) for (const c of snapshot.convs) this.convs.set(c.conv, { ...c });
     this.off = [
       client.on('message', (m) => this.message(m)),
@@ -133,7 +140,7 @@ export class Conversations extends Emitter<Events> {
   /** Stops following the client (and the typing timers). */
   dispose(): void {
     for (const f of this.off) f();
-    for (const m of this.typers.values()) for (const t of m.values()) clearTimeout(t);
+    for (const m of this.typers.values()) for (const t of m.values()) this.timers.clearTimeout(t);
     this.typers.clear();
   }
 
@@ -184,8 +191,8 @@ export class Conversations extends Emitter<Events> {
     let m = this.typers.get(conv);
     if (!m) this.typers.set(conv, (m = new Map()));
     const old = m.get(user);
-    if (old) clearTimeout(old);
-    m.set(user, setTimeout(() => this.stopTyping(conv, user), TYPING_TTL_MS));
+    if (old) this.timers.clearTimeout(old);
+    m.set(user, this.timers.setTimeout(() => this.stopTyping(conv, user), TYPING_TTL_MS));
     if (!old) this.emit('change', conv);
   }
 
@@ -193,7 +200,7 @@ export class Conversations extends Emitter<Events> {
     const m = this.typers.get(conv);
     const t = m?.get(user);
     if (!t) return;
-    clearTimeout(t);
+    this.timers.clearTimeout(t);
     m!.delete(user);
     if (tell) this.emit('change', conv);
   }

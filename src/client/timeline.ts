@@ -69,7 +69,8 @@ export class Timeline {
         if (this.items.has(m.target)) this.fold(m.target);
         continue;
       }
-      this.items.set(m.seq, { m, body: m.body, edited: false, deleted: false, reactions: {} });
+      // History holds a message deleted for everyone without its body.
+      this.items.set(m.seq, { m, body: m.body, edited: false, deleted: m.body === undefined && m.kind !== 'system', reactions: {} });
       fresh.push(m.seq);
       if (this.marks.has(m.seq)) this.fold(m.seq);
     }
