@@ -105,3 +105,43 @@ t.test('a message written offline is sent once back online', async (t) => {
   t.pass('it went, once');
   t.equal(await bubble(alice.page, 'written on the train').count(), 1);
 });
+
+t.test('a reload keeps the session and the chat list; what came meanwhile is there', async (t) => {
+  await bob.page.reload();
+  await chatList(bob.page).getByRole('button', { name: /^Alice/ }).waitFor();
+  t.pass('still signed in, the chat listed');
+  await bob.context.setOffline(true);
+  await say(alice.page, 'while you reloaded');
+  await bob.context.setOffline(false);
+  await chatList(bob.page).getByRole('button', { name: /^Alice/ }).click();
+  await bubble(bob.page, 'while you reloaded').waitFor();
+  t.ok(await bubble(bob.page, 'Hello Bob').count(), 'with the history before it');
+});
+
+t.test('on a phone-sized window one pane shows at a time', async (t) => {
+  const carol = await signInInBrowser(browser, node.url, { viewport: { width: 390, height: 780 } });
+  t.teardown(() => carol.context.close());
+  await startChat(carol, alice.phone);
+  t.equal(await carol.page.getByRole('list', { name: 'Conversations' }).isVisible(), false, 'the chat fills the window');
+  await say(carol.page, 'from my phone');
+  await bubble(carol.page, 'from my phone').getByRole('img', { name: /^(Sent|Delivered|Read)$/ }).waitFor();
+  await screenshot(carol.page, 'phone-chat');
+  await carol.page.getByRole('button', { name: 'Back to chats' }).click();
+  await chatList(carol.page).getByRole('button').filter({ hasText: 'from my phone' }).waitFor();
+  t.equal(await carol.page.getByRole('log', { name: 'Messages' }).isVisible(), false, 'and the list, back');
+  await screenshot(carol.page, 'phone-list');
+});
+
+t.test('the keyboard reaches the controls, and signing out returns to the sign-in', async (t) => {
+  const box = alice.page.getByRole('textbox', { name: 'Message' });
+  await box.focus();
+  await alice.page.keyboard.press('Shift+Tab');
+  t.equal(await alice.page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Share a location', 'Shift+Tab from the message box');
+  await alice.page.getByRole('button', { name: 'Settings' }).click();
+  await alice.page.getByRole('form', { name: 'Settings' }).getByRole('button', { name: 'Sign out' }).click();
+  await alice.page.getByLabel('Phone number').waitFor();
+  t.pass('signed out');
+  await alice.page.reload();
+  await alice.page.getByLabel('Phone number').waitFor();
+  t.pass('and stays signed out after a reload');
+});

@@ -56,6 +56,7 @@ export class ChatApp {
       this.notice = undefined;
       if (this.watched.size) c.subscribePresence([...this.watched]);
       this.resendPending();
+      this.refreshNames();
       this.changed();
     });
     c.on('message', (m) => this.received(m));
@@ -209,15 +210,25 @@ export class ChatApp {
 
   // ---- names and pictures ----
 
+  /** The list's people and groups as they are now (names change while this device was away). */
+  private refreshNames(): void {
+    void this.profile(this.me);
+    for (const c of this.convs.list()) {
+      const p = parseConversationId(c.conv);
+      if (p?.kind === 'group') void this.loadGroup(p.group);
+      else if (c.peer) void this.profile(c.peer);
+    }
+  }
+
   name(user: string): string {
     if (user === this.me) return 'You';
-    return this.profiles.get(user)?.name || this.saved.phones[user] || `~${user.slice(0, 6)}`;
+    return this.profiles.get(user)?.name || this.saved.names[user] || this.saved.phones[user] || `~${user.slice(0, 6)}`;
   }
 
   title(conv: ConversationSummary | string): string {
     const c = typeof conv === 'string' ? this.convs.get(conv) : conv;
     const p = parseConversationId(typeof conv === 'string' ? conv : conv.conv);
-    if (p?.kind === 'group') return this.groups.get(p.group)?.name ?? 'Group';
+    if (p?.kind === 'group') return this.groups.get(p.group)?.name ?? this.saved.names[p.group] ?? 'Group';
     return c?.peer ? this.name(c.peer) : 'Chat';
   }
 
@@ -226,11 +237,18 @@ export class ChatApp {
     try {
       const p = await this.client.getProfile(user);
       this.profiles.set(user, p);
+      this.remember(user, p.name);
       this.changed();
       return p;
     } catch {
       return undefined;
     }
+  }
+
+  private remember(id: string, name: string | undefined): void {
+    if (!name || this.saved.names[id] === name) return;
+    this.saved.names[id] = name;
+    this.save();
   }
 
   async setProfile(p: { name?: string; avatar?: string }): Promise<void> {
@@ -258,6 +276,7 @@ export class ChatApp {
     try {
       const g = await this.client.groupInfo(group);
       this.groups.set(group, g);
+      this.remember(group, g.name);
       for (const m of g.members) if (!this.profiles.has(m.user)) void this.profile(m.user);
       this.changed();
       return g;
@@ -278,6 +297,7 @@ export class ChatApp {
   async groupChange(f: () => Promise<GroupInfo>): Promise<void> {
     const g = await f();
     this.groups.set(g.id, g);
+    this.remember(g.id, g.name);
     this.changed();
   }
 

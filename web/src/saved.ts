@@ -3,7 +3,8 @@ import type { ConversationsSnapshot } from '../../src/client/conversations.js';
 
 /** What this browser keeps between visits, in localStorage: the session, the inbox pointer, the chat list. */
 export interface SavedSession extends SessionInfo { phone: string }
-export interface SavedState { ptr: number; convs?: ConversationsSnapshot; contacts: string[]; phones: Record<string, string> }
+/** `names`: users' profile names and groups' names as last seen, so the list reads well before the node answers. */
+export interface SavedState { ptr: number; convs?: ConversationsSnapshot; contacts: string[]; phones: Record<string, string>; names: Record<string, string> }
 
 const SESSION = 'parley.session';
 const STATE = 'parley.state';
@@ -27,7 +28,7 @@ export const saveSession = (s: SavedSession): void => write(SESSION, s);
 /** The state belongs to one device: a different sign-in starts from nothing. */
 export function loadState(device: string): SavedState {
   const s = read<SavedState & { device: string }>(STATE);
-  return s && s.device === device ? s : { ptr: 0, contacts: [], phones: {} };
+  return s && s.device === device ? { ...s, names: s.names ?? {} } : { ptr: 0, contacts: [], phones: {}, names: {} };
 }
 export const saveState = (device: string, s: SavedState): void => write(STATE, { ...s, device });
 
