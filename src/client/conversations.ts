@@ -28,7 +28,8 @@ export interface ConversationSummary {
   read: number;
 }
 
-export interface ConversationsSnapshot { v: 1; convs: ConversationSummary[] }
+/** `gone`: groups this user left or was removed from (their last system messages don't bring them back). */
+export interface ConversationsSnapshot { v: 1; convs: ConversationSummary[]; gone?: ConversationId[] }
 
 /** The kinds that show in a list and count as unread. */
 const CONTENT = new Set(['text', 'image', 'video', 'location', 'system']);
@@ -45,6 +46,7 @@ interface Events {
 
 export class Conversations extends Emitter<Events> {
   private readonly convs = new Map<ConversationId, ConversationSummary>();
+  private readonly gone = new Set<ConversationId>();
   private readonly typers = new Map<ConversationId, Map<UserId, unknown>>();
   private readonly off: (() => void)[];
 
@@ -54,7 +56,10 @@ export class Conversations extends Emitter<Events> {
   constructor(private readonly client: ParleyClient, snapshot?: ConversationsSnapshot, opts: { timers?: Timers } = {}) {
     super();
     this.timers = opts.timers ?? { setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>) };
-    if (snapshot?.v === 1) for (const c of snapshot.convs) this.convs.set(c.conv, { ...c });
+    if (snapshot?.v === 1) {
+      for (const c of snapshot.convs) this.convs.set(c.conv, { ...c });
+      for (const g of snapshot.gone ?? []) this.gone.add(g);
+    }
     this.off = [
       client.on('message', (m) => this.message(m)),
       client.on('late', (m) => this.message(m)),
@@ -84,8 +89,12 @@ export class Conversations extends Emitter<Events> {
     return c;
   }
 
-  /** Forgets a conversation (a group left). */
+  /**
+   * Forgets a conversation (a group left): what still comes of it (the `left` message itself) is ignored,
+   * until a message adds this user again.
+   */
   remove(conv: ConversationId): void {
+    this.gone.add(conv);
     if (this.convs.delete(conv)) this.emit('change', conv);
   }
 
@@ -134,7 +143,7 @@ export class Conversations extends Emitter<Events> {
   }
 
   snapshot(): ConversationsSnapshot {
-    return { v: 1, convs: [...this.convs.values()].map((c) => ({ ...c })) };
+    return { v: 1, convs: [...this.convs.values()].map((c) => ({ ...c })), gone: [...this.gone] };
   }
 
   /** Stops following the client (and the typing timers). */
@@ -145,6 +154,12 @@ export class Conversations extends Emitter<Events> {
   }
 
   private message(m: Message): void {
+    if (this.gone.has(m.conv)) {
+      const b = m.body as { event?: unknown; users?: unknown } | undefined;
+      const me = this.client.user;
+      if (!(m.kind === 'system' && b?.event === 'added' && Array.isArray(b.users) && me && b.users.includes(me))) return;
+      this.gone.delete(m.conv);
+    }
     const c = this.open(m.conv);
     const mine = m.from === this.client.user;
     if (mine) {
@@ -165,6 +180,7 @@ export class Conversations extends Emitter<Events> {
   }
 
   private receipt(r: ReceiptFrame): void {
+    if (this.gone.has(r.conv)) return;
     const c = this.open(r.conv);
     if (r.user === this.client.user) {
       // This user read it on another device.

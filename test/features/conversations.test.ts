@@ -100,3 +100,25 @@ t.test('typing shows until it stops, or until a message from the typist, or expi
   clock.tick(1);
   t.same(cb.typingIn(conv), [], 'expired: a typist whose client went away stops showing');
 });
+
+t.test('a group left leaves the list for good, unless this user is added again', async (t) => {
+  const alice = await f.device(t);
+  const bob = await f.device(t);
+  const cb = new Conversations(bob.client);
+  t.teardown(() => cb.dispose());
+  const g = await alice.client.createGroup('Climbing', [bob.user]);
+  await bob.waitMessage((m) => m.conv === g.conv);
+  t.ok(cb.get(g.conv), 'listed once its first message came');
+
+  cb.remove(g.conv);
+  await bob.client.leaveGroup(g.id);
+  await bob.waitMessage((m) => m.conv === g.conv && (m.body as { event?: string }).event === 'left');
+  t.equal(cb.get(g.conv), undefined, 'the left message does not bring it back');
+  const restored = new Conversations(bob.client, cb.snapshot());
+  t.teardown(() => restored.dispose());
+  t.equal(restored.get(g.conv), undefined, 'nor a restored snapshot');
+
+  await alice.client.addMembers(g.id, [bob.user]);
+  await bob.waitMessage((m) => m.conv === g.conv && (m.body as { event?: string }).event === 'added');
+  t.ok(cb.get(g.conv), 'added again: listed again');
+});

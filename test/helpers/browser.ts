@@ -29,6 +29,7 @@ export async function signInInBrowser(browser: Browser, url: string, opts: { pho
   await page.getByLabel('Phone number').fill(phone);
   await page.getByRole('button', { name: 'Send code' }).click();
   const code = await page.getByTestId('dev-code').textContent();
+  await screenshot(page, 'sign-in');
   await page.getByLabel('One-time code').fill(code!);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('complementary', { name: 'Chats' }).waitFor();

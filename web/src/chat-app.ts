@@ -39,6 +39,8 @@ export class ChatApp {
   readonly profiles = new Map<string, Profile>();
   readonly presence = new Map<string, PresenceFrame>();
   readonly groups = new Map<string, GroupInfo>();
+  /** Groups this user was removed from: their chat stays, read-only. */
+  readonly outOf = new Set<string>();
   private readonly watched = new Set<string>();
   private readonly urls = new Map<string, { url: string; expiresAt: number } | Promise<string>>();
   private readonly saved: SavedState;
@@ -119,7 +121,10 @@ export class ChatApp {
     if (!this.profiles.has(m.from)) void this.profile(m.from);
     if (m.kind === 'system') {
       const g = parseConversationId(m.conv);
-      if (g?.kind === 'group') void this.loadGroup(g.group);
+      const b = m.body as { event?: string; users?: string[] } | undefined;
+      if (b?.users?.includes(this.me) && b.event === 'removed') this.outOf.add(m.conv);
+      else if (b?.users?.includes(this.me) && b.event === 'added') this.outOf.delete(m.conv);
+      if (g?.kind === 'group' && !this.outOf.has(m.conv)) void this.loadGroup(g.group);
     }
     this.changed();
   }

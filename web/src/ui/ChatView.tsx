@@ -34,7 +34,7 @@ export function ChatView({ app, conv, onBack, onGone }: { app: ChatApp; conv: st
   const summary = app.convs.get(conv);
   const parsed = parseConversationId(conv);
   const group = parsed?.kind === 'group' ? app.groups.get(parsed.group) : undefined;
-  const gone = parsed?.kind === 'group' && !summary;
+  const gone = parsed?.kind === 'group' && (!summary || app.outOf.has(conv));
 
   let start: number;
   let end: number;
