@@ -13,21 +13,19 @@ const out = join(root, 'dist', 'web');
 mkdirSync(out, { recursive: true });
 for (const f of readdirSync(out)) rmSync(join(out, f), { recursive: true, force: true });
 
+const common = { bundle: true, platform: 'browser', target: ['es2022', 'chrome110', 'firefox115', 'safari16'], minify: true, sourcemap: 'linked', legalComments: 'none', logLevel: 'warning' };
+// The service worker keeps one URL (a new one would be a second worker): /sw.js, never cached.
+await build({ ...common, entryPoints: [join(root, 'web', 'sw', 'sw.ts')], outfile: join(out, 'sw.js'), format: 'iife' });
+
 const result = await build({
   entryPoints: [join(root, 'web', 'src', 'main.tsx')],
   outdir: out,
   entryNames: 'app-[hash]',
-  bundle: true,
+  ...common,
   format: 'esm',
-  platform: 'browser',
-  target: ['es2022', 'chrome110', 'firefox115', 'safari16'],
   jsx: 'automatic',
   jsxImportSource: 'preact',
-  minify: true,
-  sourcemap: 'linked',
   metafile: true,
-  legalComments: 'none',
-  logLevel: 'warning',
   // The SDK's Node fallback (`require('ws')`) is never reached in a browser, which has WebSocket.
   external: ['ws'],
 });

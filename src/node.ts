@@ -168,7 +168,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     });
     mountOps(app, { node: id, metrics, accounts, access, tree: (top, ids) => supervisionTree(regions, top, ids, shardOfEntity || undefined),
       cluster: cluster && (() => cluster.node.status()), unavailable: cluster && (() => cluster.node.unavailable()), push: devSms ? outbox : undefined, faults, audit });
-    mountWeb(app, { files: webFiles, apiKey: cfg.web.apiKey, devOutbox: !!devSms && access.openLocally });
+    mountWeb(app, { files: webFiles, apiKey: cfg.web.apiKey, devOutbox: !!devSms && access.openLocally, vapidPublicKey: cfg.push.webpush?.publicKey });
     app.any('/*', (res) => sendError(track(res), new ParleyError('not_found', 'no such route')));
   };
   const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);

@@ -4,7 +4,7 @@ import { forget, loadSession, saveSession, type SavedSession } from '../saved.js
 import { SignIn } from './SignIn.js';
 import { Shell } from './Shell.js';
 
-export interface WebConfig { apiKey: string; devOutbox: boolean }
+export interface WebConfig { apiKey: string; devOutbox: boolean; vapidPublicKey?: string }
 
 /** The page and its node are one origin: the node serves it (src/http/web-routes.ts). */
 const BASE = location.origin;
@@ -27,12 +27,12 @@ export function App() {
   if (failed) return <main class="center"><p role="alert">The node did not answer: {failed}</p></main>;
   if (!config) return <main class="center"><p>Loading…</p></main>;
   if (!session) return <SignIn base={BASE} config={config} onSignedIn={signedIn} />;
-  return <Chat key={session.device} session={session} onSession={signedIn} />;
+  return <Chat key={session.device} config={config} session={session} onSession={signedIn} />;
 }
 
-function Chat({ session, onSession }: { session: SavedSession; onSession: (s: SavedSession | undefined) => void }) {
+function Chat({ config, session, onSession }: { config: WebConfig; session: SavedSession; onSession: (s: SavedSession | undefined) => void }) {
   // A renewed token is saved without a new app: the client already uses it.
   const app = useMemo(() => new ChatApp(BASE, session, (s) => (s ? saveSession(s) : onSession(undefined))), [session.device]);
   useEffect(() => { app.start(); return () => app.stop(); }, [app]);
-  return <Shell app={app} onSignOut={() => onSession(undefined)} />;
+  return <Shell app={app} vapidPublicKey={config.vapidPublicKey} onSignOut={() => onSession(undefined)} />;
 }

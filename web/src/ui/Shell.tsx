@@ -11,7 +11,7 @@ import { Avatar } from './Avatar.js';
 type Panel = 'chat' | 'group' | 'settings' | undefined;
 
 /** The two panes of WhatsApp Web: the chat list, and the open chat (one at a time on a phone-sized window). */
-export function Shell({ app, onSignOut }: { app: ChatApp; onSignOut: () => void }) {
+export function Shell({ app, vapidPublicKey, onSignOut }: { app: ChatApp; vapidPublicKey?: string; onSignOut: () => void }) {
   useApp(app);
   const [open, setOpen] = useState<string>();
   const [panel, setPanel] = useState<Panel>();
@@ -31,7 +31,7 @@ export function Shell({ app, onSignOut }: { app: ChatApp; onSignOut: () => void 
         <StatusBanner app={app} />
         {panel === 'chat' && <NewChat app={app} onDone={(c) => (c ? choose(c) : setPanel(undefined))} />}
         {panel === 'group' && <NewGroup app={app} onDone={(c) => (c ? choose(c) : setPanel(undefined))} />}
-        {panel === 'settings' && <Settings app={app} onClose={() => setPanel(undefined)} onSignOut={onSignOut} />}
+        {panel === 'settings' && <Settings app={app} vapidPublicKey={vapidPublicKey} onClose={() => setPanel(undefined)} onSignOut={onSignOut} />}
         <ConversationList app={app} selected={open} onSelect={choose} />
       </aside>
       <main class="pane">
