@@ -9,6 +9,9 @@ import { launchBrowser, signInInBrowser, type BrowserUser } from '../helpers/bro
  * loads older pages as the reader scrolls up, and nothing moves under the reader when a message arrives.
  */
 
+// Seeding 10,000 messages and scrolling through 800 of them take most of a minute on a busy machine.
+t.setTimeout(5 * 60_000);
+
 const TOTAL = 10_000;
 /** ChatView's WINDOW: the rows a chat keeps in the page at once. */
 const WINDOW = 150;

@@ -93,6 +93,18 @@ t.test('a picture uploads with progress and shows on both sides, sized before it
   await screenshot(bob.page, 'picture');
 });
 
+t.test("a profile picture shows beside its owner's name", async (t) => {
+  const png = await drawPng(bob.page, 96, 96);
+  await bob.page.getByRole('button', { name: 'Settings' }).click();
+  await bob.page.getByRole('form', { name: 'Settings' }).getByLabel('Change picture').setInputFiles({ name: 'me.png', mimeType: 'image/png', buffer: png });
+  await bob.page.getByRole('complementary', { name: 'Chats' }).getByRole('img', { name: 'Your picture' }).first().waitFor();
+  await bob.page.getByRole('form', { name: 'Settings' }).getByRole('button', { name: 'Close' }).click();
+  await alice.page.reload(); // profiles are read when the page connects
+  await alice.page.getByRole('list', { name: 'Conversations' }).getByRole('button', { name: /^Bob/ }).click();
+  const pic = alice.page.getByRole('region', { name: 'Chat with Bob' }).getByRole('img', { name: "Bob's picture" });
+  await t.resolveMatch(pic.evaluate((e: HTMLImageElement) => e.decode().then(() => e.naturalWidth)), 96, "Alice sees Bob's picture");
+});
+
 t.test('a video plays', async (t) => {
   const webm = await recordWebm(alice.page);
   await alice.page.getByLabel('Attach a photo or video').setInputFiles({ name: 'clip.webm', mimeType: 'video/webm', buffer: webm });

@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { Icon } from './icons.js';
 import type { ChatApp } from '../chat-app.js';
 import { useApp } from './use-app.js';
@@ -16,6 +16,8 @@ export function Shell({ app, vapidPublicKey, onSignOut }: { app: ChatApp; vapidP
   const [open, setOpen] = useState<string>();
   const [panel, setPanel] = useState<Panel>();
   const choose = (conv: string) => { setOpen(conv); setPanel(undefined); };
+  const unread = app.list().reduce((n, c) => n + c.unread, 0);
+  useEffect(() => { document.title = unread ? `(${unread}) Parley` : 'Parley'; }, [unread]);
 
   return (
     <div class={`shell${open ? ' has-chat' : ''}`}>
