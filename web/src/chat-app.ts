@@ -24,6 +24,9 @@ const PAGE = 50;
 /** What shows as a pending bubble (an edit, reaction or delete waiting to go shows nothing). */
 const SHOWN_PENDING = new Set<ClientMessageKind>(['text', 'image', 'video', 'location']);
 const SAVE_DELAY_MS = 300;
+/** After a refused history page, or a media URL that could not be had, this long before asking again. */
+const HISTORY_RETRY_MS = 3_000;
+const MEDIA_RETRY_MS = 30_000;
 
 export class ChatApp {
   readonly client: ParleyClient;
@@ -35,6 +38,7 @@ export class ChatApp {
   /** Conversations whose history is loaded to its start. */
   private readonly historyDone = new Set<string>();
   private readonly loading = new Map<string, Promise<void>>();
+  private readonly historyRetryAt = new Map<string, number>();
   readonly pending = new Map<string, Pending>();
   readonly profiles = new Map<string, Profile>();
   readonly presence = new Map<string, PresenceFrame>();
@@ -143,7 +147,8 @@ export class ChatApp {
 
   /** Loads the page before the oldest message held (the newest page, when none is). */
   loadOlder(conv: string): Promise<void> {
-    if (this.historyDone.has(conv)) return Promise.resolve();
+    // Offline, or refused a moment ago: the next welcome (or a later scroll) asks again, not every render.
+    if (this.historyDone.has(conv) || !this.client.connected || Date.now() < (this.historyRetryAt.get(conv) ?? 0)) return Promise.resolve();
     const running = this.loading.get(conv);
     if (running) return running;
     const t = this.timeline(conv);
@@ -151,7 +156,10 @@ export class ChatApp {
       if (ms.length < PAGE) this.historyDone.add(conv);
       t.add(...ms);
       for (const m of ms) if (!this.profiles.has(m.from)) void this.profile(m.from);
-    }, (e: unknown) => { this.notice = (e as Error).message; }).finally(() => { this.loading.delete(conv); this.changed(); });
+    }, (e: unknown) => {
+      this.notice = (e as Error).message;
+      this.historyRetryAt.set(conv, Date.now() + HISTORY_RETRY_MS);
+    }).finally(() => { this.loading.delete(conv); this.changed(); });
     this.loading.set(conv, p);
     return p;
   }
@@ -266,13 +274,16 @@ export class ChatApp {
   /** A URL an <img> or <video> can load the media from (signed, short-lived; renewed when due). */
   mediaSrc(id: string): string | undefined {
     const u = this.urls.get(id);
-    if (u && !(u instanceof Promise) && u.expiresAt - Date.now() > 30_000) return this.base + u.url;
+    const held = u && !(u instanceof Promise) ? u : undefined;
+    if (held?.url && held.expiresAt - Date.now() > 30_000) return this.base + held.url;
+    // A failure is held as an empty URL for a while: gone media is not asked for on every render.
+    if (held && !held.url && held.expiresAt > Date.now()) return undefined;
     if (!(u instanceof Promise)) {
       const p = mediaUrl(this.base, this.client.token, id).then((r) => { this.urls.set(id, r); this.changed(); return r.url; },
-        () => { this.urls.delete(id); return ''; });
+        () => { this.urls.set(id, { url: '', expiresAt: Date.now() + MEDIA_RETRY_MS }); return ''; });
       this.urls.set(id, p);
     }
-    return u && !(u instanceof Promise) ? this.base + u.url : undefined;
+    return held?.url ? this.base + held.url : undefined;
   }
 
   // ---- groups ----

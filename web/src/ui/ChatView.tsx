@@ -74,8 +74,9 @@ export function ChatView({ app, conv, onBack, onGone }: { app: ChatApp; conv: st
       const row = a && el.querySelector<HTMLElement>(`[data-seq="${a.seq}"]`);
       if (a && row) el.scrollTop = row.offsetTop - a.delta;
     }
-    // Nothing to scroll yet, or resting at the top: go on filling (a scroll at the very top fires no event).
-    if (t.size && (el.scrollHeight <= el.clientHeight || (!stuck && el.scrollTop < EDGE_PX))) adjust(el);
+    // Nothing loaded (opened offline), nothing to scroll yet, or resting at the top: go on filling (a scroll
+    // at the very top fires no event). loadOlder asks only when connected and not refused a moment ago.
+    if (!t.size || el.scrollHeight <= el.clientHeight || (!stuck && el.scrollTop < EDGE_PX)) adjust(el);
   });
 
   // Read while open, at the newest message, and the page is in view.
