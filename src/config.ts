@@ -109,8 +109,9 @@ export interface Config {
   allowedOrigins: string[];
   /**
    * The web client: where its built bundle is (`PARLEY_WEB_DIR`, default dist/web, which `npm run build`
-   * writes), and the API key its pages sign in with (`PARLEY_WEB_API_KEY`, default the first of
-   * PARLEY_API_KEYS): an app key is no secret once it is in a page (src/http/web-routes.ts).
+   * writes), and the API key its pages sign in with (`PARLEY_WEB_API_KEY`), which any visitor can read: on
+   * a development node it defaults to the first of PARLEY_API_KEYS; in production only a key set for it is
+   * published, and without one the page can't sign in (src/http/web-routes.ts).
    */
   web: { dir: string; apiKey: string };
   /** Push notifications: coalescing, retries, and each provider's credentials (src/push/push-config.ts). */
@@ -137,6 +138,7 @@ export function productionProblems(env: Env): string[] {
   if (keys.some((k) => k.length < 16)) out.push('PARLEY_API_KEYS: each key needs at least 16 characters');
   if (!env.PARLEY_SECRET) out.push('PARLEY_SECRET is unset (a secret would be generated per data directory): set 32+ random characters, the same on every node');
   else if (env.PARLEY_SECRET.length < 32) out.push('PARLEY_SECRET needs at least 32 characters');
+  if (env.PARLEY_WEB_API_KEY && !keys.includes(env.PARLEY_WEB_API_KEY)) out.push('PARLEY_WEB_API_KEY is not one of PARLEY_API_KEYS: the web client could not sign in');
   if (env.PARLEY_ADMIN_KEY && env.PARLEY_ADMIN_KEY.length < 16) out.push('PARLEY_ADMIN_KEY needs at least 16 characters');
   if (env.PARLEY_FAULTS === '1') out.push('PARLEY_FAULTS=1 enables fault injection: unset it');
   if (env.PARLEY_OTP_COOLDOWN_MS === '0') out.push('PARLEY_OTP_COOLDOWN_MS=0 turns off the code cooldown: unset it');
@@ -314,7 +316,7 @@ export function loadConfig(env: Env = process.env): Config {
     faultAppendDelayMs: env.PARLEY_FAULTS === '1' ? Number(env.PARLEY_FAULT_APPEND_DELAY_MS ?? 0) || 0 : 0,
     seamCheck: env.PARLEY_SEAM_CHECK === '1',
     allowedOrigins: (env.PARLEY_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean),
-    web: { dir: env.PARLEY_WEB_DIR || resolve(__dirname, '../web'), apiKey: env.PARLEY_WEB_API_KEY || apiKeys[0] || '' },
+    web: { dir: env.PARLEY_WEB_DIR || resolve(__dirname, '../web'), apiKey: env.PARLEY_WEB_API_KEY || (mode === 'development' ? apiKeys[0] ?? '' : '') },
     push: pushConfig(env),
     cluster: clusterConfig(env),
   };

@@ -5,7 +5,7 @@ import type { ParleyClient } from './parley-client.js';
 
 /**
  * What a chat app's conversation list and ticks need, kept from a client's events (docs/protocol.md, "The
- * SDK's conversation list"). The node keeps no list of a device's conversations: a device knows the ones it
+ * SDK in a UI"). The node keeps no list of a device's conversations: a device knows the ones it
  * has seen traffic of (received, sent, or opened), so an app keeps a `snapshot()` and passes it back.
  */
 
@@ -49,7 +49,6 @@ export class Conversations extends Emitter<Events> {
   private readonly gone = new Set<ConversationId>();
   private readonly typers = new Map<ConversationId, Map<UserId, unknown>>();
   private readonly off: (() => void)[];
-
   private readonly timers: Timers;
 
   /** `timers`: where typing's expiry is scheduled (tests pass a fake clock's). */
@@ -174,7 +173,7 @@ export class Conversations extends Emitter<Events> {
       else if (m.seq > c.readUpTo && m.kind !== 'system') c.unread++;
     } else if (c.last && m.target === c.last.seq && (m.kind === 'edit' || m.kind === 'delete')) {
       // The list shows the newest message as it is now.
-      c.last = m.kind === 'delete' ? { ...c.last, body: undefined, kind: c.last.kind } : { ...c.last, body: m.body };
+      c.last = { ...c.last, body: m.kind === 'delete' ? undefined : m.body };
     }
     this.emit('change', m.conv);
   }

@@ -41,7 +41,9 @@ export function SignIn({ base, config, onSignedIn }: { base: string; config: Web
     <main class="center">
       <section class="card signin" aria-labelledby="signin-title">
         <h1 id="signin-title">Parley</h1>
-        {step === 'phone' ? (
+        {!config.apiKey ? (
+          <p role="alert">This node has no API key for its web client: its operator sets <code>PARLEY_WEB_API_KEY</code>.</p>
+        ) : step === 'phone' ? (
           <form onSubmit={askCode}>
             <label for="phone">Phone number</label>
             <input id="phone" type="tel" autocomplete="tel" placeholder="+14155550101" value={phone} required
