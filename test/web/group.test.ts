@@ -80,6 +80,12 @@ t.test('the admin makes Bob an admin and removes Carol; Bob leaves', async (t) =
   t.pass('Bob sees he was made an admin');
   await screenshot(alice.page, 'group-info');
 
+  await info.getByRole('textbox', { name: 'Group name' }).fill('Climbing club');
+  await info.getByRole('button', { name: 'Rename' }).click();
+  await note(bob.page, 'Alice renamed the group to "Climbing club"').waitFor();
+  await bob.page.getByRole('heading', { name: 'Climbing club' }).waitFor();
+  t.pass("Bob's chat takes the new name");
+
   await members.getByRole('button', { name: 'Remove Carol' }).click();
   await info.getByText('2 members').waitFor();
   await note(bob.page, 'removed Carol').waitFor();
@@ -89,7 +95,7 @@ t.test('the admin makes Bob an admin and removes Carol; Bob leaves', async (t) =
   await bob.page.getByRole('button', { name: 'Group info' }).click();
   bob.page.once('dialog', (d) => void d.accept());
   await bob.page.getByRole('region', { name: 'Group info' }).getByRole('button', { name: 'Leave group' }).click();
-  await bob.page.getByRole('list', { name: 'Conversations' }).getByRole('button', { name: /^Climbing/ }).waitFor({ state: 'detached' });
+  await bob.page.getByRole('list', { name: 'Conversations' }).getByRole('button', { name: /^Climbing club/ }).waitFor({ state: 'detached' });
   t.pass('the group leaves his list');
   await note(alice.page, 'Bob left').waitFor();
   await info.getByText('1 members').or(info.getByText('1 member')).waitFor();

@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import { Icon } from './icons.js';
 import type { ChatApp } from '../chat-app.js';
 import type { GroupInfo } from '../../../src/protocol/frames.js';
-import { useAction } from './NewChat.js';
+import { useAction } from './use-action.js';
 
 /** Members and roles; an admin adds, removes, promotes and renames; anyone leaves. */
 export function GroupPanel({ app, group, onClose, onLeft }: { app: ChatApp; group: GroupInfo; onClose: () => void; onLeft: () => void }) {

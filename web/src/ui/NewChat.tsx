@@ -1,17 +1,6 @@
 import { useState } from 'preact/hooks';
 import type { ChatApp } from '../chat-app.js';
-
-function useAction() {
-  const [error, setError] = useState<string>();
-  const [busy, setBusy] = useState(false);
-  const run = (f: () => Promise<void>) => async (ev: Event) => {
-    ev.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    try { await f(); } catch (e) { setError((e as Error).message); } finally { setBusy(false); }
-  };
-  return { error, busy, run };
-}
+import { useAction } from './use-action.js';
 
 /** A chat with someone by phone number. */
 export function NewChat({ app, onDone }: { app: ChatApp; onDone: (conv?: string) => void }) {
@@ -44,5 +33,3 @@ export function NewGroup({ app, onDone }: { app: ChatApp; onDone: (conv?: string
     </form>
   );
 }
-
-export { useAction };

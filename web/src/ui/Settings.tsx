@@ -2,7 +2,7 @@ import { useState } from 'preact/hooks';
 import type { ChatApp } from '../chat-app.js';
 import type { LastSeenPrivacy } from '../../../src/protocol/frames.js';
 import { uploadMedia } from '../../../src/client/accounts-api.js';
-import { useAction } from './NewChat.js';
+import { useAction } from './use-action.js';
 import { Avatar } from './Avatar.js';
 import { disablePush, enablePush, pushSupported } from '../web-push.js';
 
