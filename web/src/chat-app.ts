@@ -27,6 +27,7 @@ const SAVE_DELAY_MS = 300;
 /** After a refused history page, or a media URL that could not be had, this long before asking again. */
 const HISTORY_RETRY_MS = 3_000;
 const MEDIA_RETRY_MS = 30_000;
+const NOTICE_MS = 8_000;
 
 export class ChatApp {
   readonly client: ParleyClient;
@@ -50,6 +51,7 @@ export class ChatApp {
   private readonly saved: SavedState;
   private readonly listeners = new Set<() => void>();
   private saveTimer?: ReturnType<typeof setTimeout>;
+  private noticeTimer?: ReturnType<typeof setTimeout>;
   private cidSeq = 0;
 
   constructor(readonly base: string, readonly session: SavedSession, private readonly onSession: (s: SavedSession | undefined) => void) {
@@ -73,7 +75,7 @@ export class ChatApp {
     c.on('token', (token) => this.onSession({ ...this.session, token }));
     c.on('close', () => { if (this.status === 'online') this.status = 'connecting'; this.changed(); });
     c.on('signedOut', () => this.onSession(undefined));
-    c.on('error', (e) => { this.notice = e.message; this.changed(); });
+    c.on('error', (e) => this.tell(e.message));
     this.convs.on('change', () => { this.changed(); this.save(); });
   }
 
@@ -90,6 +92,7 @@ export class ChatApp {
     removeEventListener('offline', this.goOffline);
     removeEventListener('online', this.goOnline);
     this.save(true);
+    if (this.noticeTimer) clearTimeout(this.noticeTimer);
     this.convs.dispose();
     this.client.close();
   }
@@ -112,6 +115,14 @@ export class ChatApp {
   }
 
   private changed(): void { for (const f of this.listeners) f(); }
+
+  /** A banner for what went wrong, gone after a while (or at the next welcome). */
+  private tell(text: string): void {
+    this.notice = text;
+    if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    this.noticeTimer = setTimeout(() => { this.notice = undefined; this.changed(); }, NOTICE_MS);
+    this.changed();
+  }
 
   private save(now = false): void {
     if (this.saveTimer) clearTimeout(this.saveTimer);
@@ -157,7 +168,7 @@ export class ChatApp {
       t.add(...ms);
       for (const m of ms) if (!this.profiles.has(m.from)) void this.profile(m.from);
     }, (e: unknown) => {
-      this.notice = (e as Error).message;
+      this.tell((e as Error).message);
       this.historyRetryAt.set(conv, Date.now() + HISTORY_RETRY_MS);
     }).finally(() => { this.loading.delete(conv); this.changed(); });
     this.loading.set(conv, p);
@@ -348,7 +359,7 @@ export class ChatApp {
           if (!this.pending.has(p.cid)) this.pending.set(p.cid, p);
         } else {
           this.pending.delete(p.cid);
-          this.notice = `Not sent: ${(e as Error).message}`;
+          this.tell(`Not sent: ${(e as Error).message}`);
         }
         this.changed();
       });
@@ -369,7 +380,7 @@ export class ChatApp {
       up = await uploadMedia(this.base, this.client.token, file, file.type, { onProgress: (sent, total) => { p.progress = total ? sent / total : 0; this.changed(); } });
     } catch (e) {
       this.pending.delete(p.cid);
-      this.notice = `Upload failed: ${(e as Error).message}`;
+      this.tell(`Upload failed: ${(e as Error).message}`);
       this.changed();
       return;
     }
