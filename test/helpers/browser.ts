@@ -36,6 +36,18 @@ export async function signInInBrowser(browser: Browser, url: string, opts: { pho
   return { context, page, phone };
 }
 
+/** A chat's message list, by its role and name. */
+export const messagesOf = (p: Page) => p.getByRole('log', { name: 'Messages' });
+/** The bubble whose own text is `text` (a reply quoting it is not). */
+export const bubble = (p: Page, text: string) => messagesOf(p).locator('.msg').filter({ has: p.locator('p.text').getByText(text, { exact: true }) });
+
+/** Types a message in the open chat and presses Enter. */
+export async function say(p: Page, text: string): Promise<void> {
+  const box = p.getByRole('textbox', { name: 'Message' });
+  await box.fill(text);
+  await box.press('Enter');
+}
+
 /** Sets the profile name and last-seen privacy through the Settings panel. */
 export async function setProfile(u: BrowserUser, name: string, lastSeen: 'everyone' | 'contacts' | 'nobody'): Promise<void> {
   await u.page.getByRole('button', { name: 'Settings' }).click();

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { Browser, Page } from 'playwright-core';
 import { startNodeProcess, type RunningNode } from '../helpers/node-process.js';
-import { launchBrowser, screenshot, setProfile, signInInBrowser, type BrowserUser } from '../helpers/browser.js';
+import { bubble, launchBrowser, messagesOf as messages, say, screenshot, setProfile, signInInBrowser, type BrowserUser } from '../helpers/browser.js';
 
 /**
  * Issue #17: two people chat in a real browser (Debian's chromium) against a real node, each in a context of
@@ -24,8 +24,6 @@ t.teardown(async () => {
 });
 
 const chatList = (p: Page) => p.getByRole('list', { name: 'Conversations' });
-const messages = (p: Page) => p.getByRole('log', { name: 'Messages' });
-const bubble = (p: Page, text: string) => messages(p).locator('.msg').filter({ hasText: text });
 
 async function startChat(u: BrowserUser, phone: string): Promise<void> {
   await u.page.getByRole('button', { name: 'New chat' }).click();
@@ -34,11 +32,6 @@ async function startChat(u: BrowserUser, phone: string): Promise<void> {
   await u.page.getByRole('textbox', { name: 'Message' }).waitFor();
 }
 
-async function say(p: Page, text: string): Promise<void> {
-  const box = p.getByRole('textbox', { name: 'Message' });
-  await box.fill(text);
-  await box.press('Enter');
-}
 
 t.test('each sets a name; Bob lets everyone see his last seen', async (t) => {
   await setProfile(alice, 'Alice', 'contacts');

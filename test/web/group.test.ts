@@ -2,7 +2,7 @@ import t from 'tap';
 import type { Browser, Page } from 'playwright-core';
 import { startNodeProcess, type RunningNode } from '../helpers/node-process.js';
 import { device, type TestDevice } from '../helpers/clients.js';
-import { launchBrowser, screenshot, setProfile, signInInBrowser, type BrowserUser } from '../helpers/browser.js';
+import { bubble, launchBrowser, messagesOf as messages, say, screenshot, setProfile, signInInBrowser, type BrowserUser } from '../helpers/browser.js';
 
 /**
  * Issue #17: a group in the browser, with a third member on the SDK (as the CLI is): "delivered to all" and
@@ -28,15 +28,8 @@ t.teardown(async () => {
   await node?.destroy();
 });
 
-const messages = (p: Page) => p.getByRole('log', { name: 'Messages' });
-const bubble = (p: Page, text: string) => messages(p).locator('.msg').filter({ hasText: text });
 const note = (p: Page, text: string | RegExp) => messages(p).getByRole('note').filter({ hasText: text });
 
-async function say(p: Page, text: string): Promise<void> {
-  const box = p.getByRole('textbox', { name: 'Message' });
-  await box.fill(text);
-  await box.press('Enter');
-}
 
 let conv = '';
 

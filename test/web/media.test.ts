@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { Browser, Page } from 'playwright-core';
 import { startNodeProcess, type RunningNode } from '../helpers/node-process.js';
-import { launchBrowser, screenshot, setProfile, signInInBrowser, type BrowserUser } from '../helpers/browser.js';
+import { bubble, launchBrowser, messagesOf as messages, say, screenshot, setProfile, signInInBrowser, type BrowserUser } from '../helpers/browser.js';
 
 /**
  * Issue #17: pictures and video (upload with progress, a thumbnail at once, the picture and playback), a
@@ -29,15 +29,7 @@ t.teardown(async () => {
   await node?.destroy();
 });
 
-const messages = (p: Page) => p.getByRole('log', { name: 'Messages' });
-/** The bubble whose own text is `text` (a reply quoting it is not). */
-const bubble = (p: Page, text: string) => messages(p).locator('.msg').filter({ has: p.locator('p.text').getByText(text, { exact: true }) });
 
-async function say(p: Page, text: string): Promise<void> {
-  const box = p.getByRole('textbox', { name: 'Message' });
-  await box.fill(text);
-  await box.press('Enter');
-}
 
 /** A real PNG, drawn by the browser itself. */
 function drawPng(p: Page, w: number, h: number): Promise<Buffer> {
