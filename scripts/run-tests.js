@@ -7,6 +7,9 @@
 // PARLEY_CQL_CONTACT=host:port names an existing server, the runner uses the one scripts/cassandra
 // manages: one already running is used and left running; otherwise it starts one and stops it at the end
 // (PARLEY_KEEP_CASSANDRA=1 keeps it). A server that can't be started makes the CQL tests fail, never skip.
+//
+// The browser tests (test/web/) run in the normal phase, with Debian's chromium: scripts/chromium installs it
+// first when missing (apt-get, a minute or two once), so no test file's timeout is spent on the install.
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
 const { readdirSync, readFileSync, statSync } = require('node:fs');
@@ -38,6 +41,7 @@ function needsCql(file) {
 }
 
 const cqlFiles = files.filter(needsCql);
+const browserFiles = files.filter((f) => /[\\/]test[\\/]web[\\/]/.test(resolve(root, f)));
 const otherFiles = files.filter((f) => !cqlFiles.includes(f));
 
 let ownCassandra = false;
@@ -67,6 +71,12 @@ function ensureCassandra() {
   const contact = (r.stdout || '').trim().split('\n').pop();
   process.env.PARLEY_CQL_CONTACT = /^[\w.-]+:\d+$/.test(contact || '') ? contact : `127.0.0.1:${process.env.PARLEY_CQL_PORT || 9042}`;
   return true;
+}
+
+/** Installs chromium for the browser tests if it is missing; a failed install fails them (they say why). */
+function ensureChromium() {
+  const r = spawnSync(join(root, 'scripts', 'chromium'), ['install'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) process.stderr.write('run-tests: scripts/chromium install failed: the browser tests will fail\n');
 }
 
 function stopCassandra() {
@@ -114,6 +124,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 (async () => {
   const total = { pass: 0, fail: 0, skip: 0 };
   const add = (r) => { total.pass += r.pass; total.fail += r.fail; total.skip += r.skip; };
+  if (browserFiles.length) ensureChromium();
   if (otherFiles.length) add(await runTap(otherFiles, 2));
   if (cqlFiles.length) {
     const up = ensureCassandra();

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseRetention, type Retention } from './gdpr/retention.js';
 import { DEFAULT_LIMITS } from './protocol/limits.js';
 import { RETRY_MS } from './actors/fanout.js';
@@ -107,6 +107,13 @@ export interface Config {
    * may, and `*` allows any. A client that sends no Origin (an app, the CLI) is not a browser page and is let in.
    */
   allowedOrigins: string[];
+  /**
+   * The web client: where its built bundle is (`PARLEY_WEB_DIR`, default dist/web, which `npm run build`
+   * writes), and the API key its pages sign in with (`PARLEY_WEB_API_KEY`), which any visitor can read: on
+   * a development node it defaults to the first of PARLEY_API_KEYS; in production only a key set for it is
+   * published, and without one the page can't sign in (src/http/web-routes.ts).
+   */
+  web: { dir: string; apiKey: string };
   /** Push notifications: coalescing, retries, and each provider's credentials (src/push/push-config.ts). */
   push: PushConfig;
   /** The cluster over NATS (src/cluster/cluster-config.ts); undefined without PARLEY_NATS_URLS: one node. */
@@ -131,6 +138,7 @@ export function productionProblems(env: Env): string[] {
   if (keys.some((k) => k.length < 16)) out.push('PARLEY_API_KEYS: each key needs at least 16 characters');
   if (!env.PARLEY_SECRET) out.push('PARLEY_SECRET is unset (a secret would be generated per data directory): set 32+ random characters, the same on every node');
   else if (env.PARLEY_SECRET.length < 32) out.push('PARLEY_SECRET needs at least 32 characters');
+  if (env.PARLEY_WEB_API_KEY && !keys.includes(env.PARLEY_WEB_API_KEY)) out.push('PARLEY_WEB_API_KEY is not one of PARLEY_API_KEYS: the web client could not sign in');
   if (env.PARLEY_ADMIN_KEY && env.PARLEY_ADMIN_KEY.length < 16) out.push('PARLEY_ADMIN_KEY needs at least 16 characters');
   if (env.PARLEY_FAULTS === '1') out.push('PARLEY_FAULTS=1 enables fault injection: unset it');
   if (env.PARLEY_OTP_COOLDOWN_MS === '0') out.push('PARLEY_OTP_COOLDOWN_MS=0 turns off the code cooldown: unset it');
@@ -229,6 +237,7 @@ export function loadConfig(env: Env = process.env): Config {
     if (problems.length) throw new Error(`PARLEY_ENV=production refuses to start:\n  - ${problems.join('\n  - ')}`);
   }
   const store = (env.PARLEY_STORE ?? 'lmdb') as Config['store'];
+  const apiKeys = (env.PARLEY_API_KEYS ?? DEV_API_KEY).split(',').map((s) => s.trim()).filter(Boolean);
   if (store !== 'lmdb' && store !== 'scylla') throw new Error('PARLEY_STORE must be lmdb or scylla');
   const sms = (env.PARLEY_SMS ?? 'dev') as Config['sms']['provider'];
   if (sms !== 'dev' && sms !== 'http') throw new Error('PARLEY_SMS must be dev or http');
@@ -260,7 +269,7 @@ export function loadConfig(env: Env = process.env): Config {
       reconnectMaxDelayMs: positive(env, 'PARLEY_SCYLLA_RECONNECT_MAX_MS', 10_000),
     },
     secret: env.PARLEY_SECRET,
-    apiKeys: (env.PARLEY_API_KEYS ?? DEV_API_KEY).split(',').map((s) => s.trim()).filter(Boolean),
+    apiKeys,
     sms: { provider: sms, url: env.PARLEY_SMS_URL },
     otp: otpConfig(env),
     tokenTtlMs: positive(env, 'PARLEY_TOKEN_TTL_MS', 30 * 86_400_000),
@@ -307,6 +316,7 @@ export function loadConfig(env: Env = process.env): Config {
     faultAppendDelayMs: env.PARLEY_FAULTS === '1' ? Number(env.PARLEY_FAULT_APPEND_DELAY_MS ?? 0) || 0 : 0,
     seamCheck: env.PARLEY_SEAM_CHECK === '1',
     allowedOrigins: (env.PARLEY_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean),
+    web: { dir: env.PARLEY_WEB_DIR || resolve(__dirname, '../web'), apiKey: env.PARLEY_WEB_API_KEY || (mode === 'development' ? apiKeys[0] ?? '' : '') },
     push: pushConfig(env),
     cluster: clusterConfig(env),
   };

@@ -52,6 +52,7 @@ import { Erasures } from './gdpr/erasure.js';
 import { ExportJobs } from './gdpr/export.js';
 import { mountPrivacy } from './http/privacy-routes.js';
 import { KeyDirectory } from './e2e/key-directory.js';
+import { mountWeb, readWebBundle } from './http/web-routes.js';
 
 export interface ParleyNode {
   readonly id: string;
@@ -152,6 +153,8 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const access = new OperatorAccess(cfg.adminKey, cfg.env === 'development' && isLoopback(cfg.host));
   const ipHttp = new KeyedLimiter(cfg.shaping.ipHttp);
   const mediaUrls = new MediaUrlSigner(secret, m.urlTtlMs);
+  const webFiles = readWebBundle(cfg.web.dir);
+  if (!webFiles.size) log('warn', 'no web client bundle: / answers 404 until `npm run build` writes it', { dir: cfg.web.dir });
   // Runs once per app: again on every TLS reload, so per-node state lives out here, not in the mount functions.
   const mount = (raw: TemplatedApp) => {
     // Every HTTP route behind a per-address budget (but /healthz); the WebSocket upgrade has its own.
@@ -169,6 +172,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     });
     mountOps(app, { node: id, metrics, accounts, access, tree: (top, ids) => supervisionTree(regions, top, ids, shardOfEntity || undefined),
       cluster: cluster && (() => cluster.node.status()), unavailable: cluster && (() => cluster.node.unavailable()), push: devSms ? outbox : undefined, faults, audit });
+    mountWeb(app, { files: webFiles, apiKey: cfg.web.apiKey, devOutbox: !!devSms && access.openLocally, vapidPublicKey: cfg.push.webpush?.publicKey });
     app.any('/*', (res) => sendError(track(res), new ParleyError('not_found', 'no such route')));
   };
   const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);

@@ -57,9 +57,33 @@ export const signOut = (base: string, token: string, scope: 'this' | 'all' = 'th
 export const signOutDevice = (base: string, token: string, device: string): Promise<SignOutResult> => signOutCall(base, token, { device });
 export const signOutOthers = (base: string, token: string): Promise<SignOutResult> => signOutCall(base, token, { scope: 'others' });
 
-/** `url` is a signed URL for this media (relative to `base`), good until `urlExpiresAt`, for tags that can't send headers. */
-export function uploadMedia(base: string, token: string, bytes: Uint8Array, mime: string): Promise<{ id: string; size: number; mime: string; url: string; urlExpiresAt: number }> {
-  return call(`${base}/v1/media`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': mime }, body: bytes as unknown as BodyInit });
+export interface UploadedMedia { id: string; size: number; mime: string; url: string; urlExpiresAt: number }
+
+/**
+ * `url` is a signed URL for this media (relative to `base`), good until `urlExpiresAt`, for tags that can't send
+ * headers. `onProgress` (bytes sent, of total) needs XMLHttpRequest (browsers): fetch reports no upload progress.
+ */
+export function uploadMedia(base: string, token: string, bytes: Uint8Array | Blob, mime: string, opts: { onProgress?: (sent: number, total: number) => void } = {}): Promise<UploadedMedia> {
+  const XHR = (globalThis as { XMLHttpRequest?: typeof XMLHttpRequest }).XMLHttpRequest;
+  if (!opts.onProgress || !XHR) {
+    return call(`${base}/v1/media`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': mime }, body: bytes as unknown as BodyInit });
+  }
+  const onProgress = opts.onProgress;
+  return new Promise((resolve, reject) => {
+    const xhr = new XHR();
+    xhr.open('POST', `${base}/v1/media`);
+    xhr.setRequestHeader('authorization', `Bearer ${token}`);
+    xhr.setRequestHeader('content-type', mime);
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.total);
+    xhr.onerror = () => reject(new HttpError(0, 'network', 'the upload failed: no answer from the node'));
+    xhr.onload = () => {
+      let body: { error?: { code: string; message: string } } = {};
+      try { body = JSON.parse(xhr.responseText || '{}') as typeof body; } catch { /* not JSON: a proxy's page */ }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(body as UploadedMedia);
+      else reject(new HttpError(xhr.status, body.error?.code ?? 'http_error', body.error?.message ?? `HTTP ${xhr.status}`));
+    };
+    xhr.send(bytes as unknown as XMLHttpRequestBodyInit);
+  });
 }
 
 /**

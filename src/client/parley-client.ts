@@ -87,6 +87,11 @@ interface Events {
    */
   late: (m: Message, ptr: number) => void;
   synced: (ptr: number) => void;
+  /**
+   * A message this client sent was stored (the "sent" tick), as it now is in the conversation's log: the
+   * same shape as a received `message`, so a UI adds it to its timeline by seq. Also for a `dup` resend.
+   */
+  sent: (m: Message) => void;
   receipt: (r: ReceiptFrame) => void;
   typing: (t: TypingEventFrame) => void;
   presence: (p: PresenceFrame) => void;
@@ -269,7 +274,13 @@ export class ParleyClient extends Emitter<Events> {
     const fresh = extra.cid === undefined || extra.fresh === true;
     const cid = extra.cid ?? `c${Date.now().toString(36)}${(++this.seq).toString(36)}`;
     const frame = { t: 'send', cid, kind, ...dest, ...(body !== undefined ? { body } : {}), ...(extra.reply !== undefined ? { reply: extra.reply } : {}), ...(extra.target !== undefined ? { target: extra.target } : {}), ...(fresh ? { fresh: true } : {}) } as ClientFrame;
-    return (this.expect(`cid:${cid}`, frame) as Promise<SentFrame>).catch((err: unknown) => {
+    return (this.expect(`cid:${cid}`, frame) as Promise<SentFrame>).then((s) => {
+      this.emit('sent', {
+        conv: s.conv, seq: s.seq, from: this.user!, dev: this.device!, cid, kind, ts: s.ts,
+        ...(body !== undefined ? { body } : {}), ...(extra.reply !== undefined ? { reply: extra.reply } : {}), ...(extra.target !== undefined ? { target: extra.target } : {}),
+      });
+      return s;
+    }, (err: unknown) => {
       if (err instanceof ServerError) err.cid = cid;
       throw err;
     });

@@ -10,7 +10,7 @@ import { bearer } from './http-io.js';
  */
 export class OperatorAccess {
   private readonly key?: Buffer;
-  constructor(adminKey: string | undefined, private readonly openLocally: boolean) {
+  constructor(adminKey: string | undefined, readonly openLocally: boolean) {
     this.key = adminKey ? digest(adminKey) : undefined;
   }
 

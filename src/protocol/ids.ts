@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-
 /** User ids, group ids and device ids are short lowercase base32 strings: safe in actor names, CQL keys and NATS subjects. */
 export type UserId = string;
 export type GroupId = string;
@@ -10,8 +8,9 @@ export type ConversationId = string;
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 const ID_RE = /^[a-z2-7]{4,32}$/;
 
+/** Web Crypto (a global in Node 20 and browsers), so the SDK's browser bundle needs no Node module. */
 export function newId(length = 16): string {
-  const bytes = randomBytes(length);
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(length));
   let out = '';
   for (let i = 0; i < length; i++) out += ALPHABET[bytes[i]! & 31];
   return out;

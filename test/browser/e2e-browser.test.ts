@@ -2,16 +2,15 @@ import t from 'tap';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { Fixture } from '../helpers/fixture.js';
 import { scanLmdb } from '../helpers/store-scan.js';
+import { launchBrowser } from '../helpers/browser.js';
 
 /**
  * The SDK's end-to-end encryption in a real browser (Chromium through playwright-core): a page bundled by
  * esbuild chats encrypted with a Node client through a real node, and the store holds only ciphertext.
  */
-const CHROMIUM = process.env.PARLEY_CHROMIUM ?? '/usr/bin/chromium';
-
 let f: Fixture;
 let server: Server;
 let browser: Browser;
@@ -33,7 +32,7 @@ t.before(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   f = await Fixture.start({ PARLEY_ALLOWED_ORIGINS: origin });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launchBrowser();
 });
 t.teardown(async () => {
   await browser?.close();

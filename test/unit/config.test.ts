@@ -61,3 +61,18 @@ t.test('cluster settings: none without PARLEY_NATS_URLS; defaults and refusals w
   t.throws(() => loadConfig({ PARLEY_NATS_URLS: 'nats://x:4222', PARLEY_CLUSTER_LEASE_MS: '2000' }), /two renewals/);
   t.throws(() => loadConfig({ PARLEY_NATS_URLS: 'nats://x:4222', PARLEY_CLUSTER_DOWN_AFTER_MS: '600' }), /twice/);
 });
+
+t.test('web client: its bundle and the API key its page reads (published only when set, in production)', async (t) => {
+  const dev = loadConfig({});
+  t.match(dev.web.dir, /dist[\\/]web$/);
+  t.equal(dev.web.apiKey, 'parley-dev-key', 'a development node signs its page in with the dev key');
+  t.equal(loadConfig({ PARLEY_API_KEYS: 'key-one-0123456789,key-two-0123456789' }).web.apiKey, 'key-one-0123456789');
+  const prod = {
+    PARLEY_ENV: 'production', PARLEY_SMS: 'http', PARLEY_SMS_URL: 'http://sms.example', PARLEY_API_KEYS: 'app-key-0123456789,web-key-0123456789',
+    PARLEY_SECRET: 'x'.repeat(32),
+  };
+  t.equal(loadConfig(prod).web.apiKey, '', 'production publishes no app key by default');
+  t.equal(loadConfig({ ...prod, PARLEY_WEB_API_KEY: 'web-key-0123456789' }).web.apiKey, 'web-key-0123456789');
+  t.throws(() => loadConfig({ ...prod, PARLEY_WEB_API_KEY: 'unknown-key-0123456' }), /PARLEY_WEB_API_KEY is not one of PARLEY_API_KEYS/);
+  t.equal(loadConfig({ PARLEY_WEB_DIR: '/srv/parley-web' }).web.dir, '/srv/parley-web');
+});

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// Builds the web client (web/) into dist/web: app-<hash>.js and app-<hash>.css bundled by esbuild, and an
+// index.html naming them. Part of `npm run build`, so `npm start` and `npm test` both produce it. The node
+// serves dist/web at / (src/http/web-routes.ts). Node-only modules can't reach the bundle: esbuild targets the
+// browser and fails on them.
+import { build } from 'esbuild';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(root, 'dist', 'web');
+mkdirSync(out, { recursive: true });
+for (const f of readdirSync(out)) rmSync(join(out, f), { recursive: true, force: true });
+
+const common = { bundle: true, platform: 'browser', target: ['es2022', 'chrome110', 'firefox115', 'safari16'], minify: true, sourcemap: 'linked', legalComments: 'none', logLevel: 'warning' };
+// The service worker keeps one URL (a new one would be a second worker): /sw.js, never cached.
+await build({ ...common, entryPoints: [join(root, 'web', 'sw', 'sw.ts')], outfile: join(out, 'sw.js'), format: 'iife' });
+
+const result = await build({
+  entryPoints: [join(root, 'web', 'src', 'main.tsx')],
+  outdir: out,
+  entryNames: 'app-[hash]',
+  ...common,
+  format: 'esm',
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
+  metafile: true,
+  // The SDK's Node fallback (`require('ws')`) is never reached in a browser, which has WebSocket.
+  external: ['ws'],
+});
+
+const outputs = Object.keys(result.metafile.outputs).map((p) => basename(p));
+const js = outputs.find((f) => f.endsWith('.js'));
+const css = outputs.find((f) => f.endsWith('.css'));
+if (!js) throw new Error('esbuild wrote no script');
+writeFileSync(join(out, 'index.html'), `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light">
+<title>Parley</title>
+${css ? `<link rel="stylesheet" href="/${css}">\n` : ''}<script type="module" src="/${js}"></script>
+</head>
+<body><div id="app"></div><noscript>Parley's web client needs JavaScript.</noscript></body>
+</html>
+`);
+process.stdout.write(`web: dist/web/${js}${css ? `, ${css}` : ''}\n`);

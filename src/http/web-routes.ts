@@ -1,0 +1,62 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import { sendJson, track } from './http-io.js';
+
+/**
+ * The web client (web/, built into dist/web by `npm run build`), served at `/`:
+ *   GET /                  index.html (never cached: it names the current hashed bundle)
+ *   GET /<name>            the bundle's other files; hashed names are cached for a year
+ *   GET /sw.js             the service worker that shows Web Push notifications (not hashed: its URL is its identity)
+ *   GET /v1/web/config     {apiKey, devOutbox, vapidPublicKey?}: what the page signs in and subscribes to push with
+ * Without a bundle, `/` answers a 404 page that says how to build it.
+ */
+
+/** Only the node itself: no inline script or style, no frames, no plugins. Media and sockets are same-origin. */
+export const WEB_CSP = [
+  "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' blob: data:", "media-src 'self' blob:",
+  "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
+].join('; ');
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json', '.json': 'application/json', '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon',
+};
+/** esbuild's `[hash]` in a name (app-ABCD1234.js): its content never changes under that name. */
+const HASHED = /-[A-Z0-9]{8}\.[a-z]+$/;
+
+interface WebFile { body: Buffer; type: string; cache: string }
+
+const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>Parley: web client not built</title>
+<h1>The web client is not built</h1><p>This node has no web bundle. Run <code>npm run build</code> (or <code>npm start</code>,
+which builds it) and restart the node.</p>`;
+
+/** The bundle's files, read once when the node mounts its routes (the bundle is built before the node starts). */
+export function readWebBundle(dir: string): Map<string, WebFile> {
+  const files = new Map<string, WebFile>();
+  if (!existsSync(join(dir, 'index.html'))) return files;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (!statSync(path).isFile()) continue;
+    const cache = HASHED.test(name) ? 'public, max-age=31536000, immutable' : 'no-cache';
+    files.set(name, { body: readFileSync(path), type: TYPES[extname(name)] ?? 'application/octet-stream', cache });
+  }
+  return files;
+}
+
+function send(res: HttpResponse, status: string, f: WebFile): void {
+  res.cork(() => {
+    res.writeStatus(status).writeHeader('content-type', f.type).writeHeader('cache-control', f.cache)
+      .writeHeader('x-content-type-options', 'nosniff').writeHeader('content-security-policy', WEB_CSP)
+      .writeHeader('referrer-policy', 'no-referrer').writeHeader('x-frame-options', 'DENY')
+      .end(f.body);
+  });
+}
+
+export function mountWeb(app: TemplatedApp, deps: { files: Map<string, WebFile>; apiKey: string; devOutbox: boolean; vapidPublicKey?: string }): void {
+  const index = deps.files.get('index.html');
+  app.get('/', (res) => send(res, index ? '200 OK' : '404 Not Found', index ?? { body: Buffer.from(NOT_BUILT), type: TYPES['.html']!, cache: 'no-cache' }));
+  for (const [name, f] of deps.files) if (name !== 'index.html') app.get(`/${name}`, (res) => send(res, '200 OK', f));
+  const config = { apiKey: deps.apiKey, devOutbox: deps.devOutbox, ...(deps.vapidPublicKey ? { vapidPublicKey: deps.vapidPublicKey } : {}) };
+  app.get('/v1/web/config', (res) => sendJson(track(res), 200, config, { 'cache-control': 'no-cache' }));
+}
