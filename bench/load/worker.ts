@@ -89,9 +89,9 @@ class Stream {
 
 interface Counters {
   sent: number; acked: number; expected: number; delivered: number; deliveredInWindow: number; duplicated: number;
-  receipts: number; resentFiltered: number; failed: number; errors: Record<string, number>; errorCount: number;
+  receipts: number; resentFiltered: number; redelivered: number; failed: number; errors: Record<string, number>; errorCount: number;
 }
-const newCounters = (): Counters => ({ sent: 0, acked: 0, expected: 0, delivered: 0, deliveredInWindow: 0, duplicated: 0, receipts: 0, resentFiltered: 0, failed: 0, errors: {}, errorCount: 0 });
+const newCounters = (): Counters => ({ sent: 0, acked: 0, expected: 0, delivered: 0, deliveredInWindow: 0, duplicated: 0, receipts: 0, resentFiltered: 0, redelivered: 0, failed: 0, errors: {}, errorCount: 0 });
 
 // ---- state of this worker ---------------------------------------------------------------------------------
 
@@ -240,13 +240,15 @@ class ParleyVu extends Vu {
   /** 1:1 senders, per conversation: seqs of this VU's acked messages (in order), and the delivered receipt's high mark. */
   sentSeqs = new Map<string, number[]>();
   receiptUpTo = new Map<string, number>();
+  /** Per conversation, the seqs this device got. */
+  private readonly seqsSeen = new Map<string, BitSet>();
   private readonly waiting = new Map<string, (f: Record<string, unknown>) => void>();
   constructor(idx: number, spec: VuSpec) {
     super(idx, spec);
     this.ptr = spec.ptr ?? 0;
     this.acked = this.ptr;
   }
-  url(): string { return `${wsBase}/v1/ws?token=${encodeURIComponent(this.spec.token!)}&format=msgpack`; }
+  url(): string { return `${this.spec.url ? this.spec.url.replace(/^http/, 'ws') : wsBase}/v1/ws?token=${encodeURIComponent(this.spec.token!)}&format=msgpack`; }
   raw(frame: unknown): void { this.ws!.send(packr.pack(frame)); }
   request(frame: Record<string, unknown>, rid: string, timeoutMs: number): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
@@ -270,6 +272,11 @@ class ParleyVu extends Vu {
         if (this.ptr - this.acked >= ACK_EVERY) this.flushAck(); else ackDirty.add(this);
         const m = f.m;
         if (m.kind === 'system') return;
+        // A redelivery (the fan-out's retry, when a confirmation came late) brings a (conv, seq) the device
+        // has: the SDK drops it, and so does this. A duplicate is the same (stream, n) under another seq.
+        let seqs = this.seqsSeen.get(m.conv);
+        if (!seqs) this.seqsSeen.set(m.conv, (seqs = new BitSet()));
+        if (!seqs.set(m.seq)) { c.redelivered++; return; }
         const cid = m.cid as string;
         const a = cid.indexOf('.'), b = cid.indexOf('.', a + 1);
         delivered(this, parseInt(cid.slice(0, a), 36), parseInt(cid.slice(a + 1, b), 36), parseInt(cid.slice(b + 1), 36), monoUs());
@@ -683,7 +690,7 @@ function collect({ drained, stalled }: { drained: boolean; stalled: boolean }, w
   return {
     sent: c.sent, acked: c.acked, expected: c.expected, delivered: c.delivered, deliveredInWindow: c.deliveredInWindow,
     duplicated: c.duplicated, lost: lostCount(), receiptsMissing: kind === 'parley' ? receiptsMissing() : 0, receipts: c.receipts,
-    resentFiltered: c.resentFiltered, errors: { ...c.errors }, hist: encodeHistogram(hist), ackHist: encodeHistogram(ackHist),
+    resentFiltered: c.resentFiltered, redelivered: c.redelivered, errors: { ...c.errors }, hist: encodeHistogram(hist), ackHist: encodeHistogram(ackHist),
     drained, stalled, maxIssueLagMs: Math.round(maxLag * 10) / 10, windowMs,
   };
 }

@@ -13,6 +13,8 @@ export interface ServerProcess {
   /** Lines the process wrote to stderr (most recent last, at most 2,000). */
   readonly logs: string[];
   sample(): ProcSample;
+  /** A target of several processes (a cluster): each role's processes read together, e.g. {parley, nats}. */
+  sampleParts?(): Record<string, ProcSample>;
   openFiles(): number;
   /** Forces a full garbage collection through the inspector (false when the process has none). */
   gc(): Promise<boolean>;
@@ -50,6 +52,9 @@ const INSPECT_RE = /Debugger listening on (ws:\/\/\S+)/;
 
 /** Every server this process started and has not stopped: stopped on SIGINT/SIGTERM of the harness. */
 export const running = new Set<ChildProcess>();
+
+/** What to undo on SIGINT/SIGTERM of the harness once those servers are gone (NATS servers, bench keyspaces). */
+export const interruptCleanups = new Set<() => Promise<void>>();
 
 export async function spawnServer(o: SpawnOptions): Promise<ServerProcess> {
   const args = o.command ? (o.args ?? []) : [...(o.inspect ? ['--inspect=127.0.0.1:0'] : []), ...(o.nodeArgs ?? []), o.script];
