@@ -20,6 +20,7 @@ import {
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const ACK_DELAY_MS = 20;
 const ACK_EVERY = 100;
+const READY_TIMEOUT_MS = 30_000;
 const GROUP_BIT = 0x80000000;
 
 // ---- accounting ------------------------------------------------------------------------------------------
@@ -197,11 +198,14 @@ abstract class Vu {
     const address = addresses[this.idx % addresses.length]!;
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      let readyTimer: NodeJS.Timeout | undefined;
+      this.stage = 'connecting';
       const ws = new WebSocket(this.url(), { perMessageDeflate: false, skipUTF8Validation: true, localAddress: address, handshakeTimeout: 30_000, maxPayload: 16 * 1024 * 1024 });
       this.ws = ws;
       const fail = (why: string) => {
         if (settled) return;
         settled = true;
+        clearTimeout(readyTimer);
         this.onReady = undefined;
         this.onFail = undefined;
         try { ws.terminate(); } catch { /* already gone */ }
@@ -210,6 +214,7 @@ abstract class Vu {
       this.onReady = () => {
         if (settled) return;
         settled = true;
+        clearTimeout(readyTimer);
         this.ready = true;
         this.onReady = undefined;
         this.onFail = undefined;
@@ -218,7 +223,8 @@ abstract class Vu {
       this.onFail = fail;
       ws.on('unexpected-response', (_req, res) => fail(`http_${res.statusCode}`));
       ws.on('error', (e: NodeJS.ErrnoException) => fail(e.code ?? 'ws_error'));
-      ws.on('open', () => { this.open = true; this.opened(); });
+      // Open but never ready (no welcome, or no end of sync): a failure of its own, not a hang of the run.
+      ws.on('open', () => { this.open = true; this.stage = 'open'; readyTimer = setTimeout(() => fail(`not_ready_after_${this.stage}`), READY_TIMEOUT_MS); this.opened(); });
       ws.on('message', (data: Buffer, isBinary: boolean) => this.handle(data, isBinary));
       ws.on('close', (code) => {
         const wasReady = this.ready;
@@ -231,6 +237,8 @@ abstract class Vu {
     });
   }
   dropping = false;
+  /** How far the connection got (named in a ready timeout): connecting, open, welcome. */
+  stage = 'connecting';
   opened(): void { /* per protocol */ }
 }
 
@@ -301,6 +309,7 @@ class ParleyVu extends Vu {
         if (f.status === 'delivered' && f.upTo > (this.receiptUpTo.get(f.conv) ?? 0)) this.receiptUpTo.set(f.conv, f.upTo);
         return;
       case 'welcome':
+        this.stage = 'welcome';
         if (f.acked > this.ptr) this.ptr = f.acked;
         this.acked = this.ptr;
         this.raw({ t: 'sync', since: this.ptr });

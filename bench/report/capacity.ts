@@ -38,7 +38,7 @@ const point = (t: TargetResult | undefined, label: string): LoadPoint | undefine
 
 export function writeCapacity(root: string, out: string): string {
   const params = JSON.parse(readFileSync(join(root, 'bench', 'capacity-params.json'), 'utf8')) as Params;
-  const relay = load(out, 'relay'), group = load(out, 'group'), conns = load(out, 'connections'), rec = load(out, 'reconnect');
+  const relay = load(out, 'relay'), group = load(out, 'group'), conns = load(out, 'connections'), rec = load(out, 'reconnect'), clus = load(out, 'cluster');
   const P = params;
   const headLabel = relay ? (relay.summary.basis.latency?.match(/rate ([\d,]+\/s)/)?.[1] ?? '10,000/s') : '10,000/s';
 
@@ -105,7 +105,8 @@ export function writeCapacity(root: string, out: string): string {
   if (Number.isFinite(nodesAtTarget) && nodesAtTarget < nodes) {
     L.push(`If the relay path met its target (server CPU per message at 2.5× the raw uWebSockets relay's, i.e. ${f1(cpuAtTarget)} µs instead of ${f1(cpuMsg)} µs), the same peak would need **${f0(nodesAtTarget)} nodes** (${f0(Math.ceil(nodesAtTarget * P.redundancy_factor))} with redundancy).`, '');
   }
-  L.push('Not counted: the storage cluster (ScyllaDB) and NATS, the cluster\'s cross-node routing cost (the `cluster` scenario is not available yet), media, and push gateways. All figures come from one node on a 2-core machine whose cores the load generator shared (and, on a shared machine, other work: see "other cores" in the results): per-message CPU is the server process\'s own, but batching — and so CPU per message — depends on load. Read the count as an order of magnitude for the code as measured, and the "at the target" line as what the design can reach.', '');
+  L.push(`Not counted: the storage cluster (ScyllaDB)${clus ? '' : ', NATS, the cluster\'s cross-node routing cost (no `cluster` result yet)'}, media, and push gateways${clus ? '; what a message crossing nodes costs, NATS included, is in "Cross-node messages" below' : ''}.`
+    + ' All figures come from one node on a 2-core machine whose cores the load generator shared (and, on a shared machine, other work: see "other cores" in the results): per-message CPU is the server process\'s own, but batching — and so CPU per message — depends on load. Read the count as an order of magnitude for the code as measured, and the "at the target" line as what the design can reach.', '');
 
   L.push('## Demand at peak', '', '| quantity | value |', '|---|---:|');
   L.push(`| concurrent connections | ${f0(P.peak_concurrent_connections)} |`);
@@ -166,6 +167,7 @@ export function writeCapacity(root: string, out: string): string {
   if (g100) L.push(`| every message goes to a group of 100 (${f1(g100.server_cpu_us_per_msg)} µs per device delivery × 99) | ${f0(nodesFor(g100.server_cpu_us_per_msg * 99))} |`);
   L.push(`| peak ×2 instead of ×${P.peak_to_average} | ${f0(Math.max(nodesConn, Math.ceil((avgMsgs * 2 * cpuMsg + cpuIdleUs + cpuReconnUs) / cpuBudgetUs)))} |`);
   L.push('');
+  if (clus) L.push(...crossNode(clus, { cpuMsg, peakMsgs, cpuBudgetUs, nodesFor }), '');
   L.push('## Method', '');
   L.push('- CPU per message is the server process\'s own CPU time (user + system, every thread, from /proc) over a run divided by the deliveries of that run; the load generator\'s CPU is not in it.');
   L.push('- Memory per connection is the slope of the server\'s RSS, after a forced garbage collection, between 1,000 and 19,000 idle authenticated connections.');
@@ -176,4 +178,36 @@ export function writeCapacity(root: string, out: string): string {
   const file = join(root, 'docs', 'capacity.md');
   writeFileSync(file, L.join('\n'));
   return file;
+}
+
+/**
+ * "Cross-node messages": what the cluster scenario measured — a message whose users and conversation are
+ * on three different nodes, against one node on the same store — and what it does to the node count.
+ */
+function crossNode(r: ScenarioResult, m: { cpuMsg: number; peakMsgs: number; cpuBudgetUs: number; nodesFor: (us: number) => number }): string[] {
+  const [one, many] = r.targets;
+  const headLabel = r.summary.basis.latency?.match(/rate ([\d,]+\/s)/)?.[1];
+  const a = one && headLabel ? point(one, headLabel) : undefined, b = many && headLabel ? point(many, headLabel) : undefined;
+  if (!a || !b || !one || !many) return [];
+  const parts = b.server_cpu_parts_us_per_msg ?? {};
+  const parley = parts.parley ?? NaN, nats = parts.nats ?? NaN;
+  const ratioAll = b.server_cpu_us_per_msg / a.server_cpu_us_per_msg;
+  const idle = (t: TargetResult) => (t.extra.idle_cpu_cores as Record<string, number> | undefined) ?? {};
+  const crossing = many.extra.crossing as { crossing_hops_per_msg?: number } | undefined;
+  const L = ['## Cross-node messages', ''];
+  L.push(`From the \`cluster\` scenario (${r.started_at.slice(0, 16)} UTC, \`${r.command}\`): the 1:1 relay at ${headLabel} over ${r.config.nodes} Parley nodes and ${r.config.nats_servers} nats-servers, each pair's users on two different nodes and their conversation owned by a third (${crossing?.crossing_hops_per_msg ?? '–'} of the 7 hops of a message and its receipts cross nodes), against one node on the same store in the same run. CPU is every Parley process and every nats-server, per delivered message; the CQL server is counted for neither.`, '');
+  L.push('| per delivered message | one node | cluster | cluster ÷ one node |', '|---|---:|---:|---:|');
+  L.push(`| server CPU, all processes | ${f1(a.server_cpu_us_per_msg)} µs | ${f1(b.server_cpu_us_per_msg)} µs | ${f1(ratioAll, 2)}× |`);
+  L.push(`| of which Parley processes | ${f1(a.server_cpu_us_per_msg)} µs | ${f1(parley)} µs | ${f1(parley / a.server_cpu_us_per_msg, 2)}× |`);
+  L.push(`| of which nats-servers | – | ${f1(nats)} µs | |`);
+  L.push(`| idle CPU of the target (no load), cores | ${f1(idle(one).total ?? NaN, 3)} | ${f1(idle(many).total ?? NaN, 3)} (Parley ${f1(idle(many).parley ?? NaN, 3)}, NATS ${f1(idle(many).nats ?? NaN, 3)}) | |`);
+  L.push(`| p99 delivery latency | ${f1(a.p99_ms, 1)} ms | ${f1(b.p99_ms, 1)} ms | |`);
+  L.push(`| other processes on the machine meanwhile, cores | ${f1(a.other_cpu_cores, 2)} | ${f1(b.other_cpu_cores, 2)} | |`);
+  L.push('');
+  L.push(`Routing between nodes costs the Parley processes ${f1(parley - a.server_cpu_us_per_msg)} µs per message (the link, the seam codec, NATS client I/O on three processes instead of one) and the nats-servers ${f1(nats)} µs. The target is at most 1.5×; measured ${f1(ratioAll, 2)}×.`, '');
+  if (Number.isFinite(ratioAll) && Number.isFinite(m.cpuMsg)) {
+    const us = m.cpuMsg * ratioAll;
+    L.push(`If every message crossed nodes like this, the message path would cost ${f1(us)} µs instead of ${f1(m.cpuMsg)} µs (the relay figure × ${f1(ratioAll, 2)}): **${f0(m.nodesFor(us))} nodes** instead of ${f0(m.nodesFor(m.cpuMsg))} (no redundancy), of which the nats-servers' share is ${f0(Math.ceil((m.peakMsgs * m.cpuMsg * (nats / b.server_cpu_us_per_msg) * ratioAll) / m.cpuBudgetUs))} nodes' worth of CPU. In a cluster of N nodes with users, conversations and user entities placed at random, a hop crosses with probability 1 − 1/N, so nearly every message is a cross-node message from a few nodes on.`);
+  }
+  return L;
 }

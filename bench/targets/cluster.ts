@@ -133,6 +133,10 @@ export async function startParleyCluster(ctx: BenchContext, o: { nodes: number; 
     const env = {
       ...scyllaNodeEnv(ks.keyspace), PARLEY_NATS_URLS: nats.urls.join(','), PARLEY_NATS_REPLICAS: String(o.natsServers === 1 ? 1 : 3),
       PARLEY_SECRET: randomBytes(32).toString('hex'),
+      // Failure detection slower than the defaults (2.5 s, 4 s leases): on 2 cores shared by 6 servers, the
+      // load generator and the CQL server, a starved event loop otherwise lapses leases and moves shards
+      // mid-run. What a message costs doesn't change (renewals stay once a second); --parley-env overrides.
+      PARLEY_CLUSTER_DOWN_AFTER_MS: '10000', PARLEY_CLUSTER_LEASE_MS: '12000',
     };
     ctx.progress.start(`cluster: ${o.nodes} Parley nodes`, 0);
     // The first node creates the keyspace and its schema; the others join it.

@@ -65,10 +65,15 @@ export async function spawnServer(o: SpawnOptions): Promise<ServerProcess> {
   let inspectorUrl: string | undefined;
   running.add(proc);
   const exited = new Promise<number | null>((res) => proc.on('exit', (code, sig) => { running.delete(proc); res(code ?? (sig ? 128 : null)); }));
+  let last = '', repeats = 0;
   const log = (l: string) => {
+    if (o.verbose) process.stderr.write(`[${o.name}] ${l}\n`);
+    // A line repeated back to back is kept once, with its count (a warning per request would push out the rest).
+    if (l === last && logs.length) { logs[logs.length - 1] = `${l} (×${++repeats + 1})`; return; }
+    last = l;
+    repeats = 0;
     logs.push(l);
     if (logs.length > 2000) logs.splice(0, 1000);
-    if (o.verbose) process.stderr.write(`[${o.name}] ${l}\n`);
   };
   createInterface({ input: proc.stderr! }).on('line', (l) => {
     const m = INSPECT_RE.exec(l);
