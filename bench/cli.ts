@@ -179,7 +179,7 @@ async function main(): Promise<number> {
       const files = writeScenarioReport(out, r);
       summaries[n] = r.summary;
       progress.log(`results: ${files.join(', ')}`);
-      for (const c of r.summary.checks) progress.log(`  ${c.pass === true ? 'PASS' : c.pass === false ? 'MISS' : ' n/a'}  ${c.name}: ${c.value ?? 'n/a'} (${c.limit})`);
+      for (const c of r.summary.checks) progress.log(`  ${c.pass === true ? 'PASS' : c.pass === false ? 'MISS' : ' n/a'}  ${c.name}: ${c.value ?? 'n/a'} (${c.limit})${c.note ? ` — ${c.note}` : ''}`);
       if (r.summary.lost || r.summary.duplicated) failed = true;
     }
   } finally {

@@ -33,7 +33,7 @@ export function scenarioMarkdown(r: ScenarioResult): string {
   L.push(`![${r.title}](${r.scenario}.svg)`, '');
   if (r.summary.checks.length) {
     L.push('## Targets', '', '| check | measured | target | result |', '|---|---:|---:|---|');
-    for (const c of r.summary.checks) L.push(`| ${c.name} | ${typeof c.value === 'number' ? n1(c.value, 2) : c.value ?? '–'} | ${c.limit} | ${mark(c.pass)} |`);
+    for (const c of r.summary.checks) L.push(`| ${c.name} | ${typeof c.value === 'number' ? n1(c.value, 2) : c.value ?? '–'} | ${c.limit} | ${mark(c.pass)}${c.note ? ` — ${c.note}` : ''} |`);
     L.push('');
   }
   const ratios = Object.entries(r.summary.ratios).filter(([, v]) => v != null);
