@@ -5,9 +5,10 @@ import { startParleyCluster, startScyllaNode, type ScyllaTarget } from '../targe
 import type { BenchContext } from '../targets/targets.js';
 import {
   connectAll, connectFigures, emptyTarget, headline, machineInfo, memoryFigures, memorySample, partition, ratio, round, runPoint, setupPool,
-  withSessions, type Scenario, type ScenarioOptions, type Session,
+  ScenarioUnavailable, withSessions, type Scenario, type ScenarioOptions, type Session,
 } from './common.js';
 import { placeAcrossNodes } from './cluster-placement.js';
+import { cqlAdmin } from '../../test/helpers/cql.js';
 import { pairs } from './relay.js';
 
 /**
@@ -28,6 +29,7 @@ export const cluster: Scenario = {
     if (ctx.url) throw new Error('cluster starts its own nodes: --url does not apply');
     if (nodes < 2) throw new Error('--nodes must be 2 or more');
     if (![1, 3].includes(natsServers)) throw new Error('--nats-servers must be 1 or 3');
+    await requireCql();
     const clients = o.clients ?? 1000;
     const rates = [...new Set(o.rates ?? [1000, 2000])].sort((a, b) => a - b);
     const headRate = rates.includes(o.headlineRate) ? o.headlineRate : rates[0]!;
@@ -84,6 +86,11 @@ export const cluster: Scenario = {
     return clusterResult(ctx, o, started, results, config, headRate);
   },
 };
+
+async function requireCql(): Promise<void> {
+  const admin = await cqlAdmin().catch((e: Error) => { throw new ScenarioUnavailable(e.message); });
+  await admin.shutdown();
+}
 
 /** CPU of the target with no load (heartbeats, lease renewals, JetStream), in cores, per role and in total. */
 async function idleCores(s: Session, ms: number): Promise<Record<string, number>> {

@@ -36,6 +36,9 @@ export interface ScenarioOptions {
   command: string;
 }
 
+/** A scenario can't run on this machine (a server it needs is not there): `all` skips it, alone it fails. */
+export class ScenarioUnavailable extends Error {}
+
 export interface Scenario {
   name: string;
   title: string;
