@@ -41,7 +41,7 @@ scenarios
 options
   --duration S          seconds of each measured run (default: relay 5, group 5)
   --clients N           virtual users (relay 1000, group 2000, reconnect 10000)
-  --rates a,b,c         fixed offered rates, msgs/s (relay; default 1000,5000,10000,20000; cluster 1000,2000)
+  --rates a,b,c         fixed offered rates, msgs/s (relay; default 1000,5000,10000,20000; cluster 500,1000)
   --headline-rate R     the rate whose latency/CPU is the headline (default 10000; cluster: the lowest rate)
   --sizes a,b,c         group sizes (default 10,100,1000)
   --window N            messages in flight per stream in closed-loop runs (relay 2, group 4)

@@ -204,7 +204,13 @@ function crossNode(r: ScenarioResult, m: { cpuMsg: number; peakMsgs: number; cpu
   L.push(`| p99 delivery latency | ${f1(a.p99_ms, 1)} ms | ${f1(b.p99_ms, 1)} ms | |`);
   L.push(`| other processes on the machine meanwhile, cores | ${f1(a.other_cpu_cores, 2)} | ${f1(b.other_cpu_cores, 2)} | |`);
   L.push('');
-  L.push(`Routing between nodes costs the Parley processes ${f1(parley - a.server_cpu_us_per_msg)} µs per message (the link, the seam codec, NATS client I/O on three processes instead of one) and the nats-servers ${f1(nats)} µs. The target is at most 1.5×; measured ${f1(ratioAll, 2)}×.`, '');
+  const check = r.summary.checks[0];
+  L.push(`The Parley processes spend ${f1(parley - a.server_cpu_us_per_msg)} µs more per message than one node, the nats-servers ${f1(nats)} µs. The target is at most 1.5×; measured ${f1(ratioAll, 2)}×${check?.pass === null ? ', not judged: a target did not keep up (below)' : ''}.`, '');
+  const runs: [TargetResult, LoadPoint][] = [[one, a], [many, b]];
+  const short = runs.filter(([, p]) => p.delivered_per_s < 0.9 * (p.offered_per_s ?? 0)).map(([t, p]) => `${t.name} delivered ${f0(p.delivered_per_s)}/s of ${f0(p.offered_per_s ?? NaN)}/s offered`);
+  if (short.length || Math.max(a.other_cpu_cores, b.other_cpu_cores) > 0.25) {
+    L.push(`Read with care: ${[...short, `other processes used ${f1(a.other_cpu_cores, 2)} and ${f1(b.other_cpu_cores, 2)} cores of the machine during the two runs`].join('; ')}. A target at its limit spends more per message than one with room: acks come late, so deliveries are written to the inbox and deleted again instead of never written, and the fan-out retries what was not confirmed in time (the \`redelivered\` column).`, '');
+  }
   const idleUs = ((idle(many).total ?? NaN) * 1e6) / (a.offered_per_s ?? NaN);
   const noIdle = r.summary.ratios[`cpu_cluster_vs_single_without_idle_at_${a.offered_per_s}`];
   L.push(`Where the rest goes: the cluster costs CPU with no message at all — ${f1(idle(many).total ?? NaN, 2)} cores here, against ${f1(idle(one).total ?? NaN, 2)} for one node: every node renews each of its shards (256 in all) by a compare-and-set on the JetStream lease bucket once a second, rescans the lease table on every change it sees, and the NATS client allocates a stack-capturing error per request; the nats-servers replicate each renewal three ways. At ${f0(a.offered_per_s ?? NaN)} messages/s that is ~${f1(idleUs)} µs of every message; it shrinks as the rate grows and grows with the shard count. Without it the cluster ÷ one node ratio is ${f1(noIdle ?? NaN, 2)}×. The rest is per message: the link's frames (at this rate about one item per NATS message, ~30 µs of CPU each across both ends), the seam codec, and the NATS client's parsing.`, '');
