@@ -151,7 +151,7 @@ function clusterResult(ctx: BenchContext, o: ScenarioOptions, started: string, r
   if (a && b) {
     const parts = b.server_cpu_parts_us_per_msg ?? {};
     notes.push(`At ${label(headRate)}: one node ${a.server_cpu_us_per_msg} µs per delivered message; the cluster ${b.server_cpu_us_per_msg} µs = Parley processes ${parts.parley ?? '–'} µs + nats-servers ${parts.nats ?? '–'} µs. `
-      + `Routing between nodes in the Parley processes adds ${round((parts.parley ?? NaN) - a.server_cpu_us_per_msg, 1)} µs, NATS ${parts.nats ?? '–'} µs. `
+      + `The Parley processes spend ${round((parts.parley ?? NaN) - a.server_cpu_us_per_msg, 1)} µs more per message than one node, the nats-servers ${parts.nats ?? '–'} µs. `
       + `Idle (no load): one node ${idle(single)} cores, the cluster ${idle(multi)} cores (${JSON.stringify(multi.extra.idle_cpu_cores)}), charged to the messages of each run above.`);
   }
   notes.push('Server CPU counts the Parley processes and nats-servers the bench started; the CQL server (shared with the machine) is not counted for either target. Both targets ran with every point interleaved on the same machine, load generator on the same cores.');

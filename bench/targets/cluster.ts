@@ -17,7 +17,6 @@ const ADMIN_KEY = randomBytes(16).toString('hex');
 /** A Parley target on the Scylla store, in a keyspace of its own, with users signed in on it. */
 export interface ScyllaTarget {
   server: ServerProcess;
-  keyspace: string;
   accounts: Account[];
   /** The cluster's nodes (one entry for a single node). */
   nodes: ClusterNodeRef[];
@@ -100,7 +99,7 @@ export async function startScyllaNode(ctx: BenchContext, users: number): Promise
     const accounts = await signInAll(ctx, server.url, users, '1 node');
     const s = server;
     return {
-      server: s, keyspace: ks.keyspace, accounts, nodes: [{ name: 'single', url: s.url }], shards: 0,
+      server: s, accounts, nodes: [{ name: 'single', url: s.url }], shards: 0,
       async close() { await s.stop(); await ks.drop(); interruptCleanups.delete(ks.drop); },
     };
   } catch (e) {
@@ -149,7 +148,7 @@ export async function startParleyCluster(ctx: BenchContext, o: { nodes: number; 
     const n = nats;
     const server = serverGroup('parley-cluster', started, n.servers.map((s) => ({ role: 'nats', pid: () => s.pid() })), () => n.stop());
     return {
-      server, keyspace: ks.keyspace, accounts, nodes, shards: statuses[0]!.shards.total,
+      server, accounts, nodes, shards: statuses[0]!.shards.total,
       async close() { await server.stop(); await ks.drop(); interruptCleanups.delete(cleanup); },
     };
   } catch (e) {
