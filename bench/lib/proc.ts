@@ -81,3 +81,22 @@ export function machineBusyUs(): { busyUs: number; stealUs: number } {
   const tick = 1e6 / ticksPerSecond();
   return { busyUs: (user + nice + system + irq + softirq + steal) * tick, stealUs: steal * tick };
 }
+
+/** Several processes read as one (a cluster's nodes and its NATS servers): CPU, memory and threads added up. */
+export function sumSamples(samples: readonly ProcSample[]): ProcSample {
+  const add = (k: 'cpuUs' | 'rssBytes' | 'rssAnonBytes' | 'rssFileBytes' | 'threads') => samples.reduce((a, s) => a + s[k], 0);
+  return {
+    cpuUs: add('cpuUs'), rssBytes: add('rssBytes'), rssAnonBytes: add('rssAnonBytes'), rssFileBytes: add('rssFileBytes'), threads: add('threads'),
+    at: samples.length ? Math.max(...samples.map((s) => s.at)) : performance.now(),
+  };
+}
+
+/** CPU µs per message of each group of processes (by role) between two samplings of them. */
+export function cpuPerMessageByRole(before: Record<string, ProcSample>, after: Record<string, ProcSample>, messages: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const role of Object.keys(after)) {
+    const b = before[role];
+    out[role] = b && messages > 0 ? Math.round(((after[role]!.cpuUs - b.cpuUs) / messages) * 100) / 100 : NaN;
+  }
+  return out;
+}

@@ -19,6 +19,8 @@ export interface VuSpec {
   token?: string;
   /** Inbox pointer held by the device (Parley). */
   ptr?: number;
+  /** The node this VU connects to (Parley in a cluster: http://host:port); default the setup's url. */
+  url?: string;
 }
 
 /**
@@ -104,6 +106,8 @@ export interface RunStats {
   receipts: number;
   /** Messages a reconnecting device was resent and dropped by pointer, as the SDK does (not duplicates). */
   resentFiltered: number;
+  /** Parley: deliveries of a (conv, seq) the device already had (the fan-out's retry), dropped as the SDK drops them. */
+  redelivered: number;
   errors: Record<string, number>;
   /** Send → delivery latency, µs. */
   hist: string;

@@ -93,7 +93,7 @@ export function mergeConnect(rs: ConnectResult[]): MergedConnect {
 
 export interface MergedRun {
   sent: number; acked: number; expected: number; delivered: number; deliveredInWindow: number; duplicated: number; lost: number;
-  receiptsMissing: number; receipts: number; resentFiltered: number; errors: Record<string, number>; errorCount: number;
+  receiptsMissing: number; receipts: number; resentFiltered: number; redelivered: number; errors: Record<string, number>; errorCount: number;
   latency: LatencySummary; ack: LatencySummary; drained: boolean; stalled: boolean; maxIssueLagMs: number; windowMs: number;
 }
 
@@ -102,7 +102,7 @@ export function mergeRuns(rs: RunStats[]): MergedRun {
   const errors = mergeCounts(rs.map((r) => r.errors));
   return {
     sent: sum('sent'), acked: sum('acked'), expected: sum('expected'), delivered: sum('delivered'), deliveredInWindow: sum('deliveredInWindow'),
-    duplicated: sum('duplicated'), lost: sum('lost'), receiptsMissing: sum('receiptsMissing'), receipts: sum('receipts'), resentFiltered: sum('resentFiltered'),
+    duplicated: sum('duplicated'), lost: sum('lost'), receiptsMissing: sum('receiptsMissing'), receipts: sum('receipts'), resentFiltered: sum('resentFiltered'), redelivered: sum('redelivered'),
     errors, errorCount: Object.values(errors).reduce((a, b) => a + b, 0),
     latency: summarize(mergeHistograms(rs.map((r) => r.hist))),
     ack: summarize(mergeHistograms(rs.map((r) => r.ackHist))),

@@ -20,6 +20,7 @@ import {
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 const ACK_DELAY_MS = 20;
 const ACK_EVERY = 100;
+const READY_TIMEOUT_MS = 30_000;
 const GROUP_BIT = 0x80000000;
 
 // ---- accounting ------------------------------------------------------------------------------------------
@@ -89,9 +90,9 @@ class Stream {
 
 interface Counters {
   sent: number; acked: number; expected: number; delivered: number; deliveredInWindow: number; duplicated: number;
-  receipts: number; resentFiltered: number; failed: number; errors: Record<string, number>; errorCount: number;
+  receipts: number; resentFiltered: number; redelivered: number; failed: number; errors: Record<string, number>; errorCount: number;
 }
-const newCounters = (): Counters => ({ sent: 0, acked: 0, expected: 0, delivered: 0, deliveredInWindow: 0, duplicated: 0, receipts: 0, resentFiltered: 0, failed: 0, errors: {}, errorCount: 0 });
+const newCounters = (): Counters => ({ sent: 0, acked: 0, expected: 0, delivered: 0, deliveredInWindow: 0, duplicated: 0, receipts: 0, resentFiltered: 0, redelivered: 0, failed: 0, errors: {}, errorCount: 0 });
 
 // ---- state of this worker ---------------------------------------------------------------------------------
 
@@ -197,11 +198,14 @@ abstract class Vu {
     const address = addresses[this.idx % addresses.length]!;
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      let readyTimer: NodeJS.Timeout | undefined;
+      this.stage = 'connecting';
       const ws = new WebSocket(this.url(), { perMessageDeflate: false, skipUTF8Validation: true, localAddress: address, handshakeTimeout: 30_000, maxPayload: 16 * 1024 * 1024 });
       this.ws = ws;
       const fail = (why: string) => {
         if (settled) return;
         settled = true;
+        clearTimeout(readyTimer);
         this.onReady = undefined;
         this.onFail = undefined;
         try { ws.terminate(); } catch { /* already gone */ }
@@ -210,6 +214,7 @@ abstract class Vu {
       this.onReady = () => {
         if (settled) return;
         settled = true;
+        clearTimeout(readyTimer);
         this.ready = true;
         this.onReady = undefined;
         this.onFail = undefined;
@@ -218,7 +223,8 @@ abstract class Vu {
       this.onFail = fail;
       ws.on('unexpected-response', (_req, res) => fail(`http_${res.statusCode}`));
       ws.on('error', (e: NodeJS.ErrnoException) => fail(e.code ?? 'ws_error'));
-      ws.on('open', () => { this.open = true; this.opened(); });
+      // Open but never ready (no welcome, or no end of sync): a failure of its own, not a hang of the run.
+      ws.on('open', () => { this.open = true; this.stage = 'open'; readyTimer = setTimeout(() => fail(`not_ready_after_${this.stage}`), READY_TIMEOUT_MS); this.opened(); });
       ws.on('message', (data: Buffer, isBinary: boolean) => this.handle(data, isBinary));
       ws.on('close', (code) => {
         const wasReady = this.ready;
@@ -231,6 +237,8 @@ abstract class Vu {
     });
   }
   dropping = false;
+  /** How far the connection got (named in a ready timeout): connecting, open, welcome. */
+  stage = 'connecting';
   opened(): void { /* per protocol */ }
 }
 
@@ -240,13 +248,15 @@ class ParleyVu extends Vu {
   /** 1:1 senders, per conversation: seqs of this VU's acked messages (in order), and the delivered receipt's high mark. */
   sentSeqs = new Map<string, number[]>();
   receiptUpTo = new Map<string, number>();
+  /** Per conversation, the seqs this device got. */
+  private readonly seqsSeen = new Map<string, BitSet>();
   private readonly waiting = new Map<string, (f: Record<string, unknown>) => void>();
   constructor(idx: number, spec: VuSpec) {
     super(idx, spec);
     this.ptr = spec.ptr ?? 0;
     this.acked = this.ptr;
   }
-  url(): string { return `${wsBase}/v1/ws?token=${encodeURIComponent(this.spec.token!)}&format=msgpack`; }
+  url(): string { return `${this.spec.url ? this.spec.url.replace(/^http/, 'ws') : wsBase}/v1/ws?token=${encodeURIComponent(this.spec.token!)}&format=msgpack`; }
   raw(frame: unknown): void { this.ws!.send(packr.pack(frame)); }
   request(frame: Record<string, unknown>, rid: string, timeoutMs: number): Promise<Record<string, unknown>> {
     return new Promise((resolve, reject) => {
@@ -270,6 +280,11 @@ class ParleyVu extends Vu {
         if (this.ptr - this.acked >= ACK_EVERY) this.flushAck(); else ackDirty.add(this);
         const m = f.m;
         if (m.kind === 'system') return;
+        // A redelivery (the fan-out's retry, when a confirmation came late) brings a (conv, seq) the device
+        // has: the SDK drops it, and so does this. A duplicate is the same (stream, n) under another seq.
+        let seqs = this.seqsSeen.get(m.conv);
+        if (!seqs) this.seqsSeen.set(m.conv, (seqs = new BitSet()));
+        if (!seqs.set(m.seq)) { c.redelivered++; return; }
         const cid = m.cid as string;
         const a = cid.indexOf('.'), b = cid.indexOf('.', a + 1);
         delivered(this, parseInt(cid.slice(0, a), 36), parseInt(cid.slice(a + 1, b), 36), parseInt(cid.slice(b + 1), 36), monoUs());
@@ -294,6 +309,7 @@ class ParleyVu extends Vu {
         if (f.status === 'delivered' && f.upTo > (this.receiptUpTo.get(f.conv) ?? 0)) this.receiptUpTo.set(f.conv, f.upTo);
         return;
       case 'welcome':
+        this.stage = 'welcome';
         if (f.acked > this.ptr) this.ptr = f.acked;
         this.acked = this.ptr;
         this.raw({ t: 'sync', since: this.ptr });
@@ -683,7 +699,7 @@ function collect({ drained, stalled }: { drained: boolean; stalled: boolean }, w
   return {
     sent: c.sent, acked: c.acked, expected: c.expected, delivered: c.delivered, deliveredInWindow: c.deliveredInWindow,
     duplicated: c.duplicated, lost: lostCount(), receiptsMissing: kind === 'parley' ? receiptsMissing() : 0, receipts: c.receipts,
-    resentFiltered: c.resentFiltered, errors: { ...c.errors }, hist: encodeHistogram(hist), ackHist: encodeHistogram(ackHist),
+    resentFiltered: c.resentFiltered, redelivered: c.redelivered, errors: { ...c.errors }, hist: encodeHistogram(hist), ackHist: encodeHistogram(ackHist),
     drained, stalled, maxIssueLagMs: Math.round(maxLag * 10) / 10, windowMs,
   };
 }

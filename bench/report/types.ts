@@ -23,6 +23,8 @@ export interface LoadPoint {
   ack_p99_ms: number | null;
   /** Server process CPU time (user + system, all threads) per delivered message. */
   server_cpu_us_per_msg: number;
+  /** A target of several processes (a cluster): CPU µs per delivered message of each role (parley, nats); they add up to the figure above. */
+  server_cpu_parts_us_per_msg?: Record<string, number>;
   /** Server CPU time / wall time over the run (1.0 = one core busy). */
   server_cpu_cores: number;
   loadgen_cpu_cores: number;
@@ -34,6 +36,8 @@ export interface LoadPoint {
   /** Acked, not delivered yet when the drain cap ran out while deliveries were still arriving (late, not lost). */
   pending: number;
   duplicated: number;
+  /** Parley: a (conv, seq) delivered again to a device that had it (a fan-out retry; the SDK drops it): not a duplicate. */
+  redelivered?: number;
   errors: number;
   error_kinds: Record<string, number>;
   receipts: number;
@@ -83,8 +87,8 @@ export interface Summary extends Headline {
   scenario: string;
   /** What each headline figure is taken from. */
   basis: Record<string, string>;
-  /** uws_acked: the uWS relay with Parley's frame count per message (relay only); centrifugo_*: when those targets ran. */
-  baselines: { uws: Headline | null; socketio: Headline | null; uws_acked?: Headline | null; centrifugo_relay?: Headline | null; centrifugo_history?: Headline | null };
+  /** uws_acked: the uWS relay with Parley's frame count per message (relay only); centrifugo_*: when those targets ran; single_node: the cluster scenario's one-node figure. */
+  baselines: { uws: Headline | null; socketio: Headline | null; uws_acked?: Headline | null; centrifugo_relay?: Headline | null; centrifugo_history?: Headline | null; single_node?: Headline | null };
   ratios: Record<string, number | null>;
   checks: Check[];
 }

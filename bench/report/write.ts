@@ -33,7 +33,7 @@ export function scenarioMarkdown(r: ScenarioResult): string {
   L.push(`![${r.title}](${r.scenario}.svg)`, '');
   if (r.summary.checks.length) {
     L.push('## Targets', '', '| check | measured | target | result |', '|---|---:|---:|---|');
-    for (const c of r.summary.checks) L.push(`| ${c.name} | ${typeof c.value === 'number' ? n1(c.value, 2) : c.value ?? '–'} | ${c.limit} | ${mark(c.pass)} |`);
+    for (const c of r.summary.checks) L.push(`| ${c.name} | ${typeof c.value === 'number' ? n1(c.value, 2) : c.value ?? '–'} | ${c.limit} | ${mark(c.pass)}${c.note ? ` — ${c.note}` : ''} |`);
     L.push('');
   }
   const ratios = Object.entries(r.summary.ratios).filter(([, v]) => v != null);
@@ -47,9 +47,16 @@ export function scenarioMarkdown(r: ScenarioResult): string {
     L.push('| target | load | delivered/s | p50 ms | p99 ms | p99.9 ms | max ms | sent-ack p99 ms | server CPU µs/msg | server cores | load-gen cores | other cores | lost | dup | errors |');
     L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const t of r.targets) for (const p of t.points) {
-      L.push(`| ${t.name} | ${p.label}${p.drained ? '' : ' ⚠ not drained'} | ${n0(p.delivered_per_s)} | ${n1(p.p50_ms, 2)} | ${n1(p.p99_ms, 2)} | ${n1(p.p999_ms, 2)} | ${n1(p.max_ms, 1)} | ${n1(p.ack_p99_ms, 2)} | ${n1(p.server_cpu_us_per_msg, 1)} | ${n1(p.server_cpu_cores, 2)} | ${n1(p.loadgen_cpu_cores, 2)} | ${n1(p.other_cpu_cores, 2)} | ${p.lost}${p.pending ? ` (+${p.pending} late)` : ''} | ${p.duplicated} | ${p.errors}${p.errors ? ` (${Object.entries(p.error_kinds).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''} |`);
+      L.push(`| ${t.name} | ${p.label}${p.drained ? '' : ' ⚠ not drained'} | ${n0(p.delivered_per_s)} | ${n1(p.p50_ms, 2)} | ${n1(p.p99_ms, 2)} | ${n1(p.p999_ms, 2)} | ${n1(p.max_ms, 1)} | ${n1(p.ack_p99_ms, 2)} | ${n1(p.server_cpu_us_per_msg, 1)} | ${n1(p.server_cpu_cores, 2)} | ${n1(p.loadgen_cpu_cores, 2)} | ${n1(p.other_cpu_cores, 2)} | ${p.lost}${p.pending ? ` (+${p.pending} late)` : ''} | ${p.duplicated}${p.redelivered ? ` (+${p.redelivered} redelivered)` : ''} | ${p.errors}${p.errors ? ` (${Object.entries(p.error_kinds).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''} |`);
     }
     L.push('');
+    const split = r.targets.flatMap((t) => t.points.filter((p) => p.server_cpu_parts_us_per_msg).map((p) => ({ t, p })));
+    if (split.length) {
+      const roles = [...new Set(split.flatMap(({ p }) => Object.keys(p.server_cpu_parts_us_per_msg!)))];
+      L.push(`| target | load | server CPU µs/msg | ${roles.map((x) => `of which ${x}`).join(' | ')} |`, `|---|---|---:|${roles.map(() => '---:').join('|')}|`);
+      for (const { t, p } of split) L.push(`| ${t.name} | ${p.label} | ${n1(p.server_cpu_us_per_msg, 1)} | ${roles.map((x) => n1(p.server_cpu_parts_us_per_msg![x], 1)).join(' | ')} |`);
+      L.push('');
+    }
     L.push('Latency is measured from the intended send time at fixed offered rates (coordinated omission corrected) and from the actual send time in closed-loop runs. Server CPU is the server process\'s own user+system time (all threads) from /proc over the run and its drain, divided by deliveries. "other cores" is CPU used by other processes on the machine meanwhile: figures are clean only when it is near 0.', '');
   }
   L.push('## Connections and memory', '');
@@ -114,7 +121,22 @@ export function scenarioChart(r: ScenarioResult): string {
   } else if (r.scenario === 'reconnect') {
     panels.push({ title: 'Reconnect → ready, per device', subtitle: 'Parley: welcome + missed messages synced · lower is better', categories: ['p50', 'p99', 'p99.9'], unit: 'ms', log: true, series: series(T, (t) => { const p = t.points[0]; return [p?.p50_ms ?? null, p?.p99_ms ?? null, p?.p999_ms ?? null]; }) });
     panels.push({ title: 'Reconnects per second during the storm', subtitle: 'higher is better', categories: ['reconnects / s'], unit: 'per second', series: series(T, (t) => [(t.extra.reconnects_per_s as number) ?? null]) });
+  } else if (r.scenario === 'cluster') {
+    const rates = labelsOf((p) => p.mode === 'rate');
+    const [one, many] = T;
+    const v = (t: TargetResult | undefined, f: (p: LoadPoint) => number | null | undefined) => rates.map((l) => (t ? val(t, l, (p) => f(p) ?? null) : null));
+    panels.push({ title: 'Server CPU per delivered message', subtitle: 'every Parley process and nats-server · lower is better', categories: rates, unit: 'µs / message', series: [
+      { name: one?.name ?? 'one node', color: '#2563eb', values: v(one, (p) => p.server_cpu_us_per_msg) },
+      { name: many?.name ?? 'cluster', color: '#dc2626', values: v(many, (p) => p.server_cpu_us_per_msg) },
+      { name: 'cluster: Parley processes', color: '#f59e0b', values: v(many, (p) => p.server_cpu_parts_us_per_msg?.parley) },
+      { name: 'cluster: nats-servers', color: '#7c3aed', values: v(many, (p) => p.server_cpu_parts_us_per_msg?.nats) },
+    ] });
+    panels.push({ title: 'p99 delivery latency', subtitle: 'send → delivery, coordinated omission corrected · lower is better', categories: rates, unit: 'ms', log: true, series: [
+      { name: one?.name ?? 'one node', color: '#2563eb', values: v(one, (p) => p.p99_ms) },
+      { name: many?.name ?? 'cluster', color: '#dc2626', values: v(many, (p) => p.p99_ms) },
+    ] });
   }
+  if (r.scenario === 'cluster') return chart(`Parley: one node vs a cluster — ${r.title}`, sub, panels);
   const peer = T.some((t) => t.target.startsWith('centrifugo')) ? ' vs Centrifugo' : '';
   return chart(`Parley vs raw uWS vs Socket.IO${peer} — ${r.title}`, sub, panels);
 }

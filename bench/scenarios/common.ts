@@ -8,7 +8,7 @@ import { serverAcks, type ConnectResult, type RunCmd, type RunStats, type SetupC
 import type { ServerProcess } from '../targets/server-process.js';
 import type { BenchContext } from '../targets/targets.js';
 import type { Headline, LoadPoint, MemoryFigures, ScenarioResult, TargetResult } from '../report/types.js';
-import { machineBusyUs, type ProcSample } from '../lib/proc.js';
+import { cpuPerMessageByRole, machineBusyUs, type ProcSample } from '../lib/proc.js';
 
 /** Options every scenario reads (from the command line). */
 export interface ScenarioOptions {
@@ -28,10 +28,16 @@ export interface ScenarioOptions {
   warmupS?: number;
   skipSaturation?: boolean;
   heapSnapshot?: boolean;
+  /** cluster: Parley nodes, and nats-servers (1 or 3). */
+  nodes?: number;
+  natsServers?: number;
   /** Before each load point, wait up to this many seconds for other processes to leave the CPU idle. */
   quietWaitS?: number;
   command: string;
 }
+
+/** A scenario can't run on this machine (a server it needs is not there): `all` skips it, alone it fails. */
+export class ScenarioUnavailable extends Error {}
 
 export interface Scenario {
   name: string;
@@ -169,6 +175,7 @@ export async function runPoint(s: Session, spec: PointSpec, o: ScenarioOptions):
   p.start(`${s.label}: ${spec.label}`, durationMs);
   const startAt = monoMs() + 300;
   const cpu0 = s.server.sample();
+  const parts0 = s.server.sampleParts?.();
   const gen0 = s.pool.cpuUs();
   const self0 = process.cpuUsage();
   const m0 = machineBusyUs();
@@ -195,6 +202,7 @@ export async function runPoint(s: Session, spec: PointSpec, o: ScenarioOptions):
     clearInterval(timer);
   }
   const cpu1 = s.server.sample();
+  const parts1 = s.server.sampleParts?.();
   const gen1 = s.pool.cpuUs();
   const self1 = process.cpuUsage(self0);
   const m1 = machineBusyUs();
@@ -210,10 +218,11 @@ export async function runPoint(s: Session, spec: PointSpec, o: ScenarioOptions):
     ack_p50_ms: serverAcks(s.kind) ? m.ack.p50_ms : null, ack_p99_ms: serverAcks(s.kind) ? m.ack.p99_ms : null,
     server_cpu_us_per_msg: m.delivered ? round((cpu1.cpuUs - cpu0.cpuUs) / m.delivered, 2) : NaN,
     server_cpu_cores: round((cpu1.cpuUs - cpu0.cpuUs) / 1e6 / wallS, 3),
+    ...(parts0 && parts1 ? { server_cpu_parts_us_per_msg: cpuPerMessageByRole(parts0, parts1, m.delivered) } : {}),
     loadgen_cpu_cores: round((gen1 - gen0) / 1e6 / wallS, 3),
     other_cpu_cores: round(Math.max(0, otherUs) / 1e6 / wallS, 2),
     steal_cpu_cores: round((m1.stealUs - m0.stealUs) / 1e6 / wallS, 2),
-    lost: m.drained || m.stalled ? m.lost : 0, pending: m.drained || m.stalled ? 0 : m.lost, duplicated: m.duplicated, errors: m.errorCount, error_kinds: m.errors,
+    lost: m.drained || m.stalled ? m.lost : 0, pending: m.drained || m.stalled ? 0 : m.lost, duplicated: m.duplicated, ...(m.redelivered ? { redelivered: m.redelivered } : {}), errors: m.errorCount, error_kinds: m.errors,
     receipts: m.receipts, receipts_missing: m.receiptsMissing, drained: m.drained, max_issue_lag_ms: m.maxIssueLagMs,
   };
   if (point.other_cpu_cores > 0.25) p.log(`  note: other processes on this machine used ${point.other_cpu_cores} cores during this run: figures are disturbed`);
@@ -274,14 +283,14 @@ export const ratio = (a: number | null | undefined, b: number | null | undefined
  * B, C at one rate, then the next rate): noise from other work on the machine then hits all targets alike.
  * Always stops everything.
  */
-export async function withSessions<T>(ctx: BenchContext, kinds: TargetKind[], label: string, workers: number, start: (k: TargetKind) => Promise<ServerProcess>, f: (ss: Session[]) => Promise<T>): Promise<T> {
+export async function withSessions<T>(ctx: BenchContext, kinds: TargetKind[], label: string, workers: number, start: (k: TargetKind, i: number) => Promise<ServerProcess>, f: (ss: Session[]) => Promise<T>): Promise<T> {
   const sessions: Session[] = [];
   try {
-    for (const kind of kinds) {
-      const server = await start(kind);
+    for (const [i, kind] of kinds.entries()) {
+      const server = await start(kind, i);
       let pool: LoadPool;
       try { pool = await LoadPool.start(workers); } catch (e) { await server.stop(); throw e; }
-      sessions.push({ server, pool, ctx, kind, label: `${label} ${kind}` });
+      sessions.push({ server, pool, ctx, kind, label: `${label} ${server.name}` });
     }
     return await f(sessions);
   } finally {

@@ -13,6 +13,8 @@ export interface ServerProcess {
   /** Lines the process wrote to stderr (most recent last, at most 2,000). */
   readonly logs: string[];
   sample(): ProcSample;
+  /** A target of several processes (a cluster): each role's processes read together, e.g. {parley, nats}. */
+  sampleParts?(): Record<string, ProcSample>;
   openFiles(): number;
   /** Forces a full garbage collection through the inspector (false when the process has none). */
   gc(): Promise<boolean>;
@@ -51,6 +53,9 @@ const INSPECT_RE = /Debugger listening on (ws:\/\/\S+)/;
 /** Every server this process started and has not stopped: stopped on SIGINT/SIGTERM of the harness. */
 export const running = new Set<ChildProcess>();
 
+/** What to undo on SIGINT/SIGTERM of the harness once those servers are gone (NATS servers, bench keyspaces). */
+export const interruptCleanups = new Set<() => Promise<void>>();
+
 export async function spawnServer(o: SpawnOptions): Promise<ServerProcess> {
   const args = o.command ? (o.args ?? []) : [...(o.inspect ? ['--inspect=127.0.0.1:0'] : []), ...(o.nodeArgs ?? []), o.script];
   const proc: ChildProcess = spawn(o.command ?? process.execPath, args, {
@@ -60,10 +65,15 @@ export async function spawnServer(o: SpawnOptions): Promise<ServerProcess> {
   let inspectorUrl: string | undefined;
   running.add(proc);
   const exited = new Promise<number | null>((res) => proc.on('exit', (code, sig) => { running.delete(proc); res(code ?? (sig ? 128 : null)); }));
+  let last = '', repeats = 0;
   const log = (l: string) => {
+    if (o.verbose) process.stderr.write(`[${o.name}] ${l}\n`);
+    // A line repeated back to back is kept once, with its count (a warning per request would push out the rest).
+    if (l === last && logs.length) { logs[logs.length - 1] = `${l} (×${++repeats + 1})`; return; }
+    last = l;
+    repeats = 0;
     logs.push(l);
     if (logs.length > 2000) logs.splice(0, 1000);
-    if (o.verbose) process.stderr.write(`[${o.name}] ${l}\n`);
   };
   createInterface({ input: proc.stderr! }).on('line', (l) => {
     const m = INSPECT_RE.exec(l);

@@ -45,6 +45,8 @@ export interface NatsServer {
   readonly port: number;
   readonly url: string;
   running(): boolean;
+  /** The process id while it runs (the bench reads its CPU from /proc). */
+  pid(): number | undefined;
   /** SIGKILL, as a crash: no goodbye to the cluster or the clients. Resolves once the process is gone. */
   kill(): Promise<void>;
   /** Starts it again on the same ports and JetStream data; resolves once it is healthy. */
@@ -69,6 +71,10 @@ class Server implements NatsServer {
 
   running(): boolean {
     return !!this.proc && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  pid(): number | undefined {
+    return this.running() ? this.proc!.pid : undefined;
   }
 
   spawn(): void {
