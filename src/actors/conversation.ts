@@ -451,6 +451,7 @@ export class Conversation implements Entity<ConvMsg> {
         for (const s of origin ? [origin, ...(w.resends ?? [])] : w.resends ?? []) this.deps.gateway.send(s.origin, errorFrame(s, err));
         continue;
       }
+      this.deps.analytics?.message(message.kind, this.isGroup);
       if (origin) this.tick(origin, message.seq, message.ts, false);
       for (const r of w.resends ?? []) this.tick(r, message.seq, message.ts, true);
       this.fanout.start(this.deliverOf(message, w.packed), w.recipients);

@@ -569,6 +569,7 @@ export class User implements Entity<UserMsg> {
     if (pushedAt) {
       const took = Date.now() - pushedAt;
       dev.ackMs = dev.ackMs ? dev.ackMs + (took - dev.ackMs) / 8 : took;
+      this.deps.analytics?.delivered(took);
     }
     if (!this.ackDirty) {
       this.ackDirty = new Set();
