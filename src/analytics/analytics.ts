@@ -9,8 +9,7 @@ export type AnalyticsEvent =
   | { type: 'active'; user: string }
   | { type: 'signup'; user: string }
   | { type: 'push' }
-  | { type: 'media'; bytes: number; user: string }
-  | { type: 'delivery'; ms: number };
+  | { type: 'media'; bytes: number; user: string };
 
 /** Where events go besides the aggregates: the JetStream publisher in a cluster. Must not throw or block. */
 export type AnalyticsSink = (e: AnalyticsEvent) => void;
@@ -80,7 +79,7 @@ export class Analytics {
     this.opts.sink?.({ type: 'media', bytes, user });
   }
 
-  /** A delivery pushed to a device's socket to its ack, ms. */
+  /** A delivery pushed to a device's socket to its ack, ms (into the day's histogram only: no event per ack). */
   delivered(ms: number): void {
     this.current().latency.record(ms);
   }

@@ -27,8 +27,6 @@ export interface StreamEvent {
   kind?: string;
   group?: boolean;
   bytes?: number;
-  /** Delivery latency, ms. */
-  ms?: number;
   /** HMAC-SHA256 of the user id under a key derived from the node's secret, 32 hex characters. */
   user?: string;
 }
@@ -40,7 +38,6 @@ export function streamEvent(e: AnalyticsEvent, node: string, t: number, pseudony
     case 'message': out.kind = e.kind; out.group = e.group; break;
     case 'media': out.bytes = e.bytes; out.user = pseudonym(e.user); break;
     case 'active': case 'signup': out.user = pseudonym(e.user); break;
-    case 'delivery': out.ms = e.ms; break;
     case 'push': break;
   }
   return out;
