@@ -1,5 +1,8 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { resolve } from 'node:path';
 import { ADMIN_KEY, Fixture, http } from '../helpers/fixture.js';
 import { uploadMedia } from '../../src/client/accounts-api.js';
 import { groupConversationId } from '../../src/protocol/ids.js';
@@ -86,6 +89,16 @@ t.test('sign-ups, active users, messages by kind, group vs 1:1, media bytes, pus
   t.equal(more.signups, 4);
   t.equal(more.dau, 4);
   t.equal(more.messages.direct, 5);
+
+  // The operator's table: `npm run ops -- analytics --days 2`.
+  const cli = (await promisify(execFile)(process.execPath, [resolve(__dirname, '../../src/ops/ops-cli.js'), 'analytics', '--url', f.url, '--key', ADMIN_KEY, '--days', '2'])).stdout;
+  const lines = cli.split('\n');
+  t.match(lines[0], /^day +dau +msgs +direct +group +text +image +video +media MB +signups +push +p50 ms +p90 ms +p99 ms$/, 'a header');
+  t.equal(lines.filter((l) => /^\d{4}-\d{2}-\d{2} /.test(l)).length, 2, 'a row per day');
+  const row = lines.find((l) => l.startsWith(today()))!.split(/ +/);
+  t.strictSame(row.slice(1, 4), ['4', String(5 + more.messages.group), '5'], 'dau, messages, direct');
+  t.match(cli, new RegExp(`mau ${today().slice(0, 7)}: 4`));
+  t.match(cli, /standard error 0\.81%/);
 });
 
 t.test('the admin API: admin key, bounded ranges, a clear error for bad dates', async (t) => {
