@@ -89,7 +89,8 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const stream = cluster && new AnalyticsStream(cluster.nc, id, secret, {
     published: (n) => metrics.count('analytics_events_published', n), dropped: (n) => metrics.count('analytics_events_dropped', n),
   });
-  if (stream) await stream.ensure(cfg.cluster!.replicas);
+  // Without the stream the node still serves: its events are dropped (and counted) until a restart makes it.
+  await stream?.ensure(cfg.cluster!.replicas).catch((err: unknown) => log('warn', 'analytics stream not created; its events are dropped', { error: String(err) }));
   const analytics = new Analytics(store, cluster ? id : 'local', { flushMs: cfg.analyticsFlushMs, sink: stream?.sink });
   analytics.start();
   const sharding = cluster?.node.sharding ?? new LocalSharding(id, cfg.seamCheck);
@@ -99,7 +100,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const pushSink = metrics.pushSink();
   const { dispatcher: push, outbox } = startPush(cfg.push, {
     // One call site for both: the dispatcher's `push_<provider>_sent` is also analytics' pushes sent.
-    metrics: { ...pushSink, count: (name, by = 1) => { pushSink.count(name, by); if (name.endsWith('_sent')) for (let i = 0; i < by; i++) analytics.pushSent(); } },
+    metrics: { ...pushSink, count: (name, by = 1) => { pushSink.count(name, by); if (name.endsWith('_sent')) analytics.pushSent(by); } },
     marks: { put: (device, mark) => store.putPushMark(device, mark), delete: (device) => store.deletePushMark(device) },
     senderName: async (user) => {
       const u = await store.getUser(user);

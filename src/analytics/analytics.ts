@@ -69,9 +69,9 @@ export class Analytics {
     this.opts.sink?.({ type: 'signup', user });
   }
 
-  pushSent(): void {
-    this.current().pushSent++;
-    this.opts.sink?.({ type: 'push' });
+  pushSent(by = 1): void {
+    this.current().pushSent += by;
+    for (let i = 0; i < by; i++) this.opts.sink?.({ type: 'push' });
   }
 
   mediaUploaded(user: string, bytes: number): void {

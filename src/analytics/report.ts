@@ -4,9 +4,8 @@ import type { Store } from '../store/store.js';
 import { PeriodAggregate, dayOf, decodeAggregate, monthOf, periodStart } from './aggregate.js';
 import { HLL_STANDARD_ERROR } from './hyperloglog.js';
 
-/** The longest range one report reads (days); rows are kept this long too (ANALYTICS_KEEP_DAYS). */
+/** The longest range one report reads (days): as long as rows are kept (ANALYTICS_KEEP_MS). */
 export const ANALYTICS_MAX_DAYS = 400;
-export const ANALYTICS_KEEP_DAYS = 400;
 const DAY_MS = 86_400_000;
 
 export interface DayReport {

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { log } from '../log.js';
 import type { AnalyticsEvent, AnalyticsSink } from './analytics.js';
 
@@ -76,12 +76,15 @@ export class AnalyticsStream {
   async ensure(replicas: number): Promise<void> {
     const jsm = await jetstreamManager(this.nc, { timeout: 5_000 });
     const cfg = { subjects: [ANALYTICS_SUBJECTS], max_age: MAX_AGE_NS, storage: StorageType.File, num_replicas: replicas, retention: RetentionPolicy.Limits, description: 'Parley analytics events (envelope only), JSON arrays' };
-    try {
-      await jsm.streams.info(ANALYTICS_STREAM);
-      await jsm.streams.update(ANALYTICS_STREAM, { subjects: cfg.subjects, max_age: cfg.max_age, num_replicas: replicas, description: cfg.description });
-    } catch {
-      await jsm.streams.add({ name: ANALYTICS_STREAM, ...cfg });
-    }
+    const exists = await jsm.streams.info(ANALYTICS_STREAM).then(() => true, (err: unknown) => {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return false;
+      throw err;
+    });
+    if (exists) await jsm.streams.update(ANALYTICS_STREAM, { subjects: cfg.subjects, max_age: cfg.max_age, num_replicas: replicas, description: cfg.description });
+    else await jsm.streams.add({ name: ANALYTICS_STREAM, ...cfg }).catch(async (err: unknown) => {
+      // Another node made it meanwhile: the same configuration.
+      await jsm.streams.info(ANALYTICS_STREAM).catch(() => { throw err; });
+    });
   }
 
   private add(e: AnalyticsEvent): void {
