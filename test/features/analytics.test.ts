@@ -99,6 +99,13 @@ t.test('sign-ups, active users, messages by kind, group vs 1:1, media bytes, pus
   t.strictSame(row.slice(1, 4), ['4', String(5 + more.messages.group), '5'], 'dau, messages, direct');
   t.match(cli, new RegExp(`mau ${today().slice(0, 7)}: 4`));
   t.match(cli, /standard error 0\.81%/);
+
+  // A crash (kill -9) loses at most what came after the last flush: the report above flushed, so nothing.
+  await dave.close();
+  await f.restart('SIGKILL');
+  const crashed = (await report()).days[0]!;
+  t.strictSame({ ...crashed, latency: undefined }, { ...more, latency: undefined }, 'the rows the report flushed survive a crash');
+  t.equal(crashed.latency.count, more.latency.count);
 });
 
 t.test('the admin API: admin key, bounded ranges, a clear error for bad dates', async (t) => {
