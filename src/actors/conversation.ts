@@ -473,7 +473,7 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   private deliverOf(m: Message, packed: Uint8Array) {
-    return { t: 'deliver' as const, conv: this.id, seq: m.seq, from: m.from, dev: m.dev, kind: m.kind, packed };
+    return { t: 'deliver' as const, conv: this.id, seq: m.seq, from: m.from, dev: m.dev, kind: m.kind, packed, ts: m.ts };
   }
 
   private rememberCid(key: string, seq: number): void {

@@ -79,7 +79,7 @@ export class Analytics {
     this.opts.sink?.({ type: 'media', bytes, user });
   }
 
-  /** A delivery pushed to a device's socket to its ack, ms (into the day's histogram only: no event per ack). */
+  /** A message's send to a recipient device's ack, ms (into the day's histogram only: no event per ack). */
   delivered(ms: number): void {
     this.current().latency.record(ms);
   }

@@ -15,7 +15,7 @@ export interface DayReport {
   mediaBytes: number;
   signups: number;
   pushSent: number;
-  /** Push to a device's socket → its ack, ms (bucket middles: ±9%); null percentiles with no deliveries. */
+  /** A message's send → a recipient device's ack, ms (bucket middles: ±9%); null percentiles with no deliveries. */
   latency: { p50: number | null; p90: number | null; p99: number | null; count: number };
 }
 

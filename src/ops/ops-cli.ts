@@ -73,7 +73,7 @@ export function renderAnalytics(r: AnalyticsReport): string {
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(head), ...rows.map(line), '',
     r.months.map((m) => `mau ${m.month}: ${n(m.mau)}`).join('   '),
-    `dau and mau are estimates (HyperLogLog, standard error ${(r.distinctError * 100).toFixed(2)}%); latency: push to a device to its ack`].join('\n');
+    `dau and mau are estimates (HyperLogLog, standard error ${(r.distinctError * 100).toFixed(2)}%); latency: a message's send to a device's ack`].join('\n');
 }
 
 async function main(): Promise<void> {
