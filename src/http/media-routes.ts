@@ -12,7 +12,6 @@ import type { MediaUrlSigner } from '../media/media-urls.js';
 import type { Admitted, UploadGate } from '../media/upload-gate.js';
 import { parseRange } from '../media/range.js';
 import { bearer, handle, headers, sendError, sendJson, statusLine, track, type Reply } from './http-io.js';
-
 import type { Analytics } from '../analytics/analytics.js';
 
 export interface MediaRouteDeps {
