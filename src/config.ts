@@ -68,6 +68,8 @@ export interface Config {
   maxBackpressure: number;
   idleTimeoutSec: number;
   passivateAfterMs: number;
+  /** How often the node writes its analytics to the store (PARLEY_ANALYTICS_FLUSH_MS). */
+  analyticsFlushMs: number;
   rate: { perSecond: number; burst: number };
   /** Request shaping: token buckets (`perSecond` sustained, `burst` at once); docs/protocol.md lists them. */
   shaping: {
@@ -285,6 +287,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxBackpressure: int(env, 'PARLEY_MAX_BACKPRESSURE', 1024 * 1024),
     idleTimeoutSec: int(env, 'PARLEY_IDLE_TIMEOUT_S', 60),
     passivateAfterMs: int(env, 'PARLEY_PASSIVATE_AFTER_MS', 120_000),
+    analyticsFlushMs: int(env, 'PARLEY_ANALYTICS_FLUSH_MS', 10_000),
     rate: { perSecond: int(env, 'PARLEY_RATE_PER_S', 200), burst: int(env, 'PARLEY_RATE_BURST', 400) },
     shaping: {
       ipHttp: rate(env, 'PARLEY_IP_HTTP', 100, 500),

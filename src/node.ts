@@ -53,6 +53,9 @@ import { ExportJobs } from './gdpr/export.js';
 import { mountPrivacy } from './http/privacy-routes.js';
 import { KeyDirectory } from './e2e/key-directory.js';
 import { mountWeb, readWebBundle } from './http/web-routes.js';
+import { Analytics } from './analytics/analytics.js';
+import { AnalyticsStream } from './analytics/stream.js';
+import { analyticsReport } from './analytics/report.js';
 
 export interface ParleyNode {
   readonly id: string;
@@ -84,12 +87,22 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const cluster = cfg.cluster
     ? await joinCluster(cfg.cluster, { node: id, wsUrl: cfg.port ? `http://${cfg.host}:${cfg.port}` : '' }, conns, cfg.seamCheck)
     : undefined;
+  // Product numbers (src/analytics/): a row per period of this node's, `local` alone; events to JetStream in a cluster.
+  const stream = cluster && new AnalyticsStream(cluster.nc, id, secret, {
+    published: (n) => metrics.count('analytics_events_published', n), dropped: (n) => metrics.count('analytics_events_dropped', n),
+  });
+  // Without the stream the node still serves: its events are dropped (and counted) until a restart makes it.
+  await stream?.ensure(cfg.cluster!.replicas).catch((err: unknown) => log('warn', 'analytics stream not created; its events are dropped', { error: String(err) }));
+  const analytics = new Analytics(store, cluster ? id : 'local', { flushMs: cfg.analyticsFlushMs, sink: stream?.sink });
+  analytics.start();
   const sharding = cluster?.node.sharding ?? new LocalSharding(id, cfg.seamCheck);
   const gateway = new LocalGateway(id, conns, cfg.seamCheck, cluster?.node.remote);
   const pubsub = cluster?.node.pubsub ?? new LocalPubSub(conns, cfg.seamCheck);
   // Pushes go out from the dispatcher, outside the entities; a dead registration comes back to its user entity as a message.
+  const pushSink = metrics.pushSink();
   const { dispatcher: push, outbox } = startPush(cfg.push, {
-    metrics: metrics.pushSink(),
+    // One call site for both: the dispatcher's `push_<provider>_sent` is also analytics' pushes sent.
+    metrics: { ...pushSink, count: (name, by = 1) => { pushSink.count(name, by); if (name.endsWith('_sent')) analytics.pushSent(by); } },
     marks: { put: (device, mark) => store.putPushMark(device, mark), delete: (device) => store.deletePushMark(device) },
     senderName: async (user) => {
       const u = await store.getUser(user);
@@ -98,7 +111,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     dead: ({ user, device, push: reg }) => sharding.tell('user', user, { t: 'push.drop', device, platform: reg.platform, token: reg.token, why: 'invalid' }),
   }, store); // the dev outbox is kept in the store: any node of a cluster answers /v1/dev/push
   const budgets = { fanout: new KeyedLimiter(cfg.shaping.fanout), syncResend: new KeyedLimiter(cfg.shaping.syncResend) };
-  const deps: ActorDeps = { store, sharding, gateway, pubsub, push, budgets, config: cfg };
+  const deps: ActorDeps = { store, sharding, gateway, pubsub, push, budgets, analytics, config: cfg };
   const answer = answerErrors(sharding, gateway);
   const regions = new Regions(system, [User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[], answer, cfg.passivateAfterMs, faults);
   sharding.serve(regions);
@@ -125,7 +138,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const devSms = cfg.sms.provider === 'dev' ? new DevOutboxSms(store) : undefined;
   const tokens = new TokenSigner(secret);
   const accounts = new Accounts(store, devSms ?? new HttpSms(cfg.sms.url!), tokens, secret, cfg,
-    (user, device) => sharding.ask('user', user, (reply) => ({ t: 'device.added', reply, device })));
+    (user, device) => sharding.ask('user', user, (reply) => ({ t: 'device.added', reply, device })), (user) => analytics.signup(user));
   const media = openMediaBlobs(rawStore, join(cfg.dataDir, 'media'));
   // Export and erasure (src/gdpr/); the audit log is a destination of its own, not the node's log.
   const audit = openAudit(cfg.auditLog, id);
@@ -159,7 +172,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const mount = (raw: TemplatedApp) => {
     // Every HTTP route behind a per-address budget (but /healthz); the WebSocket upgrade has its own.
     const app = limitRoutesByIp(timeRoutes(raw, metrics.http), ipHttp, new Set(['/healthz']), metrics);
-    mountGateway(app, { accounts, sharding, conns, metrics, directory: accounts, media: mediaAccess, keys }, {
+    mountGateway(app, { accounts, sharding, conns, metrics, directory: accounts, media: mediaAccess, keys, analytics }, {
       node: id, maxConnections: cfg.maxConnections, maxBackpressure: cfg.maxBackpressure,
       idleTimeoutSec: cfg.idleTimeoutSec, rate: cfg.rate, shaping: cfg.shaping, limits: cfg.limits, allowedOrigins: cfg.allowedOrigins,
       unavailable: cluster && (() => cluster.node.unavailable()),
@@ -168,10 +181,12 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     mountDevices(app, { accounts, sharding });
     mountPrivacy(app, { accounts, store, jobs: exportJobs, erasures, audit });
     mountMedia(app, {
-      accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes,
+      accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes, analytics,
     });
     mountOps(app, { node: id, metrics, accounts, access, tree: (top, ids) => supervisionTree(regions, top, ids, shardOfEntity || undefined),
-      cluster: cluster && (() => cluster.node.status()), unavailable: cluster && (() => cluster.node.unavailable()), push: devSms ? outbox : undefined, faults, audit });
+      cluster: cluster && (() => cluster.node.status()), unavailable: cluster && (() => cluster.node.unavailable()), push: devSms ? outbox : undefined, faults, audit,
+      // This node's latest numbers first, so a report includes what it counted until now.
+      analytics: async (from, to) => { await analytics.flush(); return analyticsReport(store, from, to); } });
     mountWeb(app, { files: webFiles, apiKey: cfg.web.apiKey, devOutbox: !!devSms && access.openLocally, vapidPublicKey: cfg.push.webpush?.publicKey });
     app.any('/*', (res) => sendError(track(res), new ParleyError('not_found', 'no such route')));
   };
@@ -199,8 +214,10 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       for (const c of [...conns.all()]) c.close(1001, 'node shutting down');
       // Let accepted work finish: stored messages still fan out to inboxes, acks still land. In a cluster each
       // shard is handed over once its entities finished theirs, and the node leaves.
+      stream?.publish(); // what is batched goes before leave() drains NATS (events later are dropped, counted)
       if (cluster) await cluster.leave();
       else await regions.drain(() => sharding.asking > 0);
+      await analytics.stop(); // after the drain: what it counted is stored
       regions.stop();
       sharding.stop();
       push.close();

@@ -31,6 +31,8 @@ export class Accounts {
      * once the entity knows it (and so do the sessions of the user's other devices).
      */
     private readonly onDeviceAdded?: (user: UserId, device: DeviceId) => Promise<unknown>,
+    /** Told once per account created (analytics' sign-ups). */
+    private readonly onSignup?: (user: UserId) => void,
   ) {
     this.codes = new OneTimeCodes(store, sms, secret, cfg.otp);
   }
@@ -55,7 +57,10 @@ export class Accounts {
     if (existing && (await this.store.getErasure(existing))) throw new ParleyError('conflict', 'this account is being deleted; try again in a minute');
     const created = !user;
     // No name until the user sets one (the number is not shown to strangers), presence for contacts only.
-    user ??= await this.store.createUser({ id: newId(), phone, name: '', createdAt: Date.now(), lastSeenPrivacy: 'contacts' });
+    const fresh = newId();
+    user ??= await this.store.createUser({ id: fresh, phone, name: '', createdAt: Date.now(), lastSeenPrivacy: 'contacts' });
+    // A racing sign-in that lost the phone's claim gets the winner's account: only the winner signed up.
+    if (user.id === fresh) this.onSignup?.(user.id);
     const device = newId(8);
     await this.store.putDevice({
       user: user.id, id: device, createdAt: Date.now(), acked: 0,

@@ -474,6 +474,7 @@ export class Conversation implements Entity<ConvMsg> {
         for (const s of origin ? [origin, ...(w.resends ?? [])] : w.resends ?? []) this.deps.gateway.send(s.origin, errorFrame(s, err));
         continue;
       }
+      this.deps.analytics?.message(message.kind, this.isGroup);
       if (origin) this.tick(origin, message.seq, message.ts, false);
       for (const r of w.resends ?? []) this.tick(r, message.seq, message.ts, true);
       this.fanout.start(this.deliverOf(message, w.packed), w.recipients);
@@ -502,7 +503,7 @@ export class Conversation implements Entity<ConvMsg> {
   }
 
   private deliverOf(m: Message, packed: Uint8Array) {
-    return { t: 'deliver' as const, conv: this.id, seq: m.seq, from: m.from, dev: m.dev, kind: m.kind, packed };
+    return { t: 'deliver' as const, conv: this.id, seq: m.seq, from: m.from, dev: m.dev, kind: m.kind, packed, ts: m.ts };
   }
 
   private rememberCid(key: string, seq: number): void {

@@ -4,6 +4,7 @@ import type { Gateway, PubSub } from '../routing/gateway.js';
 import type { PushGateway } from '../push/push-gateway.js';
 import type { KeyedLimiter } from '../transport/rate-limit.js';
 import type { Config } from '../config.js';
+import type { Analytics } from '../analytics/analytics.js';
 
 /**
  * Budgets entities draw on, one per node (in a cluster a sender's budget is per node): recipients per sender
@@ -22,5 +23,7 @@ export interface ActorDeps {
   pubsub: PubSub;
   push: PushGateway;
   budgets: Budgets;
+  /** Product numbers: messages stored (conversation), delivery latency (user). An increment, no I/O. */
+  analytics?: Pick<Analytics, 'message' | 'delivered'>;
   config: Pick<Config, 'limits' | 'inboxTtlMs' | 'inboxDeferMs' | 'deviceTrustMs' | 'shaping' | 'fanout' | 'retention'>;
 }

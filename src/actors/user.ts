@@ -64,6 +64,8 @@ interface Delivery {
   due: number;
   /** When it was pushed (ms), to time the ack. */
   at: number;
+  /** When it was sent (the message's server time), for analytics' send → ack; 0: not timed (a redelivery, one's own). */
+  sent: number;
 }
 
 interface DeviceState {
@@ -378,7 +380,7 @@ export class User implements Entity<UserMsg> {
   private push(dev: DeviceState, ptr: number, m: UserDeliver, mine: boolean): Delivery | undefined {
     if (!dev.conn || !dev.synced) return undefined;
     const pending = (dev.pending ??= new Map());
-    const d: Delivery = { ptr, conv: m.conv, seq: m.seq, mine, fan: undefined, due: 0, at: Date.now() };
+    const d: Delivery = { ptr, conv: m.conv, seq: m.seq, mine, fan: undefined, due: 0, at: Date.now(), sent: mine || m.redelivery ? 0 : m.ts ?? 0 };
     pending.set(ptr, d);
     if (pending.size > MAX_UNACKED) {
       this.deps.gateway.close(dev.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
@@ -552,11 +554,13 @@ export class User implements Entity<UserMsg> {
     if (ptr <= dev.acked) return;
     const upTo = new Map<ConversationId, number>();
     let pushedAt = 0;
+    let sentAt = 0;
     let settled = false;
     if (dev.pending) for (const [p, d] of dev.pending) {
       if (p > ptr) break; // insertion order is ptr order
       dev.pending.delete(p);
       pushedAt = d.at;
+      sentAt = d.sent;
       if (d.fan) {
         this.settle(take(dev, d)); // acked in time: never written
         settled = true;
@@ -569,6 +573,8 @@ export class User implements Entity<UserMsg> {
     if (pushedAt) {
       const took = Date.now() - pushedAt;
       dev.ackMs = dev.ackMs ? dev.ackMs + (took - dev.ackMs) / 8 : took;
+      // The same delivery, from its send (the conversation's clock: in a cluster, another node's).
+      if (sentAt) this.deps.analytics?.delivered(Math.max(0, Date.now() - sentAt));
     }
     if (!this.ackDirty) {
       this.ackDirty = new Set();
@@ -761,7 +767,7 @@ export class User implements Entity<UserMsg> {
       if (room <= 0) break;
       const e = run.ahead[run.at++]!;
       const pending = (dev.pending ??= new Map());
-      pending.set(e.ptr, { ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0, at: 0 });
+      pending.set(e.ptr, { ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0, at: 0, sent: 0 });
       if ((dev.inboxed ??= []).push(e.ptr) > INBOXED_MAX) this.forgetInboxed(dev);
       if (pending.size > MAX_UNACKED) {
         gateway.close(run.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');

@@ -1,3 +1,4 @@
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { ConnectionRegistry } from '../routing/connections.js';
 import { log } from '../log.js';
 import { connectCluster, openControlBuckets } from './nats.js';
@@ -12,6 +13,8 @@ const SUBJECTS = 'parley';
 
 export interface JoinedCluster {
   node: ClusterNode;
+  /** The cluster's NATS connection (analytics publish their events on it). */
+  nc: NatsConnection;
   /** Starts heartbeating and taking shards: once this node's regions can serve them. */
   start(): Promise<void>;
   /** Hands every shard over (draining its entities), leaves the membership, closes the links and NATS. */
@@ -31,7 +34,7 @@ export async function joinCluster(cfg: ClusterConfig, self: { node: string; wsUr
   const links = () => new Links(nc, self.node, { prefix: `${SUBJECTS}.link` });
   const node = new ClusterNode(self.node, cfg.shards, { nc, links, membership, leases }, conns, SUBJECTS, check);
   return {
-    node,
+    node, nc,
     async start() {
       await membership.start();
       await leases.start();

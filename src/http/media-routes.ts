@@ -12,6 +12,7 @@ import type { MediaUrlSigner } from '../media/media-urls.js';
 import type { Admitted, UploadGate } from '../media/upload-gate.js';
 import { parseRange } from '../media/range.js';
 import { bearer, handle, headers, sendError, sendJson, statusLine, track, type Reply } from './http-io.js';
+import type { Analytics } from '../analytics/analytics.js';
 
 export interface MediaRouteDeps {
   accounts: Accounts;
@@ -24,6 +25,8 @@ export interface MediaRouteDeps {
   urls: MediaUrlSigner;
   gate: UploadGate;
   maxBytes: number;
+  /** Media bytes uploaded, counted once each upload is stored. */
+  analytics?: Pick<Analytics, 'mediaUploaded'>;
 }
 
 const NOT_FOUND = 'no such media';
@@ -185,7 +188,10 @@ function upload(res: HttpResponse, h: Record<string, string>, deps: MediaRouteDe
         deps.store.putMedia({ id, mime, size, owner: user, createdAt: Date.now() }),
         deps.store.putMediaRefs(id, [{ holder: userHolder(user), seq: 0 }]),
       ]).then(
-        () => sendJson(r, 201, { id, size, mime, ...signed(deps.urls.sign(id, user)) }),
+        () => {
+          deps.analytics?.mediaUploaded(user, size);
+          sendJson(r, 201, { id, size, mime, ...signed(deps.urls.sign(id, user)) });
+        },
         (err) => sendError(r, err),
       ),
       (err) => sendError(r, err, true),

@@ -7,6 +7,8 @@ import { bearer, handle, headers, readJson, sendJson } from './http-io.js';
 import type { FaultInjector } from '../ops/faults.js';
 import { OperatorAccess } from './operator-access.js';
 import type { Audit } from '../gdpr/audit.js';
+import type { AnalyticsReport } from '../analytics/report.js';
+import { dayOf, periodStart } from '../analytics/aggregate.js';
 
 /**
  *   GET /healthz            liveness and this node's id; 503 while the node can't serve (cut off from its cluster)
@@ -14,6 +16,9 @@ import type { Audit } from '../gdpr/audit.js';
  *   GET /v1/admin/actors    the supervision tree per entity kind: counts (all time, last minute, last hour),
  *                           mailboxes, the ?top=N (20, at most 100) busiest and crash-looping entities, the last
  *                           crashes with their reasons; ?ids=1 adds up to 1,000 live ids per kind (admin key)
+ *   GET /v1/admin/analytics ?from=YYYY-MM-DD&to=YYYY-MM-DD (UTC, at most 400 days; default: the last 7): per day
+ *                           dau, messages by kind and direct / group, media bytes, sign-ups, pushes sent, delivery
+ *                           latency percentiles; mau per month; every node's rows merged (admin key)
  *   GET /v1/admin/cluster   this node's view of the cluster: members, shard owners, routing counts (admin key)
  *   GET /v1/dev/push        push notices the outbox provider holds for the caller (Bearer; and as /metrics)
  *   POST /v1/admin/faults   {type, id, times}: the entity's next messages crash it (only with PARLEY_FAULTS=1)
@@ -23,6 +28,8 @@ export function mountOps(app: TemplatedApp, deps: {
   tree: (top: number, ids: boolean) => unknown; cluster?: () => unknown; unavailable?: () => string | undefined; push?: OutboxProvider; faults?: FaultInjector;
   /** Admin actions are recorded there (src/gdpr/audit.ts). */
   audit?: Audit;
+  /** The analytics rows: flushes this node's first, then merges every node's (src/analytics/report.ts). */
+  analytics?: (from: string, to: string) => Promise<AnalyticsReport>;
 }): void {
   const { access } = deps;
   app.get('/healthz', (res) => {
@@ -48,6 +55,17 @@ export function mountOps(app: TemplatedApp, deps: {
       if (!Number.isInteger(top) || top < 0 || top > 100) throw new ParleyError('invalid', 'top is a whole number from 0 to 100');
       if (q.get('ids') === '1') deps.audit?.write({ action: 'admin.view', actor: 'admin', detail: { what: 'entity ids' } });
       sendJson(r, 200, { node: deps.node, at: Date.now(), regions: deps.tree(top, q.get('ids') === '1') });
+    });
+  });
+  app.get('/v1/admin/analytics', (res, req) => {
+    const key = OperatorAccess.keyOf(req);
+    const q = new URLSearchParams(req.getQuery() ?? '');
+    handle(res, async (r) => {
+      access.admin(key);
+      if (!deps.analytics) throw new ParleyError('not_found', 'analytics are off on this node');
+      const to = q.get('to') ?? dayOf(Date.now());
+      const from = q.get('from') ?? dayOf((periodStart(to) ?? Date.now()) - 6 * 86_400_000);
+      sendJson(r, 200, await deps.analytics(from, to));
     });
   });
   app.get('/v1/admin/cluster', (res, req) => {

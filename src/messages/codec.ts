@@ -63,7 +63,7 @@ const ENTITY_SCHEMAS: { [T in EntityType]: { [K in EntityMessages[T]['t']]: Sche
     sync: { device: 's', conn: 'c', since: 'n', room: 'n' },
     'sync.more': { device: 's', conn: 'c', room: 'n' },
     ack: { device: 's', ptr: 'n' },
-    deliver: { conv: 's', seq: 'n', from: 's', dev: 's', kind: 's', packed: 'B', redelivery: 'b?' },
+    deliver: { conv: 's', seq: 'n', from: 's', dev: 's', kind: 's', packed: 'B', redelivery: 'b?', ts: 'n?' },
     'presence.sub': { viewer: 's', conn: 'c' },
     'presence.unsub': { viewer: 's', conn: 'c' },
     'profile.set': { reply: 's', name: 's?', avatar: 's?' },

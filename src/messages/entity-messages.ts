@@ -80,6 +80,8 @@ export interface UserAck extends Envelope { t: 'ack'; device: DeviceId; ptr: num
 export interface UserDeliver extends Envelope {
   t: 'deliver'; conv: ConversationId; seq: number; from: UserId; dev: DeviceId; kind: MessageKind; packed: Uint8Array;
   redelivery?: true;
+  /** The message's server time (ms): times send → ack for analytics (optional: an older node leaves it out). */
+  ts?: number;
 }
 export interface UserPresenceSub extends Envelope { t: 'presence.sub' | 'presence.unsub'; viewer: UserId; conn: ConnRef }
 export interface UserProfileSet extends Envelope { t: 'profile.set'; reply: ReplyTo; name?: string; avatar?: string }

@@ -41,6 +41,8 @@ const COUNTERS = {
   frames_too_large: 'Sockets closed (1009) for a frame over the frame size limit',
   frames_rejected: 'Client frames refused at the edge (undecodable, invalid or over a rate limit): answered with an error frame',
   http_rate_limited: 'HTTP requests refused by the per-address budget (429)',
+  analytics_events_published: 'Analytics events published to the JetStream stream parley_analytics (acknowledged)',
+  analytics_events_dropped: 'Analytics events not published (the publish failed, or too many batches were in flight)',
 } as const;
 export type CounterName = keyof typeof COUNTERS;
 

@@ -6,20 +6,23 @@
  *   npm run ops -- tree   [--url http://127.0.0.1:8080[,…]] [--key K] [--top 10]
  *   npm run ops -- top    [--url …] [--key K] [--top 20]     the busiest mailboxes over every node and kind
  *   npm run ops -- cluster [--url …] [--key K]              members, shard owners, routing counts per node
+ *   npm run ops -- analytics [--url …] [--key K] [--days 7] the product numbers per day (every node's, merged)
  *
  * The admin key comes from --key or PARLEY_ADMIN_KEY; a development node on loopback asks none.
  */
 import type { RegionView } from '../actors/region.js';
+import type { AnalyticsReport } from '../analytics/report.js';
 
-interface Args { cmd: string; urls: string[]; key?: string; top: number }
+interface Args { cmd: string; urls: string[]; key?: string; top: number; days: number }
 
 function parseArgs(argv: string[]): Args {
-  const out: Args = { cmd: argv[0] ?? 'tree', urls: ['http://127.0.0.1:8080'], key: process.env.PARLEY_ADMIN_KEY, top: 10 };
+  const out: Args = { cmd: argv[0] ?? 'tree', urls: ['http://127.0.0.1:8080'], key: process.env.PARLEY_ADMIN_KEY, top: 10, days: 7 };
   for (let i = 1; i < argv.length; i++) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (flag === '--url' && value) out.urls = value.split(',').map((u) => u.replace(/\/$/, ''));
     else if (flag === '--key' && value) out.key = value;
     else if (flag === '--top' && value) out.top = Number(value);
+    else if (flag === '--days' && value) out.days = Number(value);
     else throw new Error(`unknown argument ${flag}`);
     i++;
   }
@@ -57,6 +60,22 @@ export function renderTree(url: string, t: Tree): string {
   return lines.join('\n');
 }
 
+/** The analytics report as a table, a row per day (pure: the CLI prints it, a test reads it). */
+export function renderAnalytics(r: AnalyticsReport): string {
+  const head = ['day', 'dau', 'msgs', 'direct', 'group', 'text', 'image', 'video', 'media MB', 'signups', 'push', 'p50 ms', 'p90 ms', 'p99 ms'];
+  const ms = (x: number | null) => (x === null ? '-' : String(x));
+  const rows = r.days.map((d) => {
+    const k = d.messages.byKind;
+    return [d.day, n(d.dau), n(d.messages.direct + d.messages.group), n(d.messages.direct), n(d.messages.group), n(k.text), n(k.image), n(k.video),
+      (d.mediaBytes / 1e6).toFixed(1), n(d.signups), n(d.pushSent), ms(d.latency.p50), ms(d.latency.p90), ms(d.latency.p99)];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(head), ...rows.map(line), '',
+    r.months.map((m) => `mau ${m.month}: ${n(m.mau)}`).join('   '),
+    `dau and mau are estimates (HyperLogLog, standard error ${(r.distinctError * 100).toFixed(2)}%); latency: a message's send to a device's ack`].join('\n');
+}
+
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   if (a.cmd === 'tree') {
@@ -80,8 +99,14 @@ async function main(): Promise<void> {
         console.log(`${'-'.repeat(9)}  ${url}  unreachable (${err instanceof Error ? err.message : String(err)})`);
       }
     }
+  } else if (a.cmd === 'analytics') {
+    if (!Number.isInteger(a.days) || a.days < 1 || a.days > 400) throw new Error('--days is a whole number from 1 to 400');
+    const to = new Date().toISOString().slice(0, 10);
+    const from = new Date(Date.now() - (a.days - 1) * 86_400_000).toISOString().slice(0, 10);
+    // Every node's rows are in the shared store: one node answers for all.
+    console.log(renderAnalytics(await get<AnalyticsReport>(a.urls[0]!, `/v1/admin/analytics?from=${from}&to=${to}`, a.key)));
   } else {
-    throw new Error(`unknown command ${a.cmd}: tree, top or cluster`);
+    throw new Error(`unknown command ${a.cmd}: tree, top, cluster or analytics`);
   }
 }
 

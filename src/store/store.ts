@@ -244,8 +244,18 @@ export interface Store {
   listErasures(): Promise<ErasureRecord[]>;
   deleteErasure(user: UserId): Promise<void>;
 
+  // ---- analytics (docs/architecture.md, "Analytics"): one row per period and node, no user ids ----
+  /** Replaces the source's row of the period (a day YYYY-MM-DD or a month YYYY-MM); kept ANALYTICS_KEEP_DAYS. */
+  putAnalytics(period: string, source: string, data: Uint8Array): Promise<void>;
+  /** Every source's rows of these periods, in no order. */
+  analyticsRows(periods: readonly string[]): Promise<AnalyticsRow[]>;
+
   close(): Promise<void>;
 }
+
+export interface AnalyticsRow { period: string; source: string; data: Uint8Array }
+/** How long analytics rows are kept: a Scylla TTL, the LMDB hourly sweep. */
+export const ANALYTICS_KEEP_MS = 400 * 86_400_000;
 
 export type DevOutbox = 'sms' | 'push';
 export interface DevOutboxEntry { at: number; data: Uint8Array }

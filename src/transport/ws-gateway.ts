@@ -18,6 +18,7 @@ import { KeyedLimiter, TokenBucket, type Rate } from './rate-limit.js';
 import { originAllowed } from './origin.js';
 import { bearer, remoteAddress, statusLine } from '../http/http-io.js';
 import type { Metrics } from '../ops/metrics.js';
+import type { Analytics } from '../analytics/analytics.js';
 import type { Series } from '../ops/latency-histogram.js';
 import { enterFrame, frameId, leave } from '../ops/trace.js';
 import { CloseCodes } from '../protocol/close-codes.js';
@@ -58,10 +59,10 @@ export interface GatewayOptions {
  */
 export function mountGateway(
   app: TemplatedApp,
-  deps: { accounts: Accounts; sharding: Sharding; conns: ConnectionRegistry; metrics: Metrics; directory: Directory; media?: MediaGate; keys?: KeyDirectory },
+  deps: { accounts: Accounts; sharding: Sharding; conns: ConnectionRegistry; metrics: Metrics; directory: Directory; media?: MediaGate; keys?: KeyDirectory; analytics?: Pick<Analytics, 'active'> },
   opts: GatewayOptions,
 ): void {
-  const { accounts, sharding, conns, metrics, directory, media, keys } = deps;
+  const { accounts, sharding, conns, metrics, directory, media, keys, analytics } = deps;
   let upgrading = 0;
   const ipUpgrades = new KeyedLimiter(opts.shaping.ipUpgrades);
   const userUpgrades = new KeyedLimiter(opts.shaping.userUpgrades);
@@ -143,6 +144,7 @@ export function mountGateway(
       conn.session.open().then(
         ({ acked }) => {
           conn.send({ t: 'welcome', user: data.user, device: data.device, acked, time: Date.now(), limits: opts.limits, ...(data.renewed ? { token: data.renewed } : {}) });
+          analytics?.active(data.user); // active: a socket of theirs attached to their user entity
           data.renewed = undefined; // not kept for the socket's life
           conn.ready = true;
         },

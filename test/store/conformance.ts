@@ -966,6 +966,33 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.ok(['0', '1', '2', '3', '4'].every((x) => !kept.includes(x)), 'the oldest are the ones gone');
     });
 
+    // ---- analytics ----
+
+    t.test('analytics: a row per (period, source), replaced whole, read per period from every client', async (t) => {
+      // Periods unique to this run: a keyspace outlives test runs.
+      const day = `d-${uid()}`;
+      const month = `m-${uid()}`;
+      const other = `d-${uid()}`;
+      const b = (...xs: number[]) => new Uint8Array(xs);
+      t.strictSame(await store.analyticsRows([day, month]), [], 'nothing yet');
+      await writers[0]!.putAnalytics(day, 'n1', b(1));
+      await writers[writers.length - 1]!.putAnalytics(day, 'n2', b(2, 2));
+      await store.putAnalytics(day, 'n1', b(3, 3, 3)); // replaces n1's row
+      await store.putAnalytics(month, 'n1', b(4));
+      await store.putAnalytics(other, 'n1', b(5));
+      for (const reader of writers) {
+        const rows = (await reader.analyticsRows([day, month, day]))
+          .map((r) => ({ period: r.period, source: r.source, data: bytesOf(r.data) }))
+          .sort((x, y) => (x.period + x.source).localeCompare(y.period + y.source));
+        t.strictSame(rows, [
+          { period: day, source: 'n1', data: '030303' },
+          { period: day, source: 'n2', data: '0202' },
+          { period: month, source: 'n1', data: '04' },
+        ].sort((x, y) => (x.period + x.source).localeCompare(y.period + y.source)), 'each node\'s last row of the asked periods, once each');
+      }
+      t.strictSame(await store.analyticsRows([]), [], 'no periods, no rows');
+    });
+
     // ---- media ----
 
     t.test('media', async (t) => {

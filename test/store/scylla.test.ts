@@ -109,7 +109,7 @@ t.test('schema: created at open, idempotent, safe to run from many openers at on
   const tables = await admin.execute('SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?', [ks]);
   const names = tables.rows.map((r) => r.get('table_name') as string).sort();
   t.strictSame(names, [
-    'chat_groups', 'client_ids', 'contacts', 'contacts_rev', 'conv_buckets', 'dev_outbox', 'devices', 'erasures', 'fanout_marks', 'fences', 'group_epochs', 'inbox', 'journal', 'journal_partitions', 'key_devices', 'key_packages', 'last_seen',
+    'analytics', 'chat_groups', 'client_ids', 'contacts', 'contacts_rev', 'conv_buckets', 'dev_outbox', 'devices', 'erasures', 'fanout_marks', 'fences', 'group_epochs', 'inbox', 'journal', 'journal_partitions', 'key_devices', 'key_packages', 'last_seen',
     'media', 'media_blobs', 'media_chunks', 'media_refs', 'media_uploads', 'messages', 'mutes', 'otp_state', 'otps', 'phones', 'push_marks', 'push_tokens', 'receipt_cursors', 'remembered_convs', 'schema_lock', 'schema_version', 'snapshots',
     'uploads', 'user_convs', 'user_groups', 'users',
   ]);

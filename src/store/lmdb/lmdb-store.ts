@@ -1,5 +1,5 @@
 import { open, type RootDatabase } from 'lmdb';
-import { DEV_OUTBOX_KEEP, DEV_OUTBOX_TTL_MS, fenceKeys, type DevOutbox, type DevOutboxEntry } from '../store.js';
+import { ANALYTICS_KEEP_MS, DEV_OUTBOX_KEEP, DEV_OUTBOX_TTL_MS, fenceKeys, type DevOutbox, type DevOutboxEntry } from '../store.js';
 import { parseConversationId, type ConversationId, type DeviceId, type GroupId, type UserId } from '../../protocol/ids.js';
 import type { Message } from '../../protocol/frames.js';
 import { ParleyError } from '../../protocol/errors.js';
@@ -8,7 +8,7 @@ import { Table } from './table.js';
 import { WriteBatch } from './write-batch.js';
 import { LmdbE2e } from './lmdb-e2e.js';
 import type {
-  DeviceKey, DeviceRecord, ErasureRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
+  AnalyticsRow, DeviceKey, DeviceRecord, ErasureRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
   OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord,
 } from '../store.js';
 
@@ -64,6 +64,8 @@ export class LmdbStore implements Store {
   private readonly uploads: Table<true, Key>;
   private readonly erasures: Table<ErasureRecord, string>;
   readonly e2e: LmdbE2e;
+  /** [period, source] → an analytics aggregate (src/analytics/aggregate.ts); swept ANALYTICS_KEEP_MS after it was written. */
+  private readonly analytics: Table<{ at: number; data: Uint8Array }, Key>;
   /** Messages older than this are swept (PARLEY_RETENTION N days); undefined: kept. */
   private readonly retentionMs: number | undefined;
   private retentionSweeper?: NodeJS.Timeout;
@@ -109,6 +111,7 @@ export class LmdbStore implements Store {
     this.uploads = db('uploads');
     this.erasures = db('erasures');
     this.e2e = new LmdbE2e(this.batch, db('key_devices'), db('key_packages'), db('group_epochs'));
+    this.analytics = db('analytics');
     this.retentionMs = opts.retentionMs;
     if (this.retentionMs !== undefined) {
       // LMDB has no TTL: messages past the retention are swept, a page per commit.
@@ -312,6 +315,7 @@ export class LmdbStore implements Store {
       }
       for (const { key, value } of this.otpState.entries({})) if (value.expiresAt <= now) this.otpState.remove(key);
       for (const key of this.devOutbox.keys({})) if ((key[2] as number) + DEV_OUTBOX_TTL_MS <= now) this.devOutbox.remove(key);
+      for (const { key, value } of this.analytics.entries({})) if (value.at + ANALYTICS_KEEP_MS <= now) this.analytics.remove(key);
     });
   }
 
@@ -694,6 +698,23 @@ export class LmdbStore implements Store {
       out.push({ at: k[2] as number, data: value });
     }
     return out.slice(-DEV_OUTBOX_KEEP);
+  }
+
+  // ---- analytics ----
+
+  putAnalytics(period: string, source: string, data: Uint8Array): Promise<void> {
+    return this.batch.run(() => this.analytics.put([period, source], { at: Date.now(), data }));
+  }
+
+  async analyticsRows(periods: readonly string[]): Promise<AnalyticsRow[]> {
+    const now = Date.now();
+    const out: AnalyticsRow[] = [];
+    for (const period of new Set(periods)) {
+      for (const { key, value } of this.analytics.entries({ start: [period], end: [period, '\uffff'] })) {
+        if (value.at + ANALYTICS_KEEP_MS > now) out.push({ period, source: key[1] as string, data: value.data });
+      }
+    }
+    return out;
   }
 
   async close(): Promise<void> {

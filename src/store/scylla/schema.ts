@@ -274,6 +274,15 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 14,
+    description: 'analytics: a row per period and node',
+    statements: [
+      // A period (a day YYYY-MM-DD or a month YYYY-MM) → each node's aggregate (counters, histogram, HyperLogLog
+      // registers; src/analytics/aggregate.ts), replaced whole at each flush with a TTL of 400 days.
+      `CREATE TABLE IF NOT EXISTS {ks}.analytics (period text, source text, data blob, PRIMARY KEY ((period), source))`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -8,7 +8,7 @@ import type {
   DeviceKey, DeviceRecord, ErasureRecord, FenceClaim, FenceKey, GroupRecord, HistoryQuery, InboxEntry, JournalEvent, MediaGrant, MediaHolder, MediaRecord, MediaRef, OtpRecord,
   OtpStep, PushMark, PushRegistration, ReceiptCursor, SnapshotRecord, Store, UserRecord, DevOutbox, DevOutboxEntry,
 } from '../store.js';
-import { DEV_OUTBOX_KEEP, DEV_OUTBOX_TTL_MS } from '../store.js';
+import { ANALYTICS_KEEP_MS, DEV_OUTBOX_KEEP, DEV_OUTBOX_TTL_MS, type AnalyticsRow } from '../store.js';
 import { log } from '../../log.js';
 import { DAY_MS, REMEMBER_SHARDS, bucketOf, maxRegisterTimestamp, minRegisterTimestamp, rememberShard, ttlUntil } from './buckets.js';
 import { checkKeyspace, migrate, type Replication } from './schema.js';
@@ -1283,6 +1283,16 @@ export class ScyllaStore implements Store {
     return rs.rows.map((r) => ({ at: num(r.get('at'))!, data: new Uint8Array(r.get('data') as Buffer) })).reverse();
   }
 
+  async putAnalytics(period: string, source: string, data: Uint8Array): Promise<void> {
+    await this.write(this.q.putAnalytics, [period, source, Buffer.from(data), Math.ceil(ANALYTICS_KEEP_MS / 1000)]);
+  }
+
+  /** A partition per period, read in parallel (a report reads at most ~414). */
+  async analyticsRows(periods: readonly string[]): Promise<AnalyticsRow[]> {
+    const per = await Promise.all([...new Set(periods)].map((p) => this.readAll(this.q.analyticsRows, [p])));
+    return per.flat().map((r) => ({ period: r.get('period') as string, source: r.get('source') as string, data: new Uint8Array(r.get('data') as Buffer) }));
+  }
+
   async close(): Promise<void> {
     this.blobs?.stop();
     if (this.rollbackTimer) clearInterval(this.rollbackTimer);
@@ -1353,6 +1363,8 @@ function statements(ks: string) {
     devOutboxAdd: `INSERT INTO ${ks}.dev_outbox (box, key, at, id, data) VALUES (?, ?, ?, ?, ?) USING TTL ?`,
     devOutboxList: `SELECT at, data FROM ${ks}.dev_outbox WHERE box = ? AND key = ? LIMIT ?`,
     dropDevOutbox: `DELETE FROM ${ks}.dev_outbox WHERE box = ? AND key = ?`,
+    putAnalytics: `INSERT INTO ${ks}.analytics (period, source, data) VALUES (?, ?, ?) USING TTL ?`,
+    analyticsRows: `SELECT period, source, data FROM ${ks}.analytics WHERE period = ?`,
     listPushMarks: `SELECT device, mark FROM ${ks}.push_marks`,
     setMute: `INSERT INTO ${ks}.mutes (user_id, conv, until) VALUES (?, ?, ?)`,
     deleteMute: `DELETE FROM ${ks}.mutes WHERE user_id = ? AND conv = ?`,
