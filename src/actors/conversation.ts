@@ -159,15 +159,18 @@ export class Conversation implements Entity<ConvMsg> {
     }
     // This activation owns the log from here: seqs start above every earlier activation's reservation
     // (their writes may still be in flight) and above the last stored seq (data from before fences).
-    const [claim, stored, mark] = await Promise.all([deps.store.claimEpoch(fenceKeys.conv(id)), deps.store.lastSeq(id), deps.store.getFanoutMark(id)]);
-    const last = stored ? await deps.store.getMessage(id, stored) : undefined;
-    const cursors = await deps.store.getCursors(id);
+    // Two round trips, each of independent reads (on Scylla every read is one).
+    const [claim, stored, mark, cursors, epochRec] = await Promise.all([
+      deps.store.claimEpoch(fenceKeys.conv(id)), deps.store.lastSeq(id), deps.store.getFanoutMark(id), deps.store.getCursors(id), deps.store.e2e.getGroupEpoch(id),
+    ]);
+    // The MLS epoch as stored; a commit that was being stored when the last activation stopped counts if it landed.
+    const [last, pending] = await Promise.all([
+      stored ? deps.store.getMessage(id, stored) : undefined,
+      epochRec?.pending ? deps.store.getMessage(id, epochRec.pending.seq) : undefined,
+    ]);
     const start = Math.max(claim.reserved, stored);
     const c = new Conversation(id, deps, parsed.kind === 'group', members, cursors, start, last?.ts ?? 0, new SeqFence(claim.epoch, start), mark ?? 0);
-    // The epoch as stored; a commit that was being stored when the last activation stopped counts if it landed.
-    const epochRec = await deps.store.e2e.getGroupEpoch(id);
-    const pendingStored = epochRec?.pending ? (await deps.store.getMessage(id, epochRec.pending.seq)) !== undefined : false;
-    c.mls = MlsFence.fromRecord(epochRec, pendingStored);
+    c.mls = MlsFence.fromRecord(epochRec, pending !== undefined);
     if (c.isGroup) {
       c.deliveredAll = c.minCursor('delivered');
       c.readAll = c.minCursor('read');
