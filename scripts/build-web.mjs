@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Builds the web client (web/) into dist/web: app-<hash>.js and app-<hash>.css bundled by esbuild, and an
-// index.html naming them. Part of `npm run build`, so `npm start` and `npm test` both produce it. The node
+// Builds the web client (web/src) and the ops console (web/ops) into dist/web: <page>-<hash>.js and .css
+// bundled by esbuild, and an HTML file naming them (index.html, ops.html). Part of `npm run build`, so `npm start` and `npm test` both produce it. The node
 // serves dist/web at / (src/http/web-routes.ts). Node-only modules can't reach the bundle: esbuild targets the
 // browser and fails on them.
 import { build } from 'esbuild';
@@ -17,33 +17,39 @@ const common = { bundle: true, platform: 'browser', target: ['es2022', 'chrome11
 // The service worker keeps one URL (a new one would be a second worker): /sw.js, never cached.
 await build({ ...common, entryPoints: [join(root, 'web', 'sw', 'sw.ts')], outfile: join(out, 'sw.js'), format: 'iife' });
 
-const result = await build({
-  entryPoints: [join(root, 'web', 'src', 'main.tsx')],
-  outdir: out,
-  entryNames: 'app-[hash]',
-  ...common,
-  format: 'esm',
-  jsx: 'automatic',
-  jsxImportSource: 'preact',
-  metafile: true,
-  // The SDK's Node fallback (`require('ws')`) is never reached in a browser, which has WebSocket.
-  external: ['ws'],
-});
-
-const outputs = Object.keys(result.metafile.outputs).map((p) => basename(p));
-const js = outputs.find((f) => f.endsWith('.js'));
-const css = outputs.find((f) => f.endsWith('.css'));
-if (!js) throw new Error('esbuild wrote no script');
-writeFileSync(join(out, 'index.html'), `<!doctype html>
+/** One page: its entry bundled to `<name>-<hash>.js` (and .css), and an HTML file naming them. */
+async function page(entry, name, html, title) {
+  const result = await build({
+    entryPoints: [join(root, 'web', ...entry)],
+    outdir: out,
+    entryNames: `${name}-[hash]`,
+    ...common,
+    format: 'esm',
+    jsx: 'automatic',
+    jsxImportSource: 'preact',
+    metafile: true,
+    // The SDK's Node fallback (`require('ws')`) is never reached in a browser, which has WebSocket.
+    external: ['ws'],
+  });
+  const outputs = Object.keys(result.metafile.outputs).map((p) => basename(p));
+  const js = outputs.find((f) => f.endsWith('.js'));
+  const css = outputs.find((f) => f.endsWith('.css'));
+  if (!js) throw new Error(`esbuild wrote no script for ${name}`);
+  writeFileSync(join(out, html), `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light">
-<title>Parley</title>
+<title>${title}</title>
 ${css ? `<link rel="stylesheet" href="/${css}">\n` : ''}<script type="module" src="/${js}"></script>
 </head>
-<body><div id="app"></div><noscript>Parley's web client needs JavaScript.</noscript></body>
+<body><div id="app"></div><noscript>${title} needs JavaScript.</noscript></body>
 </html>
 `);
-process.stdout.write(`web: dist/web/${js}${css ? `, ${css}` : ''}\n`);
+  process.stdout.write(`web: dist/web/${js}${css ? `, ${css}` : ''}\n`);
+}
+
+await page(['src', 'main.tsx'], 'app', 'index.html', 'Parley');
+// The operators' console, served at /ops (src/http/web-routes.ts); its data needs the admin key.
+await page(['ops', 'main.tsx'], 'ops', 'ops.html', 'Parley ops');

@@ -43,6 +43,8 @@ import { ParleyError } from './protocol/errors.js';
 import { Metrics } from './ops/metrics.js';
 import { FaultInjector, slowAppends } from './ops/faults.js';
 import { EventLoopMonitor } from './ops/event-loop.js';
+import { LiveSeries } from './ops/live-series.js';
+import type { RegionNode } from './ops/admin-api.js';
 import { timedStore } from './ops/store-timing.js';
 import { timeRoutes } from './ops/http-timing.js';
 import { traceNode } from './ops/trace.js';
@@ -70,6 +72,7 @@ export interface ParleyNode {
 
 /** Wires one node: store → routing seams → actor system and regions → HTTP and WebSocket edge. */
 export async function startNode(cfg: Config): Promise<ParleyNode> {
+  const startedAt = Date.now();
   setLogLevel(cfg.logLevel);
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   const id = `n${newId(8)}`;
@@ -111,7 +114,12 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     dead: ({ user, device, push: reg }) => sharding.tell('user', user, { t: 'push.drop', device, platform: reg.platform, token: reg.token, why: 'invalid' }),
   }, store); // the dev outbox is kept in the store: any node of a cluster answers /v1/dev/push
   const budgets = { fanout: new KeyedLimiter(cfg.shaping.fanout), syncResend: new KeyedLimiter(cfg.shaping.syncResend) };
-  const deps: ActorDeps = { store, sharding, gateway, pubsub, push, budgets, analytics, config: cfg };
+  // A delivery's latency goes to the day's analytics and to /metrics' histogram.
+  const observed: ActorDeps['analytics'] = {
+    message: (kind, group) => analytics.message(kind, group),
+    delivered: (ms) => { analytics.delivered(ms); metrics.delivery.observe(ms / 1000); },
+  };
+  const deps: ActorDeps = { store, sharding, gateway, pubsub, push, budgets, analytics: observed, config: cfg };
   const answer = answerErrors(sharding, gateway);
   const regions = new Regions(system, [User.kind(deps), Conversation.kind(deps), Group.kind(deps)] as never[], answer, cfg.passivateAfterMs, faults);
   sharding.serve(regions);
@@ -160,6 +168,11 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   metrics.gauge('event_loop_delay_max_10s_ms', 'The longest event-loop delay in the last 10 s, ms', () => Math.round(loop.maxMs()));
   metrics.gauge('uploads_in_flight', 'Media uploads being received', () => uploads.inFlight);
   metrics.entities(() => regions.tree());
+  const live = new LiveSeries(() => ({
+    connections: conns.size, sends: metrics.framesIn.get('send'), deliveries: metrics.framesOut.get('msg'),
+    errors: metrics.wsErrors.total() + metrics.httpErrors.total(), sent: metrics.sendOutcome.sent, delivered: metrics.delivery,
+    loopMaxMs: loop.maxMs(), heapBytes: process.memoryUsage().heapUsed, entities: regions.active(),
+  }));
 
   trustProxies(cfg.trustProxy);
   countHttpErrors((code) => metrics.httpErrors.add(code));
@@ -183,7 +196,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
     mountMedia(app, {
       accounts, tokens, store, media, access: mediaAccess, urls: mediaUrls, gate: uploads, maxBytes: cfg.limits.maxMediaBytes, analytics,
     });
-    mountOps(app, { node: id, metrics, accounts, access, tree: (top, ids) => supervisionTree(regions, top, ids, shardOfEntity || undefined),
+    mountOps(app, { node: id, store: store.kind, startedAt, metrics, accounts, access, live, tree: (top, ids) => supervisionTree(regions, top, ids, shardOfEntity || undefined),
       cluster: cluster && (() => cluster.node.status()), unavailable: cluster && (() => cluster.node.unavailable()), push: devSms ? outbox : undefined, faults, audit,
       // This node's latest numbers first, so a report includes what it counted until now.
       analytics: async (from, to) => { await analytics.flush(); return analyticsReport(store, from, to); } });
@@ -225,12 +238,13 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       await store.close();
       audit.close();
       loop.stop();
+      live.stop();
     },
   };
 }
 
 /** The supervision view of every region, with the live ids when asked (they are bounded to 1,000 per kind). */
-function supervisionTree(regions: Regions, top: number, ids: boolean, shardOfEntity?: (type: EntityType, id: string) => number): unknown {
+function supervisionTree(regions: Regions, top: number, ids: boolean, shardOfEntity?: (type: EntityType, id: string) => number): RegionNode[] {
   const views = regions.view(top, shardOfEntity);
   if (!ids) return views;
   const byType = new Map(regions.tree().map((s) => [s.type, s.ids]));

@@ -166,6 +166,10 @@ export class Region<M extends Envelope> {
     else this.stats[event]++;
   }
 
+  get size(): number {
+    return this.live.size;
+  }
+
   isLive(id: string): boolean {
     return this.live.has(actorName(id));
   }

@@ -20,6 +20,7 @@ export class OperatorAccess {
   }
 
   admin(given: string): void {
+    if (!this.key) throw new ParleyError('unauthorized', 'this node has no admin key: set PARLEY_ADMIN_KEY (16+ characters) to use the operator routes');
     if (!this.matches(given)) throw new ParleyError('unauthorized', 'missing or wrong admin key (x-admin-key)');
   }
 

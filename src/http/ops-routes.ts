@@ -9,6 +9,8 @@ import { OperatorAccess } from './operator-access.js';
 import type { Audit } from '../gdpr/audit.js';
 import type { AnalyticsReport } from '../analytics/report.js';
 import { dayOf, periodStart } from '../analytics/aggregate.js';
+import type { LiveSeries } from '../ops/live-series.js';
+import type { LiveReport, RegionNode, SupervisionTree } from '../ops/admin-api.js';
 
 /**
  *   GET /healthz            liveness and this node's id; 503 while the node can't serve (cut off from its cluster)
@@ -16,6 +18,9 @@ import { dayOf, periodStart } from '../analytics/aggregate.js';
  *   GET /v1/admin/actors    the supervision tree per entity kind: counts (all time, last minute, last hour),
  *                           mailboxes, the ?top=N (20, at most 100) busiest and crash-looping entities, the last
  *                           crashes with their reasons; ?ids=1 adds up to 1,000 live ids per kind (admin key)
+ *   GET /v1/admin/live      ?since=<ms>: this node's last 10 minutes at 2 s resolution (connections, sends and
+ *                           deliveries per second, sent-tick and delivery p50 / p99, errors, event loop, heap), the
+ *                           points after `since`; what the ops console charts (admin key)
  *   GET /v1/admin/analytics ?from=YYYY-MM-DD&to=YYYY-MM-DD (UTC, at most 400 days; default: the last 7): per day
  *                           dau, messages by kind and direct / group, media bytes, sign-ups, pushes sent, delivery
  *                           latency percentiles; mau per month; every node's rows merged (admin key)
@@ -24,8 +29,8 @@ import { dayOf, periodStart } from '../analytics/aggregate.js';
  *   POST /v1/admin/faults   {type, id, times}: the entity's next messages crash it (only with PARLEY_FAULTS=1)
  */
 export function mountOps(app: TemplatedApp, deps: {
-  node: string; metrics: Metrics; access: OperatorAccess; accounts: Accounts;
-  tree: (top: number, ids: boolean) => unknown; cluster?: () => unknown; unavailable?: () => string | undefined; push?: OutboxProvider; faults?: FaultInjector;
+  node: string; store: string; startedAt: number; metrics: Metrics; access: OperatorAccess; accounts: Accounts; live: LiveSeries;
+  tree: (top: number, ids: boolean) => RegionNode[]; cluster?: () => unknown; unavailable?: () => string | undefined; push?: OutboxProvider; faults?: FaultInjector;
   /** Admin actions are recorded there (src/gdpr/audit.ts). */
   audit?: Audit;
   /** The analytics rows: flushes this node's first, then merges every node's (src/analytics/report.ts). */
@@ -54,7 +59,21 @@ export function mountOps(app: TemplatedApp, deps: {
       const top = q.has('top') ? Number(q.get('top')) : 20;
       if (!Number.isInteger(top) || top < 0 || top > 100) throw new ParleyError('invalid', 'top is a whole number from 0 to 100');
       if (q.get('ids') === '1') deps.audit?.write({ action: 'admin.view', actor: 'admin', detail: { what: 'entity ids' } });
-      sendJson(r, 200, { node: deps.node, at: Date.now(), regions: deps.tree(top, q.get('ids') === '1') });
+      const tree: SupervisionTree = { node: deps.node, at: Date.now(), regions: deps.tree(top, q.get('ids') === '1') };
+      sendJson(r, 200, tree);
+    });
+  });
+  app.get('/v1/admin/live', (res, req) => {
+    const key = OperatorAccess.keyOf(req);
+    const since = Number(new URLSearchParams(req.getQuery() ?? '').get('since') ?? 0);
+    handle(res, async (r) => {
+      access.admin(key);
+      if (!Number.isFinite(since) || since < 0) throw new ParleyError('invalid', 'since is a time in ms since the epoch');
+      const report: LiveReport = {
+        node: deps.node, store: deps.store, startedAt: deps.startedAt, at: Date.now(), cluster: !!deps.cluster,
+        intervalMs: deps.live.intervalMs, points: deps.live.since(since),
+      };
+      sendJson(r, 200, report);
     });
   });
   app.get('/v1/admin/analytics', (res, req) => {

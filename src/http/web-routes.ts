@@ -7,6 +7,8 @@ import { sendJson, track } from './http-io.js';
  * The web client (web/, built into dist/web by `npm run build`), served at `/`:
  *   GET /                  index.html (never cached: it names the current hashed bundle)
  *   GET /<name>            the bundle's other files; hashed names are cached for a year
+ *   GET /ops               the ops console (web/ops): the supervision tree, live charts and analytics; it asks for the
+ *                          admin key and reads the operator routes with it (src/http/ops-routes.ts)
  *   GET /sw.js             the service worker that shows Web Push notifications (not hashed: its URL is its identity)
  *   GET /v1/web/config     {apiKey, devOutbox, vapidPublicKey?}: what the page signs in and subscribes to push with
  * Without a bundle, `/` answers a 404 page that says how to build it.
@@ -56,7 +58,9 @@ function send(res: HttpResponse, status: string, f: WebFile): void {
 export function mountWeb(app: TemplatedApp, deps: { files: Map<string, WebFile>; apiKey: string; devOutbox: boolean; vapidPublicKey?: string }): void {
   const index = deps.files.get('index.html');
   app.get('/', (res) => send(res, index ? '200 OK' : '404 Not Found', index ?? { body: Buffer.from(NOT_BUILT), type: TYPES['.html']!, cache: 'no-cache' }));
-  for (const [name, f] of deps.files) if (name !== 'index.html') app.get(`/${name}`, (res) => send(res, '200 OK', f));
+  const ops = deps.files.get('ops.html');
+  if (ops) app.get('/ops', (res) => send(res, '200 OK', ops));
+  for (const [name, f] of deps.files) if (!name.endsWith('.html')) app.get(`/${name}`, (res) => send(res, '200 OK', f));
   const config = { apiKey: deps.apiKey, devOutbox: deps.devOutbox, ...(deps.vapidPublicKey ? { vapidPublicKey: deps.vapidPublicKey } : {}) };
   app.get('/v1/web/config', (res) => sendJson(track(res), 200, config, { 'cache-control': 'no-cache' }));
 }

@@ -10,7 +10,7 @@ export class Series {
   sum = 0;
   count = 0;
 
-  constructor(private readonly bounds: readonly number[], readonly labels: Readonly<Record<string, string>>) {
+  constructor(readonly bounds: readonly number[], readonly labels: Readonly<Record<string, string>>) {
     this.counts = new Float64Array(bounds.length + 1);
   }
 
@@ -22,6 +22,28 @@ export class Series {
     this.sum += seconds;
     this.count++;
   }
+}
+
+/**
+ * The q-quantile (0..1) of per-bucket counts over `bounds` (seconds), interpolated linearly inside its bucket as
+ * Prometheus' histogram_quantile does; above the highest bound it answers that bound. Undefined without counts.
+ */
+export function quantile(bounds: readonly number[], counts: ArrayLike<number>, q: number): number | undefined {
+  let total = 0;
+  for (let i = 0; i < counts.length; i++) total += counts[i]!;
+  if (total === 0) return undefined;
+  const rank = q * total;
+  let acc = 0;
+  for (let i = 0; i < counts.length; i++) {
+    const c = counts[i]!;
+    if (c > 0 && acc + c >= rank) {
+      if (i >= bounds.length) return bounds[bounds.length - 1];
+      const lo = i === 0 ? 0 : bounds[i - 1]!;
+      return lo + (bounds[i]! - lo) * ((rank - acc) / c);
+    }
+    acc += c;
+  }
+  return bounds[bounds.length - 1];
 }
 
 interface Sample { metricName: string; labels: Record<string, string | number>; value: number }

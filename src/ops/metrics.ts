@@ -28,6 +28,12 @@ export class Tally {
     return this.counts.get(key) ?? 0;
   }
 
+  total(): number {
+    let n = 0;
+    for (const v of this.counts.values()) n += v;
+    return n;
+  }
+
   entries(): IterableIterator<[string, number]> {
     return this.counts.entries();
   }
@@ -69,6 +75,8 @@ export class Metrics {
   /** A `send` frame to the `sent` tick (or the error) going out for its cid, at the gateway. */
   readonly send: LatencyHistogram<'outcome'>;
   readonly sendOutcome: { sent: Series; duplicate: Series; error: Series };
+  /** A message's send (its server time) to a recipient device's ack, at the recipient's user entity. */
+  readonly delivery: Series;
   /** A `sync` frame to the `synced` without `more` that ends it (every page of it), at the gateway. */
   readonly sync: Series;
   /** Each Store method call to its promise settling (src/ops/store-timing.ts). */
@@ -95,6 +103,7 @@ export class Metrics {
     ]);
     this.send = new LatencyHistogram('parley_send_seconds', 'A send frame to its sent tick or error at the gateway, by outcome (sent, duplicate, error)', ['outcome'] as const).register(this.registry);
     this.sendOutcome = { sent: this.send.child('sent'), duplicate: this.send.child('duplicate'), error: this.send.child('error') };
+    this.delivery = new LatencyHistogram('parley_delivery_seconds', "A message's send to a recipient device's ack (redeliveries and one's own devices not timed)", []).register(this.registry).child();
     this.sync = new LatencyHistogram('parley_sync_seconds', 'A sync frame to the synced frame without more that ends it, every page included', []).register(this.registry).child();
     this.store.register(this.registry);
     this.http.register(this.registry);

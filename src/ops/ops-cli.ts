@@ -10,8 +10,7 @@
  *
  * The admin key comes from --key or PARLEY_ADMIN_KEY; a development node on loopback asks none.
  */
-import type { RegionView } from '../actors/region.js';
-import type { AnalyticsReport } from '../analytics/report.js';
+import type { AnalyticsReport, SupervisionTree as Tree } from './admin-api.js';
 
 interface Args { cmd: string; urls: string[]; key?: string; top: number; days: number }
 
@@ -36,7 +35,6 @@ async function get<T>(url: string, path: string, key?: string): Promise<T> {
   return body;
 }
 
-type Tree = { node: string; at: number; regions: (RegionView & { shards?: { held: number } })[] };
 const n = (x: number) => x.toLocaleString('en-US');
 const dur = (ms: number) => (ms < 60_000 ? `${Math.round(ms / 1000)}s` : ms < 3_600_000 ? `${Math.round(ms / 60_000)}m` : `${(ms / 3_600_000).toFixed(1)}h`);
 

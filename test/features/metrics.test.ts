@@ -44,7 +44,10 @@ t.test('after a chat: the histograms have counts, and every label is bounded', a
   const bob = await f.device(t);
   const carol = await f.device(t);
   const N = 20;
-  for (let i = 0; i < N; i++) await alice.client.text({ to: bob.user }, `hello ${i}`);
+  let last = { conv: '', seq: 0 };
+  for (let i = 0; i < N; i++) last = await alice.client.text({ to: bob.user }, `hello ${i}`);
+  // Bob's acks reached his entity (which times the deliveries) once Alice hears they were delivered.
+  await alice.waitFrame((x) => x.t === 'receipt' && x.conv === last.conv && x.status === 'delivered' && x.upTo >= last.seq, 'delivered');
   const group = await alice.client.createGroup('metrics', [bob.user, carol.user]);
   await alice.client.text({ conv: group.conv }, 'to the group');
   await bob.waitFor(() => (bob.messages.length >= N + 1 ? true : undefined), 10_000, 'bob has every message');
@@ -60,6 +63,7 @@ t.test('after a chat: the histograms have counts, and every label is bounded', a
   t.ok(value(s, 'parley_send_seconds_count', { outcome: 'sent' }) >= N + 1, 'send → sent: one per message');
   t.ok(value(s, 'parley_send_seconds_count', { outcome: 'error' }) >= 1, 'send → error: the refused one');
   t.ok(value(s, 'parley_send_seconds_sum', { outcome: 'sent' }) > 0, 'with time in it');
+  t.ok(value(s, 'parley_delivery_seconds_count') >= 1, 'send → a device\'s ack: timed');
   t.ok(value(s, 'parley_sync_seconds_count') >= 3, 'a sync per device, each to its last synced');
   t.ok(value(s, 'parley_store_seconds_count', { op: 'appendMessage' }) >= N + 1, 'store: an append per message');
   t.ok(value(s, 'parley_store_seconds_count', { op: 'getDevice' }) >= 3, 'store: device reads at the upgrades');

@@ -59,10 +59,10 @@ export async function setProfile(u: BrowserUser, name: string, lastSeen: 'everyo
   await form.getByRole('button', { name: 'Close' }).click();
 }
 
-/** Screenshots for docs/web when PARLEY_WEB_SCREENSHOTS=1 (the test run that takes them is the docs' source). */
-export async function screenshot(page: Page, name: string): Promise<void> {
+/** Screenshots for docs/web (or `folder`) when PARLEY_WEB_SCREENSHOTS=1 (the test run that takes them is the docs' source). */
+export async function screenshot(page: Page, name: string, folder = 'docs/web', opts: { fullPage?: boolean } = {}): Promise<void> {
   if (process.env.PARLEY_WEB_SCREENSHOTS !== '1') return;
-  const dir = resolve(ROOT, 'docs/web');
+  const dir = resolve(ROOT, folder);
   mkdirSync(dir, { recursive: true });
-  await page.screenshot({ path: resolve(dir, `${name}.png`) });
+  await page.screenshot({ path: resolve(dir, `${name}.png`), ...opts });
 }
