@@ -12,6 +12,8 @@ import type { AnalyticsReport, LiveReport, SupervisionTree } from '../../src/ops
 
 let f: Fixture;
 let browser: Browser;
+// Taking the docs' screenshot adds half a minute of traffic.
+if (process.env.PARLEY_WEB_SCREENSHOTS === '1') t.setTimeout(180_000);
 t.before(async () => {
   [f, browser] = await Promise.all([Fixture.start({ PARLEY_FAULTS: '1' }), launchBrowser()]);
 });
@@ -107,6 +109,14 @@ t.test('the tree, the live numbers and the analytics of a node under a little tr
   t.equal(await page.getByTestId('dau-today').textContent(), String(today.dau), 'today\'s active users');
   t.equal(await page.getByRole('figure', { name: 'Daily active users' }).locator('canvas').count(), 1);
 
-  await screenshot(page, 'console', 'docs/ops', { fullPage: true });
+  if (process.env.PARLEY_WEB_SCREENSHOTS === '1') {
+    // For the docs: half a minute of chat at about 20 messages a second, so the charts have a shape.
+    for (let i = 0; i < 600; i++) {
+      await alice.client.text({ to: bob.user }, `more ${i}`);
+      await new Promise((r) => setTimeout(r, 40 + 30 * Math.sin(i / 60)));
+    }
+    await page.waitForTimeout(2500);
+    await screenshot(page, 'console', 'docs/ops', { fullPage: true });
+  }
   await page.context().close();
 });

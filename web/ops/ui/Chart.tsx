@@ -19,9 +19,20 @@ interface ChartProps {
  * axes, legend and cursor in 50 KB, fast enough to redraw every two seconds, and no inline styles or scripts
  * for the CSP to refuse (it styles through the CSSOM).
  */
+/** The x range: the data's, widened back to `span` seconds before the newest point (uPlot widens a lone point by years). */
+function xRange(xs: number[], min: number, max: number, span: number): [number, number] {
+  const newest = xs.at(-1);
+  if (!span || newest === undefined) return [min, max];
+  const oldest = xs[0]!;
+  return newest - oldest >= span ? [oldest, newest] : [newest - span, newest];
+}
+
 export function Chart({ xs, lines, unit, bars, height = 160, span = 0 }: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | undefined>(undefined);
+  // The range function is made once per chart; it reads the newest data through this.
+  const latest = useRef(xs);
+  latest.current = xs;
   const shape = lines.map((l) => l.label).join('|') + (bars ? '|bars' : '');
 
   useEffect(() => {
@@ -29,7 +40,7 @@ export function Chart({ xs, lines, unit, bars, height = 160, span = 0 }: ChartPr
     const bar = bars ? uPlot.paths.bars!({ size: [0.6, 40] }) : undefined;
     const u = new uPlot({
       width: Math.max(200, el.clientWidth), height,
-      scales: { x: { time: true, range: (_u, min, max) => [Math.min(min, max - span), max] }, y: { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
+      scales: { x: { time: true, range: (_u, min, max) => xRange(latest.current, min, max, span) }, y: { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
       axes: [{ stroke: '#54656f', grid: { stroke: '#eee' } }, { stroke: '#54656f', grid: { stroke: '#eee' }, size: 56, values: (_u, vals) => vals.map((v) => `${v}${unit}`) }],
       series: [{}, ...lines.map((l) => ({
         label: l.label, stroke: l.color, width: 2, spanGaps: false,
