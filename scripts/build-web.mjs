@@ -28,6 +28,9 @@ const result = await build({
   metafile: true,
   // The SDK's Node fallback (`require('ws')`) is never reached in a browser, which has WebSocket.
   external: ['ws'],
+  // Images the bundle imports (Leaflet's pin, its CSS's icons) become hashed files beside it, named from /.
+  loader: { '.png': 'file' },
+  publicPath: '/',
 });
 
 const outputs = Object.keys(result.metafile.outputs).map((p) => basename(p));
