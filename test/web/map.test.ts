@@ -5,7 +5,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
 import { startNodeProcess, type RunningNode } from '../helpers/node-process.js';
 import { device, type TestDevice } from '../helpers/clients.js';
-import { launchBrowser, messagesOf as messages, screenshot, setProfile, signInInBrowser, type BrowserUser } from '../helpers/browser.js';
+import { bubble, launchBrowser, messagesOf as messages, say, screenshot, setProfile, signInInBrowser, type BrowserUser } from '../helpers/browser.js';
 
 /**
  * Issue #17: a location shows as a small map (Leaflet, tiles from the node's PARLEY_MAP_TILES) above its
@@ -133,6 +133,24 @@ t.test('when the tile server fails, the box shows the coordinates', async (t) =>
   t.equal(await row.getByRole('img', { name: 'Map of Everest' }).count(), 0, 'no empty map');
   t.ok(tiles.seen.slice(before).some((s) => s.path === tileOf(27.9881, 86.925, 15)), 'its tiles were asked for, and refused');
   t.same(cspViolations, []);
+});
+
+t.test('a map is made only when its row comes into view', async (t) => {
+  tiles.failing = false;
+  for (let i = 1; i <= 25; i++) await say(alice.page, `line ${i}`);
+  await bob.page.reload(); // the chat's rows mount afresh, at the newest message: both locations out of view
+  await bob.page.getByRole('list', { name: 'Conversations' }).getByRole('button', { name: /^Alice/ }).click();
+  await bubble(bob.page, 'line 25').waitFor();
+  const before = tiles.seen.length;
+  // An IntersectionObserver reports on the frame after it starts observing: two frames on, a map would exist.
+  await bob.page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  t.equal(await messages(bob.page).locator('.map-box').count(), 2, 'both location rows are in the page');
+  t.equal(await messages(bob.page).locator('.leaflet-container').count(), 0, 'but no map is made for them');
+  t.equal(tiles.seen.length, before, 'and no tile is asked for');
+  const row = locationRow(bob.page, 'Mont Blanc');
+  await row.scrollIntoViewIfNeeded();
+  await row.getByRole('img', { name: 'Map of Mont Blanc' }).waitFor();
+  t.ok(tiles.seen.length > before, 'scrolled to, it loads its map');
 });
 
 t.test('PARLEY_MAP_TILES=off: the link only, and no tile is asked for', async (t) => {
