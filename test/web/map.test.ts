@@ -137,10 +137,10 @@ t.test('when the tile server fails, the box shows the coordinates', async (t) =>
 
 t.test('a map is made only when its row comes into view', async (t) => {
   tiles.failing = false;
-  for (let i = 1; i <= 25; i++) await say(alice.page, `line ${i}`);
+  for (let i = 1; i <= 30; i++) await say(alice.page, `line ${i}`);
   await bob.page.reload(); // the chat's rows mount afresh, at the newest message: both locations out of view
   await bob.page.getByRole('list', { name: 'Conversations' }).getByRole('button', { name: /^Alice/ }).click();
-  await bubble(bob.page, 'line 25').waitFor();
+  await bubble(bob.page, 'line 30').waitFor();
   const before = tiles.seen.length;
   // An IntersectionObserver reports on the frame after it starts observing: two frames on, a map would exist.
   await bob.page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));

@@ -12,7 +12,7 @@ export interface MapTiles { tiles: string; attribution: string }
 export const MapContext = createContext<MapTiles | undefined>(undefined);
 
 /** Street level: a 240x160 box shows a few blocks around the pin. */
-export const MAP_ZOOM = 15;
+const MAP_ZOOM = 15;
 
 // Leaflet finds its default pin by a URL in its CSS, with the file names it ships: the bundle's are hashed.
 const PIN = icon({ iconUrl: markerIcon, iconRetinaUrl: markerIcon2x, shadowUrl: markerShadow, iconSize: [25, 41], iconAnchor: [12, 41], shadowSize: [41, 41] });
@@ -23,7 +23,7 @@ type Tiles = 'waiting' | 'shown' | 'failed';
  * A location: a small still map when the node has a tile server, and always the plain link under it (which
  * needs no network to show). The box has its size before any tile arrives, so the timeline never jumps; the
  * map is made when the box first comes near the view and removed when the row unmounts (the timeline is
- * windowed). It takes no wheel, drag or key: scrolling the chat over it scrolls the chat. A click opens the
+ * windowed: rows mount and unmount as it moves). It takes no wheel, drag or key: scrolling the chat over it scrolls the chat. A click opens the
  * full map, as the link below does for the keyboard.
  */
 export function Location({ lat, lng, name }: { lat: number; lng: number; name: string }) {
@@ -46,6 +46,7 @@ function MapBox({ tiles, lat, lng, name, href, coords }: { tiles: MapTiles; lat:
     if (!el) return;
     let live = true;
     let map: LeafletMap | undefined;
+    // Made when the box comes within 200px of the chat's scrolled view (the page's, outside a chat).
     const near = new IntersectionObserver((entries) => {
       if (!live || map || !entries.some((e) => e.isIntersecting)) return;
       near.disconnect();
@@ -64,7 +65,7 @@ function MapBox({ tiles, lat, lng, name, href, coords }: { tiles: MapTiles; lat:
         .addTo(map);
       marker([lat, lng], { icon: PIN, interactive: false, keyboard: false, alt: '' }).addTo(map);
       map.on('click', () => window.open(href, '_blank', 'noopener,noreferrer'));
-    }, { rootMargin: '200px' });
+    }, { root: el.closest('[role="log"]'), rootMargin: '200px' });
     near.observe(el);
     return () => { live = false; near.disconnect(); map?.remove(); };
   }, [tiles, lat, lng, href]);
@@ -72,7 +73,7 @@ function MapBox({ tiles, lat, lng, name, href, coords }: { tiles: MapTiles; lat:
     <div class={`map-box ${state}`}>
       <p class="map-fallback">{state === 'failed' && <>Map unavailable<br /></>}📍 {coords}</p>
       {/* Leaflet owns this element's classes and children: nothing here changes after the first render. */}
-      <div class="map" ref={host} role="img" aria-label={`Map of ${name}`} />
+      <div class="map" ref={host} role="img" aria-label={`Map of ${name}`} title="Open in OpenStreetMap" />
     </div>
   );
 }
