@@ -30,6 +30,9 @@ async function page(entry, name, html, title) {
     metafile: true,
     // The SDK's Node fallback (`require('ws')`) is never reached in a browser, which has WebSocket.
     external: ['ws'],
+    // Images the bundle imports (Leaflet's pin, its CSS's icons) become hashed files beside it, named from /.
+    loader: { '.png': 'file' },
+    publicPath: '/',
   });
   const outputs = Object.keys(result.metafile.outputs).map((p) => basename(p));
   const js = outputs.find((f) => f.endsWith('.js'));

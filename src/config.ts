@@ -113,9 +113,10 @@ export interface Config {
    * The web client: where its built bundle is (`PARLEY_WEB_DIR`, default dist/web, which `npm run build`
    * writes), and the API key its pages sign in with (`PARLEY_WEB_API_KEY`), which any visitor can read: on
    * a development node it defaults to the first of PARLEY_API_KEYS; in production only a key set for it is
-   * published, and without one the page can't sign in (src/http/web-routes.ts).
+   * published, and without one the page can't sign in (src/http/web-routes.ts). `map`: the tile server its
+   * location messages draw their map from (`PARLEY_MAP_TILES`, `PARLEY_MAP_ATTRIBUTION`); none when `off`.
    */
-  web: { dir: string; apiKey: string };
+  web: { dir: string; apiKey: string; map?: WebMap };
   /** Push notifications: coalescing, retries, and each provider's credentials (src/push/push-config.ts). */
   push: PushConfig;
   /** The cluster over NATS (src/cluster/cluster-config.ts); undefined without PARLEY_NATS_URLS: one node. */
@@ -123,6 +124,27 @@ export interface Config {
 }
 
 export const DEV_API_KEY = 'parley-dev-key';
+
+/** OpenStreetMap's own tile server and the attribution its tile policy requires (HTML: Leaflet shows it as such). */
+export const OSM_TILES = 'https://tile.openstreetmap.org/{z}/{x}/{y}.png';
+export const OSM_ATTRIBUTION = '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors';
+
+/** An XYZ tile template, what the map must credit, and the template's origin (the one image origin the page's CSP adds). */
+export interface WebMap { tiles: string; attribution: string; origin: string }
+
+/** `PARLEY_MAP_TILES` (an http(s) template with {z}, {x}, {y}, or `off`) and `PARLEY_MAP_ATTRIBUTION`. */
+export function webMap(env: Env): WebMap | undefined {
+  const tiles = env.PARLEY_MAP_TILES || OSM_TILES;
+  if (tiles === 'off') return undefined;
+  // {s} would spread tiles over several hosts, and the CSP would need a wildcard for them: one host only.
+  if (tiles.includes('{s}')) throw new Error('PARLEY_MAP_TILES: {s} subdomains are not supported: name one tile host');
+  let url: URL | undefined;
+  try { url = new URL(tiles); } catch { /* reported below */ }
+  if (!url || !/^https?:$/.test(url.protocol) || !['{z}', '{x}', '{y}'].every((p) => tiles.includes(p))) {
+    throw new Error(`PARLEY_MAP_TILES must be off or an http(s) URL template with {z}, {x} and {y} (like ${OSM_TILES}), not ${tiles}`);
+  }
+  return { tiles, attribution: env.PARLEY_MAP_ATTRIBUTION || OSM_ATTRIBUTION, origin: url.origin };
+}
 
 /** Loopback: reachable from this machine only. */
 export const isLoopback = (host: string): boolean => /^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1' || host === 'localhost';
@@ -319,7 +341,7 @@ export function loadConfig(env: Env = process.env): Config {
     faultAppendDelayMs: env.PARLEY_FAULTS === '1' ? Number(env.PARLEY_FAULT_APPEND_DELAY_MS ?? 0) || 0 : 0,
     seamCheck: env.PARLEY_SEAM_CHECK === '1',
     allowedOrigins: (env.PARLEY_ALLOWED_ORIGINS ?? '').split(',').map((s) => s.trim().replace(/\/+$/, '').toLowerCase()).filter(Boolean),
-    web: { dir: env.PARLEY_WEB_DIR || resolve(__dirname, '../web'), apiKey: env.PARLEY_WEB_API_KEY || (mode === 'development' ? apiKeys[0] ?? '' : '') },
+    web: { dir: env.PARLEY_WEB_DIR || resolve(__dirname, '../web'), apiKey: env.PARLEY_WEB_API_KEY || (mode === 'development' ? apiKeys[0] ?? '' : ''), map: webMap(env) },
     push: pushConfig(env),
     cluster: clusterConfig(env),
   };

@@ -200,7 +200,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
       cluster: cluster && (() => cluster.node.status()), unavailable: cluster && (() => cluster.node.unavailable()), push: devSms ? outbox : undefined, faults, audit,
       // This node's latest numbers first, so a report includes what it counted until now.
       analytics: async (from, to) => { await analytics.flush(); return analyticsReport(store, from, to); } });
-    mountWeb(app, { files: webFiles, apiKey: cfg.web.apiKey, devOutbox: !!devSms && access.openLocally, vapidPublicKey: cfg.push.webpush?.publicKey });
+    mountWeb(app, { files: webFiles, apiKey: cfg.web.apiKey, devOutbox: !!devSms && access.openLocally, vapidPublicKey: cfg.push.webpush?.publicKey, map: cfg.web.map });
     app.any('/*', (res) => sendError(track(res), new ParleyError('not_found', 'no such route')));
   };
   const edge = await listenEdge({ host: cfg.host, port: cfg.port, tls: cfg.tls, workDir: join(cfg.dataDir, 'tls') }, mount);

@@ -76,3 +76,19 @@ t.test('web client: its bundle and the API key its page reads (published only wh
   t.throws(() => loadConfig({ ...prod, PARLEY_WEB_API_KEY: 'unknown-key-0123456' }), /PARLEY_WEB_API_KEY is not one of PARLEY_API_KEYS/);
   t.equal(loadConfig({ PARLEY_WEB_DIR: '/srv/parley-web' }).web.dir, '/srv/parley-web');
 });
+
+t.test("web client's map: OpenStreetMap by default, another XYZ server, or off", async (t) => {
+  t.strictSame(loadConfig({}).web.map, {
+    tiles: 'https://tile.openstreetmap.org/{z}/{x}/{y}.png', origin: 'https://tile.openstreetmap.org',
+    attribution: '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+  });
+  t.strictSame(loadConfig({ PARLEY_MAP_TILES: 'http://127.0.0.1:8080/tiles/{z}/{x}/{y}.png?key=k', PARLEY_MAP_ATTRIBUTION: '© Us' }).web.map, {
+    tiles: 'http://127.0.0.1:8080/tiles/{z}/{x}/{y}.png?key=k', origin: 'http://127.0.0.1:8080', attribution: '© Us',
+  });
+  t.equal(loadConfig({ PARLEY_MAP_TILES: 'off' }).web.map, undefined, 'off: no map, the link only');
+  t.equal(loadConfig({ PARLEY_MAP_TILES: 'https://tiles.example:8443/{z}/{x}/{y}.png' }).web.map?.origin, 'https://tiles.example:8443');
+  for (const bad of ['tiles.example/{z}/{x}/{y}.png', 'ftp://tiles.example/{z}/{x}/{y}.png', 'https://tiles.example/{z}/{x}.png']) {
+    t.throws(() => loadConfig({ PARLEY_MAP_TILES: bad }), /PARLEY_MAP_TILES must be off or an http\(s\) URL template/, bad);
+  }
+  t.throws(() => loadConfig({ PARLEY_MAP_TILES: 'https://{s}.tile.example/{z}/{x}/{y}.png' }), /\{s\} subdomains are not supported/);
+});

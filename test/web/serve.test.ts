@@ -17,9 +17,10 @@ t.test('/ is the page; its script and styles are hashed, typed and cached for a 
   t.equal(res.headers.get('content-type'), 'text/html; charset=utf-8');
   t.equal(res.headers.get('cache-control'), 'no-cache', 'the page is revalidated: it names the current bundle');
   t.equal(res.headers.get('x-content-type-options'), 'nosniff');
-  t.equal(res.headers.get('content-security-policy'), WEB_CSP);
-  t.match(WEB_CSP, /script-src 'self'/);
-  t.notMatch(WEB_CSP, /unsafe-inline|unsafe-eval|\*/, 'no inline script or style, no wildcard');
+  const csp = res.headers.get('content-security-policy')!;
+  t.equal(csp, WEB_CSP.replace("img-src 'self' blob: data:", "img-src 'self' blob: data: https://tile.openstreetmap.org"), 'images also from the map tile server, only');
+  t.match(csp, /script-src 'self'/);
+  t.notMatch(csp, /unsafe-inline|unsafe-eval|\*/, 'no inline script or style, no wildcard');
   t.equal(res.headers.get('x-frame-options'), 'DENY');
   const html = await res.text();
   const js = /src="\/(app-[A-Z0-9]{8}\.js)"/.exec(html)?.[1];
@@ -34,12 +35,22 @@ t.test('/ is the page; its script and styles are hashed, typed and cached for a 
   t.ok((await script.text()).length > 1000);
   const style = await fetch(`${node.url}/${css}`);
   t.equal(style.headers.get('content-type'), 'text/css; charset=utf-8');
+  const images = [...(await style.text()).matchAll(/url\("?\/([\w-]+\.png)"?\)/g)].map((m) => m[1]!);
+  t.ok(images.length >= 3, "the stylesheet's images (Leaflet's) are in the bundle");
+  for (const name of images) {
+    const img = await fetch(`${node.url}/${name}`);
+    t.equal(img.headers.get('content-type'), 'image/png', name);
+    t.equal(img.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+  }
 });
 
-t.test('the page learns its API key and whether the dev outbox shows codes', async (t) => {
+t.test('the page learns its API key, whether the dev outbox shows codes, and its map tile server', async (t) => {
   const res = await fetch(`${node.url}/v1/web/config`);
   t.equal(res.status, 200);
-  t.same(await res.json(), { apiKey: 'parley-dev-key', devOutbox: true });
+  t.same(await res.json(), {
+    apiKey: 'parley-dev-key', devOutbox: true,
+    map: { tiles: 'https://tile.openstreetmap.org/{z}/{x}/{y}.png', attribution: '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors' },
+  });
 });
 
 t.test('a file that is not in the bundle is the API 404, not a page', async (t) => {

@@ -3,8 +3,9 @@ import { ChatApp } from '../chat-app.js';
 import { forget, loadSession, saveSession, type SavedSession } from '../saved.js';
 import { SignIn } from './SignIn.js';
 import { Shell } from './Shell.js';
+import { MapContext, type MapTiles } from './LocationMap.js';
 
-export interface WebConfig { apiKey: string; devOutbox: boolean; vapidPublicKey?: string }
+export interface WebConfig { apiKey: string; devOutbox: boolean; vapidPublicKey?: string; map?: MapTiles }
 
 /** The page and its node are one origin: the node serves it (src/http/web-routes.ts). */
 const BASE = location.origin;
@@ -34,5 +35,9 @@ function Chat({ config, session, onSession }: { config: WebConfig; session: Save
   // A renewed token is saved without a new app: the client already uses it.
   const app = useMemo(() => new ChatApp(BASE, session, (s) => (s ? saveSession(s) : onSession(undefined))), [session.device]);
   useEffect(() => { app.start(); return () => app.stop(); }, [app]);
-  return <Shell app={app} vapidPublicKey={config.vapidPublicKey} onSignOut={() => onSession(undefined)} />;
+  return (
+    <MapContext.Provider value={config.map}>
+      <Shell app={app} vapidPublicKey={config.vapidPublicKey} onSignOut={() => onSession(undefined)} />
+    </MapContext.Provider>
+  );
 }

@@ -1,9 +1,10 @@
 import { useState } from 'preact/hooks';
 import type { ChatApp, Pending } from '../chat-app.js';
-import { clock, osmLink, preview, systemText } from '../format.js';
+import { clock, preview, systemText } from '../format.js';
 import type { TimelineItem } from '../../../src/client/timeline.js';
 import type { Tick } from '../../../src/client/conversations.js';
 import { Icon } from './icons.js';
+import { Location } from './LocationMap.js';
 
 export const REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🙏'];
 
@@ -52,13 +53,7 @@ function Content({ app, item }: { app: ChatApp; item: TimelineItem }) {
   switch (m.kind) {
     case 'text': return <p class="text">{String(b.text ?? '')}</p>;
     case 'image': case 'video': return <Media app={app} b={b} kind={m.kind} />;
-    case 'location': {
-      const lat = num(b.lat) ?? 0;
-      const lng = num(b.lng) ?? 0;
-      return (
-        <p class="location">📍 <a href={osmLink(lat, lng)} target="_blank" rel="noopener noreferrer">{typeof b.name === 'string' && b.name ? b.name : 'Location'} ({lat.toFixed(5)}, {lng.toFixed(5)})</a></p>
-      );
-    }
+    case 'location': return <Location lat={num(b.lat) ?? 0} lng={num(b.lng) ?? 0} name={typeof b.name === 'string' && b.name ? b.name : 'Location'} />;
     default: return <p class="text">{item.body instanceof Uint8Array ? '🔒 Encrypted message' : ''}</p>;
   }
 }
