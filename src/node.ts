@@ -88,7 +88,10 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const faults = cfg.faults ? new FaultInjector() : undefined;
   // In a cluster the seams' cluster adapters route by shard owner over NATS (src/cluster/); alone, the local ones.
   const cluster = cfg.cluster
-    ? await joinCluster(cfg.cluster, { node: id, wsUrl: cfg.port ? `http://${cfg.host}:${cfg.port}` : '' }, conns, cfg.seamCheck)
+    ? await joinCluster(cfg.cluster, { node: id, wsUrl: cfg.port ? `http://${cfg.host}:${cfg.port}` : '' }, conns, cfg.seamCheck, {
+      linkAck: (ms) => metrics.linkAck.observe(ms / 1000),
+      ask: (ms, remote) => (remote ? metrics.clusterAsk.remote : metrics.clusterAsk.local).observe(ms / 1000),
+    })
     : undefined;
   // Product numbers (src/analytics/): a row per period of this node's, `local` alone; events to JetStream in a cluster.
   const stream = cluster && new AnalyticsStream(cluster.nc, id, secret, {

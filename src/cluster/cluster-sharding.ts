@@ -51,6 +51,8 @@ export class ClusterSharding implements Sharding {
     private readonly links: NodeLinks,
     private readonly answer: ErrorAnswer,
     private readonly hold: HoldLimits = { ms: 5000, perShard: 10_000 },
+    /** Each ask to its answer (or error), ms, and whether its entity was on another node when asked (metrics). */
+    private readonly timeAsk?: (ms: number, remote: boolean) => void,
   ) {
     this.asks = new PendingAsks(node);
     this.sweeper = setInterval(() => this.expireHeld(Date.now()), Math.max(100, hold.ms / 4));
@@ -72,6 +74,12 @@ export class ClusterSharding implements Sharding {
   ask<T extends EntityType, R>(type: T, id: string, build: (reply: ReplyTo) => EntityMessages[T], timeoutMs = DEFAULT_ASK_TIMEOUT_MS): Promise<R> {
     const { reply, answer } = this.asks.open<R>(type, timeoutMs);
     this.tell(type, id, build(reply));
+    if (!this.timeAsk) return answer;
+    const timed = this.timeAsk;
+    const remote = !this.serving.has(shardOf(type, id, this.shards));
+    const start = performance.now();
+    const done = () => timed(performance.now() - start, remote);
+    answer.then(done, done);
     return answer;
   }
 

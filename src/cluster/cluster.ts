@@ -67,7 +67,11 @@ export interface ClusterStatus {
 }
 
 /** `links` makes a link layer with a new incarnation (at start, and after the others declared this node gone). */
-export interface ClusterParts { nc: NatsConnection; links: () => LinkLayer; membership: MembershipView; leases: LeaseTable }
+export interface ClusterParts {
+  nc: NatsConnection; links: () => LinkLayer; membership: MembershipView; leases: LeaseTable;
+  /** Each ask's time to its answer, ms, and whether its entity was on another node (metrics). */
+  timeAsk?: (ms: number, remote: boolean) => void;
+}
 
 /**
  * The data plane of one node in a cluster: the cluster adapters of the routing seams (sharding over the
@@ -127,7 +131,7 @@ export class ClusterNode {
         return lease && (lease.node === node || membership.live().some((m) => m.node === lease.node)) ? lease : undefined;
       },
     };
-    this.sharding = new ClusterSharding(node, shards, owners, links, (msg, err) => this.answer?.(msg, err));
+    this.sharding = new ClusterSharding(node, shards, owners, links, (msg, err) => this.answer?.(msg, err), undefined, parts.timeAsk);
     this.remote = new LinkGateway(links);
     this.pubsub = new ClusterPubSub(parts.nc, node, subjectPrefix, new LocalPubSub(conns, check), conns);
 

@@ -25,14 +25,22 @@ export interface JoinedCluster {
  * Connects to NATS and builds the control plane (membership, shard leases) and the data plane (the links
  * between nodes, ClusterNode) of this node. Nothing is served until `start`.
  */
-export async function joinCluster(cfg: ClusterConfig, self: { node: string; wsUrl: string }, conns: ConnectionRegistry, check: boolean): Promise<JoinedCluster> {
+/** What the cluster times for the node's metrics: the links' round trips, and asks by where their entity was. */
+export interface ClusterTiming {
+  linkAck(ms: number): void;
+  ask(ms: number, remote: boolean): void;
+}
+
+export async function joinCluster(
+  cfg: ClusterConfig, self: { node: string; wsUrl: string }, conns: ConnectionRegistry, check: boolean, timing?: ClusterTiming,
+): Promise<JoinedCluster> {
   const nc = await connectCluster(cfg.natsUrls, self.node);
   const buckets = await openControlBuckets(nc, cfg.replicas);
   const say = (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => log(level, msg, { node: self.node, ...fields });
   const membership = new KvMembership({ kv: buckets.members, self: { ...self, startedAt: Date.now() }, shards: cfg.shards, ...cfg.membership, log: say });
   const leases = new ShardLeases({ kv: buckets.shards, membership, shards: cfg.shards, ...cfg.leases, log: say });
-  const links = () => new Links(nc, self.node, { prefix: `${SUBJECTS}.link` });
-  const node = new ClusterNode(self.node, cfg.shards, { nc, links, membership, leases }, conns, SUBJECTS, check);
+  const links = () => new Links(nc, self.node, { prefix: `${SUBJECTS}.link`, onAckTime: timing?.linkAck });
+  const node = new ClusterNode(self.node, cfg.shards, { nc, links, membership, leases, timeAsk: timing?.ask }, conns, SUBJECTS, check);
   return {
     node, nc,
     async start() {

@@ -73,6 +73,8 @@ export interface LinkEvents {
   lost(to: string, items: Uint8Array[], why: LostReason): void;
   /** `deliver` threw; the item counts as delivered (the link goes on). */
   handlerError?(err: unknown): void;
+  /** A data frame's first transmission to the ack that covered it, ms (the receiver's delayed ack included). */
+  ackTime?(to: string, ms: number): void;
 }
 
 export interface Outgoing { to: string; frame: LinkFrame }
@@ -116,6 +118,10 @@ class Outbound {
   holeFrom = 0; // the last hole resent, and when: not again for rtoMs
   holeAt = 0;
   helloDue = false;
+  // One timed item at a time (TCP's RTT sample): the last of a first transmission, until an ack covers it.
+  // Karn's rule: a resend clears it, since the ack can't tell which copy it answers.
+  probe = 0;
+  probeAt = 0;
   constructor(readonly peer: string, rto: number) { this.rto = rto; }
   get unacked(): number { return this.next - 1 - this.acked; }
 }
@@ -216,6 +222,7 @@ export class LinkState {
       if (o.peerInc === 0 || o.sent >= o.next - 1) continue;
       const from = o.sent + 1;
       o.sent = o.next - 1;
+      if (o.probe === 0) { o.probe = o.sent; o.probeAt = now; }
       this.frames(o, from, o.sent, frames);
       if (o.deadline < 0) o.deadline = now + o.rto;
     }
@@ -422,6 +429,10 @@ export class LinkState {
         o.items[o.head++] = undefined;
       }
       o.acked = upTo;
+      if (o.probe !== 0 && upTo >= o.probe) {
+        this.events.ackTime?.(node, now - o.probeAt);
+        o.probe = 0;
+      }
       if (o.head >= 1024 && o.head * 2 >= o.items.length) {
         o.items = o.items.slice(o.head);
         o.head = 0;
@@ -483,6 +494,7 @@ export class LinkState {
     o.recoverUpTo = 0;
     o.resentUpTo = 0;
     o.holeFrom = 0;
+    o.probe = 0;
     o.rto = this.opts.rtoMs;
     o.deadline = -1;
     o.peerInc = peerInc;
@@ -511,6 +523,7 @@ export class LinkState {
   private resend(o: Outbound, from: number, to: number): number {
     const upTo = Math.min(to, o.sent, from + this.opts.retransmitItems - 1);
     if (upTo < from) return from - 1;
+    if (o.probe >= from) o.probe = 0;
     this.counts.retransmittedItems += upTo - from + 1;
     this.frames(o, from, upTo, this.extra, true);
     return upTo;

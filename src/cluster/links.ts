@@ -28,6 +28,8 @@ export interface LinksOptions extends Partial<LinkOptions> {
   prefix?: string;
   /** This node's incarnation; a fresh one by default (tests pin it). */
   incarnation?: Incarnation;
+  /** Each round-trip sample: a data frame's first transmission to its ack, ms (metrics). */
+  onAckTime?: (ms: number) => void;
 }
 
 export interface LinksStats extends LinkStats {
@@ -83,6 +85,7 @@ export class Links {
         for (const h of this.lostHandlers) h(to, items, why);
       },
       handlerError: (err) => log('error', 'link: an item handler threw', { error: String(err) }),
+      ackTime: opts.onAckTime && ((_to, ms) => opts.onAckTime!(ms)),
     }, opts);
     this.sub = nc.subscribe(`${this.prefix}.${self}`, { callback: (err, msg) => this.received(err, msg) });
     this.timer = setInterval(() => this.tick(), opts.tickMs ?? DEFAULT_TICK_MS);

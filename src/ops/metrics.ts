@@ -85,6 +85,9 @@ export class Metrics {
   /** An HTTP request's arrival to the end of its answer, by route pattern (src/ops/http-timing.ts). */
   readonly http = new LatencyHistogram<'route' | 'method' | 'status'>('parley_http_request_seconds',
     'HTTP request latency: arrival to the end of the answer (a media transfer: all of it), by route pattern, method and status class', ['route', 'method', 'status']);
+  /** In a cluster: a link data frame to its ack over NATS, and an ask to its answer by where its entity was. */
+  readonly linkAck: Series;
+  readonly clusterAsk: { local: Series; remote: Series };
   readonly wsRefused: Counter<'reason'>;
   private readonly counters: Record<CounterName, Counter>;
 
@@ -105,6 +108,9 @@ export class Metrics {
     this.sendOutcome = { sent: this.send.child('sent'), duplicate: this.send.child('duplicate'), error: this.send.child('error') };
     this.delivery = new LatencyHistogram('parley_delivery_seconds', "A message's send to a recipient device's ack (redeliveries and one's own devices not timed)", []).register(this.registry).child();
     this.sync = new LatencyHistogram('parley_sync_seconds', 'A sync frame to the synced frame without more that ends it, every page included', []).register(this.registry).child();
+    this.linkAck = new LatencyHistogram('parley_cluster_link_ack_seconds', "In a cluster: a link data frame's first transmission over NATS to the peer's ack covering it (its delayed ack, up to 50 ms, included)", []).register(this.registry).child();
+    const asks = new LatencyHistogram('parley_cluster_ask_seconds', 'In a cluster: a request to an entity to its answer, by where the entity was (local: a shard this node serves; remote: over a link)', ['where'] as const).register(this.registry);
+    this.clusterAsk = { local: asks.child('local'), remote: asks.child('remote') };
     this.store.register(this.registry);
     this.http.register(this.registry);
   }

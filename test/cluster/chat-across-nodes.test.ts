@@ -1,6 +1,7 @@
 import t from 'tap';
 import { device, type TestDevice } from '../helpers/clients.js';
 import { clusterStatus, testCluster } from '../helpers/cluster.js';
+import { ADMIN_KEY } from '../helpers/fixture.js';
 import { fullHistory } from '../helpers/ownership.js';
 import type { ReceiptFrame, ServerFrame } from '../../src/protocol/frames.js';
 
@@ -88,6 +89,17 @@ t.test('a group with members on every node: messages, membership changes and rea
   const marker = await alice.client.text({ to: carol.user }, 'marker');
   await carol.waitMessage((m) => m.seq === marker.seq && m.conv === marker.conv, 'the marker', 10_000);
   t.notOk(carol.messages.some((m) => m.conv === g.conv && m.seq === after.seq), 'a removed member gets nothing after her removal');
+});
+
+t.test('/metrics times the links\' round trips over NATS and the asks, by where their entity was', async (t) => {
+  const alice = await on(t, 0);
+  // Profiles of 30 users who do not exist: each an ask to a user entity, on whichever node owns its shard.
+  await Promise.all(Array.from({ length: 30 }, (_, i) => alice.client.getProfile(`nobody${i}`).catch(() => undefined)));
+  const text = await (await fetch(`${c.nodes[0]!.url}/metrics`, { headers: { 'x-admin-key': ADMIN_KEY } })).text();
+  const count = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+  t.ok(count(/^parley_cluster_link_ack_seconds_count (\d+)/m) > 0, 'link frames acked and timed');
+  t.ok(count(/^parley_cluster_ask_seconds_count\{where="remote"\} (\d+)/m) > 0, 'asks to entities on other nodes');
+  t.ok(count(/^parley_cluster_ask_seconds_count\{where="local"\} (\d+)/m) > 0, 'and to entities here');
 });
 
 t.test('no node logged an error', async (t) => {

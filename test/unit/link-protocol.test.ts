@@ -181,6 +181,33 @@ t.test('loss: the oldest unacked items are resent after rtoMs, which doubles wit
   t.equal(a.state.stats().retransmittedItems, 4 * 5 + 1);
 });
 
+t.test('round-trip samples: a first transmission to the ack covering it, one at a time; none across a resend (Karn)', async (t) => {
+  const times: number[] = [];
+  const a = end('a', 1);
+  a.state = new LinkState('a', 1, { deliver: () => undefined, lost: () => undefined, ackTime: (to, ms) => { t.equal(to, 'b'); times.push(ms); } }, { ackItems: 1 });
+  const b = end('b', 2, { ackItems: 100 });
+  sendAll(a, 'b', [0]);
+  settle([a, b], 0);
+  b.state.tick(0);
+  settle([a, b], 0); // the hello's answer, then the item's ack: no time passed
+  t.strictSame(times, [0]);
+  sendAll(a, 'b', range(1, 3));
+  for (const o of a.state.flush(100)) b.state.receive(wire(o), 100);
+  sendAll(a, 'b', [4]);
+  for (const o of a.state.flush(120)) b.state.receive(wire(o), 120); // while the first is timed: not timed itself
+  b.state.tick(150); // the delayed ack, at the receiver's tick
+  for (const o of b.state.flush(150)) a.state.receive(wire(o), 150);
+  t.strictSame(times, [0, 50], 'timed from the first transmission, delayed ack included');
+  sendAll(a, 'b', [5]);
+  a.state.flush(200); // lost
+  a.state.tick(400); // resent at the timeout
+  for (const o of a.state.flush(400)) b.state.receive(wire(o), 400);
+  b.state.tick(400);
+  for (const o of b.state.flush(400)) a.state.receive(wire(o), 400);
+  t.equal(a.state.unacked('b'), 0, 'the resend was acked');
+  t.strictSame(times, [0, 50], 'an ack after a resend is no sample');
+});
+
 t.test('duplicates: every frame twice, every item once', async (t) => {
   const a = end('a', 1);
   const b = end('b', 2, {});
