@@ -6,11 +6,12 @@
  *   npm run ops -- tree   [--url http://127.0.0.1:8080[,…]] [--key K] [--top 10]
  *   npm run ops -- top    [--url …] [--key K] [--top 20]     the busiest mailboxes over every node and kind
  *   npm run ops -- cluster [--url …] [--key K]              members, shard owners, routing counts per node
+ *   npm run ops -- live   [--url …] [--key K] [--top 10]     each node's last intervals: connections, msgs/s, p99s, errors
  *   npm run ops -- analytics [--url …] [--key K] [--days 7] the product numbers per day (every node's, merged)
  *
  * The admin key comes from --key or PARLEY_ADMIN_KEY; a development node on loopback asks none.
  */
-import type { AnalyticsReport, SupervisionTree as Tree } from './admin-api.js';
+import type { AnalyticsReport, LiveReport, SupervisionTree as Tree } from './admin-api.js';
 
 interface Args { cmd: string; urls: string[]; key?: string; top: number; days: number }
 
@@ -58,6 +59,17 @@ export function renderTree(url: string, t: Tree): string {
   return lines.join('\n');
 }
 
+/** A node's newest `last` intervals as a table, oldest first (pure: the CLI prints it, a test reads it). */
+export function renderLive(url: string, l: LiveReport, last: number): string {
+  const head = ['time', 'conns', 'msgs/s', 'deliv/s', 'sent p99', 'deliv p99', 'errors/s', 'loop ms', 'heap MB', 'entities'];
+  const ms = (x: number | null) => (x === null ? '-' : String(x));
+  const rows = l.points.slice(-last).map((p) => [new Date(p.at).toISOString().slice(11, 19), n(p.connections), String(p.sendsPerSec), String(p.deliveriesPerSec),
+    ms(p.sentP99Ms), ms(p.deliveredP99Ms), String(p.errorsPerSec), String(p.loopMaxMs), String(p.heapMb), n(p.entities)]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
+  return [`node ${l.node}  ${url}  up ${dur(l.at - l.startedAt)}  every ${l.intervalMs / 1000} s`, line(head), ...rows.map(line)].join('\n');
+}
+
 /** The analytics report as a table, a row per day (pure: the CLI prints it, a test reads it). */
 export function renderAnalytics(r: AnalyticsReport): string {
   const head = ['day', 'dau', 'msgs', 'direct', 'group', 'text', 'image', 'video', 'media MB', 'signups', 'push', 'p50 ms', 'p90 ms', 'p99 ms'];
@@ -97,6 +109,8 @@ async function main(): Promise<void> {
         console.log(`${'-'.repeat(9)}  ${url}  unreachable (${err instanceof Error ? err.message : String(err)})`);
       }
     }
+  } else if (a.cmd === 'live') {
+    for (const url of a.urls) console.log(renderLive(url, await get<LiveReport>(url, '/v1/admin/live', a.key), a.top));
   } else if (a.cmd === 'analytics') {
     if (!Number.isInteger(a.days) || a.days < 1 || a.days > 400) throw new Error('--days is a whole number from 1 to 400');
     const to = new Date().toISOString().slice(0, 10);
@@ -104,7 +118,7 @@ async function main(): Promise<void> {
     // Every node's rows are in the shared store: one node answers for all.
     console.log(renderAnalytics(await get<AnalyticsReport>(a.urls[0]!, `/v1/admin/analytics?from=${from}&to=${to}`, a.key)));
   } else {
-    throw new Error(`unknown command ${a.cmd}: tree, top, cluster or analytics`);
+    throw new Error(`unknown command ${a.cmd}: tree, top, cluster, live or analytics`);
   }
 }
 

@@ -1,4 +1,7 @@
 import t from 'tap';
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { ADMIN_KEY, Fixture, http } from '../helpers/fixture.js';
 import { launchBrowser, screenshot } from '../helpers/browser.js';
@@ -109,6 +112,12 @@ t.test('the tree, the live numbers and the analytics of a node under a little tr
   t.equal(await page.getByTestId('dau-today').textContent(), String(today.dau), 'today\'s active users');
   t.equal(await page.getByRole('figure', { name: 'Daily active users' }).locator('canvas').count(), 1);
   t.same(refused, [], 'nothing the page does is refused by the CSP');
+
+  // The CLI shows the same series.
+  const cli = (await promisify(execFile)(process.execPath, [resolve(__dirname, '../../src/ops/ops-cli.js'), 'live', '--url', f.url, '--key', ADMIN_KEY, '--top', '300'])).stdout;
+  t.match(cli, new RegExp(`^node ${live.node} `), 'npm run ops -- live: the node');
+  t.match(cli, /time +conns +msgs\/s +deliv\/s +sent p99 +deliv p99/, 'its columns');
+  t.match(cli, new RegExp(`\\s${peak(live)}\\s`), 'and the busiest interval among its rows');
 
   if (process.env.PARLEY_WEB_SCREENSHOTS === '1') {
     // For the docs: half a minute of chat at about 20 messages a second, so the charts have a shape.
