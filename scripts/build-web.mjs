@@ -25,6 +25,8 @@ async function page(entry, name, html, title) {
     entryNames: `${name}-[hash]`,
     ...common,
     format: 'esm',
+    // What a page imports lazily (Leaflet, with the first map) becomes a hashed chunk it loads then.
+    splitting: true,
     jsx: 'automatic',
     jsxImportSource: 'preact',
     metafile: true,
@@ -35,8 +37,8 @@ async function page(entry, name, html, title) {
     publicPath: '/',
   });
   const outputs = Object.keys(result.metafile.outputs).map((p) => basename(p));
-  const js = outputs.find((f) => f.endsWith('.js'));
-  const css = outputs.find((f) => f.endsWith('.css'));
+  const js = outputs.find((f) => f.startsWith(`${name}-`) && f.endsWith('.js'));
+  const css = outputs.find((f) => f.startsWith(`${name}-`) && f.endsWith('.css'));
   if (!js) throw new Error(`esbuild wrote no script for ${name}`);
   writeFileSync(join(out, html), `<!doctype html>
 <html lang="en">

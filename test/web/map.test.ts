@@ -142,6 +142,8 @@ t.test('a map is made only when its row comes into view', async (t) => {
   await bob.page.getByRole('list', { name: 'Conversations' }).getByRole('button', { name: /^Alice/ }).click();
   await bubble(bob.page, 'line 30').waitFor();
   const before = tiles.seen.length;
+  // The older rows come with the history page the chat loads on opening (under load, after the newest shows).
+  await messages(bob.page).locator('.map-box').nth(1).waitFor({ state: 'attached' });
   // An IntersectionObserver reports on the frame after it starts observing: two frames on, a map would exist.
   await bob.page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   t.equal(await messages(bob.page).locator('.map-box').count(), 2, 'both location rows are in the page');

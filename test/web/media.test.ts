@@ -76,12 +76,13 @@ t.test('a picture uploads with progress and shows on both sides, sized before it
   t.pass('the upload shows its progress');
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
 
-  const img = messages(bob.page).getByRole('img', { name: 'Photo' });
+  // The picture itself (its thumbnail, shown while it loads, is "Photo (loading)").
+  const img = messages(bob.page).getByRole('img', { name: 'Photo', exact: true });
   await img.waitFor();
   await t.resolveMatch(img.evaluate((e: HTMLImageElement) => e.decode().then(() => [e.naturalWidth, e.naturalHeight])), [640, 400], "Bob's page shows the picture");
   const box = await img.boundingBox();
   t.same([Math.round(box!.width), Math.round(box!.height)], [280, 175], 'in a box of its proportions');
-  await messages(alice.page).getByRole('img', { name: 'Photo' }).waitFor();
+  await messages(alice.page).getByRole('img', { name: 'Photo', exact: true }).waitFor();
   await screenshot(bob.page, 'picture');
 });
 

@@ -1,6 +1,6 @@
 import { createContext } from 'preact';
 import { useContext, useEffect, useRef, useState } from 'preact/hooks';
-import { icon, map as leafletMap, marker, tileLayer, type Map as LeafletMap } from 'leaflet';
+import type { Map as LeafletMap } from 'leaflet';
 import 'leaflet/dist/leaflet.css';
 import markerIcon from 'leaflet/dist/images/marker-icon.png';
 import markerIcon2x from 'leaflet/dist/images/marker-icon-2x.png';
@@ -14,8 +14,10 @@ export const MapContext = createContext<MapTiles | undefined>(undefined);
 /** Street level: a 240x160 box shows a few blocks around the pin. */
 const MAP_ZOOM = 15;
 
-// Leaflet finds its default pin by a URL in its CSS, with the file names it ships: the bundle's are hashed.
-const PIN = icon({ iconUrl: markerIcon, iconRetinaUrl: markerIcon2x, shadowUrl: markerShadow, iconSize: [25, 41], iconAnchor: [12, 41], shadowSize: [41, 41] });
+/** Leaflet itself (150 KB) loads with the first map the page draws: a chat list with no location needs none of it. */
+let leaflet: Promise<typeof import('leaflet')> | undefined;
+// Leaflet's package is CommonJS to the bundler: a dynamic import's namespace holds it as `default`.
+const loadLeaflet = () => (leaflet ??= import('leaflet').then((m) => (typeof m.map === 'function' ? m : (m as unknown as { default: typeof m }).default)));
 
 type Tiles = 'waiting' | 'shown' | 'failed';
 
@@ -50,21 +52,26 @@ function MapBox({ tiles, lat, lng, name, href, coords }: { tiles: MapTiles; lat:
     const near = new IntersectionObserver((entries) => {
       if (!live || map || !entries.some((e) => e.isIntersecting)) return;
       near.disconnect();
-      map = leafletMap(el, {
-        dragging: false, touchZoom: false, doubleClickZoom: false, scrollWheelZoom: false, boxZoom: false,
-        keyboard: false, zoomControl: false,
-      }).setView([lat, lng], MAP_ZOOM);
-      map.attributionControl.setPrefix(false);
-      let loaded = false;
-      // The page sends no Referer (referrer-policy: no-referrer), but OpenStreetMap's tile policy asks for one:
-      // tiles alone send this site's origin, never a path, and nothing over plain http from an https page.
-      tileLayer(tiles.tiles, { attribution: tiles.attribution, referrerPolicy: 'strict-origin' })
-        .on('tileload', () => { loaded = true; if (live) setState('shown'); })
-        // `load` comes when every tile in view has answered: none loaded means no map (offline, refused).
-        .on('load', () => { if (live && !loaded) setState('failed'); })
-        .addTo(map);
-      marker([lat, lng], { icon: PIN, interactive: false, keyboard: false, alt: '' }).addTo(map);
-      map.on('click', () => window.open(href, '_blank', 'noopener,noreferrer'));
+      void loadLeaflet().then((L) => {
+        if (!live) return; // the row went while Leaflet loaded
+        map = L.map(el, {
+          dragging: false, touchZoom: false, doubleClickZoom: false, scrollWheelZoom: false, boxZoom: false,
+          keyboard: false, zoomControl: false,
+        }).setView([lat, lng], MAP_ZOOM);
+        map.attributionControl.setPrefix(false);
+        let loaded = false;
+        // The page sends no Referer (referrer-policy: no-referrer), but OpenStreetMap's tile policy asks for one:
+        // tiles alone send this site's origin, never a path, and nothing over plain http from an https page.
+        L.tileLayer(tiles.tiles, { attribution: tiles.attribution, referrerPolicy: 'strict-origin' })
+          .on('tileload', () => { loaded = true; if (live) setState('shown'); })
+          // `load` comes when every tile in view has answered: none loaded means no map (offline, refused).
+          .on('load', () => { if (live && !loaded) setState('failed'); })
+          .addTo(map);
+        // Leaflet finds its default pin by a URL in its CSS, with the file names it ships: the bundle's are hashed.
+        const pin = L.icon({ iconUrl: markerIcon, iconRetinaUrl: markerIcon2x, shadowUrl: markerShadow, iconSize: [25, 41], iconAnchor: [12, 41], shadowSize: [41, 41] });
+        L.marker([lat, lng], { icon: pin, interactive: false, keyboard: false, alt: '' }).addTo(map);
+        map.on('click', () => window.open(href, '_blank', 'noopener,noreferrer'));
+      }, () => { if (live) setState('failed'); });
     }, { root: el.closest('[role="log"]'), rootMargin: '200px' });
     near.observe(el);
     return () => { live = false; near.disconnect(); map?.remove(); };
