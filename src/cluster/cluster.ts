@@ -26,7 +26,7 @@ export interface LinkLayer {
 
 /** What it needs of membership (membership.ts). */
 export interface MembershipView {
-  live(): readonly { node: string }[];
+  live(): readonly { node: string; wsUrl?: string }[];
   isolated(): boolean;
   onChange(fn: (live: readonly { node: string }[], gone: readonly string[]) => void): void;
 }
@@ -62,6 +62,8 @@ const ISOLATION_CHECK_MS = 250;
 export interface ClusterStatus {
   node: string;
   members: string[];
+  /** Each member's own address (PARLEY_HOST:PARLEY_PORT as it announced it): where its /ops and admin routes answer. */
+  urls: Record<string, string>;
   shards: { total: number; owned: number; serving: number; unowned: number; byNode: Record<string, number> };
   routing: ClusterSharding['counts'];
 }
@@ -234,9 +236,11 @@ export class ClusterNode {
       else byNode[owner] = (byNode[owner] ?? 0) + 1;
       if (owner === this.node) owned++;
     }
+    const live = this.membership.live();
     return {
       node: this.node,
-      members: this.membership.live().map((m) => m.node).sort(),
+      members: live.map((m) => m.node).sort(),
+      urls: Object.fromEntries(live.flatMap((m) => (m.wsUrl ? [[m.node, m.wsUrl]] : []))),
       shards: { total: this.shards, owned, serving: this.sharding.servingCount, unowned, byNode },
       routing: { ...this.sharding.counts },
     };

@@ -31,6 +31,8 @@ t.test('the cluster: three members, every shard owned once, spread over the node
   t.same(Object.keys(byNode).sort(), names, 'every node owns shards');
   t.equal(Object.values(byNode).reduce((a, b) => a + b, 0), all[0]!.shards.total, 'each shard once');
   for (const s of all) t.equal(s.shards.owned, byNode[s.node], `${s.node} owns what the others say it owns`);
+  t.same(Object.keys(all[0]!.urls).sort(), names, 'with each member\'s address');
+  t.equal(all[0]!.urls[all[1]!.node], c.nodes[1]!.url, 'where its admin routes answer');
   const one = await clusterStatus(c.nodes[1]!.url);
   t.equal(one.shards.serving, one.shards.owned, 'and serves every shard it owns');
 });

@@ -87,7 +87,7 @@ function Cluster({ c }: { c: ClusterStatus }) {
       <summary><strong>Cluster</strong><span class="chip">{c.members.length} members</span>
         <span class="chip">{c.shards.owned} owned · {c.shards.serving} serving · {c.shards.unowned} unowned of {c.shards.total}</span></summary>
       <ul class="members">{c.members.map((m) => (
-        <li key={m}><code>{m}</code>{m === c.node ? ' (this node)' : ''}: {c.shards.byNode[m] ?? 0} shards</li>
+        <li key={m}><code>{m}</code>{m === c.node ? ' (this node)' : c.urls[m] ? <> · <a href={`${c.urls[m]}/ops`}>its console</a></> : null}: {c.shards.byNode[m] ?? 0} shards</li>
       ))}</ul>
     </details>
   );
