@@ -7,6 +7,9 @@ import type { Gateway } from '../routing/gateway.js';
 import type { FaultInjector } from '../ops/faults.js';
 import { Region, type EntityKind, type ErrorAnswer, type RegionStats, type RegionView } from './region.js';
 
+/** A region in the supervision tree; in a cluster, how its live entities spread over the shards this node holds. */
+export type RegionNode = RegionView & { shards?: { held: number; fullest: { shard: number; entities: number }[] } };
+
 /** The entities this node hosts: one region per kind, registered by the node's wiring. */
 export class Regions implements EntityHost {
   private readonly byType = new Map<EntityType, Region<Envelope>>();
@@ -55,7 +58,7 @@ export class Regions implements EntityHost {
    * The supervision tree as operators see it (Region.view per kind); in a cluster (`shardOf`) also how the
    * live entities spread over shards: how many shards hold some, and the `top` fullest.
    */
-  view(top: number, shardOf?: (type: EntityType, id: string) => number): (RegionView & { shards?: { held: number; fullest: { shard: number; entities: number }[] } })[] {
+  view(top: number, shardOf?: (type: EntityType, id: string) => number): RegionNode[] {
     return [...this.byType].map(([type, r]) => {
       const v = r.view(top);
       if (!shardOf) return v;

@@ -2,16 +2,15 @@
  * The operator routes' answers (src/http/ops-routes.ts), as their readers type them: the ops CLI and the ops
  * console (web/ops). Types only, so a browser bundle can import them.
  */
-import type { RegionView } from '../actors/region.js';
+import type { RegionNode } from '../actors/regions.js';
 import type { LivePoint } from './live-series.js';
 
 export type { AnalyticsReport, DayReport } from '../analytics/report.js';
 export type { ClusterStatus } from '../cluster/cluster.js';
 export type { CrashRecord, EntityRow } from '../actors/supervision-view.js';
 export type { LivePoint } from './live-series.js';
+export type { RegionNode } from '../actors/regions.js';
 
-/** A region in the tree; in a cluster, how its live entities spread over the shards this node holds. */
-export type RegionNode = RegionView & { shards?: { held: number; fullest: { shard: number; entities: number }[] } };
 
 /** GET /v1/admin/actors */
 export interface SupervisionTree { node: string; at: number; regions: RegionNode[] }
