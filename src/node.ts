@@ -88,7 +88,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const faults = cfg.faults ? new FaultInjector() : undefined;
   // In a cluster the seams' cluster adapters route by shard owner over NATS (src/cluster/); alone, the local ones.
   const cluster = cfg.cluster
-    ? await joinCluster(cfg.cluster, { node: id, wsUrl: cfg.port ? `http://${cfg.host}:${cfg.port}` : '' }, conns, cfg.seamCheck, {
+    ? await joinCluster(cfg.cluster, { node: id }, conns, cfg.seamCheck, {
       linkAck: (ms) => metrics.linkAck.observe(ms / 1000),
       ask: (ms, remote) => (remote ? metrics.clusterAsk.remote : metrics.clusterAsk.local).observe(ms / 1000),
     })
@@ -211,7 +211,7 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   log('info', 'parley node listening', { node: id, port, scheme: edge.scheme, store: store.kind, data: cfg.dataDir, env: cfg.env });
   if (cfg.env === 'development') warnDevelopment(cfg, !cfg.secret);
   // Alone, everything owed is this node's; in a cluster it takes shards now, and recovers each as it does.
-  if (cluster) await cluster.start();
+  if (cluster) await cluster.start(`${edge.scheme}://${cfg.host}:${port}`);
   else recover();
   // Erasures a node left half-way (a crash, a stop) finish now (in a cluster every node resumes them: each
   // step is idempotent).

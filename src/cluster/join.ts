@@ -2,7 +2,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { ConnectionRegistry } from '../routing/connections.js';
 import { log } from '../log.js';
 import { connectCluster, openControlBuckets } from './nats.js';
-import { KvMembership } from './membership.js';
+import { KvMembership, type Member } from './membership.js';
 import { ShardLeases } from './shard-leases.js';
 import { Links } from './links.js';
 import { ClusterNode } from './cluster.js';
@@ -15,8 +15,8 @@ export interface JoinedCluster {
   node: ClusterNode;
   /** The cluster's NATS connection (analytics publish their events on it). */
   nc: NatsConnection;
-  /** Starts heartbeating and taking shards: once this node's regions can serve them. */
-  start(): Promise<void>;
+  /** Starts heartbeating (announcing `url`, where it listens) and taking shards: once this node's regions can serve them. */
+  start(url: string): Promise<void>;
   /** Hands every shard over (draining its entities), leaves the membership, closes the links and NATS. */
   leave(): Promise<void>;
 }
@@ -32,18 +32,21 @@ export interface ClusterTiming {
 }
 
 export async function joinCluster(
-  cfg: ClusterConfig, self: { node: string; wsUrl: string }, conns: ConnectionRegistry, check: boolean, timing?: ClusterTiming,
+  cfg: ClusterConfig, self: { node: string }, conns: ConnectionRegistry, check: boolean, timing?: ClusterTiming,
 ): Promise<JoinedCluster> {
   const nc = await connectCluster(cfg.natsUrls, self.node);
   const buckets = await openControlBuckets(nc, cfg.replicas);
   const say = (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => log(level, msg, { node: self.node, ...fields });
-  const membership = new KvMembership({ kv: buckets.members, self: { ...self, startedAt: Date.now() }, shards: cfg.shards, ...cfg.membership, log: say });
+  // Its address is known once it listens (a port of 0 is picked then): `start` fills it in before the first beat.
+  const me: Member = { node: self.node, wsUrl: '', startedAt: Date.now() };
+  const membership = new KvMembership({ kv: buckets.members, self: me, shards: cfg.shards, ...cfg.membership, log: say });
   const leases = new ShardLeases({ kv: buckets.shards, membership, shards: cfg.shards, ...cfg.leases, log: say });
   const links = () => new Links(nc, self.node, { prefix: `${SUBJECTS}.link`, onAckTime: timing?.linkAck });
   const node = new ClusterNode(self.node, cfg.shards, { nc, links, membership, leases, timeAsk: timing?.ask }, conns, SUBJECTS, check);
   return {
     node, nc,
-    async start() {
+    async start(url) {
+      me.wsUrl = url;
       await membership.start();
       await leases.start();
     },
