@@ -48,7 +48,8 @@ export class KvView<T> {
   /** Starts watching; resolves once every key that existed at the start has been seen. */
   async start(): Promise<void> {
     const last = await retry(() => this.kv.status(), this.opts.now, 30_000).then((s) => s.streamInfo.state.last_seq);
-    await this.watch();
+    // The watch's consumer can time out too while a just-created stream elects its leader.
+    await retry(() => this.watch(), this.opts.now, 30_000);
     // A last-value watch delivers the stream's newest message last (it is the last value of its key).
     // Bounded: a bucket whose newest message is outside our prefix never reaches `last` (then the first
     // message seen, or an empty prefix, is as good as it gets).
