@@ -46,8 +46,24 @@ async function freePorts(n: number): Promise<number[]> {
   return ports;
 }
 
+/**
+ * Starts `n` clustered servers. The ports are free when picked but not reserved, so another process may bind
+ * one first: a server that exits before the cluster forms (or a cluster that doesn't form) is started again on
+ * fresh ports, up to three times.
+ */
 export async function startNatsServers(t: { teardown(fn: () => unknown): void }, n = 2): Promise<NatsServers> {
   const bin = natsBinary();
+  for (let attempt = 1; ; attempt++) {
+    const started = await startOnce(bin, n);
+    if (!('error' in started)) {
+      t.teardown(started.stop);
+      return started;
+    }
+    if (attempt === 3) throw started.error;
+  }
+}
+
+async function startOnce(bin: string, n: number): Promise<NatsServers | { error: Error }> {
   const dir = mkdtempSync(join(tmpdir(), 'parley-nats-'));
   const ports = await freePorts(3 * n);
   const client = (i: number) => ports[i]!;
@@ -58,7 +74,6 @@ export async function startNatsServers(t: { teardown(fn: () => unknown): void },
     await Promise.all(servers.map((s) => s.kill()));
     rmSync(dir, { recursive: true, force: true });
   };
-  t.teardown(stop);
   for (let i = 0; i < n; i++) {
     const routes = Array.from({ length: n }, (_, j) => j).filter((j) => j !== i).map((j) => `nats://127.0.0.1:${route(j)}`);
     const conf = join(dir, `s${i}.conf`);
@@ -82,17 +97,21 @@ export async function startNatsServers(t: { teardown(fn: () => unknown): void },
   }
   // Ready when every server answers and has a route to each of the others.
   const deadline = Date.now() + 20_000;
+  const failed = async (why: string) => {
+    await stop();
+    return { error: new Error(`${why}:\n${servers.map((s, i) => `[s${i}] ${s.logs.join('\n')}`).join('\n')}`) };
+  };
   for (let i = 0; i < n; i++) {
     for (;;) {
-      const s = servers[i]!;
-      if (s.proc.exitCode !== null) throw new Error(`nats-server s${i} exited: ${s.logs.join('\n')}`);
+      const gone = servers.findIndex((s) => s.proc.exitCode !== null || s.proc.signalCode !== null);
+      if (gone >= 0) return failed(`nats-server s${gone} exited`);
       try {
         const r = await fetch(`http://127.0.0.1:${monitor(i)}/routez`);
         if (r.ok && ((await r.json()) as { num_routes: number }).num_routes >= n - 1) break;
       } catch {
         // not listening yet
       }
-      if (Date.now() > deadline) throw new Error(`nats-server s${i} not clustered after 20 s: ${s.logs.join('\n')}`);
+      if (Date.now() > deadline) return failed(`nats-server s${i} not clustered after 20 s`);
       await new Promise((res) => setTimeout(res, 50));
     }
   }
