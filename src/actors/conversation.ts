@@ -190,7 +190,12 @@ export class Conversation implements Entity<ConvMsg> {
    * the entity's first turn.
    */
   private async redrive(after: number): Promise<void> {
-    const page = await this.deps.store.getMessages(this.id, { after, limit: REDRIVE_PAGE });
+    const { store } = this.deps;
+    const page = await store.getMessages(this.id, { after, limit: REDRIVE_PAGE });
+    // An owner killed inside an append may have left a message without its client id (Scylla writes them one
+    // after the other); its sender, never ticked, resends it, and that resend must find this seq.
+    const senders = page.filter((m) => m.kind !== 'system' && m.from !== ERASED_USER);
+    if (senders.length) await store.indexClientIds(this.id, senders.map((m) => ({ from: m.from, cid: m.cid, seq: m.seq })));
     for (const message of page) {
       this.fanout.start({ ...this.deliverOf(message, pack(message)), redelivery: true }, this.recipientsOf(message));
     }

@@ -37,6 +37,13 @@ export interface Store {
   /** Highest stored seq, 0 for an empty conversation: the conversation actor resumes its counter from it. */
   lastSeq(conv: ConversationId): Promise<number>;
   seqForClientId(conv: ConversationId, from: UserId, cid: string): Promise<number | undefined>;
+  /**
+   * Completes the client-id index for messages a new owner found in the log above the fan-out mark. On Scylla
+   * an append writes the message, then its client id: an owner killed between the two leaves a message the
+   * index misses, whose sender (never ticked) sends it again, and it would be stored twice. Fills only what is
+   * missing: never overrides a client id written by an append, and never outlives the rollback of one.
+   */
+  indexClientIds(conv: ConversationId, entries: readonly { from: UserId; cid: string; seq: number }[]): Promise<void>;
   /** Delete for everyone: the body is gone for good, the envelope stays so seqs have no holes. */
   redactMessage(conv: ConversationId, seq: number): Promise<void>;
   /**

@@ -233,6 +233,15 @@ export function runStoreConformance(parent: TapTest, name: string, open: () => P
       t.equal(await store.seqForClientId(conv(), a, 'x1'), undefined, 'per conversation');
     });
 
+    // Filling what a torn append left out is Scylla's case (test/scylla/torn-append.test.ts): here, that it overrides nothing.
+    t.test('indexClientIds overrides no client id an append wrote', async (t) => {
+      const c = conv();
+      const [a] = c.split('.').slice(1) as [string];
+      await appendAll(store, [msg(c, 1, T0, { from: a, cid: 'x1' })]);
+      await store.indexClientIds(c, [{ from: a, cid: 'x1', seq: 7 }, { from: a, cid: 'x1', seq: 1 }]);
+      t.equal(await store.seqForClientId(c, a, 'x1'), 1);
+    });
+
     // ---- fences ----
 
     const isStale = (err: unknown) => err instanceof ParleyError && err.code === 'stale_owner';

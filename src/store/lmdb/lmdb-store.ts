@@ -170,6 +170,13 @@ export class LmdbStore implements Store {
     return this.dedupe.get([conv, from, cid]);
   }
 
+  /** An append here is one transaction, so only a client id dropped since can be missing; filled like Scylla's. */
+  indexClientIds(conv: ConversationId, entries: readonly { from: UserId; cid: string; seq: number }[]): Promise<void> {
+    return this.batch.run(() => {
+      for (const e of entries) if (this.dedupe.get([conv, e.from, e.cid]) === undefined && this.messages.get([conv, e.seq])?.cid === e.cid) this.dedupe.put([conv, e.from, e.cid], e.seq);
+    });
+  }
+
   redactMessage(conv: ConversationId, seq: number): Promise<void> {
     return this.batch.run(() => {
       const m = this.messages.get([conv, seq]);

@@ -72,6 +72,8 @@ interface OtpWaiter { step: (cur: OtpRecord | undefined) => OtpStep<unknown>; re
 const PAGE = 1000;
 const MEDIA_IN_MAX = 100;
 const BUCKET_CACHE_MAX = 100_000;
+/** The write timestamp of cells that only fill a gap (indexClientIds): older than any real write. */
+const FILL_TIMESTAMP = 1;
 /** How often failed appends are rolled back again while the database is away. */
 const ROLLBACK_RETRY_MS = 1000;
 
@@ -494,6 +496,16 @@ export class ScyllaStore implements Store {
     await this.settled(conv);
     const rs = await this.read(this.q.getClientId, [conv, from, cid]);
     return rs.rowLength ? num(rs.first().get('seq')) : undefined;
+  }
+
+  /**
+   * Written at FILL_TIMESTAMP, below every real write: an append's own client id (late, or rewritten) wins
+   * over it, and the rollback of an append (tombstones at its timestamp) or an erasure removes it too.
+   */
+  async indexClientIds(conv: ConversationId, entries: readonly { from: UserId; cid: string; seq: number }[]): Promise<void> {
+    for (let i = 0; i < entries.length; i += 64) {
+      await Promise.all(entries.slice(i, i + 64).map((e) => this.write(this.q.insertClientId, [conv, e.from, e.cid, e.seq, this.dedupeTtl, FILL_TIMESTAMP])));
+    }
   }
 
   async redactMessage(conv: ConversationId, seq: number): Promise<void> {
