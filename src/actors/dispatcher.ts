@@ -38,7 +38,7 @@ const endBurst = (): void => { burstStart = 0; };
 /**
  * nact runs each actor turn in a setImmediate of its own, so a message from one entity to another waits for
  * the next event-loop iteration, and under load an iteration lasts milliseconds: a chat message's eight hops
- * took eight of them (at 5,000 msgs/s the send → tick was 35 ms on average with the main thread 40% idle).
+ * took eight of them (at 5,000 msgs/s a send waited 35 ms on average for its tick, parley_send_seconds).
  * This dispatcher runs turns from one queue instead, as soon as the code that queued them returns (a
  * microtask), and the turns those queue, until the queue is empty or the burst has held the event loop for
  * BURST_MS (then the rest waits for its next turn): Akka's dispatcher with a throughput deadline. Each actor

@@ -10,7 +10,8 @@ import { concurrentSends, crashMidBurst, crashWithDeliveryUnconfirmed, resendWhi
  */
 
 let f: Fixture;
-t.before(async () => { f = await Fixture.start({ PARLEY_FAULTS: '1' }); });
+// Appends take 20 ms (a remote store's round trip): a crash mid-burst then always finds writes in flight.
+t.before(async () => { f = await Fixture.start({ PARLEY_FAULTS: '1', PARLEY_FAULT_APPEND_DELAY_MS: '20' }); });
 t.teardown(() => f.destroy());
 
 t.test('400 concurrent sends from four senders into one group: each device gets them in seq order, once', (t) => concurrentSends(t, f));
