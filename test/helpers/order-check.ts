@@ -17,11 +17,11 @@ export async function groupOf(senders: TestDevice[], readers: TestDevice[]): Pro
 }
 
 /**
- * Every sender sends `perSender` texts into `conv` at once. A retryable refusal (the entity crashed, a slow
+ * Every sender sends `perSender` texts into `conv`, at once or `window` at a time. A retryable refusal (the entity crashed, a slow
  * fan-out) is resent with the same cid, as the SDK's users are told to, up to `attempts` times. Resolves with
  * every tick, the number of resends that were needed and the refusals by code.
  */
-export async function sendAllAtOnce(senders: TestDevice[], conv: string, perSender: number, attempts = 5, window = perSender): Promise<{ ticked: Ticked[]; resends: number; refusals: Record<string, number> }> {
+export async function sendConcurrently(senders: TestDevice[], conv: string, perSender: number, attempts = 5, window = perSender): Promise<{ ticked: Ticked[]; resends: number; refusals: Record<string, number> }> {
   const ticked: Ticked[] = [];
   let resends = 0;
   const refusals: Record<string, number> = {};
@@ -41,7 +41,7 @@ export async function sendAllAtOnce(senders: TestDevice[], conv: string, perSend
       }
     }
   };
-  // Each sender keeps `window` sends in flight (all of them by default).
+  // Each sender sends in batches of `window` (all at once by default), a batch once the one before is answered.
   await Promise.all(senders.map(async (d) => {
     for (let i = 0; i < perSender; i += window) await Promise.all(Array.from({ length: Math.min(window, perSender - i) }, (_, j) => one(d, i + j)));
   }));
@@ -120,7 +120,7 @@ export async function concurrentSends(t: Scenario, f: Fixture): Promise<void> {
   const senders = await Promise.all([1, 2, 3, 4].map(() => f.device(t)));
   const reader = await f.device(t);
   const conv = await groupOf(senders, [reader]);
-  const { ticked, refusals } = await sendAllAtOnce(senders, conv, 100);
+  const { ticked, refusals } = await sendConcurrently(senders, conv, 100);
   t.equal(ticked.length, 400, 'every send was ticked');
   t.strictSame(refusals, {}, 'none refused on the way');
   const history = await reader.client.history(conv, { limit: 500 });
@@ -141,8 +141,8 @@ export async function crashMidBurst(t: Scenario, f: Fixture): Promise<void> {
     if (r.status !== 200) throw new Error(`arming failed: ${r.status}`);
     armed = true;
   })();
-  // Five in flight per sender: the burst lasts long enough that the crash armed mid-way finds writes in flight.
-  const { ticked, resends, refusals } = await sendAllAtOnce(senders, conv, 100, 10, 5);
+  // Five at a time per sender: the burst lasts long enough that the crash armed mid-way finds writes in flight.
+  const { ticked, resends, refusals } = await sendConcurrently(senders, conv, 100, 10, 5);
   await armWhenBusy;
   t.ok(armed, 'the crash was armed mid-burst');
   t.equal((await f.actors()).conv!.crashes, crashesBefore + 1, 'the conversation crashed once');
