@@ -10,8 +10,9 @@ import { concurrentSends, crashMidBurst, crashWithDeliveryUnconfirmed, resendWhi
  */
 
 let f: Fixture;
-// Appends take 20 ms (a remote store's round trip): a crash mid-burst then always finds writes in flight.
-t.before(async () => { f = await Fixture.start({ PARLEY_FAULTS: '1', PARLEY_FAULT_APPEND_DELAY_MS: '20' }); });
+// Appends take 100 ms (a slow remote store): senders send five at a time, so while the burst lasts some writes
+// are always in flight, and the crash armed mid-way finds them there.
+t.before(async () => { f = await Fixture.start({ PARLEY_FAULTS: '1', PARLEY_FAULT_APPEND_DELAY_MS: '100' }); });
 t.teardown(() => f.destroy());
 
 t.test('400 concurrent sends from four senders into one group: each device gets them in seq order, once', (t) => concurrentSends(t, f));

@@ -16,7 +16,8 @@ let f: Fixture;
 let admin: Client;
 t.before(async () => {
   admin = await cqlAdmin();
-  f = await Fixture.start({ ...scyllaNodeEnv(keyspace), PARLEY_FAULTS: '1' });
+  // Appends take 100 ms more: a crash mid-burst then always finds writes in flight (test/features/order.test.ts).
+  f = await Fixture.start({ ...scyllaNodeEnv(keyspace), PARLEY_FAULTS: '1', PARLEY_FAULT_APPEND_DELAY_MS: '100' });
 });
 t.teardown(async () => {
   await f?.destroy();
