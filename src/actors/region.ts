@@ -5,11 +5,6 @@ import type { EntityType } from '../messages/entity-messages.js';
 import type { Envelope } from '../messages/seam.js';
 import type { FaultInjector } from '../ops/faults.js';
 import { CRASH_LOOP, CrashLog, EventWindow, TopN, type CrashRecord, type EntityRow, type LifecycleEvent } from './supervision-view.js';
-import { installDispatcher } from './dispatcher.js';
-
-// Every actor's turns run from Parley's dispatcher, not a setImmediate each (src/actors/dispatcher.ts).
-// nact ships no types for its Actor class; the dispatcher names the part it relies on.
-installDispatcher((require('nact/lib/actor.js') as { Actor: { prototype: object } }).Actor);
 
 /** One live entity: its state and behaviour. Thrown ParleyErrors are answered; anything else crashes it. */
 export interface Entity<M> {
@@ -88,9 +83,9 @@ const DRAIN = Object.freeze({ t: 'drain' as const });
  * until a later message spawns it afresh.
  *
  * Messages queue here, per entity, and the entity's nact actor is sent one DRAIN token while any wait; one
- * actor turn then handles up to THROUGHPUT of them in order, one at a time. A nact dispatch costs a fresh
- * context per message, which at eight hops a chat message was the largest single cost of the message path
- * (bench/micro/hot-path.ts); the actor's semantics are unchanged.
+ * actor turn then handles up to THROUGHPUT of them in order, one at a time. A nact dispatch costs an event
+ * loop turn and a fresh context per message, which at eight hops a chat message was the largest single cost
+ * of the message path (bench/micro/hot-path.ts); the actor's semantics are unchanged.
  */
 export class Region<M extends Envelope> {
   private readonly supervisor: Ref<never>;
