@@ -7,6 +7,22 @@ import type t from 'tap';
 /** The root `t` of tap or any subtest. */
 type Asserts = typeof t | tap.Test;
 
+/**
+ * A read by a client that may be between sockets when it is made (its user's shard moved, so its node closed
+ * it with 1012 and it is reconnecting): a retryable refusal is tried again, for up to 20 s.
+ */
+async function retried<T>(read: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      return await read();
+    } catch (err) {
+      if (!(err instanceof ServerError) || !err.retryable || Date.now() > deadline) throw err;
+      await sleep(50);
+    }
+  }
+}
+
 /** One sender and its recipient, with what the sender was told. */
 export interface Pair {
   from: TestDevice;
@@ -206,7 +222,7 @@ export class Traffic {
 
       const history = new Map<string, number[]>();
       for (let after = 0; ;) {
-        const page = await p.from.client.history(p.conv, { after, limit: 500 });
+        const page = await retried(() => p.from.client.history(p.conv, { after, limit: 500 }));
         if (!page.length) break;
         for (const m of page) history.set(m.cid, [...(history.get(m.cid) ?? []), m.seq]);
         after = page[page.length - 1]!.seq;
