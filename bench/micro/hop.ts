@@ -1,5 +1,5 @@
 /**
- * What one message to an entity costs, dispatch included (src/actors/region.ts, src/actors/dispatcher.ts):
+ * What one message to an entity costs, dispatch included (src/actors/region.ts, on nact's scheduling):
  * `entities` live entities with a handler that does nothing, each told one message per event-loop turn for
  * `turns` turns, as a chat message's hops reach many entities at once. Prints CPU µs per message.
  *
