@@ -41,7 +41,7 @@ import { countHttpErrors, sendError, track, trustProxies } from './http/http-io.
 import { listenEdge, type ReloadOutcome } from './transport/tls.js';
 import { ParleyError } from './protocol/errors.js';
 import { Metrics } from './ops/metrics.js';
-import { FaultInjector, slowAppends } from './ops/faults.js';
+import { FaultInjector, faultyStore, slowAppends } from './ops/faults.js';
 import { EventLoopMonitor } from './ops/event-loop.js';
 import { LiveSeries } from './ops/live-series.js';
 import type { RegionNode } from './ops/admin-api.js';
@@ -81,11 +81,11 @@ export async function startNode(cfg: Config): Promise<ParleyNode> {
   const metrics = new Metrics();
   // Timed outside the fault's delay: it stands for a remote database's latency.
   const rawStore = await openStore(cfg);
-  const store = timedStore(slowAppends(rawStore, cfg.faultAppendDelayMs), metrics);
+  const faults = cfg.faults ? new FaultInjector() : undefined;
+  const store = timedStore(faultyStore(slowAppends(rawStore, cfg.faultAppendDelayMs), faults), metrics);
 
   const system = startActorSystem(configurePersistence(new StorePersistenceEngine(store)));
   const conns = new ConnectionRegistry();
-  const faults = cfg.faults ? new FaultInjector() : undefined;
   // In a cluster the seams' cluster adapters route by shard owner over NATS (src/cluster/); alone, the local ones.
   const cluster = cfg.cluster
     ? await joinCluster(cfg.cluster, { node: id }, conns, cfg.seamCheck, {

@@ -6,12 +6,13 @@ import { connKey, type ConnRef } from '../messages/seam.js';
 import { log } from '../log.js';
 import { CloseCodes } from '../protocol/close-codes.js';
 import type { ActorDeps } from './deps.js';
-import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserInboxStale, UserInboxWritten, UserMsg, UserMute, UserPresenceSub, UserPushDrop, UserSync, UserSyncMore } from '../messages/entity-messages.js';
+import type { UserAck, UserAttach, UserDeliver, UserDetach, UserDevicesRemove, UserInboxFence, UserInboxWritten, UserMsg, UserMute, UserPresenceSub, UserPushDrop, UserSync, UserSyncMore } from '../messages/entity-messages.js';
 import { newIncarnation } from './incarnation.js';
 import { MAX_MUTES, mutedAt, pushable } from '../push/policy.js';
 import { pushNotice, releaseToken, removeRegistration, storeRegistration } from '../push/registrar.js';
 import type { Entity, EntityKind } from './region.js';
 import { WrittenSeqs } from './written-seqs.js';
+import { SEQ_BLOCK, SeqFence } from './seq-fence.js';
 import { Sweeper } from './sweeper.js';
 import { PUBLIC_HOLDER } from '../media/media-access.js';
 import { addedSince, deviceInfo, humanWait, signOutTargets, signOutWait } from './devices.js';
@@ -26,12 +27,15 @@ export const MAX_UNACKED = 10_000;
 const MAX_PRESENCE_SUBSCRIBERS = 10_000;
 const ACK_STORE_DELAY_MS = 1000;
 /**
- * Inbox pointers are reserved this far ahead in the store, so an entity restarted after a crash starts above
- * every ptr a device may have seen (a client drops a delivery whose ptr it already holds). A reservation is
- * renewed halfway through, so it is durable long before it is needed. Reservations are fenced per device
- * (Store.claimEpoch / reserve, as a conversation's seqs): two activations never write one (device, ptr).
+ * Inbox pointers are reserved a block (SEQ_BLOCK) ahead in the store, so an entity restarted after a crash
+ * starts above every ptr a device may have seen (a client drops a delivery whose ptr it already holds). A
+ * reservation is renewed halfway through, so it is durable long before it is needed. Reservations are fenced
+ * per device (Store.claimEpoch / reserve, a SeqFence as a conversation's seqs): two activations never write
+ * one (device, ptr).
+ *
+ * Deliveries that may wait for a device's pointers (User.waiting).
  */
-const RESERVE_BLOCK = 1000;
+const MAX_WAITING = 10_000;
 /** Inbox ptrs remembered per device for exact deletes; past it the next delete scans the range. */
 const INBOXED_MAX = 10_000;
 
@@ -83,10 +87,8 @@ interface DeviceState {
   next: number;
   /** `next` when this activation loaded the device: ptrs above it are this activation's own. */
   floor: number;
-  /** Ptrs up to here are reserved in the store. */
-  reserved: number;
-  /** This activation's epoch of the device's inbox pointers (fenceKeys.inbox). */
-  epoch: number;
+  /** The ptrs this activation may hand out: reserved in the store under its epoch (fenceKeys.inbox). */
+  fence: SeqFence;
   acked: number;
   conn?: ConnRef;
   /** True once the socket has caught up with the inbox; live deliveries are pushed only then. */
@@ -180,12 +182,12 @@ export class User implements Entity<UserMsg> {
     // holds or the device acked (data from before fences).
     const [claim, last] = await Promise.all([deps.store.claimEpoch(fence), deps.store.inboxLastPtr(key)]);
     const next = Math.max(claim.reserved, last, rec.acked);
-    const reserved = next + RESERVE_BLOCK;
+    const reserved = next + SEQ_BLOCK;
     await deps.store.reserve(fence, claim.epoch, reserved);
     // Every field up front: a property added later costs V8 a separate backing array per device.
     return {
       id: rec.id, name: rec.name, platform: rec.platform, createdAt: rec.createdAt, lastActive: rec.lastActive,
-      push: rec.push, next, floor: next, reserved, epoch: claim.epoch, acked: rec.acked,
+      push: rec.push, next, floor: next, fence: new SeqFence(claim.epoch, reserved), acked: rec.acked,
       conn: undefined, synced: false, pending: undefined, deferred: 0, ackMs: 0, lastWrite: undefined, writing: undefined, inboxed: undefined, swept: false,
       sent: 0, sentMax: 0, sync: undefined,
     };
@@ -243,7 +245,7 @@ export class User implements Entity<UserMsg> {
       case 'inbox.written': return this.inboxWritten(msg);
       case 'inbox.due': if (msg.inc === this.inc) this.writeDue(Date.now()); return;
       case 'acks.due': if (msg.inc === this.inc) this.storeAcks(); return;
-      case 'inbox.stale': return this.inboxStale(msg);
+      case 'inbox.fence': return this.inboxFenced(msg);
       case 'attach': return this.attach(msg);
       case 'detach': return this.detach(msg);
       case 'sync': return this.sync(msg);
@@ -321,6 +323,12 @@ export class User implements Entity<UserMsg> {
   }
 
   private writeInboxes(m: UserDeliver, skip?: Set<DeviceId>): void {
+    // Behind deliveries waiting for pointers, or itself lacking one: it waits, so each device's ptrs follow the order of arrival.
+    if (this.waiting || !this.havePtrs(m, skip)) {
+      const waiting = (this.waiting ??= []);
+      if (waiting.length < MAX_WAITING) waiting.push({ m, skip });
+      return;
+    }
     const deferMs = this.deps.config.inboxDeferMs;
     const mine = m.from === this.id;
     const fan: Fanning = { m, left: 0 };
@@ -353,27 +361,74 @@ export class User implements Entity<UserMsg> {
   }
 
   /**
-   * A newer activation claimed a device's pointers: this one may not hand out more of them. It crashes on
-   * purpose, which closes its sockets (the devices resync by pointer) and answers what it holds; the restart
-   * claims again, above every reservation. What it wrote stays, at ptrs in its own block. A refusal
-   * meant for an earlier activation changes nothing.
+   * A renewal of a device's pointers ended. Reserved: the deliveries waiting for pointers go out. Failed: they
+   * are dropped, unconfirmed, and the conversations' retries bring them again (and try the renewal again).
+   * Stale: a newer activation claimed the device's pointers, and this one may hand out no more of them. It
+   * crashes on purpose, which closes its sockets (the devices resync by pointer) and answers what it holds;
+   * the restart claims again, above every reservation. What it wrote stays, at ptrs in its own block. An
+   * outcome meant for an earlier activation changes nothing.
    */
-  private inboxStale(m: UserInboxStale): void {
-    if (this.find(m.device)?.epoch !== m.epoch) return;
-    throw new Error(`inbox pointers of device ${m.device} were claimed by a newer activation (this one: epoch ${m.epoch})`);
+  private inboxFenced(m: UserInboxFence): void {
+    const dev = this.find(m.device);
+    if (dev?.fence.epoch !== m.epoch) return;
+    dev.fence.renewing = false;
+    if (m.outcome === 'stale') {
+      throw new Error(`inbox pointers of device ${m.device} were claimed by a newer activation (this one: epoch ${m.epoch})`);
+    }
+    if (m.outcome === 'reserved') dev.fence.reservedUpTo(m.upTo);
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (m.outcome === 'failed' || !waiting) return;
+    for (let i = 0; i < waiting.length; i++) {
+      const w = waiting[i]!;
+      if (!this.havePtrs(w.m, w.skip)) {
+        this.waiting = waiting.slice(i);
+        return;
+      }
+      this.writeInboxes(w.m, w.skip);
+    }
   }
 
+  /**
+   * Deliveries waiting, in arrival order, for a device's pointers: only a ptr the store has reserved is handed
+   * out (a restart starts above the stored reservation, and a device drops a delivery whose ptr it already
+   * holds, so a ptr above it could come again with another message, which the device would never show).
+   * Bounded: past it a delivery is dropped unconfirmed, and its conversation sends it again.
+   */
+  private waiting?: { m: UserDeliver; skip: Set<DeviceId> | undefined }[];
+
+  /** Whether every device `m` goes to has a reserved ptr for it; for one that hasn't, a renewal is started. */
+  private havePtrs(m: UserDeliver, skip: Set<DeviceId> | undefined): boolean {
+    const mine = m.from === this.id;
+    let all = true;
+    for (const dev of this.devices) {
+      if ((mine && dev.id === m.dev) || skip?.has(dev.id)) continue;
+      if (dev.fence.covers(dev.next + 1)) continue;
+      this.renew(dev, dev.next + 1);
+      all = false;
+    }
+    return all;
+  }
+
+  /** The device's next inbox ptr (havePtrs said there is one), renewing the reservation halfway through the block. */
   private nextPtr(dev: DeviceState): number {
     const ptr = ++dev.next;
-    if (ptr > dev.reserved - RESERVE_BLOCK / 2) {
-      dev.reserved = ptr + RESERVE_BLOCK;
-      const { id, epoch } = dev;
-      this.deps.store.reserve(fenceKeys.inbox(deviceKey(this.id, id)), epoch, dev.reserved).catch((err: unknown) => {
-        if (err instanceof ParleyError && err.code === 'stale_owner') this.deps.sharding.tell('user', this.id, { t: 'inbox.stale', device: id, epoch });
-        else log('warn', 'inbox pointers not reserved', { user: this.id, error: String(err) });
-      });
-    }
+    this.renew(dev, ptr);
     return ptr;
+  }
+
+  private renew(dev: DeviceState, ptr: number): void {
+    const upTo = dev.fence.renewal(ptr);
+    if (upTo === undefined) return;
+    const { id } = dev;
+    const { epoch } = dev.fence;
+    const { sharding } = this.deps;
+    const tell = (outcome: UserInboxFence['outcome']) => sharding.tell('user', this.id, { t: 'inbox.fence', device: id, epoch, upTo, outcome });
+    this.deps.store.reserve(fenceKeys.inbox(deviceKey(this.id, id)), epoch, upTo).then(() => tell('reserved'), (err: unknown) => {
+      const stale = err instanceof ParleyError && err.code === 'stale_owner';
+      if (!stale) log('warn', 'inbox pointers not reserved; the deliveries waiting for them are retried', { user: this.id, error: String(err) });
+      tell(stale ? 'stale' : 'failed');
+    });
   }
 
   /** Pushes a delivery to a synced socket; undefined when the device isn't there to take it. */

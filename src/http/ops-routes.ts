@@ -4,7 +4,7 @@ import type { Metrics } from '../ops/metrics.js';
 import type { OutboxProvider } from '../push/push-gateway.js';
 import type { Accounts } from '../accounts/accounts.js';
 import { bearer, handle, headers, readJson, sendJson } from './http-io.js';
-import type { FaultInjector } from '../ops/faults.js';
+import { STORE_FAULTS, type FaultInjector, type StoreFault } from '../ops/faults.js';
 import { OperatorAccess } from './operator-access.js';
 import type { Audit } from '../gdpr/audit.js';
 import type { AnalyticsReport } from '../analytics/report.js';
@@ -26,7 +26,8 @@ import type { LiveReport, RegionNode, SupervisionTree } from '../ops/admin-api.j
  *                           latency percentiles; mau per month; every node's rows merged (admin key)
  *   GET /v1/admin/cluster   this node's view of the cluster: members, shard owners, routing counts (admin key)
  *   GET /v1/dev/push        push notices the outbox provider holds for the caller (Bearer; and as /metrics)
- *   POST /v1/admin/faults   {type, id, times}: the entity's next messages crash it (only with PARLEY_FAULTS=1)
+ *   POST /v1/admin/faults   {type, id, times}: the entity's next messages crash it; {store, times}: the next calls
+ *                           of that store operation fail (0 disarms) (only with PARLEY_FAULTS=1)
  */
 export function mountOps(app: TemplatedApp, deps: {
   node: string; store: string; startedAt: number; metrics: Metrics; access: OperatorAccess; accounts: Accounts; live: LiveSeries;
@@ -102,12 +103,19 @@ export function mountOps(app: TemplatedApp, deps: {
       handle(res, async (r) => {
         const body = await readJson(r);
         access.admin(key);
-        const { type, id, times } = body;
+        const { type, id, times, store } = body;
+        const n = typeof times === 'number' && times >= 0 ? times : 1;
+        if (store !== undefined) {
+          if (!STORE_FAULTS.includes(store as StoreFault)) throw new ParleyError('invalid', `store must be one of ${STORE_FAULTS.join(', ')}`);
+          faults.armStore(store as StoreFault, n);
+          deps.audit?.write({ action: 'admin.faults', actor: 'admin', detail: { store: store as string, times: n } });
+          return sendJson(r, 200, { armed: n > 0 });
+        }
         if ((type !== 'user' && type !== 'conv' && type !== 'group') || typeof id !== 'string') {
           throw new ParleyError('invalid', 'type must be user, conv or group, and id a string');
         }
-        faults.arm(type, id, typeof times === 'number' && times > 0 ? times : 1);
-        deps.audit?.write({ action: 'admin.faults', actor: 'admin', detail: { type, times: typeof times === 'number' && times > 0 ? times : 1 } });
+        faults.arm(type, id, n || 1);
+        deps.audit?.write({ action: 'admin.faults', actor: 'admin', detail: { type, times: n || 1 } });
         sendJson(r, 200, { armed: true });
       });
     });

@@ -53,7 +53,7 @@ const ENTITY_SCHEMAS: { [T in EntityType]: { [K in EntityMessages[T]['t']]: Sche
     erase: { reply: 's', user: 's' },
   },
   user: {
-    'inbox.stale': { device: 's', epoch: 'n' },
+    'inbox.fence': { device: 's', epoch: 'n', upTo: 'n', outcome: 's' },
     'inbox.written': { inc: 's', device: 's', ptr: 'n', failed: 'b?' },
     'inbox.due': { inc: 's' },
     'acks.due': { inc: 's' },

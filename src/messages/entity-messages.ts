@@ -109,7 +109,8 @@ export interface UserDevicesRemove extends Envelope { t: 'devices.remove'; reply
  * From the user entity itself: a renewal of a device's inbox pointers was refused because a newer activation
  * (after a crash, or on another node) claimed them. `epoch` is the activation that asked: another ignores it.
  */
-export interface UserInboxStale extends Envelope { t: 'inbox.stale'; device: DeviceId; epoch: number }
+/** A renewal of a device's inbox pointer reservation ended (as ConvFence, for one device's pointers). */
+export interface UserInboxFence extends Envelope { t: 'inbox.fence'; device: DeviceId; epoch: number; upTo: number; outcome: ConvFence['outcome'] }
 /** From the user entity itself: an inbox write it issued in incarnation `inc` came back (`failed`: it didn't land). */
 export interface UserInboxWritten extends Envelope { t: 'inbox.written'; inc: string; device: DeviceId; ptr: number; failed?: true }
 /** From the node's timers: deferred inbox writes are due, or acks are to be stored, in a turn of incarnation `inc`. */
@@ -122,7 +123,7 @@ export interface UserErase extends Envelope { t: 'erase'; reply: ReplyTo }
 /** In a cluster: a node left or failed; its sockets are gone (from every user entity on the surviving nodes). */
 export interface UserNodeGone extends Envelope { t: 'node.gone'; node: string }
 export type UserMsg =
-  | UserInboxStale | UserInboxWritten | UserWake | UserNodeGone
+  | UserInboxFence | UserInboxWritten | UserWake | UserNodeGone
   | UserAttach | UserDetach | UserSync | UserSyncMore | UserAck | UserDeliver | UserPresenceSub
   | UserProfileSet | UserProfileGet | UserSettingsSet | UserContacts | UserPushRegister | UserDeviceAdded
   | UserDevicesList | UserDevicesRemove | UserPushUnregister | UserPushDrop | UserMute | UserErase;
@@ -147,9 +148,9 @@ export type AnyEntityMsg = EntityMessages[EntityType];
  * moves (Region.handOff), when everything else for the shard waits for the next owner.
  */
 type SelfMessage = ConvStored | ConvRetry | ConvFence | ConvCursorsDue | ConvCursorStored | ConvAllStored | ConvRedrive
-  | UserInboxStale | UserInboxWritten | UserWake;
+  | UserInboxFence | UserInboxWritten | UserWake;
 const SELF: Record<SelfMessage['t'], true> = {
   stored: true, 'fanout.retry': true, fence: true, 'cursors.due': true, 'cursor.stored': true, 'all.stored': true, redrive: true,
-  'inbox.stale': true, 'inbox.written': true, 'inbox.due': true, 'acks.due': true,
+  'inbox.fence': true, 'inbox.written': true, 'inbox.due': true, 'acks.due': true,
 };
 export const isSelfMessage = (m: { t: string }): boolean => Object.hasOwn(SELF, m.t);

@@ -29,7 +29,7 @@ const SAMPLES: { [T in EntityType]: { [K in EntityMessages[T]['t']]: EntityMessa
     erase: { t: 'erase', reply: 'n1:23', user: 'ua' },
   },
   user: {
-    'inbox.stale': { t: 'inbox.stale', device: 'd1', epoch: 2 },
+    'inbox.fence': { t: 'inbox.fence', device: 'd1', epoch: 2, upTo: 2000, outcome: 'stale' },
     'inbox.written': { t: 'inbox.written', inc: 'i.2', device: 'd1', ptr: 7, failed: true },
     'inbox.due': { t: 'inbox.due', inc: 'i.2' },
     'acks.due': { t: 'acks.due', inc: 'i.2' },
