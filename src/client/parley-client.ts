@@ -8,6 +8,7 @@ import { E2eEngine } from './e2e/e2e-engine.js';
 import { decryptMedia, encryptMedia, type MediaKey } from './e2e/media-crypto.js';
 import { Emitter } from './emitter.js';
 import { SeqOrder } from './seq-order.js';
+import { PRESENCE_USERS_PER_FRAME } from '../protocol/limits.js';
 import { DEFAULT_BACKOFF, backoffDelay, nextUrl, nodeUrls, type BackoffPolicy } from './failover.js';
 
 /** The subset of the WebSocket API the client needs: the browser's, or the `ws` package's in Node. */
@@ -329,8 +330,30 @@ export class ParleyClient extends Emitter<Events> {
 
   read(conv: string, seq: number): void { this.raw({ t: 'read', conv, seq }); }
   typing(conv: string, on: boolean): void { this.raw({ t: 'typing', conv, on }); }
-  subscribePresence(users: string[]): void { this.raw({ t: 'presence.sub', users }); }
-  unsubscribePresence(users: string[]): void { this.raw({ t: 'presence.unsub', users }); }
+  /**
+   * Follows these users' presence. A subscription lives as long as the server's socket, so the SDK renews
+   * every one on each welcome (a reconnect, a node's failover): presence keeps coming across them.
+   */
+  subscribePresence(users: string[]): void {
+    for (const u of users) this.presenceSubs.add(u);
+    if (this.ready) this.raw({ t: 'presence.sub', users });
+  }
+
+  unsubscribePresence(users: string[]): void {
+    for (const u of users) this.presenceSubs.delete(u);
+    if (this.ready) this.raw({ t: 'presence.unsub', users });
+  }
+
+  private readonly presenceSubs = new Set<string>();
+  /** Welcomed on a socket that is open: frames sent now reach this session. */
+  private get ready(): boolean {
+    return this.ws !== undefined && this.welcomed === this.ws && this.ws.readyState === 1;
+  }
+
+  private renewPresence(): void {
+    const users = [...this.presenceSubs];
+    for (let i = 0; i < users.length; i += PRESENCE_USERS_PER_FRAME) this.raw({ t: 'presence.sub', users: users.slice(i, i + PRESENCE_USERS_PER_FRAME) });
+  }
 
   history(conv: string, q: { before?: number; after?: number; from?: number; until?: number; limit?: number } = {}): Promise<Message[]> {
     return this.request({ t: 'history', rid: '', conv, ...q }) as Promise<Message[]>;
@@ -446,6 +469,7 @@ export class ParleyClient extends Emitter<Events> {
         this.readyWaiter?.resolve(f);
         this.readyWaiter = undefined;
         this.catchUpReceipts();
+        this.renewPresence();
         return;
       case 'msg':
         if (f.ptr <= this.ptr) return; // already held: a resend after a reconnect

@@ -14,3 +14,6 @@ export const DEFAULT_LIMITS: Limits = {
   /** Largest media upload. */
   maxMediaBytes: 64 * 1024 * 1024,
 };
+
+/** Users one presence.sub / presence.unsub frame may name. */
+export const PRESENCE_USERS_PER_FRAME = 256;

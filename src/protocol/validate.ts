@@ -3,6 +3,7 @@ import { isId, parseConversationId } from './ids.js';
 import { MESSAGE_KINDS, TARGETED_KINDS, type Body, type ClientFrame, type Limits, type MessageKind, type PushRegisterFrame, type SendFrame, type SignOutTarget } from './frames.js';
 import { parseRegistration } from '../push/registration.js';
 import { pack } from './codec.js';
+import { PRESENCE_USERS_PER_FRAME } from './limits.js';
 import { checkMlsBody, validateKeysFrame } from '../e2e/key-frames.js';
 
 /** Pure checks from a decoded value to a typed client frame. Each failure names the field and the rule. */
@@ -52,7 +53,7 @@ export function validateClientFrame(v: unknown, limits: Limits, frameBytes = Inf
       return { t, rid: rid(v), conv: conv(v), before: optUint(v, 'before'), after: optUint(v, 'after'), from: optUint(v, 'from'), until: optUint(v, 'until'), limit };
     }
     case 'receipts': return { t, rid: rid(v), conv: conv(v) };
-    case 'presence.sub': case 'presence.unsub': return { t, users: ids(v, 'users', 256) };
+    case 'presence.sub': case 'presence.unsub': return { t, users: ids(v, 'users', PRESENCE_USERS_PER_FRAME) };
     case 'group.create': return { t, rid: rid(v), name: str(v, 'name', 100), members: v.members === undefined ? [] : ids(v, 'members', limits.maxGroupMembers) };
     case 'group.add': case 'group.remove': return { t, rid: rid(v), group: id(v, 'group'), users: ids(v, 'users', limits.maxGroupMembers) };
     case 'group.admin': return { t, rid: rid(v), group: id(v, 'group'), user: id(v, 'user') };

@@ -66,6 +66,22 @@ t.test('by default only contacts see online and last seen', async (t) => {
   t.same(await waitPresence(alice, bob.user, true), { t: 'presence', user: bob.user, online: true }, 'once bob has alice as a contact, she sees him');
 });
 
+t.test('a subscription outlives a reconnect: the SDK renews it on the new socket', async (t) => {
+  const alice = await f.device(t, { reconnect: true });
+  const bob = await f.device(t);
+  await bob.client.setLastSeenPrivacy('everyone');
+  alice.client.subscribePresence([bob.user]);
+  await waitPresence(alice, bob.user, true);
+  const welcomes = alice.frames.filter((x) => x.t === 'welcome').length;
+  alice.sockets[alice.sockets.length - 1]!.terminate(); // the network drops; the SDK reconnects
+  await alice.waitFor(() => alice.frames.filter((x) => x.t === 'welcome').length > welcomes || undefined, 10_000, 'a new welcome');
+  const before = presenceOf(alice, bob.user).length;
+  await waitPresence(alice, bob.user, true, before); // the renewal is answered with the state now
+  await bob.close();
+  const offline = await waitPresence(alice, bob.user, false, before);
+  t.type(offline.lastSeen, 'number', 'offline reaches the new socket, with last seen');
+});
+
 t.test('unsubscribing stops updates', async (t) => {
   const alice = await f.device(t);
   const bob = await f.device(t);

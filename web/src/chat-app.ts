@@ -62,7 +62,6 @@ export class ChatApp {
     c.on('welcome', () => {
       this.status = 'online';
       this.notice = undefined;
-      if (this.watched.size) c.subscribePresence([...this.watched]);
       this.resendPending();
       this.refreshNames();
       this.changed();
@@ -201,7 +200,7 @@ export class ChatApp {
   private watch(user: string): void {
     if (this.watched.has(user)) return;
     this.watched.add(user);
-    if (this.client.connected) this.client.subscribePresence([user]);
+    this.client.subscribePresence([user]); // the SDK renews it on every welcome
   }
 
   /** A chat with the owner of a phone number; they become a contact (they may see this user's last seen). */
