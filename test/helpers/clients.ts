@@ -1,3 +1,4 @@
+import { unpack } from 'msgpackr';
 import WebSocket from 'ws';
 import { devSignIn, type SessionInfo } from '../../src/client/accounts-api.js';
 import { ParleyClient, type ClientOptions } from '../../src/client/parley-client.js';
@@ -24,6 +25,11 @@ export interface TestDevice {
   closes: { code: number; reason: string }[];
   /** Every `ws` socket the client opened, the current one last (for tests that misbehave on purpose). */
   sockets: WebSocket[];
+  /**
+   * What crossed its sockets, one line each (the last WIRE_LINES): opens and closes, deliveries and syncs in,
+   * acks and syncs out, by socket. For a failing test to show where a message went missing.
+   */
+  wire: string[];
   /** Resolves with the first recorded item matching `pred`, waiting up to `ms`. */
   waitFor<T>(pick: () => T | undefined, ms?: number, what?: string): Promise<T>;
   /** Resolves with the first received message matching `pred`. */
@@ -40,11 +46,35 @@ export async function signIn(url: string, phone = newPhone(), name = 'test'): Pr
 }
 
 /** A `ws` constructor that remembers every socket it makes. */
-function capturingWebSocket(into: WebSocket[]): ClientOptions['WebSocket'] {
+const WIRE_LINES = 2000;
+
+/** A frame's line in `wire`, if it is one worth a line (msgpack only; JSON sockets leave none). */
+function wireLine(data: unknown, dir: '<' | '>'): string | undefined {
+  let f: { t?: string; ptr?: number; since?: number; more?: boolean; m?: { conv: string; seq: number } };
+  try { f = unpack(data instanceof Uint8Array ? data : new Uint8Array(data as ArrayBuffer)) as typeof f; } catch { return undefined; }
+  if (dir === '<' && (f.t === 'msg' || f.t === 'synced' || f.t === 'welcome')) return `< ${f.t} ptr ${f.ptr ?? '-'}${f.m ? ` ${f.m.conv}#${f.m.seq}` : ''}${f.more ? ' more' : ''}`;
+  if (dir === '>' && (f.t === 'ack' || f.t === 'sync')) return `> ${f.t} ${f.ptr ?? f.since}`;
+  return undefined;
+}
+
+function capturingWebSocket(into: WebSocket[], wire: string[]): ClientOptions['WebSocket'] {
+  const note = (socket: number, line: string | undefined) => {
+    if (line === undefined) return;
+    if (wire.push(`${new Date().toISOString().slice(11, 23)} s${socket} ${line}`) > WIRE_LINES) wire.shift();
+  };
   class Captured extends WebSocket {
     constructor(url: string) {
       super(url);
       into.push(this);
+      const n = into.length;
+      note(n, `open ${url.split('?')[0]}`); // not the token
+      this.addEventListener('message', (e) => note(n, wireLine(e.data, '<')));
+      this.addEventListener('close', (e) => note(n, `close ${e.code} ${e.reason}`));
+    }
+
+    override send(data: Parameters<WebSocket['send']>[0], ...rest: unknown[]): void {
+      note(into.indexOf(this) + 1, wireLine(data, '>'));
+      (super.send as (...a: unknown[]) => void)(data, ...rest);
     }
   }
   return Captured as unknown as ClientOptions['WebSocket'];
@@ -60,8 +90,9 @@ export async function device(
 ): Promise<TestDevice> {
   const { session, phone } = opts.session ? { session: opts.session, phone: opts.phone ?? '' } : await signIn(url, opts.phone);
   const sockets: WebSocket[] = [];
+  const wire: string[] = [];
   const { connect = true, phone: _p, session: _s, ...clientOpts } = opts;
-  const client = new ParleyClient({ url, token: session.token, reconnect: false, WebSocket: capturingWebSocket(sockets), ...clientOpts });
+  const client = new ParleyClient({ url, token: session.token, reconnect: false, WebSocket: capturingWebSocket(sockets, wire), ...clientOpts });
   const messages: Message[] = [];
   const ptrs: number[] = [];
   const late: Message[] = [];
@@ -74,7 +105,7 @@ export async function device(
     client.on(ev, ((f: ServerFrame | number) => frames.push(typeof f === 'number' ? { t: 'synced', ptr: f } : f)) as never);
   }
   const dev: TestDevice = {
-    session, user: session.user, client, phone, messages, ptrs, late, frames, closes, sockets,
+    session, user: session.user, client, phone, messages, ptrs, late, frames, closes, sockets, wire,
     waitFor: (pick, ms = 5000, what = 'condition') => waitFor(pick, ms, what),
     waitMessage: (pred, what = 'message', ms = 5000) => waitFor(() => messages.find(pred), ms, what),
     waitFrame: ((pred: (f: ServerFrame) => boolean, what = 'frame', ms = 5000) => waitFor(() => frames.find(pred), ms, what)) as TestDevice['waitFrame'],

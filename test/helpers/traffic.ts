@@ -212,6 +212,11 @@ export class Traffic {
       if (missing.length) {
         const tried = (cid: string) => p.attempts.filter((a) => a.cid === cid).map((a) => `${new Date(a.at).toISOString().slice(11, 23)} ${a.outcome ?? '?'}`);
         t.comment(`pair ${i}: undelivered (seq: attempts): ${missing.slice(0, 20).map((cid) => `${p.acked.get(cid)}: ${tried(cid).join(', ')}`).join('; ')}`);
+        // Where the recipient's stream skipped them: its sockets, deliveries (ptr, conv#seq), syncs and acks.
+        const seqs = new Set(missing.map((cid) => p.acked.get(cid)));
+        const near = p.to.wire.filter((l) => !l.includes('#') || l.includes(p.conv));
+        const at = near.findIndex((l) => [...seqs].some((s) => s !== undefined && Number(l.split('#')[1]) > s));
+        t.comment(`pair ${i}: the recipient's wire around it:\n${near.slice(Math.max(0, at - 60), at + 40).join('\n')}`);
       }
       t.strictSame(missing, [], `pair ${i}: every acked message was delivered${p.offline ? ' (from the inbox, after the fault)' : ''}`);
       t.strictSame([...counts].filter(([, n]) => n > 1).map(([cid]) => cid), [], `pair ${i}: none was delivered twice`);
