@@ -84,6 +84,8 @@ t.test('the same bytes uploaded through both nodes at once: one blob, both answe
   t.equal(owner.first().get('chunks'), 3);
 });
 
+const STREAMED_MAX = 52 * MiB;
+
 t.test('64 MiB up through A and down through B: neither node holds it in memory', async (t) => {
   const alice = await two.a.device(t);
   const bytes = randomBytes(64 * MiB);
@@ -98,8 +100,10 @@ t.test('64 MiB up through A and down through B: neither node holds it in memory'
   for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) { hash.update(c); size += c.byteLength; }
   const grewB = watchB();
   t.same([res.status, size, hash.digest('hex')], [200, bytes.length, up.id], 'read back whole through B');
-  t.ok(grewA < 40 * MiB, `the upload raised A's resident memory by at most ${(grewA / MiB).toFixed(1)} MiB (a blob held whole would be 64 or more)`);
-  t.ok(grewB < 40 * MiB, `the download raised B's resident memory by at most ${(grewB / MiB).toFixed(1)} MiB (a blob held whole would be 64 or more)`);
+  // Streamed, RSS grew 17-43 MiB in runs here and in CI (buffers, GC timing); held whole it would grow by 64
+  // or more: the bound sits between the two (40 failed once in CI, at 42.9).
+  t.ok(grewA < STREAMED_MAX, `the upload raised A's resident memory by at most ${(grewA / MiB).toFixed(1)} MiB (a blob held whole would be 64 or more)`);
+  t.ok(grewB < STREAMED_MAX, `the download raised B's resident memory by at most ${(grewB / MiB).toFixed(1)} MiB (a blob held whole would be 64 or more)`);
 });
 
 /** Samples the node's RSS every 20 ms from now; the returned function stops and gives the largest growth. */
