@@ -32,9 +32,8 @@ const ACK_STORE_DELAY_MS = 1000;
  * reservation is renewed halfway through, so it is durable long before it is needed. Reservations are fenced
  * per device (Store.claimEpoch / reserve, a SeqFence as a conversation's seqs): two activations never write
  * one (device, ptr).
- *
- * Deliveries that may wait for a device's pointers (User.waiting).
  */
+/** Deliveries that may wait for a device's pointers (User.waiting). */
 const MAX_WAITING = 10_000;
 /** Inbox ptrs remembered per device for exact deletes; past it the next delete scans the range. */
 const INBOXED_MAX = 10_000;
