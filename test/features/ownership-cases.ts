@@ -1,6 +1,6 @@
 import type { Test } from 'tap';
 import { ADMIN_KEY, http, type Fixture } from '../helpers/fixture.js';
-import { device, signIn, waitFor, type TestDevice } from '../helpers/clients.js';
+import { device, signIn, sleep, waitFor, type TestDevice } from '../helpers/clients.js';
 import type { Message } from '../../src/protocol/frames.js';
 import { judge, resendFailed, sendBurst, type SendRecord } from '../helpers/ownership.js';
 
@@ -16,9 +16,13 @@ export const SHARED_SECRET = 'ownership-tests-shared-secret-0123456789';
 /** A socket may send a thousand messages in a few seconds (the inbox scenario sends over one block of pointers). */
 export const MANY_FRAMES = { PARLEY_RATE_PER_S: '100000', PARLEY_RATE_BURST: '100000' };
 
+async function fault(f: Fixture, json: object): Promise<void> {
+  const r = await http(f.url, '/v1/admin/faults', { method: 'POST', headers: { 'x-admin-key': ADMIN_KEY }, json });
+  if (r.status !== 200) throw new Error(`arming ${JSON.stringify(json)} failed: ${r.status}`);
+}
+
 async function arm(f: Fixture, type: 'conv', id: string): Promise<void> {
-  const r = await http(f.url, '/v1/admin/faults', { method: 'POST', headers: { 'x-admin-key': ADMIN_KEY }, json: { type, id, times: 1 } });
-  if (r.status !== 200) throw new Error(`arming failed: ${r.status}`);
+  await fault(f, { type, id, times: 1 });
 }
 
 const firstRecord = (d: TestDevice, conv: string, seq: number, text: string, cid: string): SendRecord =>
@@ -161,3 +165,47 @@ export async function groupTwoNodes(t: Test, a: { url: string }, b: { url: strin
   }
   t.equal((await bob.client.groupInfo(g.id)).name, 'renamed on b', 'the last rename stands');
 }
+
+/**
+ * A device's inbox pointers are reserved in the store a block (1,000) ahead, and a restarted user entity starts
+ * above the stored reservation. While renewals fail, no ptr above it may be handed out: the device would have
+ * seen it, and after a restart the same ptr would carry another message, which the device drops as one it
+ * holds — a message acked `sent` and never shown. Here the renewals fail for a burst of more than a block, the
+ * node is then killed before the recipient's acks are stored, and every message must still reach him.
+ */
+export async function renewalsFailThenKill(t: Test, f: Fixture): Promise<void> {
+  const alice = await f.device(t);
+  const bob = await f.device(t);
+  const first = await alice.client.send({ to: bob.user }, 'text', { text: 'first' }, { cid: 'first' });
+  await bob.waitMessage((m) => m.cid === 'first');
+
+  // A store that refuses the user entity's pointer bookkeeping: reservations and acked pointers.
+  await fault(f, { store: 'inbox.reserve', times: 1_000_000 });
+  await fault(f, { store: 'device.acked', times: 1_000_000 });
+  const ticked: string[] = ['first'];
+  for (let round = 0; round < 11; round++) {
+    const sent = await resendFailed(await Promise.all(sendBurst(alice, { conv: first.conv }, `r${round}`, 100)));
+    t.strictSame(sent.filter((r) => r.seq === undefined).map((r) => `${r.cid}: ${r.error}`), [], `round ${round}: every send ticked`);
+    ticked.push(...sent.map((r) => r.cid));
+  }
+  // The conversation stores its fan-out mark once a second: past everything bob confirmed, nothing of it is
+  // re-driven after the crash, and the next message takes the first ptr the restart hands out.
+  await sleep(2500);
+  await fault(f, { store: 'inbox.reserve', times: 0 });
+
+  // The node dies with bob's acks unstored; bob comes back with the pointer his app kept.
+  await f.restart('SIGKILL');
+  const ptr = Math.max(...bob.ptrs);
+  const bob2 = await f.device(t, { session: bob.session, ptr });
+  const alice2 = await f.device(t, { session: alice.session });
+  await alice2.client.send({ conv: first.conv }, 'text', { text: 'after' }, { cid: 'after' });
+  ticked.push('after');
+
+  const received = (d: typeof bob) => [...d.messages, ...d.late].filter((m) => m.conv === first.conv).map((m) => m.cid);
+  const all = () => new Set([...received(bob), ...received(bob2)]);
+  await waitFor(() => all().size >= ticked.length || undefined, 30_000, 'every message at bob').catch(() => undefined);
+  await bob2.client.ping();
+  t.strictSame(ticked.filter((cid) => !all().has(cid)), [], 'bob received every ticked message, before the crash or after it');
+  t.equal(received(bob2).length, new Set(received(bob2)).size, 'none twice on the device after the crash');
+}
+
