@@ -108,7 +108,8 @@ t.test('a reload keeps the session and the chat list; what came meanwhile is the
   await bob.context.setOffline(false);
   await chatList(bob.page).getByRole('button', { name: /^Alice/ }).click();
   await bubble(bob.page, 'while you reloaded').waitFor();
-  t.ok(await bubble(bob.page, 'Hello Bob').count(), 'with the history before it');
+  await bubble(bob.page, 'Hello Bob').waitFor();
+  t.pass('with the history before it');
 });
 
 t.test('on a phone-sized window one pane shows at a time', async (t) => {

@@ -146,7 +146,11 @@ t.test('reply, react, edit, delete for everyone', async (t) => {
   await mine.getByRole('button', { name: 'Message actions' }).click();
   await mine.getByRole('menuitem', { name: 'Edit' }).click();
   const box = alice.page.getByRole('textbox', { name: 'Message' });
-  t.equal(await box.inputValue(), 'Climb on Saturday?', 'the text to edit is in the box');
+  await box.evaluate((el: HTMLTextAreaElement, want) => new Promise<void>((done) => {
+    const look = () => (el.value === want ? done() : requestAnimationFrame(look)); // the app fills it on its next render
+    look();
+  }), 'Climb on Saturday?');
+  t.pass('the text to edit is in the box');
   await box.fill('Climb on Sunday?');
   await box.press('Enter');
   const edited = bubble(bob.page, 'Climb on Sunday?');

@@ -38,6 +38,8 @@ export class ChatApp {
   private readonly timelines = new Map<string, Timeline>();
   /** Conversations whose history is loaded to its start. */
   private readonly historyDone = new Set<string>();
+  /** Conversations with a history page loaded: messages that came live alone don't show what was before them. */
+  private readonly paged = new Set<string>();
   private readonly loading = new Map<string, Promise<void>>();
   private readonly historyRetryAt = new Map<string, number>();
   readonly pending = new Map<string, Pending>();
@@ -83,6 +85,7 @@ export class ChatApp {
   start(): void {
     addEventListener('offline', this.goOffline);
     addEventListener('online', this.goOnline);
+    addEventListener('pagehide', this.flush);
     if (navigator.onLine === false) { this.status = 'offline'; return; }
     this.client.connect().catch(() => undefined); // it goes on trying; the status says so
   }
@@ -90,11 +93,15 @@ export class ChatApp {
   stop(): void {
     removeEventListener('offline', this.goOffline);
     removeEventListener('online', this.goOnline);
+    removeEventListener('pagehide', this.flush);
     this.save(true);
     if (this.noticeTimer) clearTimeout(this.noticeTimer);
     this.convs.dispose();
     this.client.close();
   }
+
+  /** A reload or a closed tab runs no React cleanup: a save still waiting on its delay is written now. */
+  private readonly flush = (): void => this.save(true);
 
   /** The browser says the network is gone: close now (a dead socket can take a minute to notice) and say so. */
   private readonly goOffline = (): void => {
@@ -164,6 +171,7 @@ export class ChatApp {
     const t = this.timeline(conv);
     const p = this.client.history(conv, { ...(t.first !== undefined ? { before: t.first } : {}), limit: PAGE }).then((ms) => {
       if (ms.length < PAGE) this.historyDone.add(conv);
+      this.paged.add(conv);
       t.add(...ms);
       for (const m of ms) if (!this.profiles.has(m.from)) void this.profile(m.from);
     }, (e: unknown) => {
@@ -177,7 +185,7 @@ export class ChatApp {
   /** Opening a chat: its first page, its ticks, its people. */
   open(conv: string): void {
     this.convs.open(conv);
-    if (!this.timeline(conv).size) void this.loadOlder(conv);
+    if (!this.paged.has(conv)) void this.loadOlder(conv);
     this.convs.refresh(conv).catch(() => undefined);
     const p = parseConversationId(conv);
     if (p?.kind === 'direct') {

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { Icon } from './icons.js';
 import type { ChatApp } from '../chat-app.js';
 import { preview, textOf } from '../format.js';
@@ -17,7 +17,8 @@ export function Composer({ app, conv, draft, onDraft, onSent }: { app: ChatApp; 
   const typing = useRef<{ since: number; idle?: ReturnType<typeof setTimeout> }>({ since: 0 });
   const target = draft.mode !== 'new' ? app.timeline(conv).get(draft.seq) : undefined;
 
-  useEffect(() => {
+  // Before paint: the box never shows empty between choosing Edit and the text to edit.
+  useLayoutEffect(() => {
     if (draft.mode === 'edit' && target) setText(textOf(target.body));
     input.current?.focus();
   }, [draft]);
