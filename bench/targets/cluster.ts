@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 import { scratchKeyspace } from '../../src/store/scylla/scylla-store.js';
 import type { ClusterStatus } from '../../src/cluster/cluster.js';
 import { startNatsCluster, type NatsCluster } from '../../test/helpers/nats.js';
@@ -27,7 +28,7 @@ export interface ScyllaTarget {
 }
 
 function nodeArgs(ctx: BenchContext, profileName: string): string[] {
-  const args = ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=${profileName}`] : [];
+  const args = [...NODE_FLAGS, ...(ctx.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=${profileName}`] : [])];
   if (process.env.BENCH_PARLEY_NODE_ARGS) args.push(...process.env.BENCH_PARLEY_NODE_ARGS.split(' ').filter(Boolean));
   return args;
 }

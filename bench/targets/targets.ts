@@ -6,6 +6,7 @@ import { benchPhone, loadAccounts, saveAccounts, signIn, type Account } from '..
 import type { TargetKind } from '../load/messages.js';
 import { externalServer, spawnServer, type ServerProcess } from './server-process.js';
 import { freePort, isCentrifugo, writeCentrifugoConfig } from './centrifugo.js';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 
 /** What every scenario gets: where things are, and how the run was asked for. */
 export interface BenchContext {
@@ -71,9 +72,9 @@ export async function startTarget(kind: TargetKind, ctx: BenchContext, o: Target
       const port = Number(new URL(ctx.url).port);
       return externalServer('parley', ctx.url, ctx.targetPid ?? pidListeningOn(port));
     }
-    const nodeArgs = ctx.profileDir && o.profile !== false
+    const nodeArgs = [...NODE_FLAGS, ...(ctx.profileDir && o.profile !== false
       ? ['--cpu-prof', `--cpu-prof-dir=${ctx.profileDir}`, ...(o.profileName ? [`--cpu-prof-name=${o.profileName}`] : [])]
-      : [];
+      : [])];
     // Extra node flags for the Parley process, e.g. BENCH_PARLEY_NODE_ARGS=--perf-basic-prof for `perf record -p`.
     if (process.env.BENCH_PARLEY_NODE_ARGS) nodeArgs.push(...process.env.BENCH_PARLEY_NODE_ARGS.split(' ').filter(Boolean));
     return spawnServer({ name: 'parley', script: ctx.parleyMain, nodeArgs, env: parleyEnv(ctx, o), inspect: true, cwd: ctx.root, verbose: ctx.verbose });

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 
 export interface RunningNode {
   /** http://127.0.0.1:PORT, or https:// when the node serves TLS (PARLEY_TLS_CERT / PARLEY_TLS_KEY). */
@@ -44,7 +45,7 @@ export async function startNodeProcess(env: Record<string, string> = {}, dataDir
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'parley-test-'));
   // PARLEY_TEST_LOG_LEVEL: the nodes' log level (warn by default; PARLEY_TEST_VERBOSE prints their logs, prefixed by pid).
   // PARLEY_TEST_NODE_ARGS: extra node flags for the nodes a test starts (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`).
-  const proc = spawn(process.execPath, [...(process.env.PARLEY_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? []), MAIN], {
+  const proc = spawn(process.execPath, [...NODE_FLAGS, ...(process.env.PARLEY_TEST_NODE_ARGS?.split(' ').filter(Boolean) ?? []), MAIN], {
     env: { ...process.env, PARLEY_PORT: '0', PARLEY_HOST: '127.0.0.1', PARLEY_DATA: dir, ...GENEROUS_OTP_ENV, PARLEY_LOG_LEVEL: process.env.PARLEY_TEST_LOG_LEVEL ?? 'warn', PARLEY_SEAM_CHECK: '1', ...UNSHAPED, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
