@@ -2,6 +2,7 @@ import WebSocket from 'ws';
 import { monoMs, sleep } from '../lib/clock.js';
 import { mergeHistograms, summarize } from '../lib/hist.js';
 import type { TargetKind, VuSpec } from '../load/messages.js';
+import { SWEEP_MS } from '../../src/transport/rate-limit.js';
 import { ensureAccounts, startTarget, TARGET_NAMES, type BenchContext } from '../targets/targets.js';
 import type { Check, ScenarioResult, TargetResult } from '../report/types.js';
 import {
@@ -10,6 +11,11 @@ import {
 } from './common.js';
 
 const WARM = 1000;
+/**
+ * Memory is sampled this long after the sockets connected: what an idle connection costs for its life, once
+ * the node forgot the rate-limit buckets their upgrades and syncs drew on (src/transport/rate-limit.ts).
+ */
+const IDLE_AFTER_MS = SWEEP_MS + 2000;
 
 /**
  * Idle connections. Each target is brought to `connections` idle authenticated sockets (19,000 by default:
@@ -40,13 +46,13 @@ export const connections: Scenario = {
         const warmIds = parts.map((p) => p.vus.slice(0, Math.ceil(WARM / workers)).map((v) => v.idx));
         const warmCount = warmIds.reduce((a, l) => a + l.length, 0);
         const c1 = await connectAll(s, warmCount, `connect first ${warmCount}`, warmIds);
-        await sleep(1000);
+        await sleep(IDLE_AFTER_MS);
         const warm = await memorySample(s.server);
         const heapWarm = o.heapSnapshot ? await s.server.heapByConstructor() : undefined;
         const c2 = await connectAll(s, n - warmCount, `connect to ${n}`);
         const connected = c1.connected + c2.connected;
         t.connect = connectFigures({ ...c2, connected, failed: c1.failed + c2.failed, seconds: c1.seconds + c2.seconds, errors: { ...c1.errors, ...c2.errors } });
-        await sleep(2000);
+        await sleep(IDLE_AFTER_MS);
         const full = await memorySample(s.server);
         if (heapWarm) {
           const heapFull = await s.server.heapByConstructor();

@@ -33,10 +33,10 @@ export class OneTimeCodes {
     private readonly cfg: OtpConfig,
     private readonly now: () => number = Date.now,
   ) {
-    this.ipCodes = new KeyedLimiter(rateOf(cfg.ipCodes));
-    this.keyCodes = new KeyedLimiter(rateOf(cfg.keyCodes), 1000);
-    this.nodeCodes = new KeyedLimiter(rateOf(cfg.nodeCodes), 1);
-    this.ipGuesses = new KeyedLimiter(rateOf(cfg.ipGuesses));
+    this.ipCodes = new KeyedLimiter(rateOf(cfg.ipCodes), undefined, now);
+    this.keyCodes = new KeyedLimiter(rateOf(cfg.keyCodes), 1000, now);
+    this.nodeCodes = new KeyedLimiter(rateOf(cfg.nodeCodes), 1, now);
+    this.ipGuesses = new KeyedLimiter(rateOf(cfg.ipGuesses), undefined, now);
   }
 
   /** Sends a new code to `phone` (normalized), unless a limit says no (`rate_limited` with the wait). */

@@ -35,15 +35,21 @@ export class TokenBucket {
 
 export interface Rate { perSecond: number; burst: number }
 
+/** How often a limiter forgets its full buckets. */
+export const SWEEP_MS = 10_000;
+
 /**
  * One token bucket per key (an IP address, a phone number, an API key, a user). Memory is bounded: past
  * `maxKeys` the least recently used key is forgotten, which at worst gives that key a fresh burst; full
- * buckets are dropped as they are met, so a key that went quiet costs nothing. A Map keeps insertion
- * order, and a key is re-inserted on every use, so the first key is the least recently used.
+ * buckets are dropped as they are met, and every SWEEP_MS all of them, so a key that went quiet costs
+ * nothing (a bucket per connected user and device was a tenth of an idle connection's memory). A Map
+ * keeps insertion order, and a key is re-inserted on every use, so the first key is the least recently used.
  */
 export class KeyedLimiter {
   private readonly buckets = new Map<string, TokenBucket>();
-  constructor(private readonly rate: Rate, private readonly maxKeys = 100_000) {}
+  private sweeper?: ReturnType<typeof setTimeout>;
+  /** `clock`: the time callers pass to `take`, read by the sweep. */
+  constructor(private readonly rate: Rate, private readonly maxKeys = 100_000, private readonly clock: () => number = Date.now) {}
 
   /** Takes `cost` from the key's bucket; on refusal, how long to wait (ms), else 0. */
   take(key: string, now: number, cost = 1): number {
@@ -54,7 +60,16 @@ export class KeyedLimiter {
       if (this.buckets.size >= this.maxKeys) this.evict(now);
     }
     this.buckets.set(key, b);
+    this.sweeper ??= setTimeout(() => this.sweep(), SWEEP_MS).unref();
     return b.take(now, cost) ? 0 : Math.max(1, b.waitMs(now, cost));
+  }
+
+  /** Forgets every full bucket (nothing is lost: a new one starts full); armed again while any is left. */
+  private sweep(): void {
+    this.sweeper = undefined;
+    const now = this.clock();
+    for (const [k, b] of this.buckets) if (b.full(now)) this.buckets.delete(k);
+    if (this.buckets.size) this.sweeper = setTimeout(() => this.sweep(), SWEEP_MS).unref();
   }
 
   /**

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { KeyedLimiter, TokenBucket } from '../../src/transport/rate-limit.js';
+import FakeTimers from '@sinonjs/fake-timers';
+import { KeyedLimiter, SWEEP_MS, TokenBucket } from '../../src/transport/rate-limit.js';
 
 t.test('a token bucket refuses past its burst and says how long to wait', async (t) => {
   const b = new TokenBucket(2, 3, 0);
@@ -42,4 +43,18 @@ t.test('a refund gives back a reservation that was not used, never above the bur
   t.not(l.take('a', 5000), 0, 'a refund never fills past the burst');
   l.refund('never-seen', 0);
   t.equal(l.size, 1, 'refunding an unknown key creates nothing');
+});
+
+t.test('full buckets are forgotten every SWEEP_MS; a bucket still drawn on is kept', async (t) => {
+  const clock = FakeTimers.install({ now: 0, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  t.teardown(() => clock.uninstall());
+  const l = new KeyedLimiter({ perSecond: 1, burst: 100 });
+  l.take('quiet', Date.now());
+  for (let i = 0; i < 100; i++) l.take('busy', Date.now()); // empty: refills in 100 s
+  clock.tick(SWEEP_MS);
+  t.equal(l.size, 1, 'the full one went; the empty one stays');
+  t.equal(l.take('busy', Date.now()), 0, 'with the tokens it refilled meanwhile');
+  t.not(l.take('busy', Date.now(), 20), 0, 'and no more: it was not reset');
+  clock.tick(100 * SWEEP_MS);
+  t.equal(l.size, 0, 'once full again, it goes too');
 });
