@@ -42,7 +42,7 @@ export const SWEEP_MS = 10_000;
  * One token bucket per key (an IP address, a phone number, an API key, a user). Memory is bounded: past
  * `maxKeys` the least recently used key is forgotten, which at worst gives that key a fresh burst; full
  * buckets are dropped as they are met, and every SWEEP_MS all of them, so a key that went quiet costs
- * nothing (a bucket per connected user and device was a tenth of an idle connection's memory). A Map
+ * nothing (a bucket per connected user and device was ~200 B of an idle connection's 4.6 KB). A Map
  * keeps insertion order, and a key is re-inserted on every use, so the first key is the least recently used.
  */
 export class KeyedLimiter {
