@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     await store.createUser({ id: user, phone: `+1555${String(i).padStart(7, '0')}`, name: 'u', createdAt: Date.now(), lastSeenPrivacy: 'everyone' });
     await store.putDevice({ user, id: device, name: 'd', platform: 'bench', createdAt: Date.now(), acked: 0 });
     const s = new FakeSocket(conns.nextId(), user, device);
-    s.session = new ClientSession({ node: 'n1', id: s.id }, user, device, sharding, (f) => s.send(f), () => undefined, directory);
+    s.session = new ClientSession({ node: 'n1', id: s.id }, user, device, s, { sharding, directory });
     conns.add(s);
     await s.session.open();
     s.receive({ t: 'sync', since: 0 });

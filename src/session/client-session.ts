@@ -19,6 +19,25 @@ export interface Directory {
   lookup(phones: string[]): Promise<Record<string, UserId>>;
 }
 
+/** The socket a session answers on. */
+export interface SessionSocket {
+  send(frame: ServerFrame): void;
+  /** Closes the socket (its own device was signed out on it). */
+  close(code: number, reason: string): void;
+  /** Bytes the socket can take now without nearing its backpressure cap: the size of a sync's slice. */
+  room?(): number;
+}
+
+/** What every session of a node shares (one object, not a field each: a session lives as long as its socket). */
+export interface SessionServices {
+  sharding: Sharding;
+  directory: Directory;
+  /** Checks that media a message or profile names is the sender's to share; without it nothing is checked. */
+  media?: MediaGate;
+  /** The end-to-end key directory; without it the keys.* frames are refused. */
+  keys?: KeyDirectory;
+}
+
 /**
  * What one authenticated socket's frames mean: each becomes a message to the entity that owns the answer
  * (its user, a conversation, a group). The session holds nothing a restart would need; it is the socket's.
@@ -27,23 +46,25 @@ export class ClientSession {
   private presenceSubs?: Set<UserId>;
   /** The last send still waiting for a media check: later sends wait behind it, so a socket's sends keep their order. */
   private sendQueue?: Promise<void>;
-
   constructor(
     readonly ref: ConnRef,
     readonly user: UserId,
     readonly device: DeviceId,
-    private readonly sharding: Sharding,
-    private readonly send: (frame: ServerFrame) => void,
-    /** Closes this socket (its own device was signed out on it). */
-    private readonly close: (code: number, reason: string) => void,
-    private readonly directory: Directory,
-    /** Bytes the socket can take now without nearing its backpressure cap: the size of a sync's slice. */
-    private readonly room: () => number = () => DEFAULT_SYNC_ROOM,
-    /** Checks that media a message or profile names is the sender's to share; without it nothing is checked. */
-    private readonly media?: MediaGate,
-    /** The end-to-end key directory; without it the keys.* frames are refused. */
-    private readonly keys?: KeyDirectory,
+    private readonly socket: SessionSocket,
+    private readonly services: SessionServices,
   ) {}
+
+  private get sharding(): Sharding {
+    return this.services.sharding;
+  }
+
+  private send(frame: ServerFrame): void {
+    this.socket.send(frame);
+  }
+
+  private room(): number {
+    return this.socket.room?.() ?? DEFAULT_SYNC_ROOM;
+  }
 
   /** Announces the socket to its user entity; the welcome carries the device's acked pointer. */
   async open(): Promise<{ acked: number }> {
@@ -110,7 +131,7 @@ export class ClientSession {
         return this.request(f.rid, 'user', user, (reply) => ({ t: 'contacts', reply, add, remove }));
       }
       case 'users.lookup':
-        this.directory.lookup(f.phones).then(
+        this.services.directory.lookup(f.phones).then(
           (users) => this.send({ t: 'res', rid: f.rid, data: { users } }),
           (err) => this.send(errorFrame({ rid: f.rid }, err)),
         );
@@ -139,7 +160,7 @@ export class ClientSession {
     this.sharding.ask<'user', SignOutResult>('user', this.user, (reply) => ({ t: 'devices.remove', reply, by: this.device, which, asker: this.ref })).then(
       (data) => {
         this.send({ t: 'res', rid: f.rid, data });
-        if (data.signedOut.includes(this.device)) this.close(CloseCodes.signedOut, 'this device was signed out');
+        if (data.signedOut.includes(this.device)) this.socket.close(CloseCodes.signedOut, 'this device was signed out');
       },
       (err) => this.send(errorFrame({ rid: f.rid }, err)),
     );
@@ -160,11 +181,12 @@ export class ClientSession {
     if (f.reply !== undefined) m.replyTo = f.reply;
     if (f.target !== undefined) m.target = f.target;
     if (f.fresh) m.fresh = true;
-    const media = this.media && mediaOf(f.kind, f.body);
-    if (!media && !this.sendQueue) return this.sharding.tell('conv', conv, m);
+    const { media } = this.services;
+    const named = media && mediaOf(f.kind, f.body);
+    if (!named && !this.sendQueue) return this.sharding.tell('conv', conv, m);
     // A message may name only media its sender may fetch: otherwise naming someone else's media id in a message
     // to yourself would let you read it. Checks run at once; the sends leave in the order they came.
-    const allowed = media ? this.media!.mayFetch(this.user, media) : Promise.resolve(true);
+    const allowed = named ? media.mayFetch(this.user, named) : Promise.resolve(true);
     const done = Promise.all([this.sendQueue, allowed]).then(([, ok]) => {
       if (ok) this.sharding.tell('conv', conv, m);
       else this.send(errorFrame(f, new ParleyError('not_found', 'no such media (upload it first)')));
@@ -174,8 +196,9 @@ export class ClientSession {
   }
 
   private keyDirectory(): KeyDirectory {
-    if (!this.keys) throw new ParleyError('not_found', 'this node has no key directory');
-    return this.keys;
+    const { keys } = this.services;
+    if (!keys) throw new ParleyError('not_found', 'this node has no key directory');
+    return keys;
   }
 
   /** A request answered outside the entities (the key directory): its result or error, with the rid. */

@@ -7,7 +7,7 @@ import type { ClientFrame, Limits, ServerFrame } from '../protocol/frames.js';
 import { decodeFrame, encodeDelivery, encodeFrame, type WireFormat } from '../protocol/codec.js';
 import { validateClientFrame } from '../protocol/validate.js';
 import type { Accounts } from '../accounts/accounts.js';
-import { ClientSession, type Directory } from '../session/client-session.js';
+import { ClientSession, type Directory, type SessionServices, type SessionSocket } from '../session/client-session.js';
 import type { MediaGate } from '../media/media-access.js';
 import type { KeyDirectory } from '../e2e/key-directory.js';
 import { log } from '../log.js';
@@ -25,7 +25,13 @@ import { CloseCodes } from '../protocol/close-codes.js';
 import { ipKey } from './ip-key.js';
 import { frameCost } from './frame-cost.js';
 
+/** A socket's user data: what its upgrade learned until it opens, then its connection (uWS copies each field onto every socket). */
 interface SocketData {
+  init: SocketInit | undefined;
+  conn: SocketConnection | undefined;
+}
+
+interface SocketInit {
   id: number;
   user: UserId;
   device: DeviceId;
@@ -34,7 +40,6 @@ interface SocketData {
   addr: string;
   /** A renewed token for the welcome, when the one presented was due for renewal. */
   renewed: string | undefined;
-  conn?: SocketConnection;
 }
 
 export interface GatewayOptions {
@@ -66,7 +71,10 @@ export function mountGateway(
   let upgrading = 0;
   const ipUpgrades = new KeyedLimiter(opts.shaping.ipUpgrades);
   const userUpgrades = new KeyedLimiter(opts.shaping.userUpgrades);
-  const edge: Edge = { costs: new KeyedLimiter(opts.shaping.frameCost), costBurst: opts.shaping.frameCost.burst, maxBackpressure: opts.maxBackpressure };
+  const edge: Edge = {
+    costs: new KeyedLimiter(opts.shaping.frameCost), costBurst: opts.shaping.frameCost.burst, maxBackpressure: opts.maxBackpressure,
+    node: opts.node, rate: opts.rate, metrics, services: { sharding, directory, media, keys },
+  };
 
   app.ws<SocketData>('/v1/ws', {
     compression: uWS.DISABLED,
@@ -123,7 +131,7 @@ export function mountGateway(
           // Not inside res.cork: in this uWS build, cork() after an asynchronous upgrade may read the new
           // WebSocket's memory as the HTTP response's and close the socket right after `open` (1006, seen on
           // the Scylla store, where authentication is a real round trip; fixed upstream in uWebSockets #1929).
-          res.upgrade<SocketData>({ id: conns.nextId(), user: s.user, device: s.device, format, addr, renewed, conn: undefined }, key, protocol, extensions, context);
+          res.upgrade<SocketData>({ init: { id: conns.nextId(), user: s.user, device: s.device, format, addr, renewed }, conn: undefined }, key, protocol, extensions, context);
         },
         (err) => {
           upgrading--;
@@ -136,16 +144,18 @@ export function mountGateway(
 
     open: (ws) => {
       const data = ws.getUserData();
-      const conn = new SocketConnection(ws, data, opts.node, sharding, opts.rate, metrics, directory, edge, media, keys);
+      const init = data.init!;
+      data.init = undefined; // not kept for the socket's life
+      const conn = new SocketConnection(ws, init, edge);
       data.conn = conn;
       conns.add(conn);
       metrics.count('ws_opened');
-      log('debug', 'socket opened', { conn: data.id, user: data.user, device: data.device, addr: data.addr });
+      log('debug', 'socket opened', { conn: init.id, user: init.user, device: init.device, addr: init.addr });
+      const { renewed } = init;
       conn.session.open().then(
         ({ acked }) => {
-          conn.send({ t: 'welcome', user: data.user, device: data.device, acked, time: Date.now(), limits: opts.limits, ...(data.renewed ? { token: data.renewed } : {}) });
-          analytics?.active(data.user); // active: a socket of theirs attached to their user entity
-          data.renewed = undefined; // not kept for the socket's life
+          conn.send({ t: 'welcome', user: conn.user, device: conn.device, acked, time: Date.now(), limits: opts.limits, ...(renewed ? { token: renewed } : {}) });
+          analytics?.active(conn.user); // active: a socket of theirs attached to their user entity
           conn.ready = true;
         },
         (err) => {
@@ -186,8 +196,11 @@ function refuse(res: HttpResponse, e: ParleyError): void {
   res.end(JSON.stringify({ error: toErrorBody(e) }));
 }
 
-/** What every socket of this gateway shares: the per-device cost budgets and the send buffer's cap. */
-interface Edge { costs: KeyedLimiter; costBurst: number; maxBackpressure: number }
+/** What every socket of this gateway shares: the per-device cost budgets, the send buffer's cap, the session's services. */
+interface Edge {
+  costs: KeyedLimiter; costBurst: number; maxBackpressure: number;
+  node: string; rate: { perSecond: number; burst: number }; metrics: Metrics; services: SessionServices;
+}
 
 /**
  * Sends timed to their tick at once per socket, at most: a socket with more waiting (over 5 s of sends at
@@ -195,7 +208,7 @@ interface Edge { costs: KeyedLimiter; costBurst: number; maxBackpressure: number
  */
 const MAX_TIMED_SENDS = 1024;
 
-class SocketConnection implements Connection {
+class SocketConnection implements Connection, SessionSocket {
   readonly id: number;
   readonly user: UserId;
   readonly device: DeviceId;
@@ -209,7 +222,6 @@ class SocketConnection implements Connection {
   private drainWanted = false;
   private readonly format: WireFormat;
   private readonly bucket: TokenBucket;
-  private readonly key: string;
   /** Frames received on this socket: the number of the one being handled names it in logs without an id. */
   private received = 0;
   /** `send` frames waiting for their tick (or error): cid → when the frame came (performance.now()) and where to. */
@@ -218,19 +230,17 @@ class SocketConnection implements Connection {
   private syncStart = -1;
   private syncRid: string | undefined;
 
-  constructor(
-    private readonly ws: WebSocket<SocketData>, data: SocketData, node: string, sharding: Sharding,
-    rate: { perSecond: number; burst: number }, private readonly metrics: Metrics, directory: Directory, private readonly edge: Edge,
-    media?: MediaGate,
-    keys?: KeyDirectory,
-  ) {
-    this.id = data.id;
-    this.user = data.user;
-    this.device = data.device;
-    this.format = data.format;
-    this.key = deviceKey(data.user, data.device);
-    this.bucket = new TokenBucket(rate.perSecond, rate.burst, Date.now());
-    this.session = new ClientSession({ node, id: data.id }, data.user, data.device, sharding, (f) => this.send(f), (code, reason) => this.close(code, reason), directory, () => this.room(), media, keys);
+  constructor(private readonly ws: WebSocket<SocketData>, init: SocketInit, private readonly edge: Edge) {
+    this.id = init.id;
+    this.user = init.user;
+    this.device = init.device;
+    this.format = init.format;
+    this.bucket = new TokenBucket(edge.rate.perSecond, edge.rate.burst, Date.now());
+    this.session = new ClientSession({ node: edge.node, id: init.id }, init.user, init.device, this, edge.services);
+  }
+
+  private get metrics(): Metrics {
+    return this.edge.metrics;
   }
 
   entitiesLost(lost: (conv: ConversationId) => boolean): void {
@@ -259,7 +269,7 @@ class SocketConnection implements Connection {
       // Expensive frames also draw on the device's budget, which a reconnect does not refill.
       const cost = frameCost(frame);
       if (cost > 0) {
-        const wait = this.edge.costs.take(this.key, now, Math.min(cost, this.edge.costBurst));
+        const wait = this.edge.costs.take(deviceKey(this.user, this.device), now, Math.min(cost, this.edge.costBurst));
         if (wait) throw rateLimited(`slow down: this ${frame.t} costs ${cost} of your device's budget`, wait);
       }
       this.startTimer(frame);
