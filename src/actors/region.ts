@@ -232,9 +232,11 @@ export class Region<M extends Envelope> {
 
   /**
    * One handler and one crash policy for the whole region, shared by its actors (a closure pair per entity
-   * costs ~170 bytes of every connected user); the actor's name leads back to its entry.
+   * costs ~170 bytes of every connected user); the actor's name leads back to its entry. A turn runs
+   * synchronously while its handlers do, and goes on asynchronously from the first that returns a promise
+   * (or a load): most messages are handled without a promise at all.
    */
-  private readonly handleToken = async (state: Entity<M> | undefined, msg: unknown, ctx: Ctx): Promise<Entity<M> | undefined> => {
+  private readonly handleToken = (state: Entity<M> | undefined, msg: unknown, ctx: Ctx): Step<M> => {
     const live = this.live.get(ctx.name);
     if (!live) return state; // stopped meanwhile
     const { kind } = this;
@@ -245,26 +247,29 @@ export class Region<M extends Envelope> {
       e.apply(msg);
       return e;
     }
-    let entity = state;
+    return this.turn(live, state, ctx, 0);
+  };
+
+  /** Handles up to THROUGHPUT queued messages from the `n`th of this turn on, one at a time, in order. */
+  private turn(live: Live<M>, entity: Entity<M> | undefined, ctx: Ctx, n: number): Step<M> {
     const queue = live.queue ?? [];
-    for (let n = 0; n < THROUGHPUT && queue.length > 0; n++) {
+    for (; n < THROUGHPUT && queue.length > 0; n++) {
       const m = queue[0]!;
+      let done: Promise<void> | void;
       try {
-        this.faults?.strike(kind.type, live.id);
-        entity ??= journal ? journal.create(live.id) : await kind.load(live.id);
-        if (journal) (entity as JournaledEntity<M>).persist = ctx.persist;
-        live.entity = entity;
-        const done = entity.handle(m);
-        if (done) await done;
-      } catch (err) {
-        if (!(err instanceof ParleyError)) {
-          live.failed = m;
-          throw err; // a crash: the supervisor decides
+        this.faults?.strike(this.kind.type, live.id);
+        if (!entity) {
+          const { kind } = this;
+          if (!isJournaled(kind)) return this.loadThenHandle(live, m, ctx, n, queue);
+          entity = kind.journal.create(live.id);
         }
-        this.answerError(m, err);
-      } finally {
-        queue.shift(); // handled (or answered): no longer in flight
+        done = this.handleOne(live, entity, m, ctx);
+      } catch (err) {
+        this.handled(queue, live, m, err);
+        continue;
       }
+      if (done) return this.afterHandled(done, live, entity, m, ctx, n, queue);
+      queue.shift(); // handled: no longer in flight
     }
     entity?.endTurn?.();
     // More queued (or queued meanwhile): one more token, so other actors get their turn in between.
@@ -274,7 +279,49 @@ export class Region<M extends Envelope> {
       live.queue = undefined; // an idle entity keeps no buffer
     }
     return entity;
-  };
+  }
+
+  private handleOne(live: Live<M>, entity: Entity<M>, m: M, ctx: Ctx): Promise<void> | void {
+    if (isJournaled(this.kind)) (entity as JournaledEntity<M>).persist = ctx.persist;
+    live.entity = entity;
+    return entity.handle(m);
+  }
+
+  /** The entity's state comes from the store first; the message that needed it is handled next, then the turn goes on. */
+  private loadThenHandle(live: Live<M>, m: M, ctx: Ctx, n: number, queue: M[]): Promise<Entity<M> | undefined> {
+    return this.kind.load(live.id).then((entity) => {
+      let done: Promise<void> | void;
+      try {
+        done = this.handleOne(live, entity, m, ctx);
+      } catch (err) {
+        this.handled(queue, live, m, err);
+        return this.turn(live, entity, ctx, n + 1);
+      }
+      if (done) return this.afterHandled(done, live, entity, m, ctx, n, queue);
+      queue.shift();
+      return this.turn(live, entity, ctx, n + 1);
+    }, (err: unknown) => {
+      this.handled(queue, live, m, err);
+      return this.turn(live, undefined, ctx, n + 1);
+    });
+  }
+
+  private afterHandled(done: Promise<void>, live: Live<M>, entity: Entity<M>, m: M, ctx: Ctx, n: number, queue: M[]): Promise<Entity<M> | undefined> {
+    return done.then(
+      () => { queue.shift(); return this.turn(live, entity, ctx, n + 1); },
+      (err: unknown) => { this.handled(queue, live, m, err); return this.turn(live, entity, ctx, n + 1); },
+    );
+  }
+
+  /** The head message failed: a ParleyError is answered; anything else crashes the entity (its supervisor decides). */
+  private handled(queue: M[], live: Live<M>, m: M, err: unknown): void {
+    queue.shift(); // answered or crashed: no longer in flight
+    if (!(err instanceof ParleyError)) {
+      live.failed = m;
+      throw err;
+    }
+    this.answerError(m, err);
+  }
 
   private readonly onCrash = (_token: unknown, err: Error | undefined, ctx: SupervisionContext<unknown, Ref<never>>): symbol => {
     const now = Date.now();
@@ -333,6 +380,8 @@ const handOffReady = <M>(e: Entity<M> | undefined): boolean =>
   !e || (e.canHandOff ? e.canHandOff() : e.canPassivate ? e.canPassivate() : true);
 
 type Ctx = ActorContext<unknown, Ref<never>> & { recovering?: boolean; persist?: (e: unknown) => Promise<void> };
+/** What a turn returns to nact: the entity, at once or once the turn's asynchronous part is done. */
+type Step<M> = Entity<M> | undefined | Promise<Entity<M> | undefined>;
 
 /** nact actor names allow [a-z0-9._-]; entity ids already are (the rest is mapped, and fails to load). */
 const PLAIN_NAME = /^[a-z0-9._-]+$/i;

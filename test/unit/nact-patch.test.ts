@@ -40,3 +40,23 @@ t.test('an actor handles its messages in order, one at a time, across event-loop
   t.same(state, Array.from({ length: 50 }, (_, n) => n), 'state saw every message in order');
   t.same(seen, state, 'and handled them one at a time');
 });
+
+t.test('a handler that throws or rejects reaches its supervisor; the actor goes on with the next message', async (t) => {
+  const system = start();
+  t.teardown(() => stop(system));
+  type Msg = { t: 'throw' } | { t: 'reject' } | { t: 'count'; sender: Ref<number> };
+  const crashes: string[] = [];
+  const actor = spawn(system, (n: number = 0, msg: Msg, ctx: ActorContext<Msg, Ref<never>>): number | Promise<number> => {
+    if (msg.t === 'throw') throw new Error('thrown');
+    if (msg.t === 'reject') return Promise.reject(new Error('rejected'));
+    dispatch(msg.sender, n + 1);
+    t.throws(() => ctx.children.set('x', ctx.self as never), /snapshot/, 'the context\'s children are a snapshot');
+    return n + 1;
+  }, 'crashy', { onCrash: (_msg, err, ctx) => { crashes.push(String(err?.message)); return ctx.resume; } });
+  dispatch(actor, { t: 'throw' });
+  dispatch(actor, { t: 'reject' });
+  const count = (sender: Ref<number>) => ({ t: 'count' as const, sender });
+  t.equal(await query(actor, count, 2000), 1, 'handled after both crashes');
+  t.equal(await query(actor, count, 2000), 2, 'with its state kept (resume)');
+  t.same(crashes, ['thrown', 'rejected'], 'each crash reached the supervisor, in order');
+});
