@@ -606,7 +606,10 @@ export class User implements Entity<UserMsg> {
   /** Cumulative: everything up to ptr reached the device. Senders learn "delivered"; the inbox forgets it soon. */
   private ackUpTo(dev: DeviceState, ptr: number): void {
     if (ptr <= dev.acked) return;
-    const upTo = new Map<ConversationId, number>();
+    // The highest seq acked per conversation; most acks cover one, which needs no Map.
+    let conv: ConversationId | undefined;
+    let seq = 0;
+    let others: Map<ConversationId, number> | undefined;
     let pushedAt = 0;
     let sentAt = 0;
     let settled = false;
@@ -619,7 +622,14 @@ export class User implements Entity<UserMsg> {
         this.settle(take(dev, d)); // acked in time: never written
         settled = true;
       }
-      if (!d.mine) upTo.set(d.conv, Math.max(upTo.get(d.conv) ?? 0, d.seq));
+      if (d.mine) continue;
+      if (conv === undefined || conv === d.conv) {
+        conv = d.conv;
+        if (d.seq > seq) seq = d.seq;
+      } else {
+        others ??= new Map();
+        others.set(d.conv, Math.max(others.get(d.conv) ?? 0, d.seq));
+      }
     }
     if (settled) this.dueAgain();
     dev.acked = ptr;
@@ -635,12 +645,15 @@ export class User implements Entity<UserMsg> {
       ackStores.add(this);
     }
     this.ackDirty.add(dev);
-    for (const [conv, seq] of upTo) {
-      // The confirmations this ack settled ride along: one message to the conversation instead of two.
-      const fanned = this.fanned?.get(conv);
-      if (fanned) this.fanned!.delete(conv); // then not in endTurn's batch
-      this.deps.sharding.tell('conv', conv, fanned ? { t: 'delivered', user: this.id, upTo: seq, fanned } : { t: 'delivered', user: this.id, upTo: seq });
-    }
+    if (conv !== undefined) this.tellDelivered(conv, seq);
+    if (others) for (const [c, upTo] of others) this.tellDelivered(c, upTo);
+  }
+
+  private tellDelivered(conv: ConversationId, upTo: number): void {
+    // The confirmations this ack settled ride along: one message to the conversation instead of two.
+    const fanned = this.fanned?.get(conv);
+    if (fanned) this.fanned!.delete(conv); // then not in endTurn's batch
+    this.deps.sharding.tell('conv', conv, fanned ? { t: 'delivered', user: this.id, upTo, fanned } : { t: 'delivered', user: this.id, upTo });
   }
 
   /**
