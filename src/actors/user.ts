@@ -12,6 +12,7 @@ import { MAX_MUTES, mutedAt, pushable } from '../push/policy.js';
 import { pushNotice, releaseToken, removeRegistration, storeRegistration } from '../push/registrar.js';
 import type { Entity, EntityKind } from './region.js';
 import { WrittenSeqs } from './written-seqs.js';
+import { Unacked } from './unacked.js';
 import { SEQ_BLOCK, SeqFence } from './seq-fence.js';
 import { Sweeper } from './sweeper.js';
 import { PUBLIC_HOLDER } from '../media/media-access.js';
@@ -93,7 +94,7 @@ interface DeviceState {
   /** True once the socket has caught up with the inbox; live deliveries are pushed only then. */
   synced: boolean;
   /** Pushed but not yet acked on this socket: what an ack turns into delivered receipts. */
-  pending?: Map<number, Delivery>;
+  pending?: Unacked<Delivery>;
   /** How many of `pending` have their inbox write deferred. */
   deferred: number;
   /** Smoothed time from push to ack on this socket, ms (0: none timed yet). */
@@ -433,9 +434,9 @@ export class User implements Entity<UserMsg> {
   /** Pushes a delivery to a synced socket; undefined when the device isn't there to take it. */
   private push(dev: DeviceState, ptr: number, m: UserDeliver, mine: boolean): Delivery | undefined {
     if (!dev.conn || !dev.synced) return undefined;
-    const pending = (dev.pending ??= new Map());
+    const pending = (dev.pending ??= new Unacked());
     const d: Delivery = { ptr, conv: m.conv, seq: m.seq, mine, fan: undefined, due: 0, at: Date.now(), sent: mine || m.redelivery ? 0 : m.ts ?? 0 };
-    pending.set(ptr, d);
+    pending.add(d);
     if (pending.size > MAX_UNACKED) {
       this.deps.gateway.close(dev.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
       this.release(dev);
@@ -613,9 +614,9 @@ export class User implements Entity<UserMsg> {
     let pushedAt = 0;
     let sentAt = 0;
     let settled = false;
-    if (dev.pending) for (const [p, d] of dev.pending) {
-      if (p > ptr) break; // insertion order is ptr order
-      dev.pending.delete(p);
+    const { pending } = dev;
+    if (pending) for (let d = pending.first(); d && d.ptr <= ptr; d = pending.first()) {
+      pending.shift();
       pushedAt = d.at;
       sentAt = d.sent;
       if (d.fan) {
@@ -833,8 +834,8 @@ export class User implements Entity<UserMsg> {
       }
       if (room <= 0) break;
       const e = run.ahead[run.at++]!;
-      const pending = (dev.pending ??= new Map());
-      pending.set(e.ptr, { ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0, at: 0, sent: 0 });
+      const pending = (dev.pending ??= new Unacked());
+      pending.add({ ptr: e.ptr, conv: e.conv, seq: e.seq, mine: false, fan: undefined, due: 0, at: 0, sent: 0 });
       if ((dev.inboxed ??= []).push(e.ptr) > INBOXED_MAX) this.forgetInboxed(dev);
       if (pending.size > MAX_UNACKED) {
         gateway.close(run.conn, CloseCodes.unacked, 'too many unacknowledged messages; ack, then sync');
