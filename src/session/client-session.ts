@@ -46,6 +46,7 @@ export class ClientSession {
   private presenceSubs?: Set<UserId>;
   /** The last send still waiting for a media check: later sends wait behind it, so a socket's sends keep their order. */
   private sendQueue?: Promise<void>;
+
   constructor(
     readonly ref: ConnRef,
     readonly user: UserId,
