@@ -5,6 +5,12 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 export interface ProcSample {
   /** utime + stime of the process, in microseconds. */
   cpuUs: number;
+  /**
+   * The main thread's share of it (user, system), µs: a Node server's JavaScript, its socket syscalls and its
+   * embedded store's commits all run there, so this thread saturates first. A V8 CPU profile shows only the
+   * JavaScript part; time in the kernel and native code looks idle to it.
+   */
+  mainThread?: { userUs: number; sysUs: number };
   rssBytes: number;
   /** Anonymous memory (heaps, buffers); RSS minus file-backed pages such as the embedded store's mmap. */
   rssAnonBytes: number;
@@ -22,15 +28,24 @@ function ticksPerSecond(): number {
   return clkTck;
 }
 
-export function sampleProc(pid: number): ProcSample {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** utime and stime in a /proc stat line, in ticks. */
+function statTicks(path: string): { user: number; sys: number } {
+  const stat = readFileSync(path, 'utf8');
   // Fields after the command name (which may hold spaces): the 1st is field 3 (state); utime/stime are 14/15.
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(rest[11]) + Number(rest[12]);
+  return { user: Number(rest[11]), sys: Number(rest[12]) };
+}
+
+export function sampleProc(pid: number): ProcSample {
+  const all = statTicks(`/proc/${pid}/stat`);
+  const ticks = all.user + all.sys;
+  const main = statTicks(`/proc/${pid}/task/${pid}/stat`);
+  const us = (t: number) => (t * 1e6) / ticksPerSecond();
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0) * 1024;
   return {
-    cpuUs: (ticks * 1e6) / ticksPerSecond(),
+    cpuUs: us(ticks),
+    mainThread: { userUs: us(main.user), sysUs: us(main.sys) },
     rssBytes: kb('VmRSS'),
     rssAnonBytes: kb('RssAnon'),
     rssFileBytes: kb('RssFile'),

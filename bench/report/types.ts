@@ -27,6 +27,8 @@ export interface LoadPoint {
   server_cpu_parts_us_per_msg?: Record<string, number>;
   /** Server CPU time / wall time over the run (1.0 = one core busy). */
   server_cpu_cores: number;
+  /** A single-process server's main thread: user and system time / wall time (1.0 together = that thread saturated). */
+  server_main_thread?: { user_cores: number; sys_cores: number };
   loadgen_cpu_cores: number;
   /** CPU used by other processes of the machine during the run (noise: figures are only clean near 0). */
   other_cpu_cores: number;

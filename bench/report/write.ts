@@ -44,10 +44,10 @@ export function scenarioMarkdown(r: ScenarioResult): string {
   }
   if (r.targets.some((t) => t.points.length)) {
     L.push('## Load points', '');
-    L.push('| target | load | delivered/s | p50 ms | p99 ms | p99.9 ms | max ms | sent-ack p99 ms | server CPU µs/msg | server cores | load-gen cores | other cores | lost | dup | errors |');
-    L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    L.push('| target | load | delivered/s | p50 ms | p99 ms | p99.9 ms | max ms | sent-ack p99 ms | server CPU µs/msg | server cores | main thread: user + sys | load-gen cores | other cores | lost | dup | errors |');
+    L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const t of r.targets) for (const p of t.points) {
-      L.push(`| ${t.name} | ${p.label}${p.drained ? '' : ' ⚠ not drained'} | ${n0(p.delivered_per_s)} | ${n1(p.p50_ms, 2)} | ${n1(p.p99_ms, 2)} | ${n1(p.p999_ms, 2)} | ${n1(p.max_ms, 1)} | ${n1(p.ack_p99_ms, 2)} | ${n1(p.server_cpu_us_per_msg, 1)} | ${n1(p.server_cpu_cores, 2)} | ${n1(p.loadgen_cpu_cores, 2)} | ${n1(p.other_cpu_cores, 2)} | ${p.lost}${p.pending ? ` (+${p.pending} late)` : ''} | ${p.duplicated}${p.redelivered ? ` (+${p.redelivered} redelivered)` : ''} | ${p.errors}${p.errors ? ` (${Object.entries(p.error_kinds).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''} |`);
+      L.push(`| ${t.name} | ${p.label}${p.drained ? '' : ' ⚠ not drained'} | ${n0(p.delivered_per_s)} | ${n1(p.p50_ms, 2)} | ${n1(p.p99_ms, 2)} | ${n1(p.p999_ms, 2)} | ${n1(p.max_ms, 1)} | ${n1(p.ack_p99_ms, 2)} | ${n1(p.server_cpu_us_per_msg, 1)} | ${n1(p.server_cpu_cores, 2)} | ${p.server_main_thread ? `${n1(p.server_main_thread.user_cores, 2)} + ${n1(p.server_main_thread.sys_cores, 2)}` : '–'} | ${n1(p.loadgen_cpu_cores, 2)} | ${n1(p.other_cpu_cores, 2)} | ${p.lost}${p.pending ? ` (+${p.pending} late)` : ''} | ${p.duplicated}${p.redelivered ? ` (+${p.redelivered} redelivered)` : ''} | ${p.errors}${p.errors ? ` (${Object.entries(p.error_kinds).map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''} |`);
     }
     L.push('');
     const split = r.targets.flatMap((t) => t.points.filter((p) => p.server_cpu_parts_us_per_msg).map((p) => ({ t, p })));

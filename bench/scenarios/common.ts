@@ -7,6 +7,7 @@ import { LoadPool, mergeConnect, mergeRuns, type MergedConnect, type MergedRun }
 import { serverAcks, type ConnectResult, type RunCmd, type RunStats, type SetupCmd, type StreamSpec, type TargetKind, type VuSpec } from '../load/messages.js';
 import type { ServerProcess } from '../targets/server-process.js';
 import type { BenchContext } from '../targets/targets.js';
+import { isCentrifugo } from '../targets/centrifugo.js';
 import type { Headline, LoadPoint, MemoryFigures, ScenarioResult, TargetResult } from '../report/types.js';
 import { cpuPerMessageByRole, machineBusyUs, type ProcSample } from '../lib/proc.js';
 
@@ -218,6 +219,11 @@ export async function runPoint(s: Session, spec: PointSpec, o: ScenarioOptions):
     ack_p50_ms: serverAcks(s.kind) ? m.ack.p50_ms : null, ack_p99_ms: serverAcks(s.kind) ? m.ack.p99_ms : null,
     server_cpu_us_per_msg: m.delivered ? round((cpu1.cpuUs - cpu0.cpuUs) / m.delivered, 2) : NaN,
     server_cpu_cores: round((cpu1.cpuUs - cpu0.cpuUs) / 1e6 / wallS, 3),
+    // Node servers only: a Go server's work is spread over every thread.
+    ...(cpu0.mainThread && cpu1.mainThread && !isCentrifugo(s.kind) ? { server_main_thread: {
+      user_cores: round((cpu1.mainThread.userUs - cpu0.mainThread.userUs) / 1e6 / wallS, 2),
+      sys_cores: round((cpu1.mainThread.sysUs - cpu0.mainThread.sysUs) / 1e6 / wallS, 2),
+    } } : {}),
     ...(parts0 && parts1 ? { server_cpu_parts_us_per_msg: cpuPerMessageByRole(parts0, parts1, m.delivered) } : {}),
     loadgen_cpu_cores: round((gen1 - gen0) / 1e6 / wallS, 3),
     other_cpu_cores: round(Math.max(0, otherUs) / 1e6 / wallS, 2),

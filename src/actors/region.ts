@@ -72,8 +72,6 @@ const CRASH_WINDOW_MS = 10_000;
 const MAX_CRASHES_IN_WINDOW = 5;
 /** Messages one actor turn may take before yielding to the other actors (Akka's dispatcher throughput). */
 const THROUGHPUT = 64;
-/** What the nact actor receives: "your queue has work". The messages themselves wait in the region. */
-const DRAIN = Object.freeze({ t: 'drain' as const });
 /** nact gives each actor a fresh no-op closure unless it is handed one (~56 bytes of every connected user). */
 const AFTER_STOP = (): void => undefined;
 
@@ -84,7 +82,8 @@ const AFTER_STOP = (): void => undefined;
  * entity empty; its next message reloads it from the store. Five crashes in ten seconds stop it instead,
  * until a later message spawns it afresh.
  *
- * Messages queue here, per entity, and the entity's nact actor is sent one DRAIN token while any wait; one
+ * Messages queue here, per entity, and the entity's nact actor is sent one token (its own entry: no lookup to
+ * find it again) while any wait; one
  * actor turn then handles up to THROUGHPUT of them in order, one at a time. A nact dispatch costs an event
  * loop turn and a fresh context per message, which at eight hops a chat message was the largest single cost
  * of the message path (bench/micro/hot-path.ts); the actor's semantics are unchanged.
@@ -114,9 +113,8 @@ export class Region<M extends Envelope> {
     const name = actorName(id);
     let e = this.live.get(name);
     if (!e) {
-      // Every field up front: a property added later costs V8 a separate backing array per entity.
       const now = Date.now();
-      e = { id, ref: undefined as unknown as Ref<unknown>, since: now, lastUsed: 0, scheduled: false, queue: undefined, crashes: undefined, failed: undefined, entity: undefined };
+      e = new Live<M>(id, now);
       e.ref = this.spawnEntity(name, e);
       this.live.set(name, e);
       this.count('spawned', now);
@@ -126,7 +124,7 @@ export class Region<M extends Envelope> {
     else e.queue = [msg];
     if (!e.scheduled) {
       e.scheduled = true;
-      dispatch(e.ref, DRAIN);
+      dispatch(e.ref, e);
     }
   }
 
@@ -216,6 +214,7 @@ export class Region<M extends Envelope> {
 
   private stopEntity(name: string, e: Live<M>): void {
     e.entity?.dispose?.();
+    e.gone = true;
     this.live.delete(name);
     stop(e.ref);
     this.count('passivated');
@@ -225,6 +224,7 @@ export class Region<M extends Envelope> {
     clearInterval(this.sweeper);
     for (const e of this.live.values()) {
       e.entity?.dispose?.();
+      e.gone = true;
       stop(e.ref);
     }
     this.live.clear();
@@ -237,16 +237,17 @@ export class Region<M extends Envelope> {
    * (or a load): most messages are handled without a promise at all.
    */
   private readonly handleToken = (state: Entity<M> | undefined, msg: unknown, ctx: Ctx): Step<M> => {
-    const live = this.live.get(ctx.name);
-    if (!live) return state; // stopped meanwhile
     const { kind } = this;
-    const journal = isJournaled(kind) ? kind.journal : undefined;
-    if (journal && ctx.recovering) {
+    if (ctx.recovering && isJournaled(kind)) {
       // Replaying the journal: `msg` is a stored event, not a token.
-      const e = (state as JournaledEntity<M> | undefined) ?? journal.create(live.id);
+      const live = this.live.get(ctx.name);
+      if (!live) return state;
+      const e = (state as JournaledEntity<M> | undefined) ?? kind.journal.create(live.id);
       e.apply(msg);
       return e;
     }
+    const live = msg as Live<M>;
+    if (live.gone) return state; // stopped meanwhile
     return this.turn(live, state, ctx, 0);
   };
 
@@ -273,7 +274,7 @@ export class Region<M extends Envelope> {
     }
     entity?.endTurn?.();
     // More queued (or queued meanwhile): one more token, so other actors get their turn in between.
-    if (queue.length > 0) dispatch(live.ref, DRAIN);
+    if (queue.length > 0) dispatch(live.ref, live);
     else {
       live.scheduled = false;
       live.queue = undefined; // an idle entity keeps no buffer
@@ -341,6 +342,7 @@ export class Region<M extends Envelope> {
     const stopping = crashes.length >= MAX_CRASHES_IN_WINDOW;
     this.crashLog.add({ id: live.id, at: now, reason, ...(failed ? { message: (failed as Envelope & { t?: string }).t } : {}), stopped: stopping });
     if (stopping) {
+      live.gone = true;
       this.live.delete(ctx.name);
       this.count('stopped', now);
       // Messages still queued behind the crash are answered, not dropped.
@@ -348,7 +350,7 @@ export class Region<M extends Envelope> {
       return ctx.stop as symbol;
     }
     // The entity restarts empty and goes on with what is still queued.
-    if (live.queue?.length) dispatch(live.ref, DRAIN);
+    if (live.queue?.length) dispatch(live.ref, live);
     else live.scheduled = false;
     return ctx.reset as symbol;
   };
@@ -387,18 +389,25 @@ type Step<M> = Entity<M> | undefined | Promise<Entity<M> | undefined>;
 const PLAIN_NAME = /^[a-z0-9._-]+$/i;
 const actorName = (id: string): string => (PLAIN_NAME.test(id) ? id : id.replace(/[^a-z0-9._-]/gi, '_'));
 
-interface Live<M> {
-  id: string;
-  ref: Ref<unknown>;
-  /** When it was spawned (its age in the supervision view). */
-  since: number;
-  lastUsed: number;
-  crashes?: number[];
+/** One live entity's entry, and the token its actor is sent while messages wait. Every field is set in the
+ * constructor: a property added later costs V8 a separate backing array per entity. */
+class Live<M> {
+  ref = undefined as unknown as Ref<unknown>;
+  lastUsed = 0;
+  crashes: number[] | undefined = undefined;
   /** Waiting for the actor, in arrival order; the head is the message in hand. */
-  queue?: M[];
-  /** A DRAIN token is in the actor's mailbox or being handled. */
-  scheduled: boolean;
+  queue: M[] | undefined = undefined;
+  /** Its token is in the actor's mailbox or being handled. */
+  scheduled = false;
+  /** Stopped (passivated, handed off or crash-looping): a token still in flight finds nothing to do. */
+  gone = false;
   /** The message whose handler crashed, for the supervisor to answer. */
-  failed?: M;
-  entity?: Entity<M>;
+  failed: M | undefined = undefined;
+  entity: Entity<M> | undefined = undefined;
+
+  constructor(
+    readonly id: string,
+    /** When it was spawned (its age in the supervision view). */
+    readonly since: number,
+  ) {}
 }
