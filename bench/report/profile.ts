@@ -72,6 +72,8 @@ export function summarizeProfiles(dir: string, scenario: string, out: string): {
     '',
     `Profile: \`${relative(process.cwd(), newest)}\` (${(r.totalMs / 1000).toFixed(1)} s sampled, ${r.idlePct}% idle).`,
     'Percentages are of the busy (non-idle) time of the main thread; "(program)" and "(garbage collector)" are V8\'s own.',
+    'V8 counts as idle what the thread does outside JavaScript (socket reads in the kernel, native code): the load',
+    'points\' main-thread column has the thread\'s whole user + system time, and bench/README.md how to see it with perf.',
     '',
     '## Top functions by self time',
     '',
