@@ -83,8 +83,7 @@ const AFTER_STOP = (): void => undefined;
  * until a later message spawns it afresh.
  *
  * Messages queue here, per entity, and the entity's nact actor is sent one token (its own entry: no lookup to
- * find it again) while any wait; one
- * actor turn then handles up to THROUGHPUT of them in order, one at a time. A nact dispatch costs an event
+ * find it again) while any wait; one actor turn then handles up to THROUGHPUT of them in order, one at a time. A nact dispatch costs an event
  * loop turn and a fresh context per message, which at eight hops a chat message was the largest single cost
  * of the message path (bench/micro/hot-path.ts); the actor's semantics are unchanged.
  */
@@ -389,8 +388,10 @@ type Step<M> = Entity<M> | undefined | Promise<Entity<M> | undefined>;
 const PLAIN_NAME = /^[a-z0-9._-]+$/i;
 const actorName = (id: string): string => (PLAIN_NAME.test(id) ? id : id.replace(/[^a-z0-9._-]/gi, '_'));
 
-/** One live entity's entry, and the token its actor is sent while messages wait. Every field is set in the
- * constructor: a property added later costs V8 a separate backing array per entity. */
+/**
+ * One live entity's entry, and the token its actor is sent while messages wait. Every field is set in the
+ * constructor: a property added later costs V8 a separate backing array per entity.
+ */
 class Live<M> {
   ref = undefined as unknown as Ref<unknown>;
   lastUsed = 0;
