@@ -83,9 +83,10 @@ const AFTER_STOP = (): void => undefined;
  * until a later message spawns it afresh.
  *
  * Messages queue here, per entity, and the entity's nact actor is sent one token (its own entry: no lookup to
- * find it again) while any wait; one actor turn then handles up to THROUGHPUT of them in order, one at a time. A nact dispatch costs an event
- * loop turn and a fresh context per message, which at eight hops a chat message was the largest single cost
- * of the message path (bench/micro/hot-path.ts); the actor's semantics are unchanged.
+ * find it again) while any wait; one actor turn then handles up to THROUGHPUT of them in order, one at a
+ * time. A nact dispatch costs an event loop turn and a fresh context per message, which at eight hops a chat
+ * message was the largest single cost of the message path (bench/micro/hot-path.ts); the actor's semantics
+ * are unchanged.
  */
 export class Region<M extends Envelope> {
   private readonly supervisor: Ref<never>;
@@ -213,10 +214,15 @@ export class Region<M extends Envelope> {
 
   private stopEntity(name: string, e: Live<M>): void {
     e.entity?.dispose?.();
-    e.gone = true;
-    this.live.delete(name);
+    this.forget(name, e);
     stop(e.ref);
     this.count('passivated');
+  }
+
+  /** Out of the region: a token of its still in flight finds it gone, whoever spawns under its name next. */
+  private forget(name: string, e: Live<M>): void {
+    e.gone = true;
+    this.live.delete(name);
   }
 
   stopAll(): void {
@@ -341,8 +347,7 @@ export class Region<M extends Envelope> {
     const stopping = crashes.length >= MAX_CRASHES_IN_WINDOW;
     this.crashLog.add({ id: live.id, at: now, reason, ...(failed ? { message: (failed as Envelope & { t?: string }).t } : {}), stopped: stopping });
     if (stopping) {
-      live.gone = true;
-      this.live.delete(ctx.name);
+      this.forget(ctx.name, live);
       this.count('stopped', now);
       // Messages still queued behind the crash are answered, not dropped.
       for (const queued of live.queue?.splice(0) ?? []) this.answerError(queued, err);
